@@ -1,0 +1,1069 @@
+//! Node configuration from etcd's command-line flags and environment.
+//!
+//! An etcd unit or compose file must work after renaming the binary, so the
+//! flag names, defaults and parsing rules are etcd 3.5's:
+//!
+//! - Flags are Go-style: `--name value`, `--name=value`, and the single-dash
+//!   `-name value` Go's `flag` package also accepts. A repeated flag: the
+//!   last one wins. Boolean flags take `--flag` or `--flag=false` (never a
+//!   separate `false` word, as in Go). A positional argument is an error.
+//! - Every flag has an environment twin: `--initial-cluster-token` is
+//!   `ETCD_INITIAL_CLUSTER_TOKEN` or `FERROCD_INITIAL_CLUSTER_TOKEN`
+//!   (`FERROCD_` wins when both are set). As in etcd, setting a flag both on
+//!   the command line and in the environment is an error, and an unknown
+//!   `ETCD_*` variable is a warning.
+//! - Unknown flags are a usage error (exit code 2).
+//!
+//! Flags fall into three groups (see [`FLAGS`]):
+//! - **used**: parsed into [`Config`];
+//! - **inert**: etcd tuning knobs that have no meaning for ferrocd's engine
+//!   (bbolt freelist type, log rotation, …); accepted so unit files keep
+//!   working, and a non-default value is reported as a warning;
+//! - **refused**: options whose etcd meaning ferrocd does not provide
+//!   (the v2 API, skipping fsync, discovery, proxy mode, and TLS until it
+//!   lands). Silently ignoring them would change what the operator asked
+//!   for, so a non-default value is an error.
+//!
+//! Two flags are ferrocd's own: `--shards` (default: the number of cores)
+//! and `--log-format text|json`.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Arg, ArgAction, ArgMatches, Command, parser::ValueSource};
+use url::Url;
+
+/// Cluster state at bootstrap (`--initial-cluster-state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterState {
+    /// Bootstrap a new cluster from `--initial-cluster`.
+    New,
+    /// Join a cluster that already exists (after `member add`).
+    Existing,
+}
+
+/// Automatic compaction (`--auto-compaction-mode` + `--auto-compaction-retention`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoCompaction {
+    /// Retention `0`: never compact automatically (etcd's default).
+    Off,
+    /// Keep this much wall-clock history. A bare number is hours, as etcd.
+    Periodic(Duration),
+    /// Keep this many revisions.
+    Revision(i64),
+}
+
+/// Log line format (`--log-format`, ours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Log verbosity (`--log-level`), etcd's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// `debug`
+    Debug,
+    /// `info` (default)
+    Info,
+    /// `warn`
+    Warn,
+    /// `error`, and etcd's `dpanic`, `panic`, `fatal`
+    Error,
+}
+
+/// The node's configuration. Defaults are etcd 3.5's except where noted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `--name`, default `default`.
+    pub name: String,
+    /// `--data-dir`, default `<name>.ferrocd` (etcd: `<name>.etcd`).
+    pub data_dir: PathBuf,
+    /// `--wal-dir`, default none: `<data-dir>/member/wal`.
+    pub wal_dir: Option<PathBuf>,
+    /// `--listen-client-urls`, default `http://127.0.0.1:2379`.
+    pub listen_client_urls: Vec<Url>,
+    /// `--advertise-client-urls`, default `http://127.0.0.1:2379`.
+    pub advertise_client_urls: Vec<Url>,
+    /// `--listen-peer-urls`, default `http://127.0.0.1:2380`.
+    pub listen_peer_urls: Vec<Url>,
+    /// `--initial-advertise-peer-urls`, default `http://127.0.0.1:2380`.
+    pub initial_advertise_peer_urls: Vec<Url>,
+    /// `--listen-metrics-urls`, default none (metrics are on the client port).
+    pub listen_metrics_urls: Vec<Url>,
+    /// `--initial-cluster`: member name → peer URLs. Default: this member
+    /// alone, `<name>=<initial-advertise-peer-urls>`, as etcd does when only
+    /// `--name` is given.
+    pub initial_cluster: BTreeMap<String, Vec<Url>>,
+    /// `--initial-cluster-state`, default `new`.
+    pub initial_cluster_state: ClusterState,
+    /// `--initial-cluster-token`, default `etcd-cluster`.
+    pub initial_cluster_token: String,
+    /// `--snapshot-count`: applied entries between snapshots, default 100 000.
+    pub snapshot_count: u64,
+    /// `--max-snapshots`: snapshot files kept, default 5 (0 = unlimited).
+    pub max_snapshots: usize,
+    /// `--max-wals`: WAL segments kept behind a snapshot, default 5 (0 = unlimited).
+    pub max_wals: usize,
+    /// `--heartbeat-interval`, default 100 ms.
+    pub heartbeat_interval: Duration,
+    /// `--election-timeout`, default 1000 ms; must be ≥ 5 × heartbeat, as etcd.
+    pub election_timeout: Duration,
+    /// `--pre-vote`, default true.
+    pub pre_vote: bool,
+    /// `--strict-reconfig-check`, default true.
+    pub strict_reconfig_check: bool,
+    /// `--quota-backend-bytes`, default 0 = 2 GiB (etcd's default quota);
+    /// this field holds the effective value.
+    pub quota_backend_bytes: u64,
+    /// `--max-request-bytes`, default 1.5 MiB (1 572 864).
+    pub max_request_bytes: u32,
+    /// `--max-txn-ops`, default 128.
+    pub max_txn_ops: u32,
+    /// `--auto-compaction-mode` + `--auto-compaction-retention`, default off.
+    pub auto_compaction: AutoCompaction,
+    /// `--experimental-compaction-batch-limit`: keys removed per compaction
+    /// step, default 1000.
+    pub compaction_batch_limit: usize,
+    /// `--experimental-watch-progress-notify-interval`, default 10 min.
+    pub watch_progress_notify_interval: Duration,
+    /// `--grpc-keepalive-min-time`, default 5 s.
+    pub grpc_keepalive_min_time: Duration,
+    /// `--grpc-keepalive-interval`, default 2 h (zero disables).
+    pub grpc_keepalive_interval: Duration,
+    /// `--grpc-keepalive-timeout`, default 20 s (zero disables).
+    pub grpc_keepalive_timeout: Duration,
+    /// `--auth-token`, default `simple`.
+    pub auth_token: String,
+    /// `--bcrypt-cost`, default 10 (4..=31).
+    pub bcrypt_cost: u32,
+    /// `--auth-token-ttl` in seconds, default 300.
+    pub auth_token_ttl: Duration,
+    /// `--socket-reuse-port`, default false.
+    pub socket_reuse_port: bool,
+    /// `--socket-reuse-address`, default false.
+    pub socket_reuse_address: bool,
+    /// `--log-level`, default info.
+    pub log_level: LogLevel,
+    /// `--log-format` (ours), default text.
+    pub log_format: LogFormat,
+    /// `--shards` (ours): shard executors, default the number of cores.
+    pub shards: usize,
+}
+
+/// Parsing failed, or the user asked for help or the version.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Unknown flag, missing value, positional argument: print and exit 2.
+    #[error("{0}")]
+    Usage(String),
+    /// A flag's value is invalid or refused: print and exit 1.
+    #[error("{0}")]
+    Invalid(String),
+    /// `-h` / `--help`: print to stdout and exit 0.
+    #[error("{0}")]
+    Help(String),
+    /// `--version`: print the version and exit 0.
+    #[error("version requested")]
+    Version,
+}
+
+/// A parsed configuration and the warnings to log once logging is up.
+#[derive(Debug)]
+pub struct Parsed {
+    /// The configuration.
+    pub config: Config,
+    /// Inert flags with non-default values, unknown `ETCD_*` variables.
+    pub warnings: Vec<String>,
+}
+
+/// How a flag is treated; see the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagUse {
+    /// Parsed into [`Config`].
+    Used,
+    /// Accepted; a non-default value is a warning.
+    Inert,
+    /// Accepted only with its default value; anything else is an error.
+    Refused,
+}
+
+/// One flag: name without dashes, default as text, whether it is boolean,
+/// how it is used, and its help line.
+#[derive(Debug, Clone, Copy)]
+pub struct Flag {
+    /// Long name, e.g. `initial-cluster`.
+    pub name: &'static str,
+    /// Default value as etcd prints it (`""` = none).
+    pub default: &'static str,
+    /// Go boolean flag: `--x` means true, `--x=false`.
+    pub boolean: bool,
+    /// Used, inert or refused.
+    pub usage: FlagUse,
+    /// One line of help.
+    pub help: &'static str,
+}
+
+const fn flag(
+    usage: FlagUse,
+    boolean: bool,
+    name: &'static str,
+    default: &'static str,
+    help: &'static str,
+) -> Flag {
+    Flag {
+        name,
+        default,
+        boolean,
+        usage,
+        help,
+    }
+}
+const fn used(name: &'static str, default: &'static str, help: &'static str) -> Flag {
+    flag(FlagUse::Used, false, name, default, help)
+}
+const fn used_bool(name: &'static str, default: &'static str, help: &'static str) -> Flag {
+    flag(FlagUse::Used, true, name, default, help)
+}
+const fn inert(name: &'static str, default: &'static str, help: &'static str) -> Flag {
+    flag(FlagUse::Inert, false, name, default, help)
+}
+const fn inert_bool(name: &'static str, default: &'static str, help: &'static str) -> Flag {
+    flag(FlagUse::Inert, true, name, default, help)
+}
+const fn refused(name: &'static str, default: &'static str, help: &'static str) -> Flag {
+    flag(FlagUse::Refused, false, name, default, help)
+}
+/// Refused booleans all default to false.
+const fn refused_bool(name: &'static str, help: &'static str) -> Flag {
+    flag(FlagUse::Refused, true, name, "false", help)
+}
+
+/// Every flag ferrocd accepts: etcd 3.5's server flags plus `--shards` and
+/// `--log-format`. Defaults differ from etcd's only in `localhost` →
+/// `127.0.0.1` (no resolver involved in binding) and the data dir suffix.
+#[rustfmt::skip]
+pub const FLAGS: &[Flag] = &[
+    // Member
+    used("name", "default", "Human-readable name for this member."),
+    used("data-dir", "${name}.ferrocd", "Path to the data directory."),
+    used("wal-dir", "", "Path to the dedicated wal directory."),
+    used("snapshot-count", "100000", "Number of committed transactions to trigger a snapshot to disk."),
+    used("heartbeat-interval", "100", "Time (in milliseconds) of a heartbeat interval."),
+    used("election-timeout", "1000", "Time (in milliseconds) for an election to timeout."),
+    inert_bool("initial-election-tick-advance", "true", "Whether to fast-forward initial election ticks on boot."),
+    used("listen-peer-urls", "http://127.0.0.1:2380", "List of URLs to listen on for peer traffic."),
+    used("listen-client-urls", "http://127.0.0.1:2379", "List of URLs to listen on for client traffic."),
+    used("max-snapshots", "5", "Maximum number of snapshot files to retain (0 is unlimited)."),
+    used("max-wals", "5", "Maximum number of wal files to retain (0 is unlimited)."),
+    used("quota-backend-bytes", "0", "Raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB)."),
+    inert("backend-bbolt-freelist-type", "map", "etcd's bbolt freelist type; ferrocd has no bbolt backend."),
+    inert("backend-batch-interval", "", "etcd's backend commit interval; ferrocd commits per raft batch."),
+    inert("backend-batch-limit", "0", "etcd's backend batch limit; ferrocd commits per raft batch."),
+    used("max-txn-ops", "128", "Maximum number of operations permitted in a transaction."),
+    used("max-request-bytes", "1572864", "Maximum client request size in bytes the server will accept."),
+    used("grpc-keepalive-min-time", "5s", "Minimum duration interval that a client should wait before pinging server."),
+    used("grpc-keepalive-interval", "2h", "Frequency of server-to-client ping to check if a connection is alive (0 to disable)."),
+    used("grpc-keepalive-timeout", "20s", "Additional wait before closing a non-responsive connection (0 to disable)."),
+    used_bool("socket-reuse-port", "false", "Set SO_REUSEPORT on listeners."),
+    used_bool("socket-reuse-address", "false", "Set SO_REUSEADDR on listeners."),
+    // Clustering
+    used("initial-advertise-peer-urls", "http://127.0.0.1:2380", "This member's peer URLs to advertise to the rest of the cluster."),
+    used("initial-cluster", "", "Initial cluster configuration for bootstrapping (default: <name>=<initial-advertise-peer-urls>)."),
+    used("initial-cluster-state", "new", "Initial cluster state ('new' or 'existing')."),
+    used("initial-cluster-token", "etcd-cluster", "Initial cluster token for the cluster during bootstrap."),
+    used("advertise-client-urls", "http://127.0.0.1:2379", "This member's client URLs to advertise to the public."),
+    refused("discovery", "", "Discovery URL used to bootstrap the cluster (not supported)."),
+    refused("discovery-fallback", "proxy", "Discovery fallback (not supported)."),
+    refused("discovery-proxy", "", "HTTP proxy for discovery (not supported)."),
+    refused("discovery-srv", "", "DNS SRV discovery domain (not supported)."),
+    refused("discovery-srv-name", "", "DNS SRV discovery name suffix (not supported)."),
+    used_bool("strict-reconfig-check", "true", "Reject reconfiguration requests that would cause quorum loss."),
+    used_bool("pre-vote", "true", "Enable the raft Pre-Vote algorithm."),
+    used("auto-compaction-retention", "0", "Auto compaction retention: hours (or a duration) in periodic mode, revisions in revision mode. 0 disables."),
+    used("auto-compaction-mode", "periodic", "Interpret 'auto-compaction-retention' as a duration ('periodic') or a revision count ('revision')."),
+    // v2 API and proxy: not provided
+    refused_bool("enable-v2", "Accept etcd V2 client requests (not supported)."),
+    inert("v2-deprecation", "not-yet", "etcd's v2store deprecation stage; ferrocd has no v2 store."),
+    refused("experimental-enable-v2v3", "", "Serve v2 requests through the v3 backend (not supported)."),
+    refused("proxy", "off", "Proxy mode (not supported; only 'off')."),
+    inert("proxy-failure-wait", "5000", "Proxy setting (proxy mode is not supported)."),
+    inert("proxy-refresh-interval", "30000", "Proxy setting (proxy mode is not supported)."),
+    inert("proxy-dial-timeout", "1000", "Proxy setting (proxy mode is not supported)."),
+    inert("proxy-write-timeout", "5000", "Proxy setting (proxy mode is not supported)."),
+    inert("proxy-read-timeout", "0", "Proxy setting (proxy mode is not supported)."),
+    // Security: TLS is not implemented yet, so any TLS option is refused
+    // rather than serving plaintext where the operator asked for TLS.
+    refused("cert-file", "", "Path to the client server TLS cert file (not supported yet)."),
+    refused("key-file", "", "Path to the client server TLS key file (not supported yet)."),
+    refused_bool("client-cert-auth", "Enable client cert authentication (not supported yet)."),
+    refused("client-crl-file", "", "Client certificate revocation list (not supported yet)."),
+    refused("client-cert-allowed-hostname", "", "Allowed TLS hostname for client cert authentication (not supported yet)."),
+    refused("trusted-ca-file", "", "Path to the client server TLS trusted CA file (not supported yet)."),
+    refused_bool("auto-tls", "Client TLS using generated certificates (not supported yet)."),
+    refused("peer-cert-file", "", "Path to the peer server TLS cert file (not supported yet)."),
+    refused("peer-key-file", "", "Path to the peer server TLS key file (not supported yet)."),
+    refused_bool("peer-client-cert-auth", "Enable peer client cert authentication (not supported yet)."),
+    refused("peer-trusted-ca-file", "", "Path to the peer server TLS trusted CA file (not supported yet)."),
+    refused("peer-cert-allowed-cn", "", "Allowed CN for inter peer authentication (not supported yet)."),
+    refused("peer-cert-allowed-hostname", "", "Allowed TLS hostname for inter peer authentication (not supported yet)."),
+    refused_bool("peer-auto-tls", "Peer TLS using self-generated certificates (not supported yet)."),
+    inert("self-signed-cert-validity", "1", "Validity period of auto-generated certificates, in years."),
+    refused("peer-crl-file", "", "Peer certificate revocation list (not supported yet)."),
+    refused("cipher-suites", "", "TLS cipher suites (not supported yet)."),
+    inert("cors", "*", "Comma-separated whitelist of origins for CORS."),
+    inert("host-whitelist", "*", "Acceptable hostnames from HTTP client requests."),
+    // Auth
+    used("auth-token", "simple", "Specify auth token specific options."),
+    used("bcrypt-cost", "10", "Specify bcrypt algorithm cost factor for auth password hashing."),
+    used("auth-token-ttl", "300", "The lifetime in seconds of the auth token."),
+    // Profiling, metrics, logging
+    inert_bool("enable-pprof", "false", "Go's pprof endpoints; ferrocd has none."),
+    inert("metrics", "basic", "Set level of detail for exported metrics."),
+    used("listen-metrics-urls", "", "List of URLs to listen on for the metrics and health endpoints."),
+    inert("logger", "zap", "etcd's logger implementation; ferrocd logs through tracing."),
+    inert("log-outputs", "default", "Where to write logs; ferrocd writes to stderr."),
+    used("log-level", "info", "Configures log level. Only supports debug, info, warn, error, panic, or fatal."),
+    inert_bool("enable-log-rotation", "false", "Log rotation of a single log-outputs file target."),
+    inert("log-rotation-config-json", r#"{"maxsize": 100, "maxage": 0, "maxbackups": 0, "localtime": false, "compress": false}"#, "Log rotation configuration."),
+    // Experimental
+    inert_bool("experimental-enable-distributed-tracing", "false", "OpenTelemetry tracing (not provided)."),
+    inert("experimental-distributed-tracing-address", "localhost:4317", "OpenTelemetry tracing address."),
+    inert("experimental-distributed-tracing-service-name", "etcd", "OpenTelemetry service name."),
+    inert("experimental-distributed-tracing-instance-id", "", "OpenTelemetry instance id."),
+    inert_bool("experimental-initial-corrupt-check", "false", "Check data corruption before serving."),
+    inert("experimental-corrupt-check-time", "0s", "Duration of time between cluster corruption check passes."),
+    inert_bool("experimental-enable-lease-checkpoint", "false", "Persist lease remaining TTL periodically."),
+    used("experimental-compaction-batch-limit", "1000", "Sets the maximum revisions deleted in each compaction batch."),
+    inert_bool("experimental-peer-skip-client-san-verification", "false", "Skip verification of SAN field in client certificate for peer connections."),
+    used("experimental-watch-progress-notify-interval", "10m", "Duration of periodic watch progress notifications."),
+    inert("experimental-warning-apply-duration", "100ms", "Time duration after which a warning is generated if request takes more time."),
+    inert_bool("experimental-txn-mode-write-with-shared-buffer", "true", "Use shared buffer in write transactions."),
+    inert("experimental-bootstrap-defrag-threshold-megabytes", "0", "Minimum freeable megabytes before defragmenting at start-up."),
+    refused_bool("force-new-cluster", "Force to create a new one member cluster (not supported yet)."),
+    refused_bool("unsafe-no-fsync", "Disables fsync: never supported, a write is acknowledged only once on disk."),
+    refused("config-file", "", "etcd's YAML configuration file (not supported yet; use flags or environment variables)."),
+    // ferrocd's own
+    used("shards", "0", "Shard executors, one pinned per core (0 = the number of cores)."),
+    used("log-format", "text", "Log line format: text or json."),
+];
+
+/// Parse `args` (without the program name) and `env` into a [`Config`].
+pub fn parse<I, S>(args: I, env: &[(String, String)]) -> Result<Parsed, ConfigError>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<OsString>,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).map(go_style).collect();
+    let cmd = command();
+
+    // First pass: which flags came from the command line.
+    let first = cmd
+        .clone()
+        .try_get_matches_from(
+            std::iter::once(OsString::from("ferrocd")).chain(args.iter().cloned()),
+        )
+        .map_err(clap_error)?;
+    if first.get_flag("version") {
+        return Err(ConfigError::Version);
+    }
+
+    // Environment: FERROCD_X wins over ETCD_X; both lose to... nothing: a
+    // flag given twice (flag and env) is an error, as etcd.
+    let mut warnings = Vec::new();
+    let mut from_env: Vec<OsString> = Vec::new();
+    for flag in FLAGS {
+        let var = flag.name.to_uppercase().replace('-', "_");
+        let ours = lookup(env, &format!("FERROCD_{var}"));
+        let theirs = lookup(env, &format!("ETCD_{var}"));
+        let Some((var_name, value)) = ours
+            .map(|v| (format!("FERROCD_{var}"), v))
+            .or(theirs.map(|v| (format!("ETCD_{var}"), v)))
+        else {
+            continue;
+        };
+        if first.value_source(flag.name) == Some(ValueSource::CommandLine) {
+            return Err(ConfigError::Invalid(format!(
+                "conflicting environment variable {var_name} is shadowed by corresponding command-line flag (either unset environment variable or disable flag)"
+            )));
+        }
+        from_env.push(format!("--{}={}", flag.name, value).into());
+    }
+    for (key, value) in env {
+        for prefix in ["ETCD_", "FERROCD_"] {
+            if let Some(rest) = key.strip_prefix(prefix) {
+                let known = FLAGS
+                    .iter()
+                    .any(|f| f.name.to_uppercase().replace('-', "_") == rest);
+                // ETCDCTL_* belongs to the CLI; ETCD_UNSUPPORTED_ARCH is etcd's.
+                if !known && !key.starts_with("ETCDCTL_") && rest != "UNSUPPORTED_ARCH" {
+                    warnings.push(format!("unrecognized environment variable {key}={value}"));
+                }
+            }
+        }
+    }
+
+    let matches = if from_env.is_empty() {
+        first
+    } else {
+        cmd.try_get_matches_from(
+            std::iter::once(OsString::from("ferrocd"))
+                .chain(args)
+                .chain(from_env),
+        )
+        .map_err(clap_error)?
+    };
+
+    for flag in FLAGS {
+        let value = text(&matches, flag.name);
+        let default = flag.default;
+        let differs = if flag.boolean {
+            parse_bool(flag.name, &value)? != parse_bool(flag.name, default)?
+        } else {
+            value != default
+        };
+        if !differs {
+            continue;
+        }
+        match flag.usage {
+            FlagUse::Used => {}
+            FlagUse::Inert => warnings.push(format!(
+                "--{}={value} has no effect in ferrocd: {}",
+                flag.name, flag.help
+            )),
+            FlagUse::Refused => {
+                return Err(ConfigError::Invalid(format!(
+                    "--{}={value} is not supported by ferrocd: {}",
+                    flag.name, flag.help
+                )));
+            }
+        }
+    }
+
+    let config = build(&matches)?;
+    Ok(Parsed { config, warnings })
+}
+
+/// Parse the process's own arguments and environment.
+pub fn from_process() -> Result<Parsed, ConfigError> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    parse(std::env::args_os().skip(1), &env)
+}
+
+fn lookup<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    env.iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Go's `flag` accepts `-name`; clap wants `--name`. Rewrite a single-dash
+/// word that names one of our flags (with or without `=value`).
+fn go_style(arg: OsString) -> OsString {
+    let Some(s) = arg.to_str() else { return arg };
+    if let Some(rest) = s.strip_prefix('-')
+        && !rest.starts_with('-')
+    {
+        let name = rest.split('=').next().unwrap_or(rest);
+        if name == "version" || name == "help" || FLAGS.iter().any(|f| f.name == name) {
+            return format!("-{s}").into();
+        }
+    }
+    arg
+}
+
+fn command() -> Command {
+    let mut cmd = Command::new("ferrocd")
+        .about("A strongly consistent key-value store with etcd's v3 API.")
+        .version(env!("CARGO_PKG_VERSION"))
+        .disable_version_flag(true)
+        .arg(
+            Arg::new("version")
+                .long("version")
+                .action(ArgAction::SetTrue)
+                .help("Print the version and exit."),
+        );
+    for flag in FLAGS {
+        let mut arg = Arg::new(flag.name)
+            .long(flag.name)
+            .help(flag.help)
+            .action(ArgAction::Set)
+            .allow_hyphen_values(false);
+        if flag.boolean {
+            arg = arg
+                .num_args(0..=1)
+                .require_equals(true)
+                .default_missing_value("true");
+        }
+        arg = arg.default_value(flag.default);
+        // Go's flag package: the last occurrence wins.
+        arg = arg.overrides_with(flag.name);
+        cmd = cmd.arg(arg);
+    }
+    cmd
+}
+
+fn clap_error(err: clap::Error) -> ConfigError {
+    use clap::error::ErrorKind;
+    match err.kind() {
+        ErrorKind::DisplayHelp => ConfigError::Help(err.to_string()),
+        _ => ConfigError::Usage(err.to_string()),
+    }
+}
+
+fn text(m: &ArgMatches, name: &str) -> String {
+    m.get_one::<String>(name).cloned().unwrap_or_default()
+}
+
+/// Go's `strconv.ParseBool`.
+fn parse_bool(flag: &str, v: &str) -> Result<bool, ConfigError> {
+    match v {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(ConfigError::Invalid(format!(
+            "invalid boolean value {v:?} for --{flag}"
+        ))),
+    }
+}
+
+fn number<T: std::str::FromStr>(m: &ArgMatches, flag: &str) -> Result<T, ConfigError> {
+    let v = text(m, flag);
+    v.parse().map_err(|_| {
+        ConfigError::Invalid(format!(
+            "invalid value {v:?} for --{flag}: expected a non-negative integer"
+        ))
+    })
+}
+
+/// Go's `time.ParseDuration` subset etcd users write: `5s`, `2h`, `10m`,
+/// `1h30m`, `500ms`; a bare `0` is zero.
+fn duration(m: &ArgMatches, flag: &str) -> Result<Duration, ConfigError> {
+    let v = text(m, flag);
+    if v == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(&v)
+        .map_err(|e| ConfigError::Invalid(format!("invalid duration {v:?} for --{flag}: {e}")))
+}
+
+fn urls(m: &ArgMatches, flag: &str, listen: bool) -> Result<Vec<Url>, ConfigError> {
+    let v = text(m, flag);
+    if v.is_empty() {
+        return Ok(Vec::new());
+    }
+    v.split(',')
+        .map(|s| parse_url(flag, s.trim(), listen))
+        .collect()
+}
+
+fn parse_url(flag: &str, s: &str, listen: bool) -> Result<Url, ConfigError> {
+    let url = Url::parse(s)
+        .map_err(|e| ConfigError::Invalid(format!("--{flag}: invalid URL {s:?}: {e}")))?;
+    match url.scheme() {
+        "http" => {}
+        "https" | "unixs" => {
+            return Err(ConfigError::Invalid(format!(
+                "--{flag}: {s:?}: TLS is not supported yet; use http://"
+            )));
+        }
+        other => {
+            return Err(ConfigError::Invalid(format!(
+                "--{flag}: URL scheme must be http, https, unix or unixs: {other}"
+            )));
+        }
+    }
+    if url.port().is_none() {
+        return Err(ConfigError::Invalid(format!(
+            "--{flag}: {s:?}: missing port in address"
+        )));
+    }
+    if listen {
+        // etcd binds to IPs only; `localhost` is its one accepted name.
+        let ok = match url.host() {
+            Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => true,
+            Some(url::Host::Domain(d)) => d == "localhost",
+            None => false,
+        };
+        if !ok {
+            return Err(ConfigError::Invalid(format!(
+                "--{flag}: expected IP in URL for binding ({s})"
+            )));
+        }
+    }
+    Ok(url)
+}
+
+fn build(m: &ArgMatches) -> Result<Config, ConfigError> {
+    let name = text(m, "name");
+    let data_dir = match text(m, "data-dir").as_str() {
+        "${name}.ferrocd" => PathBuf::from(format!("{name}.ferrocd")),
+        "" => {
+            return Err(ConfigError::Invalid("--data-dir must not be empty".into()));
+        }
+        other => PathBuf::from(other),
+    };
+    let wal_dir = Some(text(m, "wal-dir"))
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from);
+
+    let initial_advertise_peer_urls = urls(m, "initial-advertise-peer-urls", false)?;
+    let initial_cluster = match text(m, "initial-cluster").as_str() {
+        "" => BTreeMap::from([(name.clone(), initial_advertise_peer_urls.clone())]),
+        spec => parse_initial_cluster(spec)?,
+    };
+    if !initial_cluster.contains_key(&name) {
+        return Err(ConfigError::Invalid(format!(
+            "couldn't find local name {name:?} in the initial cluster configuration"
+        )));
+    }
+
+    let initial_cluster_state = match text(m, "initial-cluster-state").as_str() {
+        "new" => ClusterState::New,
+        "existing" => ClusterState::Existing,
+        other => {
+            return Err(ConfigError::Invalid(format!(
+                "invalid value {other:?} for --initial-cluster-state: valid values are \"new\", \"existing\""
+            )));
+        }
+    };
+
+    let heartbeat_ms: u64 = number(m, "heartbeat-interval")?;
+    let election_ms: u64 = number(m, "election-timeout")?;
+    if heartbeat_ms == 0 || election_ms == 0 {
+        return Err(ConfigError::Invalid(
+            "--heartbeat-interval and --election-timeout must be positive".into(),
+        ));
+    }
+    // etcd: "--election-timeout[...] should be at least as 5 times as --heartbeat-interval"
+    if election_ms < 5 * heartbeat_ms {
+        return Err(ConfigError::Invalid(format!(
+            "--election-timeout[{election_ms}ms] should be at least as 5 times as --heartbeat-interval[{heartbeat_ms}ms]"
+        )));
+    }
+    // etcd caps the election timeout at 50 s.
+    if election_ms > 50_000 {
+        return Err(ConfigError::Invalid(format!(
+            "--election-timeout[{election_ms}ms] is too long, and should be set less than 50000ms"
+        )));
+    }
+
+    let quota: u64 = number(m, "quota-backend-bytes")?;
+    let quota_backend_bytes = if quota == 0 {
+        DEFAULT_QUOTA_BYTES
+    } else {
+        quota
+    };
+
+    let retention = text(m, "auto-compaction-retention");
+    let auto_compaction = match (text(m, "auto-compaction-mode").as_str(), retention.as_str()) {
+        (_, "0" | "") => AutoCompaction::Off,
+        ("periodic", r) => {
+            let d = match r.parse::<u64>() {
+                Ok(hours) => Duration::from_secs(hours * 3600),
+                Err(_) => humantime::parse_duration(r).map_err(|e| {
+                    ConfigError::Invalid(format!("invalid --auto-compaction-retention {r:?}: {e}"))
+                })?,
+            };
+            if d.is_zero() {
+                AutoCompaction::Off
+            } else {
+                AutoCompaction::Periodic(d)
+            }
+        }
+        ("revision", r) => {
+            let n: i64 = r
+                .parse()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| ConfigError::Invalid(format!("invalid --auto-compaction-retention {r:?}: revision mode needs a revision count")))?;
+            if n == 0 {
+                AutoCompaction::Off
+            } else {
+                AutoCompaction::Revision(n)
+            }
+        }
+        (other, _) => {
+            return Err(ConfigError::Invalid(format!(
+                "unknown auto-compaction-mode {other:?}: valid values are \"periodic\", \"revision\""
+            )));
+        }
+    };
+
+    let log_level = match text(m, "log-level").as_str() {
+        "debug" => LogLevel::Debug,
+        "info" => LogLevel::Info,
+        "warn" => LogLevel::Warn,
+        "error" | "dpanic" | "panic" | "fatal" => LogLevel::Error,
+        other => {
+            return Err(ConfigError::Invalid(format!(
+                "unknown log-level {other:?}: valid values are debug, info, warn, error, dpanic, panic, fatal"
+            )));
+        }
+    };
+    let log_format = match text(m, "log-format").as_str() {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            return Err(ConfigError::Invalid(format!(
+                "unknown --log-format {other:?}: valid values are text, json"
+            )));
+        }
+    };
+
+    let bcrypt_cost: u32 = number(m, "bcrypt-cost")?;
+    if !(4..=31).contains(&bcrypt_cost) {
+        return Err(ConfigError::Invalid(format!(
+            "invalid bcrypt-cost {bcrypt_cost}: must be between 4 and 31"
+        )));
+    }
+    let auth_token = text(m, "auth-token");
+    let kind = auth_token.split(',').next().unwrap_or("");
+    if kind != "simple" && kind != "jwt" {
+        return Err(ConfigError::Invalid(format!("unknown token type: {kind}")));
+    }
+
+    let shards: usize = number(m, "shards")?;
+    let shards = if shards == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        shards
+    };
+    let max_request_bytes: u32 = number(m, "max-request-bytes")?;
+    if max_request_bytes == 0 {
+        return Err(ConfigError::Invalid(
+            "--max-request-bytes must be positive".into(),
+        ));
+    }
+
+    Ok(Config {
+        data_dir,
+        wal_dir,
+        listen_client_urls: nonempty(urls(m, "listen-client-urls", true)?, "listen-client-urls")?,
+        advertise_client_urls: urls(m, "advertise-client-urls", false)?,
+        listen_peer_urls: nonempty(urls(m, "listen-peer-urls", true)?, "listen-peer-urls")?,
+        initial_advertise_peer_urls,
+        listen_metrics_urls: urls(m, "listen-metrics-urls", true)?,
+        initial_cluster,
+        initial_cluster_state,
+        initial_cluster_token: text(m, "initial-cluster-token"),
+        snapshot_count: number(m, "snapshot-count")?,
+        max_snapshots: number(m, "max-snapshots")?,
+        max_wals: number(m, "max-wals")?,
+        heartbeat_interval: Duration::from_millis(heartbeat_ms),
+        election_timeout: Duration::from_millis(election_ms),
+        pre_vote: parse_bool("pre-vote", &text(m, "pre-vote"))?,
+        strict_reconfig_check: parse_bool(
+            "strict-reconfig-check",
+            &text(m, "strict-reconfig-check"),
+        )?,
+        quota_backend_bytes,
+        max_request_bytes,
+        max_txn_ops: number(m, "max-txn-ops")?,
+        auto_compaction,
+        compaction_batch_limit: number(m, "experimental-compaction-batch-limit")?,
+        watch_progress_notify_interval: duration(m, "experimental-watch-progress-notify-interval")?,
+        grpc_keepalive_min_time: duration(m, "grpc-keepalive-min-time")?,
+        grpc_keepalive_interval: duration(m, "grpc-keepalive-interval")?,
+        grpc_keepalive_timeout: duration(m, "grpc-keepalive-timeout")?,
+        auth_token,
+        bcrypt_cost,
+        auth_token_ttl: Duration::from_secs(number(m, "auth-token-ttl")?),
+        socket_reuse_port: parse_bool("socket-reuse-port", &text(m, "socket-reuse-port"))?,
+        socket_reuse_address: parse_bool("socket-reuse-address", &text(m, "socket-reuse-address"))?,
+        log_level,
+        log_format,
+        shards,
+        name,
+    })
+}
+
+/// etcd's default backend quota when `--quota-backend-bytes` is 0: 2 GiB.
+pub const DEFAULT_QUOTA_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+fn nonempty(v: Vec<Url>, flag: &str) -> Result<Vec<Url>, ConfigError> {
+    if v.is_empty() {
+        return Err(ConfigError::Invalid(format!("--{flag} must not be empty")));
+    }
+    Ok(v)
+}
+
+/// `name1=http://a:2380,name1=http://b:2380,name2=http://c:2380`: a member
+/// may appear several times, once per peer URL, as etcd's `URLsMap`.
+fn parse_initial_cluster(spec: &str) -> Result<BTreeMap<String, Vec<Url>>, ConfigError> {
+    let mut out: BTreeMap<String, Vec<Url>> = BTreeMap::new();
+    for part in spec.split(',') {
+        let part = part.trim();
+        let Some((name, url)) = part.split_once('=') else {
+            return Err(ConfigError::Invalid(format!(
+                "--initial-cluster: {part:?}: expected name=url"
+            )));
+        };
+        if name.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "--initial-cluster: {part:?}: empty member name"
+            )));
+        }
+        let url = parse_url("initial-cluster", url, false)?;
+        let urls = out.entry(name.to_string()).or_default();
+        if urls.contains(&url) {
+            return Err(ConfigError::Invalid(format!(
+                "--initial-cluster: duplicate URL {url} for member {name}"
+            )));
+        }
+        urls.push(url);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(args: &[&str]) -> Parsed {
+        parse(args.iter().copied(), &[]).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+    fn ok_env(args: &[&str], env: &[(&str, &str)]) -> Parsed {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        parse(args.iter().copied(), &env).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+    fn err(args: &[&str]) -> ConfigError {
+        parse(args.iter().copied(), &[]).expect_err("must fail")
+    }
+
+    #[test]
+    fn defaults_are_a_single_local_member() {
+        let p = ok(&[]);
+        let c = p.config;
+        assert!(p.warnings.is_empty());
+        assert_eq!(c.name, "default");
+        assert_eq!(c.data_dir, PathBuf::from("default.ferrocd"));
+        assert_eq!(c.listen_client_urls[0].as_str(), "http://127.0.0.1:2379/");
+        assert_eq!(c.listen_peer_urls[0].as_str(), "http://127.0.0.1:2380/");
+        assert_eq!(c.initial_cluster.len(), 1);
+        assert_eq!(
+            c.initial_cluster["default"][0].as_str(),
+            "http://127.0.0.1:2380/"
+        );
+        assert_eq!(c.initial_cluster_state, ClusterState::New);
+        assert_eq!(c.initial_cluster_token, "etcd-cluster");
+        assert_eq!(c.snapshot_count, 100_000);
+        assert_eq!(c.heartbeat_interval, Duration::from_millis(100));
+        assert_eq!(c.election_timeout, Duration::from_millis(1000));
+        assert_eq!(c.max_request_bytes, 1_572_864);
+        assert_eq!(c.max_txn_ops, 128);
+        assert_eq!(c.quota_backend_bytes, DEFAULT_QUOTA_BYTES);
+        assert_eq!(c.auto_compaction, AutoCompaction::Off);
+        assert_eq!(c.grpc_keepalive_interval, Duration::from_secs(7200));
+        assert_eq!(c.watch_progress_notify_interval, Duration::from_secs(600));
+        assert!(c.pre_vote && c.strict_reconfig_check);
+        assert!(c.shards >= 1);
+    }
+
+    #[test]
+    fn name_alone_derives_data_dir_and_cluster() {
+        let c = ok(&["--name", "infra1"]).config;
+        assert_eq!(c.data_dir, PathBuf::from("infra1.ferrocd"));
+        assert!(c.initial_cluster.contains_key("infra1"));
+    }
+
+    #[test]
+    fn go_style_flags() {
+        let c = ok(&[
+            "-name",
+            "a",
+            "--data-dir=/x",
+            "-snapshot-count=5",
+            "--pre-vote=false",
+            "--socket-reuse-port",
+        ])
+        .config;
+        assert_eq!(c.name, "a");
+        assert_eq!(c.data_dir, PathBuf::from("/x"));
+        assert_eq!(c.snapshot_count, 5);
+        assert!(!c.pre_vote);
+        assert!(c.socket_reuse_port);
+        // the last occurrence wins, as Go's flag package
+        assert_eq!(ok(&["--name", "x", "--name=y"]).config.name, "y");
+    }
+
+    #[test]
+    fn three_member_cluster() {
+        let c = ok(&[
+            "--name",
+            "infra1",
+            "--initial-advertise-peer-urls",
+            "http://127.0.0.1:12380",
+            "--listen-peer-urls",
+            "http://127.0.0.1:12380",
+            "--listen-client-urls",
+            "http://127.0.0.1:2379,http://127.0.0.2:2379",
+            "--initial-cluster",
+            "infra1=http://127.0.0.1:12380,infra2=http://127.0.0.1:22380,infra3=http://127.0.0.1:32380",
+            "--initial-cluster-token",
+            "tok",
+            "--initial-cluster-state",
+            "existing",
+        ])
+        .config;
+        assert_eq!(c.initial_cluster.len(), 3);
+        assert_eq!(c.listen_client_urls.len(), 2);
+        assert_eq!(c.initial_cluster_state, ClusterState::Existing);
+        assert_eq!(c.initial_cluster_token, "tok");
+    }
+
+    #[test]
+    fn local_name_must_be_in_initial_cluster() {
+        let e = err(&[
+            "--name",
+            "x",
+            "--initial-cluster",
+            "y=http://127.0.0.1:2380",
+        ]);
+        assert!(
+            e.to_string().contains("couldn't find local name \"x\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_flag_and_positional_are_usage_errors() {
+        assert!(matches!(err(&["--foo"]), ConfigError::Usage(_)));
+        assert!(matches!(
+            err(&["--unsafe-no-fsync", "true"]),
+            ConfigError::Usage(_)
+        ));
+        assert!(matches!(err(&["--name"]), ConfigError::Usage(_)));
+        assert!(matches!(err(&["--help"]), ConfigError::Help(_)));
+        assert!(matches!(err(&["--version"]), ConfigError::Version));
+    }
+
+    #[test]
+    fn refused_and_inert_flags() {
+        let e = err(&["--unsafe-no-fsync"]);
+        assert!(
+            matches!(e, ConfigError::Invalid(_)) && e.to_string().contains("unsafe-no-fsync"),
+            "{e}"
+        );
+        assert!(matches!(
+            err(&["--enable-v2=true"]),
+            ConfigError::Invalid(_)
+        ));
+        assert!(matches!(
+            err(&["--cert-file", "/c.pem"]),
+            ConfigError::Invalid(_)
+        ));
+        // defaults of refused flags are fine, as a unit file may spell them out
+        ok(&[
+            "--enable-v2=false",
+            "--proxy",
+            "off",
+            "--unsafe-no-fsync=false",
+        ]);
+        let p = ok(&["--backend-bbolt-freelist-type", "array", "--logger", "zap"]);
+        assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+        assert!(p.warnings[0].contains("backend-bbolt-freelist-type"));
+    }
+
+    #[test]
+    fn environment() {
+        let c = ok_env(
+            &[],
+            &[
+                ("ETCD_NAME", "e"),
+                ("ETCD_SNAPSHOT_COUNT", "7"),
+                ("FERROCD_SNAPSHOT_COUNT", "9"),
+            ],
+        )
+        .config;
+        assert_eq!(c.name, "e");
+        assert_eq!(c.snapshot_count, 9, "FERROCD_ wins over ETCD_");
+        let p = ok_env(&[], &[("ETCD_FOO", "1"), ("ETCDCTL_API", "3")]);
+        assert_eq!(
+            p.warnings,
+            vec!["unrecognized environment variable ETCD_FOO=1".to_string()]
+        );
+        let env = vec![("ETCD_NAME".to_string(), "z".to_string())];
+        let e = parse(["--name", "q"], &env).expect_err("flag and env together");
+        assert!(e.to_string().contains("shadowed"), "{e}");
+    }
+
+    #[test]
+    fn values_are_checked() {
+        assert!(
+            err(&["--heartbeat-interval", "300", "--election-timeout", "1000"])
+                .to_string()
+                .contains("5 times")
+        );
+        assert!(matches!(
+            err(&["--snapshot-count", "-1"]),
+            ConfigError::Invalid(_) | ConfigError::Usage(_)
+        ));
+        assert!(matches!(
+            err(&["--initial-cluster-state", "old"]),
+            ConfigError::Invalid(_)
+        ));
+        assert!(
+            err(&["--listen-client-urls", "http://example.com:2379"])
+                .to_string()
+                .contains("expected IP")
+        );
+        assert!(
+            err(&["--listen-client-urls", "http://127.0.0.1"])
+                .to_string()
+                .contains("missing port")
+        );
+        assert!(matches!(
+            err(&["--log-level", "loud"]),
+            ConfigError::Invalid(_)
+        ));
+        assert!(matches!(
+            err(&[
+                "--auto-compaction-mode",
+                "sometimes",
+                "--auto-compaction-retention",
+                "1"
+            ]),
+            ConfigError::Invalid(_)
+        ));
+    }
+
+    #[test]
+    fn auto_compaction() {
+        let c = ok(&["--auto-compaction-retention", "1"]).config;
+        assert_eq!(
+            c.auto_compaction,
+            AutoCompaction::Periodic(Duration::from_secs(3600))
+        );
+        let c = ok(&["--auto-compaction-retention", "30m"]).config;
+        assert_eq!(
+            c.auto_compaction,
+            AutoCompaction::Periodic(Duration::from_secs(1800))
+        );
+        let c = ok(&[
+            "--auto-compaction-mode",
+            "revision",
+            "--auto-compaction-retention",
+            "1000",
+        ])
+        .config;
+        assert_eq!(c.auto_compaction, AutoCompaction::Revision(1000));
+        assert!(matches!(
+            err(&[
+                "--auto-compaction-mode",
+                "revision",
+                "--auto-compaction-retention",
+                "1h"
+            ]),
+            ConfigError::Invalid(_)
+        ));
+    }
+}
