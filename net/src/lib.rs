@@ -2,5 +2,12 @@
 //!
 //! Will hold the binary protocol (codec, server loop, Rust client), the
 //! etcd-compatible gRPC shim, the HTTP/JSON gateway and the peer transport
-//! (see `DESIGN.md`). Nothing is implemented yet: this crate is empty on
-//! purpose until the single-node server issue fills it.
+//! (see `DESIGN.md`).
+//!
+//! What exists now: [`pb`], the etcd v3 gRPC API (packages `etcdserverpb`,
+//! `mvccpb`, `authpb`, `v3lockpb`, `v3electionpb`) generated from our own
+//! `.proto` files in `net/proto/`, with tonic clients and server traits.
+//! The clients already talk to a real etcd (`tests/etcd_wire.rs`); none of
+//! the services is implemented on our side yet.
+
+pub mod pb;
