@@ -27,9 +27,19 @@ pub enum Error {
     /// An empty key.
     #[error("key is not provided")]
     EmptyKey,
-    /// A put names a lease the store does not know.
+    /// A put names a lease the store does not know (or a grant/revoke
+    /// names lease 0 / an unknown lease).
     #[error("requested lease not found")]
     LeaseNotFound,
+    /// A grant names a lease id that already exists.
+    #[error("lease already exists")]
+    LeaseExists,
+    /// A put with `ignore_value` also carries a value.
+    #[error("value is provided")]
+    ValueProvided,
+    /// A put with `ignore_lease` also carries a lease.
+    #[error("lease is provided")]
+    LeaseProvided,
     /// A snapshot file could not be read or is corrupt.
     #[error("snapshot {path}: {reason}")]
     Snapshot {

@@ -96,7 +96,11 @@ impl KeyRange {
     /// Whether this names exactly one key.
     pub fn is_single(&self) -> bool {
         match &self.end {
-            Some(end) => end.len() == self.start.len() + 1 && end.starts_with(&self.start) && end.last() == Some(&0),
+            Some(end) => {
+                end.len() == self.start.len() + 1
+                    && end.starts_with(&self.start)
+                    && end.last() == Some(&0)
+            }
             None => false,
         }
     }
@@ -109,7 +113,9 @@ impl KeyRange {
     /// Whether the range is empty (`end <= start`), as etcd treats a
     /// `range_end` below `key`: nothing matches.
     pub fn is_empty(&self) -> bool {
-        self.end.as_deref().is_some_and(|end| end <= self.start.as_slice())
+        self.end
+            .as_deref()
+            .is_some_and(|end| end <= self.start.as_slice())
     }
 }
 
