@@ -116,7 +116,9 @@ pub(crate) struct State {
     pub(crate) lease_keys: BTree<(i64, Key), ()>,
     /// Current revision.
     pub(crate) revision: i64,
-    /// Reads below this answer `Compacted`; 0 before any compaction.
+    /// Reads below this answer `Compacted`; -1 before any compaction, as
+    /// etcd (so `compact(0)` on a fresh store succeeds and HashKV reports
+    /// `compact_revision: -1`, both checked against etcd 3.5.1).
     pub(crate) compact_revision: i64,
     /// Raft index of the last applied entry.
     pub(crate) consistent_index: u64,
@@ -132,7 +134,7 @@ impl Default for State {
             leases: BTree::new(),
             lease_keys: BTree::new(),
             revision: INITIAL_REVISION,
-            compact_revision: 0,
+            compact_revision: -1,
             consistent_index: 0,
             pending_compaction: None,
         }

@@ -213,6 +213,23 @@ fn compare_over_a_range_needs_every_key() {
     );
 }
 
+/// etcd 3.5.1: a fresh store reports compact revision -1, `compact(0)`
+/// succeeds once, and a second `compact(0)` is `Compacted`.
+#[test]
+fn compact_zero_on_a_fresh_store() {
+    let s = Store::default();
+    assert_eq!(s.snapshot().compact_revision(), -1);
+    assert_eq!(s.snapshot().hash_kv(0).unwrap().compact_revision, -1);
+    let mut b = s.write();
+    b.compact(0).unwrap();
+    assert_eq!(
+        b.compact(0).unwrap_err(),
+        Error::Compacted {
+            compact_revision: 0
+        }
+    );
+}
+
 #[test]
 fn compacted_and_future_revisions() {
     let s = Store::default();

@@ -32,7 +32,7 @@ impl Default for Model {
     fn default() -> Self {
         Self {
             rev: 1,
-            compacted: 0,
+            compacted: -1,
             history: BTreeMap::new(),
             leases: BTreeSet::new(),
             events: Vec::new(),
