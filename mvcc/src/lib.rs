@@ -20,6 +20,10 @@
 //! semantics, `range` reads, `compaction` compacts in bounded steps,
 //! `history` serves watchers, `hash` checksums, `snapshot` saves and maps.
 //!
+//! - [`Hub`]: the watch hub (sans-IO): watchers on keys and ranges, live
+//!   fan-out from the apply loop, catch-up from [`History`] for watchers that
+//!   start in the past or fall behind, progress notifications.
+//!
 //! The store has no I/O of its own except snapshot files; the node drives it
 //! from raft's apply loop.
 
@@ -39,6 +43,7 @@ mod snapshot;
 mod state;
 mod store;
 mod txn;
+mod watch;
 mod write;
 
 pub use compaction::{CompactProgress, DEFAULT_COMPACTION_BATCH};
@@ -52,4 +57,7 @@ pub use request::{
 };
 pub use revision::Revision;
 pub use store::{Config, ReadView, Store, WriteBatch};
+pub use watch::{
+    Config as WatchConfig, History, Hub, StreamId, WatchRequest, WatchResponse, WatcherId,
+};
 pub use write::EventPrevKv;
