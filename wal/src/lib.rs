@@ -1,1 +1,33 @@
-//! placeholder
+//! ferrocd-wal: the write-ahead log that holds a node's raft log, and its
+//! snapshot files.
+//!
+//! - [`Wal`]: segmented log (`<seq:016x>-<index:016x>.wal`), records
+//!   chained by crc32, one write + one fdatasync per [`Wal::sync`], crash
+//!   recovery that truncates a torn tail and refuses corruption in the
+//!   middle ([`OpenError::Corrupt`] names the file and offset), suffix
+//!   truncation, purging behind snapshots.
+//! - [`GroupCommit`]: concurrent appenders share one fdatasync; the
+//!   batching rule is the sans-IO [`Batcher`].
+//! - [`SnapStore`]: snapshot files (`<term:016x>-<index:016x>.snap`), atomic
+//!   and durable, crc-checked on load, payload page-aligned for mapping.
+//! - [`Fs`] / [`File`]: the file layer; [`UringFs`] writes and syncs
+//!   through io_uring, [`SimFs`] models power loss for tests.
+//! - [`record`]: the record codec (also the fuzz target's entry point).
+//!
+//! Byte layouts are drawn in `docs/FORMAT.md`.
+
+mod error;
+mod fs;
+mod group_commit;
+mod log;
+pub mod record;
+mod segment;
+mod snap;
+
+pub use error::{OpenError, ReadError, WriteError};
+pub use fs::{Fault, File, Fs, SimFs, UringFs, create_dir_all_durable};
+pub use group_commit::{Batcher, Command, CommitResult, GroupCommit, Op, Pending, Worker};
+pub use log::{Config, Recovered, TornTail, Wal};
+pub use record::MAX_PAYLOAD;
+pub use segment::SegmentName;
+pub use snap::{PAYLOAD_OFFSET, SnapStore, SnapshotFile};

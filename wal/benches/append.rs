@@ -1,0 +1,176 @@
+//! Durable append cost on the machine's disk: the WAL (io_uring write +
+//! linked fdatasync per batch) next to a bare `pwrite` + `fdatasync` loop on
+//! a preallocated file in the same directory, in the same run.
+//!
+//! `cargo bench -p ferrocd-wal --bench append -- [--dir DIR] [--secs S]`
+//! (default dir: `target/wal-bench`, on the same disk as the build; each
+//! row runs about `S` seconds, default 1.5).
+
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ferrocd_wal::{Config, TornTail, UringFs, Wal};
+use hdrhistogram::Histogram;
+
+struct Row {
+    what: String,
+    records_per_s: f64,
+    batches_per_s: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds")
+}
+
+fn row(what: String, h: &Histogram<u64>, batch: usize, elapsed: Duration) -> Row {
+    let batches = h.len() as f64 / elapsed.as_secs_f64();
+    Row {
+        what,
+        records_per_s: batches * batch as f64,
+        batches_per_s: batches,
+        p50: Duration::from_nanos(h.value_at_quantile(0.5)),
+        p99: Duration::from_nanos(h.value_at_quantile(0.99)),
+    }
+}
+
+fn bare(dir: &Path, size: usize, secs: Duration) -> Row {
+    let path = dir.join("bare.dat");
+    let _ = std::fs::remove_file(&path);
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    f.set_len(64 << 20).unwrap();
+    f.sync_all().unwrap();
+    let buf = vec![0x5au8; size];
+    let mut h = hist();
+    let mut off = 0u64;
+    let start = Instant::now();
+    while start.elapsed() < secs {
+        let t = Instant::now();
+        f.write_all_at(&buf, off).unwrap();
+        f.sync_data().unwrap();
+        h.record(t.elapsed().as_nanos() as u64).unwrap();
+        off = (off + size as u64) % (60 << 20);
+    }
+    let el = start.elapsed();
+    std::fs::remove_file(&path).unwrap();
+    row(format!("bare pwrite+fdatasync, {size} B"), &h, 1, el)
+}
+
+/// The same loop through the WAL's io_uring file (write + linked
+/// fdatasync), without the WAL: separates the cost of io_uring's async
+/// fdatasync from the WAL's own work.
+fn uring(dir: &Path, size: usize, secs: Duration) -> Row {
+    use ferrocd_wal::{File, Fs};
+    let path = dir.join("uring.dat");
+    let _ = std::fs::remove_file(&path);
+    let mut f = UringFs.create(&path).unwrap();
+    f.set_len(64 << 20).unwrap();
+    f.sync_data().unwrap();
+    let buf = vec![0x5au8; size];
+    let mut h = hist();
+    let mut off = 0u64;
+    let start = Instant::now();
+    while start.elapsed() < secs {
+        let t = Instant::now();
+        f.write_and_sync(&buf, off).unwrap();
+        h.record(t.elapsed().as_nanos() as u64).unwrap();
+        off = (off + size as u64) % (60 << 20);
+    }
+    let el = start.elapsed();
+    std::fs::remove_file(&path).unwrap();
+    row(
+        format!("io_uring write+fdatasync (linked), {size} B"),
+        &h,
+        1,
+        el,
+    )
+}
+
+fn wal(dir: &Path, size: usize, batch: usize, secs: Duration) -> Row {
+    let wdir = dir.join(format!("wal-{size}-{batch}"));
+    let _ = std::fs::remove_dir_all(&wdir);
+    let cfg = Config {
+        segment_size: 64 << 20,
+        keep_segments: 2,
+        torn_tail: TornTail::Truncate,
+    };
+    let (mut w, _) = Wal::open(UringFs, &wdir, cfg).unwrap();
+    let payload = vec![0x5au8; size];
+    let mut h = hist();
+    let mut index = 1u64;
+    let start = Instant::now();
+    while start.elapsed() < secs {
+        let t = Instant::now();
+        for _ in 0..batch {
+            w.append_entry(index, &payload).unwrap();
+            index += 1;
+        }
+        w.sync().unwrap();
+        h.record(t.elapsed().as_nanos() as u64).unwrap();
+        if index % 8192 < batch as u64 {
+            let _ = w.purge_before(index);
+        }
+    }
+    let el = start.elapsed();
+    drop(w);
+    std::fs::remove_dir_all(&wdir).unwrap();
+    row(format!("wal, batch {batch}, {size} B"), &h, batch, el)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wal-bench");
+    let mut secs = Duration::from_millis(1500);
+    let mut i = 1;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--dir" => {
+                dir = PathBuf::from(&args[i + 1]);
+                i += 1;
+            }
+            "--secs" => {
+                secs = Duration::from_secs_f64(args[i + 1].parse().expect("--secs takes seconds"));
+                i += 1;
+            }
+            "--bench" => {}
+            other => panic!("unknown argument {other}; use --dir DIR --secs S"),
+        }
+        i += 1;
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    eprintln!("dir {}, {:?} per row", dir.display(), secs);
+    let mut rows = Vec::new();
+    for size in [128usize, 4096] {
+        let b = bare(&dir, size, secs);
+        eprintln!("{}: {:.0}/s", b.what, b.records_per_s);
+        rows.push(b);
+        let u = uring(&dir, size, secs);
+        eprintln!("{}: {:.0}/s", u.what, u.records_per_s);
+        rows.push(u);
+        for batch in [1usize, 16, 256] {
+            let r = wal(&dir, size, batch, secs);
+            eprintln!("{}: {:.0} records/s", r.what, r.records_per_s);
+            rows.push(r);
+        }
+    }
+    println!("| case | records/s | syncs/s | p50 per sync | p99 per sync |");
+    println!("|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.1} µs | {:.1} µs |",
+            r.what,
+            r.records_per_s,
+            r.batches_per_s,
+            r.p50.as_secs_f64() * 1e6,
+            r.p99.as_secs_f64() * 1e6
+        );
+    }
+}

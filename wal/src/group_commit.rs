@@ -1,0 +1,336 @@
+//! Group commit: many concurrent appenders, one write and one fdatasync per
+//! batch.
+//!
+//! [`Batcher`] is the sans-IO core: requests go in, and it says when to
+//! start a sync and whom to answer. While a sync is in flight, new
+//! requests wait; when it finishes, everything that arrived meanwhile goes
+//! out as the next batch (one sync for all of them), so the batch size
+//! grows with the load and the latency of one request is at most two syncs.
+//!
+//! [`GroupCommit`] drives it on a dedicated thread that owns the [`Wal`]
+//! (the blocking io_uring wait happens there, never on a shard or a tokio
+//! worker). Appenders call [`GroupCommit::commit`] from any executor (the
+//! reply is a `tokio::sync::oneshot`, which needs no tokio runtime) or
+//! [`GroupCommit::commit_blocking`] from a plain thread.
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use tokio::sync::oneshot;
+
+use crate::error::WriteError;
+use crate::fs::Fs;
+use crate::log::Wal;
+
+/// One change to the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Append entry `index` (must follow the last one).
+    Entry {
+        /// Raft index.
+        index: u64,
+        /// Payload.
+        payload: Vec<u8>,
+    },
+    /// Set metadata `key`.
+    Meta {
+        /// Key.
+        key: u64,
+        /// Payload.
+        payload: Vec<u8>,
+    },
+    /// Drop entries `>= index`.
+    Truncate {
+        /// First index dropped.
+        index: u64,
+    },
+}
+
+/// A command of the [`Batcher`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command<T> {
+    /// Apply these requests' ops in order, then write and fdatasync once.
+    Sync(Vec<T>),
+    /// Answer these requests with the outcome of their sync.
+    Reply(Vec<T>),
+}
+
+/// The sans-IO batching state machine; `T` is whatever identifies a
+/// request (a ticket, or the request itself).
+#[derive(Debug)]
+pub struct Batcher<T> {
+    waiting: Vec<T>,
+    in_flight: Option<Vec<T>>,
+}
+
+impl<T> Default for Batcher<T> {
+    fn default() -> Self {
+        Self {
+            waiting: Vec::new(),
+            in_flight: None,
+        }
+    }
+}
+
+impl<T: Clone> Batcher<T> {
+    /// A request arrived. Starts a sync at once when none is in flight.
+    pub fn submit(&mut self, req: T) -> Vec<Command<T>> {
+        self.waiting.push(req);
+        self.start()
+    }
+
+    /// The in-flight sync finished (successfully or not: the caller
+    /// carries the result to the replies).
+    pub fn synced(&mut self) -> Vec<Command<T>> {
+        let mut out = Vec::new();
+        if let Some(done) = self.in_flight.take() {
+            out.push(Command::Reply(done));
+        }
+        out.extend(self.start());
+        out
+    }
+
+    /// Requests waiting for the next sync.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    fn start(&mut self) -> Vec<Command<T>> {
+        if self.in_flight.is_some() || self.waiting.is_empty() {
+            return Vec::new();
+        }
+        let batch = std::mem::take(&mut self.waiting);
+        self.in_flight = Some(batch.clone());
+        vec![Command::Sync(batch)]
+    }
+}
+
+/// What the thread answers: the durable last index, or the error.
+pub type CommitResult = Result<Option<u64>, WriteError>;
+
+struct Request {
+    ops: Vec<Op>,
+    reply: oneshot::Sender<CommitResult>,
+}
+
+/// A handle to the group-commit thread; clone it freely. The thread stops
+/// (and [`GroupCommit::join`] returns the log) when every handle is gone.
+#[derive(Debug, Clone)]
+pub struct GroupCommit {
+    tx: mpsc::Sender<Request>,
+}
+
+/// The thread, for [`GroupCommit::join`].
+#[derive(Debug)]
+pub struct Worker<F: Fs> {
+    handle: JoinHandle<Wal<F>>,
+}
+
+impl<F: Fs> Worker<F> {
+    /// Wait for the thread (after every [`GroupCommit`] handle is dropped)
+    /// and get the log back.
+    pub fn join(self) -> Wal<F> {
+        self.handle
+            .join()
+            .expect("wal group-commit thread panicked")
+    }
+}
+
+impl GroupCommit {
+    /// Move `wal` onto a new thread named `wal`.
+    pub fn start<F: Fs>(wal: Wal<F>) -> (GroupCommit, Worker<F>) {
+        let (tx, rx) = mpsc::channel::<Request>();
+        let handle = std::thread::Builder::new()
+            .name("wal".into())
+            .spawn(move || run(wal, rx))
+            .expect("spawn the wal thread");
+        (GroupCommit { tx }, Worker { handle })
+    }
+
+    /// Queue `ops`; the returned [`Pending`] resolves once they are durable
+    /// (together with everything queued alongside them). Requests are
+    /// applied in the order they are submitted, so one submitter can keep
+    /// many in flight.
+    pub fn submit(&self, ops: Vec<Op>) -> Pending {
+        let (reply, rx) = oneshot::channel();
+        let rx = match self.tx.send(Request { ops, reply }) {
+            Ok(()) => Some(rx),
+            Err(_) => None,
+        };
+        Pending { rx }
+    }
+
+    /// Apply `ops` and return once they are durable.
+    pub async fn commit(&self, ops: Vec<Op>) -> CommitResult {
+        self.submit(ops).await
+    }
+
+    /// [`GroupCommit::commit`] for plain threads.
+    pub fn commit_blocking(&self, ops: Vec<Op>) -> CommitResult {
+        self.submit(ops).wait()
+    }
+}
+
+/// A submitted request; a future (any executor) or [`Pending::wait`].
+#[derive(Debug)]
+pub struct Pending {
+    rx: Option<oneshot::Receiver<CommitResult>>,
+}
+
+impl Pending {
+    /// Block the thread until the outcome is known.
+    pub fn wait(self) -> CommitResult {
+        match self.rx {
+            Some(rx) => rx.blocking_recv().map_err(|_| WriteError::Failed)?,
+            None => Err(WriteError::Failed),
+        }
+    }
+}
+
+impl std::future::Future for Pending {
+    type Output = CommitResult;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<CommitResult> {
+        match self.rx.as_mut() {
+            None => std::task::Poll::Ready(Err(WriteError::Failed)),
+            Some(rx) => std::pin::Pin::new(rx)
+                .poll(cx)
+                .map(|r| r.map_err(|_| WriteError::Failed).and_then(|r| r)),
+        }
+    }
+}
+
+/// Check a request against the log's last index without changing anything,
+/// so a bad request is refused whole and never half-applied.
+fn validate(ops: &[Op], mut last: Option<u64>) -> Result<(), WriteError> {
+    for op in ops {
+        match op {
+            Op::Entry { index, payload } => {
+                if let Some(li) = last
+                    && *index != li + 1
+                {
+                    return Err(WriteError::IndexGap {
+                        expected_after: li,
+                        found: *index,
+                    });
+                }
+                if payload.len() > crate::record::MAX_PAYLOAD {
+                    return Err(WriteError::TooLarge(payload.len()));
+                }
+                last = Some(*index);
+            }
+            Op::Meta { payload, .. } if payload.len() > crate::record::MAX_PAYLOAD => {
+                return Err(WriteError::TooLarge(payload.len()));
+            }
+            Op::Meta { .. } => {}
+            Op::Truncate { index } => {
+                if last.is_none_or(|li| *index <= li) {
+                    last = index.checked_sub(1);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn apply<F: Fs>(wal: &mut Wal<F>, ops: Vec<Op>) -> Result<(), WriteError> {
+    for op in ops {
+        match op {
+            Op::Entry { index, payload } => wal.append_entry(index, &payload)?,
+            Op::Meta { key, payload } => wal.append_meta(key, &payload)?,
+            // Buffered like the rest: made durable by this batch's sync.
+            Op::Truncate { index } => wal.truncate_buffered(index)?,
+        }
+    }
+    Ok(())
+}
+
+fn run<F: Fs>(mut wal: Wal<F>, rx: mpsc::Receiver<Request>) -> Wal<F> {
+    let mut batcher: Batcher<usize> = Batcher::default();
+    let mut slots: Vec<Option<Request>> = Vec::new();
+    // Block for the first request, then take everything already queued:
+    // those share the sync.
+    while let Ok(first) = rx.recv() {
+        let mut cmds = Vec::new();
+        for req in std::iter::once(first).chain(rx.try_iter()) {
+            slots.push(Some(req));
+            cmds.extend(batcher.submit(slots.len() - 1));
+        }
+        while let Some(cmd) = cmds.pop() {
+            match cmd {
+                Command::Sync(batch) => {
+                    let mut accepted = Vec::new();
+                    for slot in batch {
+                        let req = slots[slot].take().expect("request in one batch only");
+                        match validate(&req.ops, wal.last_index())
+                            .and_then(|()| apply(&mut wal, req.ops))
+                        {
+                            Ok(()) => accepted.push(req.reply),
+                            Err(e) => {
+                                let _ = req.reply.send(Err(e));
+                            }
+                        }
+                    }
+                    let result = wal.sync();
+                    for reply in accepted {
+                        let r = match &result {
+                            Ok(i) => Ok(*i),
+                            Err(WriteError::Io(e)) => {
+                                Err(WriteError::Io(std::io::Error::new(e.kind(), e.to_string())))
+                            }
+                            Err(_) => Err(WriteError::Failed),
+                        };
+                        // A caller that gave up is not an error here.
+                        let _ = reply.send(r);
+                    }
+                    cmds.extend(batcher.synced());
+                }
+                Command::Reply(_) => {
+                    // Replies were sent with the sync's outcome above.
+                }
+            }
+        }
+        slots.clear();
+    }
+    wal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batcher_starts_at_once_then_groups_what_arrives_meanwhile() {
+        let mut b = Batcher::default();
+        assert_eq!(b.submit(1), vec![Command::Sync(vec![1])]);
+        assert_eq!(b.submit(2), vec![]);
+        assert_eq!(b.submit(3), vec![]);
+        assert_eq!(b.waiting(), 2);
+        assert_eq!(
+            b.synced(),
+            vec![Command::Reply(vec![1]), Command::Sync(vec![2, 3])]
+        );
+        assert_eq!(b.synced(), vec![Command::Reply(vec![2, 3])]);
+        assert_eq!(b.synced(), vec![]);
+        assert_eq!(b.submit(4), vec![Command::Sync(vec![4])]);
+    }
+
+    #[test]
+    fn validate_refuses_gaps_whole() {
+        let e = |i| Op::Entry {
+            index: i,
+            payload: vec![],
+        };
+        assert!(validate(&[e(1), e(2)], None).is_ok());
+        assert!(validate(&[e(6), e(7)], Some(5)).is_ok());
+        assert!(matches!(
+            validate(&[e(6), e(8)], Some(5)),
+            Err(WriteError::IndexGap { .. })
+        ));
+        assert!(validate(&[Op::Truncate { index: 3 }, e(3)], Some(5)).is_ok());
+        assert!(validate(&[Op::Truncate { index: 9 }, e(6)], Some(5)).is_ok());
+    }
+}

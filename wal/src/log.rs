@@ -1,0 +1,715 @@
+//! The log: segments of records on a [`Fs`], recovery, appends with one
+//! fdatasync per batch, reads, truncation and purging.
+//!
+//! # Writing
+//! `append_*` encode records into an in-memory buffer; [`Wal::sync`] writes
+//! the buffer at the end of the tail segment and fdatasyncs it (one linked
+//! io_uring submission on [`crate::UringFs`]), after which everything
+//! appended is durable. When a record would not fit in the tail segment,
+//! the buffer is first written and synced into the old segment, then a new
+//! segment is created, preallocated, synced *and its directory entry
+//! synced* before anything is written into it. A new segment starts with a
+//! [`Kind::Crc`] record (the chain so far) and a copy of every metadata
+//! record, so purging old segments never loses the latest metadata.
+//!
+//! # Recovery
+//! Every record of every segment is decoded and its crc checked against the
+//! chain. At the first bad record:
+//! - in any segment but the last: [`OpenError::Corrupt`] (file, offset,
+//!   expected and found crc);
+//! - in the last segment: if a valid record follows it (chained from the
+//!   bad record's stored crc, found by scanning the rest of the segment),
+//!   the damage is in the middle of acknowledged data: `Corrupt`. Otherwise
+//!   it is a torn tail — a write that never completed its fdatasync — and,
+//!   with [`TornTail::Truncate`], the segment is cut there (and zero
+//!   extended) and the log opens with everything before it.
+//!
+//! A flipped bit in the very last record of the log is indistinguishable
+//! from a torn write (etcd has the same limit); everything before it is
+//! always kept.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+
+use crate::error::{OpenError, ReadError, WriteError};
+use crate::fs::{File, Fs, create_dir_all_durable};
+use crate::record::{self, DecodeError, HEADER_LEN, Kind, MAX_PAYLOAD};
+use crate::segment::SegmentName;
+
+/// What recovery does with a torn tail in the last segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TornTail {
+    /// Cut the segment at the first bad record and open (the default: a
+    /// torn tail is a write that was never acknowledged).
+    Truncate,
+    /// Refuse to open, reporting it as corruption (for inspection tools).
+    Refuse,
+}
+
+/// The log's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Bytes preallocated per segment; a segment rolls when the next record
+    /// would not fit. Default 64 MiB (etcd's). A record larger than this
+    /// gets a segment of its own, sized to fit.
+    pub segment_size: u64,
+    /// Segments [`Wal::purge_before`] always keeps, newest first. Default 5
+    /// (etcd's `--max-wals`).
+    pub keep_segments: usize,
+    /// Torn-tail policy. Default [`TornTail::Truncate`].
+    pub torn_tail: TornTail,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            segment_size: 64 << 20,
+            keep_segments: 5,
+            torn_tail: TornTail::Truncate,
+        }
+    }
+}
+
+/// What recovery found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// First entry index in the log (`None`: no entries).
+    pub first_index: Option<u64>,
+    /// Last entry index in the log.
+    pub last_index: Option<u64>,
+    /// The newest metadata record per key.
+    pub meta: BTreeMap<u64, Vec<u8>>,
+    /// Bytes cut from a torn tail (0 when the tail was clean).
+    pub torn_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Loc {
+    seq: u64,
+    /// Offset of the record's payload in its segment.
+    offset: u64,
+    len: u32,
+}
+
+struct Segment<F: Fs> {
+    name: SegmentName,
+    path: PathBuf,
+    file: F::File,
+}
+
+/// An open write-ahead log. Single writer; see the module docs.
+pub struct Wal<F: Fs> {
+    fs: F,
+    dir: PathBuf,
+    config: Config,
+    /// Live segments, oldest first; the last is the tail.
+    segments: Vec<Segment<F>>,
+    /// Bytes of the tail segment written to the file.
+    written: u64,
+    /// Encoded records not yet written (they go at `written`).
+    pending: Vec<u8>,
+    /// The crc chain after the last encoded record.
+    crc: u32,
+    /// Entry locations, `first_index..=last_index`.
+    entries: VecDeque<Loc>,
+    first_index: u64,
+    last_index: Option<u64>,
+    meta: BTreeMap<u64, Vec<u8>>,
+    durable_index: Option<u64>,
+    failed: bool,
+    /// fdatasync calls made by appends (the group-commit ratio's
+    /// denominator; a future `etcd_disk_wal_fsync` metric).
+    syncs: u64,
+}
+
+impl<F: Fs> std::fmt::Debug for Wal<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.dir)
+            .field("segments", &self.segments.len())
+            .field("first_index", &self.first_index)
+            .field("last_index", &self.last_index)
+            .field("durable_index", &self.durable_index)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
+    move |source| OpenError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The result of scanning one segment's bytes.
+struct Scan {
+    /// (kind, index, payload offset, payload) in order.
+    records: Vec<(Kind, u64, u64, Vec<u8>)>,
+    /// Offset just past the last good record.
+    end: u64,
+    /// The chain crc after the last good record.
+    crc: u32,
+    /// The first bad record: offset, expected crc, found crc, reason.
+    bad: Option<(u64, u32, u32, String)>,
+    /// Whether a valid record follows the bad one.
+    valid_after_bad: bool,
+}
+
+/// Decode `data`; `seed` is the chain crc before the segment (`None` for
+/// the first live segment: trust its Crc record).
+fn scan(data: &[u8], seed: Option<u32>) -> Scan {
+    let mut out = Scan {
+        records: Vec::new(),
+        end: 0,
+        crc: seed.unwrap_or(0),
+        bad: None,
+        valid_after_bad: false,
+    };
+    let mut off = 0usize;
+    let mut first = true;
+    while off < data.len() {
+        match record::decode(&data[off..]) {
+            Err(DecodeError::Zero) => break,
+            Err(e) => {
+                out.bad = Some((off as u64, out.crc, 0, e.to_string()));
+                break;
+            }
+            Ok((rec, n)) => {
+                let seed_here = if first {
+                    // The Crc record carries the chain it continues.
+                    let carried = (rec.kind == Kind::Crc && rec.payload.len() == 4).then(|| {
+                        u32::from_le_bytes([
+                            rec.payload[0],
+                            rec.payload[1],
+                            rec.payload[2],
+                            rec.payload[3],
+                        ])
+                    });
+                    match (carried, seed) {
+                        (None, _) => {
+                            out.bad = Some((
+                                off as u64,
+                                out.crc,
+                                rec.crc,
+                                "segment does not start with a crc record".into(),
+                            ));
+                            break;
+                        }
+                        (Some(c), Some(s)) if c != s => {
+                            out.bad = Some((
+                                off as u64,
+                                s,
+                                c,
+                                "crc chain broken between segments".into(),
+                            ));
+                            break;
+                        }
+                        (Some(c), _) => c,
+                    }
+                } else {
+                    out.crc
+                };
+                if !rec.verify(seed_here) {
+                    out.bad = Some((
+                        off as u64,
+                        rec.expected_crc(seed_here),
+                        rec.crc,
+                        "crc mismatch".into(),
+                    ));
+                    out.valid_after_bad = valid_after(data, off, rec.crc, n);
+                    break;
+                }
+                first = false;
+                out.crc = rec.crc;
+                out.records.push((
+                    rec.kind,
+                    rec.index,
+                    (off + HEADER_LEN) as u64,
+                    rec.payload.to_vec(),
+                ));
+                off += n;
+                out.end = off as u64;
+            }
+        }
+    }
+    if let Some((boff, ..)) = &out.bad
+        && !out.valid_after_bad
+    {
+        // The bad record's length or type may be garbage; its stored crc
+        // (bytes 16..20) is still the seed the next record was chained
+        // from, so look for any record at an aligned offset after it that
+        // verifies with it.
+        let b = *boff as usize;
+        if let Some(h) = data.get(b..b + HEADER_LEN) {
+            let stored = u32::from_le_bytes([h[16], h[17], h[18], h[19]]);
+            out.valid_after_bad = valid_after(data, b, stored, HEADER_LEN);
+        }
+    }
+    out
+}
+
+/// Whether some record after `bad_off` (scanning aligned offsets from
+/// `bad_off + min_skip`) verifies with seed `seed`.
+fn valid_after(data: &[u8], bad_off: usize, seed: u32, min_skip: usize) -> bool {
+    let mut off = bad_off + min_skip.max(8);
+    off = off.div_ceil(8) * 8;
+    while off + HEADER_LEN <= data.len() {
+        if let Ok((rec, _)) = record::decode(&data[off..])
+            && rec.verify(seed)
+        {
+            return true;
+        }
+        off += 8;
+    }
+    false
+}
+
+impl<F: Fs> Wal<F> {
+    /// Open the log in `dir` (created, durably, if missing) and recover it.
+    pub fn open(
+        fs: F,
+        dir: impl Into<PathBuf>,
+        config: Config,
+    ) -> Result<(Self, Recovered), OpenError> {
+        let dir = dir.into();
+        create_dir_all_durable(&fs, &dir).map_err(io_err(&dir))?;
+        let mut names: Vec<SegmentName> = fs
+            .list(&dir)
+            .map_err(io_err(&dir))?
+            .iter()
+            .filter_map(|n| SegmentName::parse(n))
+            .collect();
+        names.sort();
+        for w in names.windows(2) {
+            if w[1].seq != w[0].seq + 1 {
+                return Err(OpenError::MissingSegment {
+                    before: dir.join(w[0].file_name()),
+                    after: dir.join(w[1].file_name()),
+                });
+            }
+        }
+
+        let mut wal = Wal {
+            fs,
+            dir,
+            config,
+            segments: Vec::new(),
+            written: 0,
+            pending: Vec::new(),
+            crc: 0,
+            entries: VecDeque::new(),
+            first_index: 0,
+            last_index: None,
+            meta: BTreeMap::new(),
+            durable_index: None,
+            failed: false,
+            syncs: 0,
+        };
+        let mut recovered = Recovered::default();
+
+        if names.is_empty() {
+            wal.new_segment(SegmentName { seq: 0, index: 0 })
+                .map_err(|e| match e {
+                    WriteError::Io(source) => OpenError::Io {
+                        path: wal.dir.clone(),
+                        source,
+                    },
+                    other => OpenError::Io {
+                        path: wal.dir.clone(),
+                        source: std::io::Error::other(other.to_string()),
+                    },
+                })?;
+            return Ok((wal, recovered));
+        }
+
+        let mut seed: Option<u32> = None;
+        let count = names.len();
+        for (i, name) in names.into_iter().enumerate() {
+            let path = wal.dir.join(name.file_name());
+            let mut file = wal.fs.open(&path).map_err(io_err(&path))?;
+            let data = file.read_all().map_err(io_err(&path))?;
+            let last = i + 1 == count;
+            if i > 0
+                && let Some(li) = wal.last_index
+                && name.index != li + 1
+            {
+                return Err(OpenError::IndexGap {
+                    file: path,
+                    offset: 0,
+                    expected: li + 1,
+                    found: name.index,
+                });
+            }
+            let s = scan(&data, seed);
+            if !last && s.records.is_empty() && s.bad.is_none() {
+                return Err(OpenError::Corrupt {
+                    file: path,
+                    offset: 0,
+                    reason: "empty segment before the last one".into(),
+                    expected: 0,
+                    found: 0,
+                });
+            }
+            if let Some((offset, expected, found, reason)) = s.bad.clone() {
+                let torn_ok =
+                    last && !s.valid_after_bad && wal.config.torn_tail == TornTail::Truncate;
+                if !torn_ok {
+                    let reason = if last && !s.valid_after_bad {
+                        format!("{reason} (torn tail; TornTail::Refuse)")
+                    } else if last {
+                        format!("{reason}, with valid records after it")
+                    } else {
+                        reason
+                    };
+                    return Err(OpenError::Corrupt {
+                        file: path,
+                        offset,
+                        reason,
+                        expected,
+                        found,
+                    });
+                }
+            }
+            for (kind, index, offset, payload) in s.records {
+                match kind {
+                    Kind::Crc => {}
+                    Kind::Meta => {
+                        wal.meta.insert(index, payload);
+                    }
+                    Kind::Truncate => wal.drop_from(index),
+                    Kind::Entry => {
+                        if let Some(li) = wal.last_index
+                            && index != li + 1
+                        {
+                            return Err(OpenError::IndexGap {
+                                file: path,
+                                offset: offset - HEADER_LEN as u64,
+                                expected: li + 1,
+                                found: index,
+                            });
+                        }
+                        if wal.entries.is_empty() {
+                            wal.first_index = index;
+                        }
+                        wal.entries.push_back(Loc {
+                            seq: name.seq,
+                            offset,
+                            len: payload.len() as u32,
+                        });
+                        wal.last_index = Some(index);
+                    }
+                }
+            }
+            seed = Some(s.crc);
+            if last {
+                wal.crc = s.crc;
+                wal.written = s.end;
+                if s.bad.is_some() {
+                    recovered.torn_bytes = data.len() as u64 - s.end;
+                    tracing::warn!(file = %path.display(), offset = s.end, bytes = recovered.torn_bytes, "wal: truncating torn tail");
+                    // Cut, then re-extend with zeros so no stale bytes stay
+                    // after the new end.
+                    file.set_len(s.end).map_err(io_err(&path))?;
+                    file.allocate(data.len().max(wal.config.segment_size as usize) as u64)
+                        .map_err(io_err(&path))?;
+                }
+                // Make what we recovered durable before reporting it: a
+                // crashed process (not machine) leaves unsynced pages that
+                // recovery just read.
+                file.sync_data().map_err(io_err(&path))?;
+                if s.end == 0 {
+                    // Nothing valid at all (crash right after creating the
+                    // segment): write its header afresh.
+                    wal.encode_segment_header();
+                }
+            }
+            wal.segments.push(Segment { name, path, file });
+        }
+        wal.durable_index = wal.last_index;
+        recovered.first_index = wal.first_index();
+        recovered.last_index = wal.last_index;
+        recovered.meta = wal.meta.clone();
+        Ok((wal, recovered))
+    }
+
+    /// First entry index (`None` when the log holds no entries).
+    pub fn first_index(&self) -> Option<u64> {
+        (!self.entries.is_empty()).then_some(self.first_index)
+    }
+
+    /// Last entry index.
+    pub fn last_index(&self) -> Option<u64> {
+        self.last_index
+    }
+
+    /// Last entry index known durable.
+    pub fn durable_index(&self) -> Option<u64> {
+        self.durable_index
+    }
+
+    /// fdatasyncs issued by [`Wal::sync`] since open.
+    pub fn sync_count(&self) -> u64 {
+        self.syncs
+    }
+
+    /// The newest metadata per key.
+    pub fn meta(&self) -> &BTreeMap<u64, Vec<u8>> {
+        &self.meta
+    }
+
+    /// The live segments' file names, oldest first.
+    pub fn segment_names(&self) -> Vec<String> {
+        self.segments.iter().map(|s| s.name.file_name()).collect()
+    }
+
+    fn check(&self) -> Result<(), WriteError> {
+        if self.failed {
+            return Err(WriteError::Failed);
+        }
+        Ok(())
+    }
+
+    /// Record an I/O failure: the log refuses writes from now on.
+    fn fail<T>(&mut self, e: std::io::Error) -> Result<T, WriteError> {
+        self.failed = true;
+        tracing::error!(dir = %self.dir.display(), error = %e, "wal: write failed; refusing writes until reopened");
+        Err(WriteError::Io(e))
+    }
+
+    /// Buffer entry `index`. It must be `last_index + 1` (any index when
+    /// the log holds no entries and nothing was truncated).
+    pub fn append_entry(&mut self, index: u64, payload: &[u8]) -> Result<(), WriteError> {
+        self.check()?;
+        if let Some(li) = self.last_index
+            && index != li + 1
+        {
+            return Err(WriteError::IndexGap {
+                expected_after: li,
+                found: index,
+            });
+        }
+        if payload.len() > MAX_PAYLOAD {
+            return Err(WriteError::TooLarge(payload.len()));
+        }
+        self.make_room(payload.len())?;
+        let offset = self.written + self.pending.len() as u64 + HEADER_LEN as u64;
+        self.crc = record::encode(&mut self.pending, Kind::Entry, index, payload, self.crc);
+        if self.entries.is_empty() {
+            self.first_index = index;
+        }
+        let seq = self.tail().name.seq;
+        self.entries.push_back(Loc {
+            seq,
+            offset,
+            len: payload.len() as u32,
+        });
+        self.last_index = Some(index);
+        Ok(())
+    }
+
+    /// Buffer metadata under `key` (the newest per key wins on recovery).
+    pub fn append_meta(&mut self, key: u64, payload: &[u8]) -> Result<(), WriteError> {
+        self.check()?;
+        if payload.len() > MAX_PAYLOAD {
+            return Err(WriteError::TooLarge(payload.len()));
+        }
+        self.make_room(payload.len())?;
+        self.crc = record::encode(&mut self.pending, Kind::Meta, key, payload, self.crc);
+        self.meta.insert(key, payload.to_vec());
+        Ok(())
+    }
+
+    /// Write everything buffered and fdatasync it (one submission); returns
+    /// the last durable entry index.
+    pub fn sync(&mut self) -> Result<Option<u64>, WriteError> {
+        self.check()?;
+        if !self.pending.is_empty() {
+            let at = self.written;
+            let buf = std::mem::take(&mut self.pending);
+            let r = self.tail_mut().file.write_and_sync(&buf, at);
+            self.syncs += 1;
+            if let Err(e) = r {
+                return self.fail(e);
+            }
+            self.written += buf.len() as u64;
+            self.pending = buf;
+            self.pending.clear();
+        }
+        self.durable_index = self.last_index;
+        Ok(self.durable_index)
+    }
+
+    /// Drop entries `>= index` durably (raft log conflict): appends a
+    /// truncate record and syncs. The next entry must be `index`.
+    pub fn truncate_from(&mut self, index: u64) -> Result<(), WriteError> {
+        self.truncate_buffered(index)?;
+        self.sync().map(|_| ())
+    }
+
+    /// [`Wal::truncate_from`] without the sync: durable with the next one
+    /// (group commit batches it with the entries that replace the suffix).
+    pub(crate) fn truncate_buffered(&mut self, index: u64) -> Result<(), WriteError> {
+        self.check()?;
+        self.make_room(0)?;
+        self.crc = record::encode(&mut self.pending, Kind::Truncate, index, &[], self.crc);
+        self.drop_from(index);
+        Ok(())
+    }
+
+    fn drop_from(&mut self, index: u64) {
+        if let Some(li) = self.last_index
+            && index > li
+        {
+            return; // nothing at or after `index`
+        }
+        if self.entries.is_empty() || index <= self.first_index {
+            self.entries.clear();
+        } else {
+            self.entries.truncate((index - self.first_index) as usize);
+        }
+        self.last_index = index.checked_sub(1);
+        self.durable_index = self.durable_index.min(self.last_index);
+    }
+
+    /// Remove segments wholly before `index` (every entry in them is below
+    /// it), oldest first, always keeping the newest
+    /// [`Config::keep_segments`]; syncs the directory. Returns how many
+    /// segments were removed.
+    pub fn purge_before(&mut self, index: u64) -> Result<usize, WriteError> {
+        self.check()?;
+        let keep = self.config.keep_segments.max(1);
+        let mut removed = 0;
+        while self.segments.len() > keep && self.segments[1].name.index <= index {
+            let seg = self.segments.remove(0);
+            if let Err(e) = self.fs.remove(&seg.path) {
+                return self.fail(e);
+            }
+            while self.entries.front().is_some_and(|l| l.seq == seg.name.seq) {
+                self.entries.pop_front();
+                self.first_index += 1;
+            }
+            removed += 1;
+        }
+        if removed > 0
+            && let Err(e) = self.fs.sync_dir(&self.dir)
+        {
+            return self.fail(e);
+        }
+        Ok(removed)
+    }
+
+    /// Entries `from..=to` (clamped to the log), in order, with payloads.
+    /// Buffered entries that are not yet synced are included.
+    pub fn entries(&mut self, from: u64, to: u64) -> Result<Vec<(u64, Vec<u8>)>, ReadError> {
+        let Some(last) = self.last_index else {
+            return Ok(Vec::new());
+        };
+        if self.entries.is_empty() || from < self.first_index {
+            return Err(ReadError::NotFound(from));
+        }
+        let to = to.min(last);
+        let mut out = Vec::new();
+        let tail_seq = self.tail().name.seq;
+        for index in from..=to {
+            let loc = self.entries[(index - self.first_index) as usize];
+            let mut buf = vec![0u8; loc.len as usize];
+            if loc.seq == tail_seq && loc.offset >= self.written {
+                let at = (loc.offset - self.written) as usize;
+                buf.copy_from_slice(&self.pending[at..at + loc.len as usize]);
+            } else {
+                let seg = self
+                    .segments
+                    .iter_mut()
+                    .find(|s| s.name.seq == loc.seq)
+                    .ok_or(ReadError::NotFound(index))?;
+                let mut done = 0;
+                while done < buf.len() {
+                    let n = seg
+                        .file
+                        .read_at(&mut buf[done..], loc.offset + done as u64)?;
+                    if n == 0 {
+                        return Err(ReadError::Corrupt {
+                            file: seg.path.clone(),
+                            offset: loc.offset,
+                        });
+                    }
+                    done += n;
+                }
+            }
+            out.push((index, buf));
+        }
+        Ok(out)
+    }
+
+    fn tail(&self) -> &Segment<F> {
+        self.segments
+            .last()
+            .expect("a wal always has a tail segment")
+    }
+
+    fn tail_mut(&mut self) -> &mut Segment<F> {
+        self.segments
+            .last_mut()
+            .expect("a wal always has a tail segment")
+    }
+
+    /// Roll to a new segment if a record with `len` payload bytes would
+    /// not fit in the tail (unless the tail holds only its header).
+    fn make_room(&mut self, len: usize) -> Result<(), WriteError> {
+        let need = record::encoded_len(len) as u64;
+        let used = self.written + self.pending.len() as u64;
+        if used + need <= self.config.segment_size || used <= self.header_len() {
+            return Ok(());
+        }
+        // Seal the old segment: everything buffered goes into it, durably,
+        // before the next segment exists.
+        self.sync()?;
+        let next = SegmentName {
+            seq: self.tail().name.seq + 1,
+            index: self.last_index.map_or(0, |i| i + 1),
+        };
+        self.new_segment(next)
+    }
+
+    /// Bytes a fresh segment's header records take.
+    fn header_len(&self) -> u64 {
+        let metas: usize = self
+            .meta
+            .values()
+            .map(|m| record::encoded_len(m.len()))
+            .sum();
+        (record::encoded_len(4) + metas) as u64
+    }
+
+    fn new_segment(&mut self, name: SegmentName) -> Result<(), WriteError> {
+        let path = self.dir.join(name.file_name());
+        let size = self.config.segment_size;
+        let made = (|| {
+            let mut file = self.fs.create(&path)?;
+            file.allocate(size)?;
+            file.sync_data()?;
+            self.fs.sync_dir(&self.dir)?;
+            Ok::<_, std::io::Error>(file)
+        })();
+        let file = match made {
+            Ok(f) => f,
+            Err(e) => return self.fail(e),
+        };
+        self.segments.push(Segment { name, path, file });
+        self.written = 0;
+        self.pending.clear();
+        self.encode_segment_header();
+        Ok(())
+    }
+
+    /// The Crc record and a copy of every metadata record, buffered.
+    fn encode_segment_header(&mut self) {
+        let prev = self.crc;
+        self.crc = record::encode(&mut self.pending, Kind::Crc, 0, &prev.to_le_bytes(), prev);
+        let metas: Vec<(u64, Vec<u8>)> = self.meta.iter().map(|(k, v)| (*k, v.clone())).collect();
+        for (k, v) in metas {
+            self.crc = record::encode(&mut self.pending, Kind::Meta, k, &v, self.crc);
+        }
+    }
+}
