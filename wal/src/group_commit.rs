@@ -18,9 +18,9 @@ use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
-use crate::error::WriteError;
+use crate::error::{ReadError, WriteError};
 use crate::fs::Fs;
-use crate::log::Wal;
+use crate::log::{Entries, Wal};
 
 /// One change to the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +75,13 @@ impl<T> Default for Batcher<T> {
 impl<T: Clone> Batcher<T> {
     /// A request arrived. Starts a sync at once when none is in flight.
     pub fn submit(&mut self, req: T) -> Vec<Command<T>> {
-        self.waiting.push(req);
+        self.submit_many([req])
+    }
+
+    /// Several requests arrived together (the driver drained its queue):
+    /// they all go into the same sync.
+    pub fn submit_many(&mut self, reqs: impl IntoIterator<Item = T>) -> Vec<Command<T>> {
+        self.waiting.extend(reqs);
         self.start()
     }
 
@@ -113,11 +119,25 @@ struct Request {
     reply: oneshot::Sender<CommitResult>,
 }
 
+/// Work for the wal thread besides commits (it owns the log).
+enum Job {
+    Commit(Request),
+    Read {
+        from: u64,
+        to: u64,
+        reply: oneshot::Sender<Result<Entries, ReadError>>,
+    },
+    Purge {
+        before: u64,
+        reply: oneshot::Sender<Result<usize, WriteError>>,
+    },
+}
+
 /// A handle to the group-commit thread; clone it freely. The thread stops
 /// (and [`GroupCommit::join`] returns the log) when every handle is gone.
 #[derive(Debug, Clone)]
 pub struct GroupCommit {
-    tx: mpsc::Sender<Request>,
+    tx: mpsc::Sender<Job>,
 }
 
 /// The thread, for [`GroupCommit::join`].
@@ -139,7 +159,7 @@ impl<F: Fs> Worker<F> {
 impl GroupCommit {
     /// Move `wal` onto a new thread named `wal`.
     pub fn start<F: Fs>(wal: Wal<F>) -> (GroupCommit, Worker<F>) {
-        let (tx, rx) = mpsc::channel::<Request>();
+        let (tx, rx) = mpsc::channel::<Job>();
         let handle = std::thread::Builder::new()
             .name("wal".into())
             .spawn(move || run(wal, rx))
@@ -153,7 +173,7 @@ impl GroupCommit {
     /// many in flight.
     pub fn submit(&self, ops: Vec<Op>) -> Pending {
         let (reply, rx) = oneshot::channel();
-        let rx = match self.tx.send(Request { ops, reply }) {
+        let rx = match self.tx.send(Job::Commit(Request { ops, reply })) {
             Ok(()) => Some(rx),
             Err(_) => None,
         };
@@ -169,6 +189,29 @@ impl GroupCommit {
     pub fn commit_blocking(&self, ops: Vec<Op>) -> CommitResult {
         self.submit(ops).wait()
     }
+
+    /// Entries `from..=to` (see [`Wal::entries`]), read on the wal thread
+    /// between batches, so they reflect every commit answered before.
+    pub async fn read(&self, from: u64, to: u64) -> Result<Entries, ReadError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job::Read { from, to, reply })
+            .map_err(|_| ReadError::Io(gone()))?;
+        rx.await.map_err(|_| ReadError::Io(gone()))?
+    }
+
+    /// Remove segments wholly before `before` (see [`Wal::purge_before`]).
+    pub async fn purge_before(&self, before: u64) -> Result<usize, WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job::Purge { before, reply })
+            .map_err(|_| WriteError::Failed)?;
+        rx.await.map_err(|_| WriteError::Failed)?
+    }
+}
+
+fn gone() -> std::io::Error {
+    std::io::Error::other("the wal thread has stopped")
 }
 
 /// A submitted request; a future (any executor) or [`Pending::wait`].
@@ -178,7 +221,8 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Block the thread until the outcome is known.
+    /// Block the thread until the outcome is known. Not from inside an
+    /// async runtime's worker (tokio panics there): `.await` instead.
     pub fn wait(self) -> CommitResult {
         match self.rx {
             Some(rx) => rx.blocking_recv().map_err(|_| WriteError::Failed)?,
@@ -248,17 +292,24 @@ fn apply<F: Fs>(wal: &mut Wal<F>, ops: Vec<Op>) -> Result<(), WriteError> {
     Ok(())
 }
 
-fn run<F: Fs>(mut wal: Wal<F>, rx: mpsc::Receiver<Request>) -> Wal<F> {
+fn run<F: Fs>(mut wal: Wal<F>, rx: mpsc::Receiver<Job>) -> Wal<F> {
     let mut batcher: Batcher<usize> = Batcher::default();
     let mut slots: Vec<Option<Request>> = Vec::new();
-    // Block for the first request, then take everything already queued:
-    // those share the sync.
+    // Block for the first job, then take everything already queued: the
+    // commits among them share one sync; reads and purges run after it.
     while let Ok(first) = rx.recv() {
-        let mut cmds = Vec::new();
-        for req in std::iter::once(first).chain(rx.try_iter()) {
-            slots.push(Some(req));
-            cmds.extend(batcher.submit(slots.len() - 1));
+        let mut others = Vec::new();
+        for job in std::iter::once(first).chain(rx.try_iter()) {
+            match job {
+                Job::Commit(req) => slots.push(Some(req)),
+                other => others.push(other),
+            }
         }
+        let mut cmds = if slots.is_empty() {
+            Vec::new()
+        } else {
+            batcher.submit_many(0..slots.len())
+        };
         while let Some(cmd) = cmds.pop() {
             match cmd {
                 Command::Sync(batch) => {
@@ -278,9 +329,11 @@ fn run<F: Fs>(mut wal: Wal<F>, rx: mpsc::Receiver<Request>) -> Wal<F> {
                     for reply in accepted {
                         let r = match &result {
                             Ok(i) => Ok(*i),
-                            Err(WriteError::Io(e)) => {
-                                Err(WriteError::Io(std::io::Error::new(e.kind(), e.to_string())))
-                            }
+                            // Keep the errno: callers match on it.
+                            Err(WriteError::Io(e)) => Err(WriteError::Io(match e.raw_os_error() {
+                                Some(errno) => std::io::Error::from_raw_os_error(errno),
+                                None => std::io::Error::new(e.kind(), e.to_string()),
+                            })),
                             Err(_) => Err(WriteError::Failed),
                         };
                         // A caller that gave up is not an error here.
@@ -294,6 +347,17 @@ fn run<F: Fs>(mut wal: Wal<F>, rx: mpsc::Receiver<Request>) -> Wal<F> {
             }
         }
         slots.clear();
+        for job in others {
+            match job {
+                Job::Read { from, to, reply } => {
+                    let _ = reply.send(wal.entries(from, to));
+                }
+                Job::Purge { before, reply } => {
+                    let _ = reply.send(wal.purge_before(before));
+                }
+                Job::Commit(_) => unreachable!("commits were batched above"),
+            }
+        }
     }
     wal
 }
@@ -316,6 +380,17 @@ mod tests {
         assert_eq!(b.synced(), vec![Command::Reply(vec![2, 3])]);
         assert_eq!(b.synced(), vec![]);
         assert_eq!(b.submit(4), vec![Command::Sync(vec![4])]);
+    }
+
+    #[test]
+    fn requests_drained_together_share_one_sync() {
+        let mut b = Batcher::default();
+        assert_eq!(b.submit_many([1, 2, 3]), vec![Command::Sync(vec![1, 2, 3])]);
+        assert_eq!(b.submit_many([4, 5]), vec![]);
+        assert_eq!(
+            b.synced(),
+            vec![Command::Reply(vec![1, 2, 3]), Command::Sync(vec![4, 5])]
+        );
     }
 
     #[test]

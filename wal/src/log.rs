@@ -14,19 +14,25 @@
 //!
 //! # Recovery
 //! Every record of every segment is decoded and its crc checked against the
-//! chain. At the first bad record:
-//! - in any segment but the last: [`OpenError::Corrupt`] (file, offset,
-//!   expected and found crc);
-//! - in the last segment: if a valid record follows it (chained from the
-//!   bad record's stored crc, found by scanning the rest of the segment),
-//!   the damage is in the middle of acknowledged data: `Corrupt`. Otherwise
-//!   it is a torn tail — a write that never completed its fdatasync — and,
-//!   with [`TornTail::Truncate`], the segment is cut there (and zero
-//!   extended) and the log opens with everything before it.
+//! chain. Where the good records stop (a bad record, or a zeroed header):
+//! - in any segment but the last, a bad record is [`OpenError::Corrupt`]
+//!   (file, byte offset, expected and found crc);
+//! - anywhere, if an *ack marker* ([`Kind::Ack`]) further on says bytes at
+//!   or past that point were already durable, the damage is inside
+//!   acknowledged data: `Corrupt`, nothing is changed;
+//! - otherwise, in the last segment, it is a torn tail — a write whose
+//!   fdatasync never returned, however its pages reached the disk (a lost
+//!   middle page with later pages present included) — and, with
+//!   [`TornTail::Truncate`], the segment is cut there (and re-extended with
+//!   zeros) and the log opens with everything before it.
 //!
-//! A flipped bit in the very last record of the log is indistinguishable
-//! from a torn write (etcd has the same limit); everything before it is
-//! always kept.
+//! Every write after the first into a segment starts with an ack marker
+//! naming the offset up to which the segment was durable; it is written
+//! only after the previous fdatasync returned. So the one case recovery
+//! cannot tell from a torn write is damage to the records of the *last*
+//! sync before the crash with nothing written after them (etcd has the
+//! same limit); everything acknowledged before that is always kept or
+//! refused loudly, never dropped.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -69,6 +75,9 @@ impl Default for Config {
         }
     }
 }
+
+/// Entries as read back: (raft index, payload), in index order.
+pub type Entries = Vec<(u64, Vec<u8>)>;
 
 /// What recovery found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -152,8 +161,9 @@ struct Scan {
     crc: u32,
     /// The first bad record: offset, expected crc, found crc, reason.
     bad: Option<(u64, u32, u32, String)>,
-    /// Whether a valid record follows the bad one.
-    valid_after_bad: bool,
+    /// Whether an ack marker after the bad record (or after a zeroed
+    /// header) says bytes at or beyond it were already durable.
+    acked_beyond: bool,
 }
 
 /// Decode `data`; `seed` is the chain crc before the segment (`None` for
@@ -164,7 +174,7 @@ fn scan(data: &[u8], seed: Option<u32>) -> Scan {
         end: 0,
         crc: seed.unwrap_or(0),
         bad: None,
-        valid_after_bad: false,
+        acked_beyond: false,
     };
     let mut off = 0usize;
     let mut first = true;
@@ -217,7 +227,6 @@ fn scan(data: &[u8], seed: Option<u32>) -> Scan {
                         rec.crc,
                         "crc mismatch".into(),
                     ));
-                    out.valid_after_bad = valid_after(data, off, rec.crc, n);
                     break;
                 }
                 first = false;
@@ -233,36 +242,60 @@ fn scan(data: &[u8], seed: Option<u32>) -> Scan {
             }
         }
     }
-    if let Some((boff, ..)) = &out.bad
-        && !out.valid_after_bad
-    {
-        // The bad record's length or type may be garbage; its stored crc
-        // (bytes 16..20) is still the seed the next record was chained
-        // from, so look for any record at an aligned offset after it that
-        // verifies with it.
-        let b = *boff as usize;
-        if let Some(h) = data.get(b..b + HEADER_LEN) {
-            let stored = u32::from_le_bytes([h[16], h[17], h[18], h[19]]);
-            out.valid_after_bad = valid_after(data, b, stored, HEADER_LEN);
-        }
-    }
+    // Where the good records stop (a bad record, or a zeroed header),
+    // look for ack markers beyond: one that says bytes past this point were
+    // durable proves the damage is inside acknowledged data.
+    let stop = out.bad.as_ref().map_or(out.end, |b| b.0);
+    out.acked_beyond = acked_beyond(data, stop);
     out
 }
 
-/// Whether some record after `bad_off` (scanning aligned offsets from
-/// `bad_off + min_skip`) verifies with seed `seed`.
-fn valid_after(data: &[u8], bad_off: usize, seed: u32, min_skip: usize) -> bool {
-    let mut off = bad_off + min_skip.max(8);
-    off = off.div_ceil(8) * 8;
-    while off + HEADER_LEN <= data.len() {
-        if let Ok((rec, _)) = record::decode(&data[off..])
-            && rec.verify(seed)
+/// Whether an ack marker at an 8-aligned offset after `stop` records a
+/// durable end beyond `stop`. Markers are checked on their own (their
+/// payload carries their offset and a crc), since the chain is broken at
+/// `stop`.
+fn acked_beyond(data: &[u8], stop: u64) -> bool {
+    let mut off = (stop as usize + 8).div_ceil(8) * 8;
+    while off + record::encoded_len(ACK_PAYLOAD) <= data.len() {
+        if data[off + 4] == Kind::Ack as u8
+            && let Some(durable_end) = ack_marker(&data[off..], off as u64)
+            && durable_end > stop
         {
             return true;
         }
         off += 8;
     }
     false
+}
+
+/// Payload bytes of an ack marker.
+const ACK_PAYLOAD: usize = 12;
+
+/// Encode an ack marker at segment offset `at` saying `durable_end` bytes
+/// of the segment were durable before this write.
+fn encode_ack(out: &mut Vec<u8>, at: u64, durable_end: u64, seed: u32) -> u32 {
+    let mut p = [0u8; ACK_PAYLOAD];
+    p[..8].copy_from_slice(&at.to_le_bytes());
+    let mut h = crc32fast::Hasher::new();
+    h.update(&durable_end.to_le_bytes());
+    h.update(&at.to_le_bytes());
+    p[8..].copy_from_slice(&h.finalize().to_le_bytes());
+    record::encode(out, Kind::Ack, durable_end, &p, seed)
+}
+
+/// If `buf` starts with a self-consistent ack marker written at `at`, its
+/// durable end.
+fn ack_marker(buf: &[u8], at: u64) -> Option<u64> {
+    let (rec, _) = record::decode(buf).ok()?;
+    if rec.kind != Kind::Ack || rec.payload.len() != ACK_PAYLOAD {
+        return None;
+    }
+    let pos = u64::from_le_bytes(rec.payload[..8].try_into().ok()?);
+    let crc = u32::from_le_bytes(rec.payload[8..].try_into().ok()?);
+    let mut h = crc32fast::Hasher::new();
+    h.update(&rec.index.to_le_bytes());
+    h.update(&pos.to_le_bytes());
+    (pos == at && h.finalize() == crc && rec.index <= at).then_some(rec.index)
 }
 
 impl<F: Fs> Wal<F> {
@@ -351,14 +384,22 @@ impl<F: Fs> Wal<F> {
                     found: 0,
                 });
             }
+            if s.bad.is_none() && s.acked_beyond {
+                return Err(OpenError::Corrupt {
+                    file: path,
+                    offset: s.end,
+                    reason: "zeroed record inside data already acknowledged as durable".into(),
+                    expected: 0,
+                    found: 0,
+                });
+            }
             if let Some((offset, expected, found, reason)) = s.bad.clone() {
-                let torn_ok =
-                    last && !s.valid_after_bad && wal.config.torn_tail == TornTail::Truncate;
+                let torn_ok = last && !s.acked_beyond && wal.config.torn_tail == TornTail::Truncate;
                 if !torn_ok {
-                    let reason = if last && !s.valid_after_bad {
+                    let reason = if last && !s.acked_beyond {
                         format!("{reason} (torn tail; TornTail::Refuse)")
                     } else if last {
-                        format!("{reason}, with valid records after it")
+                        format!("{reason}, inside data already acknowledged as durable")
                     } else {
                         reason
                     };
@@ -373,7 +414,7 @@ impl<F: Fs> Wal<F> {
             }
             for (kind, index, offset, payload) in s.records {
                 match kind {
-                    Kind::Crc => {}
+                    Kind::Crc | Kind::Ack => {}
                     Kind::Meta => {
                         wal.meta.insert(index, payload);
                     }
@@ -493,6 +534,7 @@ impl<F: Fs> Wal<F> {
             return Err(WriteError::TooLarge(payload.len()));
         }
         self.make_room(payload.len())?;
+        self.begin_write();
         let offset = self.written + self.pending.len() as u64 + HEADER_LEN as u64;
         self.crc = record::encode(&mut self.pending, Kind::Entry, index, payload, self.crc);
         if self.entries.is_empty() {
@@ -515,6 +557,7 @@ impl<F: Fs> Wal<F> {
             return Err(WriteError::TooLarge(payload.len()));
         }
         self.make_room(payload.len())?;
+        self.begin_write();
         self.crc = record::encode(&mut self.pending, Kind::Meta, key, payload, self.crc);
         self.meta.insert(key, payload.to_vec());
         Ok(())
@@ -552,6 +595,7 @@ impl<F: Fs> Wal<F> {
     pub(crate) fn truncate_buffered(&mut self, index: u64) -> Result<(), WriteError> {
         self.check()?;
         self.make_room(0)?;
+        self.begin_write();
         self.crc = record::encode(&mut self.pending, Kind::Truncate, index, &[], self.crc);
         self.drop_from(index);
         Ok(())
@@ -601,7 +645,7 @@ impl<F: Fs> Wal<F> {
 
     /// Entries `from..=to` (clamped to the log), in order, with payloads.
     /// Buffered entries that are not yet synced are included.
-    pub fn entries(&mut self, from: u64, to: u64) -> Result<Vec<(u64, Vec<u8>)>, ReadError> {
+    pub fn entries(&mut self, from: u64, to: u64) -> Result<Entries, ReadError> {
         let Some(last) = self.last_index else {
             return Ok(Vec::new());
         };
@@ -652,6 +696,19 @@ impl<F: Fs> Wal<F> {
         self.segments
             .last_mut()
             .expect("a wal always has a tail segment")
+    }
+
+    /// The first record of a write into a segment that already holds
+    /// durable data is an ack marker: "everything before this offset was
+    /// fdatasynced". A marker only appears after its predecessor's sync
+    /// returned, so one found past damage proves the damage is in
+    /// acknowledged data (refuse to open), while damage with no marker
+    /// after it is a torn, never acknowledged write (cut it).
+    fn begin_write(&mut self) {
+        if self.pending.is_empty() && self.written > 0 {
+            let at = self.written;
+            self.crc = encode_ack(&mut self.pending, at, at, self.crc);
+        }
     }
 
     /// Roll to a new segment if a record with `len` payload bytes would

@@ -11,8 +11,8 @@
 //! - `len` is the payload length (not padded); a record occupies
 //!   `24 + round_up(len, 8)` bytes, so every record starts 8-byte aligned.
 //! - `index` is the raft index for [`Kind::Entry`], the truncation point for
-//!   [`Kind::Truncate`], the metadata key for [`Kind::Meta`], 0 for
-//!   [`Kind::Crc`].
+//!   [`Kind::Truncate`], the metadata key for [`Kind::Meta`], the durable
+//!   end for [`Kind::Ack`], 0 for [`Kind::Crc`].
 //! - `crc` is crc32 (crc32fast, IEEE) over header bytes 0..16 and the
 //!   payload, *seeded with the previous record's crc*, so the records of a
 //!   segment form one chain; the first record of a segment is a
@@ -46,6 +46,11 @@ pub enum Kind {
     /// Every entry with index >= `index` written before this record is
     /// dropped (raft log conflict).
     Truncate = 4,
+    /// Ack marker, first in every write after the first: `index` is the
+    /// segment offset up to which earlier writes were already durable
+    /// (fdatasync returned). Recovery uses it to tell a torn, never
+    /// acknowledged tail from damage inside acknowledged data.
+    Ack = 5,
 }
 
 impl Kind {
@@ -55,6 +60,7 @@ impl Kind {
             2 => Some(Kind::Meta),
             3 => Some(Kind::Crc),
             4 => Some(Kind::Truncate),
+            5 => Some(Kind::Ack),
             _ => None,
         }
     }

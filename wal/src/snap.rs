@@ -57,7 +57,12 @@ fn name(term: u64, index: u64) -> String {
 fn parse(name: &str) -> Option<(u64, u64)> {
     let stem = name.strip_suffix(".snap")?;
     let (t, i) = stem.split_once('-')?;
-    if t.len() != 16 || i.len() != 16 {
+    let lower_hex = |x: &str| {
+        x.len() == 16
+            && x.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    if !lower_hex(t) || !lower_hex(i) {
         return None;
     }
     Some((

@@ -123,10 +123,13 @@ fn bit_flip_in_the_middle_is_refused_with_file_and_offset() {
     for which in ["older", "last"] {
         let fs = SimFs::new();
         let mut wal = open(&fs, small(if which == "older" { 2048 } else { 1 << 20 }));
+        // Acknowledged in several syncs, as a running node writes.
         for i in 1..=60u64 {
             wal.append_entry(i, &payload(i)).unwrap();
+            if i % 5 == 0 {
+                wal.sync().unwrap();
+            }
         }
-        wal.sync().unwrap();
         drop(wal);
         let segs = segments(&fs);
         let victim = if which == "older" {
@@ -180,8 +183,8 @@ fn flipped_length_field_in_the_last_segment_is_still_corruption() {
     let mut wal = open(&fs, small(1 << 20));
     for i in 1..=30u64 {
         wal.append_entry(i, &payload(i)).unwrap();
+        wal.sync().unwrap();
     }
-    wal.sync().unwrap();
     drop(wal);
     let seg = segments(&fs).pop().unwrap();
     let mut data = fs.contents(&seg).unwrap();
@@ -222,4 +225,64 @@ fn failures_stick_until_reopen() {
         w2.append_entry(next + 1, b"y"),
         Err(WriteError::Failed)
     ));
+}
+
+/// A write that never finished its fdatasync may reach the disk out of
+/// order: a middle page lost (zeros) while later pages are present. No ack
+/// marker follows (the next write never started), so it is a torn tail:
+/// the log opens with every acknowledged entry.
+#[test]
+fn lost_middle_page_of_an_unacknowledged_write_is_a_torn_tail() {
+    let fs = SimFs::new();
+    let mut wal = open(&fs, small(64 << 10));
+    for i in 1..=10u64 {
+        wal.append_entry(i, &payload(i)).unwrap();
+        wal.sync().unwrap();
+    }
+    let seg = segments(&fs).pop().unwrap();
+    let acked_end = fs
+        .contents(&seg)
+        .unwrap()
+        .iter()
+        .rposition(|b| *b != 0)
+        .unwrap()
+        + 1;
+    for i in 11..=60u64 {
+        wal.append_entry(i, &[i as u8 | 1; 180]).unwrap();
+    }
+    wal.sync().unwrap();
+    drop(wal);
+    let mut data = fs.contents(&seg).unwrap();
+    let page = (acked_end / 4096 + 1) * 4096;
+    data[page..page + 4096].fill(0);
+    fs.set_contents(&seg, data).unwrap();
+    let mut w = open(&fs, small(64 << 10));
+    let got = all_entries(&mut w);
+    assert!(got.len() >= 10 && got.len() < 60, "{}", got.len());
+    assert_eq!(got[9], (10, payload(10)));
+}
+
+/// A zeroed record header inside acknowledged data (an ack marker comes
+/// after it) must not silently end the log there.
+#[test]
+fn zeroed_header_inside_acknowledged_data_is_refused() {
+    let fs = SimFs::new();
+    let mut wal = open(&fs, small(64 << 10));
+    for i in 1..=20u64 {
+        wal.append_entry(i, &payload(i)).unwrap();
+        wal.sync().unwrap();
+    }
+    drop(wal);
+    let seg = segments(&fs).pop().unwrap();
+    let mut data = fs.contents(&seg).unwrap();
+    let mut off = 0;
+    for _ in 0..8 {
+        off += ferrocd_wal::record::decode(&data[off..]).unwrap().1;
+    }
+    data[off..off + 24].fill(0);
+    fs.set_contents(&seg, data).unwrap();
+    match Wal::open(fs.clone(), dir(), small(64 << 10)) {
+        Err(OpenError::Corrupt { offset, .. }) => assert_eq!(offset, off as u64),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
 }

@@ -123,6 +123,43 @@ fn group_commit_shares_syncs_among_requests_in_flight() {
     assert_eq!(wal.meta().len(), 20);
 }
 
+/// The async API from a tokio runtime: commit, read back and purge all go
+/// through the wal thread.
+#[tokio::test(flavor = "current_thread")]
+async fn group_commit_async_commit_read_purge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(UringFs, tmp.path().join("wal"), cfg()).unwrap();
+    let (gc, worker) = GroupCommit::start(wal);
+    let mut pending = Vec::new();
+    for i in 1..=2000u64 {
+        pending.push(gc.submit(vec![Op::Entry {
+            index: i,
+            payload: payload(i),
+        }]));
+    }
+    for p in pending {
+        p.await.unwrap();
+    }
+    let got = gc.read(1995, 3000).await.unwrap();
+    assert_eq!(
+        got.iter().map(|e| e.0).collect::<Vec<_>>(),
+        vec![1995, 1996, 1997, 1998, 1999, 2000]
+    );
+    assert_eq!(got[0].1, payload(1995));
+    assert!(gc.purge_before(1500).await.unwrap() > 0);
+    assert!(matches!(
+        gc.read(1, 1).await,
+        Err(ferrocd_wal::ReadError::NotFound(1))
+    ));
+    drop(gc);
+    let wal = worker.join();
+    assert!(
+        wal.sync_count() < 2000,
+        "{} syncs for 2000 commits",
+        wal.sync_count()
+    );
+}
+
 #[test]
 fn snapshot_files_on_disk() {
     let tmp = tempfile::tempdir().unwrap();
