@@ -66,7 +66,19 @@ impl UringFile {
         while seen < entries.len() {
             match self.ring.submit_and_wait(entries.len() - seen) {
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // Interrupted, or the kernel is short of resources / the
+                // completion queue is full: our entries may already be in
+                // flight, so wait again rather than return while the
+                // kernel could still read the caller's buffer.
+                Err(e)
+                    if e.kind() == io::ErrorKind::Interrupted
+                        || matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EBUSY)) =>
+                {
+                    std::thread::yield_now();
+                    continue;
+                }
+                // EFAULT/EINVAL/EBADF: the ring itself is unusable; nothing
+                // we pushed can be in flight on a ring the kernel refuses.
                 Err(e) => return Err(e),
             }
             for cqe in self.ring.completion() {
