@@ -9,5 +9,12 @@
 //! `.proto` files in `net/proto/`, with tonic clients and server traits.
 //! The clients already talk to a real etcd (`tests/etcd_wire.rs`); none of
 //! the services is implemented on our side yet.
+//!
+//! [`EtcdError`]: etcd's client-visible errors with their gRPC codes and
+//! exact messages, in one table (`status`), and the mapping from store
+//! errors.
 
 pub mod pb;
+mod status;
+
+pub use status::EtcdError;
