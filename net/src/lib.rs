@@ -10,11 +10,18 @@
 //! The clients already talk to a real etcd (`tests/etcd_wire.rs`); none of
 //! the services is implemented on our side yet.
 //!
+//! [`KvShim`] serves etcd's KV service over any [`KvService`] (the node
+//! implements it; a store-backed test double drives it in
+//! `tests/kv_shim.rs`), with etcd's request checks.
+//!
 //! [`EtcdError`]: etcd's client-visible errors with their gRPC codes and
 //! exact messages, in one table (`status`), and the mapping from store
 //! errors.
 
+mod convert;
+mod kv;
 pub mod pb;
 mod status;
 
+pub use kv::{KvService, KvShim, ServerInfo};
 pub use status::EtcdError;
