@@ -14,16 +14,16 @@ use crate::kv::{Event, KeyRange};
 use crate::state::{Key, State};
 use crate::write::{EventPrevKv, TxnWrite};
 
-/// Grant lease `id` (etcd: id 0 → `LeaseNotFound`, an existing id →
-/// `LeaseExists`). No revision.
-pub(crate) fn grant(state: &mut State, id: i64) -> Result<()> {
+/// Grant lease `id` with `ttl` seconds (etcd: id 0 → `LeaseNotFound`, an
+/// existing id → `LeaseExists`). No revision.
+pub(crate) fn grant(state: &mut State, id: i64, ttl: i64) -> Result<()> {
     if id == 0 {
         return Err(Error::LeaseNotFound);
     }
     if state.leases.contains_key(&id) {
         return Err(Error::LeaseExists);
     }
-    state.leases.insert(id, ());
+    state.leases.insert(id, ttl);
     Ok(())
 }
 

@@ -44,7 +44,8 @@ use crate::state::{Key, PendingCompaction, State};
 
 const PAYLOAD_MAGIC: &[u8; 8] = b"FCDMVSNP";
 const FILE_MAGIC: &[u8; 8] = b"FCDMVCCF";
-const VERSION: u32 = 1;
+/// 2: leases carry their TTL.
+const VERSION: u32 = 2;
 const FRAME_HEADER: usize = 32;
 /// Bytes before the payload in a standalone file; a multiple of 16 so the
 /// payload (and every record in it) stays 16-byte aligned in the mapping.
@@ -66,7 +67,8 @@ struct Meta {
     pending_compaction: i64,
     key_count: u64,
     record_count: u64,
-    leases: Vec<i64>,
+    /// Granted leases: (id, TTL in seconds), by id.
+    leases: Vec<(i64, i64)>,
 }
 
 /// A KEY frame's body: one key index entry.
@@ -149,7 +151,7 @@ pub(crate) fn write_payload(state: &State, w: &mut impl Write) -> io::Result<u64
         pending_compaction: state.pending_compaction.as_ref().map_or(0, |p| p.revision),
         key_count: state.keys.len() as u64,
         record_count: state.revs.len() as u64,
-        leases: state.leases.iter().map(|(id, _)| *id).collect(),
+        leases: state.leases.iter().map(|(id, ttl)| (*id, *ttl)).collect(),
     };
     let mut buf = archive(&meta, AlignedVec::new());
     total += write_frame(&mut w, KIND_META, Revision::default(), &buf)?;
@@ -453,7 +455,11 @@ pub(crate) fn load_mapped(map: Arc<Mmap>, offset: usize, len: usize, name: &str)
     let mut state = State {
         keys: BTree::from_sorted(keys),
         revs: BTree::from_sorted(revs),
-        leases: BTree::from_sorted(meta.leases.iter().map(|id| (id.to_native(), ()))),
+        leases: BTree::from_sorted(
+            meta.leases
+                .iter()
+                .map(|l| (l.0.to_native(), l.1.to_native())),
+        ),
         lease_keys: BTree::new(),
         revision: meta.revision.to_native(),
         compact_revision: meta.compact_revision.to_native(),

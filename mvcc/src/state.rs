@@ -110,7 +110,7 @@ pub(crate) struct State {
     /// (main, sub) → record.
     pub(crate) revs: BTree<Revision, RecordBytes>,
     /// Known lease ids.
-    pub(crate) leases: BTree<i64, ()>,
+    pub(crate) leases: BTree<i64, i64>,
     /// (lease, key) for every live key with a lease; the key's lease is in
     /// its newest record.
     pub(crate) lease_keys: BTree<(i64, Key), ()>,

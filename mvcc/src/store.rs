@@ -232,6 +232,16 @@ impl ReadView {
         self.state.leases.iter().map(|(id, _)| *id).collect()
     }
 
+    /// Granted leases with their TTL in seconds, by id.
+    pub fn lease_ttls(&self) -> Vec<(i64, i64)> {
+        self.state.leases.iter().map(|(id, ttl)| (*id, *ttl)).collect()
+    }
+
+    /// The granted TTL of lease `id`, if granted.
+    pub fn lease_ttl(&self, id: i64) -> Option<i64> {
+        self.state.leases.get(&id).copied()
+    }
+
     /// Keys attached to lease `id`, in key order.
     pub fn lease_keys(&self, id: i64) -> Vec<&[u8]> {
         lease::keys_of(&self.state, id).map(|k| &k[..]).collect()
@@ -339,9 +349,9 @@ impl WriteBatch<'_> {
         compaction::step(&mut self.state, max_keys)
     }
 
-    /// Grant lease `id` (no revision).
-    pub fn lease_grant(&mut self, id: i64) -> Result<()> {
-        lease::grant(&mut self.state, id)
+    /// Grant lease `id` with a TTL of `ttl` seconds (no revision).
+    pub fn lease_grant(&mut self, id: i64, ttl: i64) -> Result<()> {
+        lease::grant(&mut self.state, id, ttl)
     }
 
     /// Revoke lease `id`, deleting its keys in one revision. The response is

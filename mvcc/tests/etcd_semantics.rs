@@ -410,9 +410,9 @@ fn sort_orders() {
 fn lease_revoke_deletes_keys_in_one_revision() {
     let s = Store::default();
     let mut b = s.write();
-    assert_eq!(b.lease_grant(0).unwrap_err(), Error::LeaseNotFound);
-    b.lease_grant(7).unwrap();
-    assert_eq!(b.lease_grant(7).unwrap_err(), Error::LeaseExists);
+    assert_eq!(b.lease_grant(0, 10).unwrap_err(), Error::LeaseNotFound);
+    b.lease_grant(7, 10).unwrap();
+    assert_eq!(b.lease_grant(7, 10).unwrap_err(), Error::LeaseExists);
     for k in ["x", "y", "z"] {
         b.put(&PutRequest {
             lease: 7,
@@ -434,7 +434,7 @@ fn lease_revoke_deletes_keys_in_one_revision() {
             .all(|e| e.kind == EventKind::Delete && e.kv.mod_revision == 6)
     );
     assert_eq!(b.lease_revoke(7).unwrap_err(), Error::LeaseNotFound);
-    b.lease_grant(8).unwrap();
+    b.lease_grant(8, 10).unwrap();
     assert_eq!(
         b.lease_revoke(8).unwrap().response,
         6,

@@ -11,7 +11,7 @@ use ferrocd_mvcc::{Config, DeleteRangeRequest, Error, PutRequest, RangeRequest, 
 fn sample() -> Store {
     let s = Store::default();
     let mut b = s.write();
-    b.lease_grant(5).unwrap();
+    b.lease_grant(5, 30).unwrap();
     for i in 0..300 {
         let mut p = PutRequest::new(format!("key/{:04}", i % 120), vec![i as u8; 40]);
         if i % 7 == 0 {
@@ -39,6 +39,7 @@ fn same(a: &Store, b: &Store) {
     assert_eq!(va.consistent_index(), vb.consistent_index());
     assert_eq!(va.hash_kv(0).unwrap(), vb.hash_kv(0).unwrap());
     assert_eq!(va.lease_keys(5), vb.lease_keys(5));
+    assert_eq!(vb.lease_ttls(), vec![(5, 30)], "granted TTLs survive a snapshot");
     for rev in [150, 200, 0] {
         let r = RangeRequest {
             revision: rev,

@@ -253,7 +253,7 @@ fn run_segment(store: &Store, m: &mut Model, ops: &[Op]) -> Result<(), TestCaseE
                 prop_assert_eq!(got, m.txn(t), "txn {:?}", t);
             }
             Op::Grant(id) => {
-                prop_assert_eq!(batch.as_mut().unwrap().lease_grant(*id), m.grant(*id))
+                prop_assert_eq!(batch.as_mut().unwrap().lease_grant(*id, 60), m.grant(*id))
             }
             Op::Revoke(id) => {
                 let got = batch
