@@ -1,13 +1,22 @@
 //! ferrocd-core: the node.
 //!
-//! Will hold the shard runtime, raft (openraft) with its log on
-//! `ferrocd-wal` and its state machine on `ferrocd-mvcc`, and the `ferrocd` /
-//! `ferroctl` binaries (see `DESIGN.md`). There is no server binary yet.
-//!
-//! What exists now:
 //! - [`config`]: etcd 3.5's server flags and `ETCD_*` / `FERROCD_*`
 //!   environment variables parsed into a [`Config`].
+//! - [`Node`]: one raft group (openraft) with its log on `ferrocd-wal` and
+//!   its state machine on `ferrocd-mvcc`; it implements the service traits
+//!   of `ferrocd-net`.
+//! - [`server`]: the runtimes (raft runtime, pinned shard threads) and the
+//!   client listeners; `ferrocd` (src/main.rs) is a thin wrapper.
+//! - `lessor`: lease deadlines (sans-IO); `watches`: the watch hub behind
+//!   a lock with per-stream wakers.
 
 pub mod config;
+mod lessor;
+mod node;
+pub mod raft;
+pub mod server;
+mod watches;
 
 pub use config::Config;
+pub use lessor::{Lessor, MAX_LEASE_TTL, RenewError};
+pub use node::{ETCD_VERSION, Ids, Node, cluster_id, member_id};

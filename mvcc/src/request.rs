@@ -7,7 +7,9 @@ use crate::kv::KeyValue;
 use crate::record::KvRef;
 
 /// etcd's `RangeRequest.SortOrder`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum SortOrder {
     /// No sorting (key order) — unless the target is not `Key`, in which
     /// case etcd sorts ascending.
@@ -20,7 +22,9 @@ pub enum SortOrder {
 }
 
 /// etcd's `RangeRequest.SortTarget`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum SortTarget {
     /// By key.
     #[default]
@@ -36,7 +40,7 @@ pub enum SortTarget {
 }
 
 /// etcd's `RangeRequest`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct RangeRequest {
     /// First key (must not be empty).
     pub key: Vec<u8>,
@@ -114,7 +118,7 @@ pub struct RangeResponse {
 }
 
 /// etcd's `PutRequest`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct PutRequest {
     /// The key (must not be empty).
     pub key: Vec<u8>,
@@ -151,7 +155,7 @@ pub struct PutResponse {
 }
 
 /// etcd's `DeleteRangeRequest`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct DeleteRangeRequest {
     /// First key (must not be empty).
     pub key: Vec<u8>,
@@ -185,7 +189,7 @@ pub struct DeleteRangeResponse {
 }
 
 /// etcd's `Compare.CompareResult`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum CompareResult {
     /// `==`
     Equal,
@@ -198,7 +202,7 @@ pub enum CompareResult {
 }
 
 /// etcd's `Compare.target` with its `target_union` value.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum CompareTarget {
     /// Compare the version.
     Version(i64),
@@ -213,7 +217,7 @@ pub enum CompareTarget {
 }
 
 /// etcd's `Compare`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Compare {
     /// How to compare.
     pub result: CompareResult,
@@ -226,7 +230,7 @@ pub struct Compare {
 }
 
 /// etcd's `RequestOp`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RequestOp {
     /// A range.
     Range(RangeRequest),
@@ -239,7 +243,7 @@ pub enum RequestOp {
 }
 
 /// etcd's `TxnRequest`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct TxnRequest {
     /// All must hold for `success` to run, else `failure` runs.
     pub compare: Vec<Compare>,

@@ -88,6 +88,14 @@ impl Store {
         }
     }
 
+    /// Replace this store's whole state with `other`'s (a follower
+    /// installing a snapshot). Waits for the writer; readers holding a
+    /// [`ReadView`] keep the old state.
+    pub fn install(&self, other: Store) {
+        let _guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        self.current.store(other.current.load_full());
+    }
+
     /// The settings.
     pub fn config(&self) -> &Config {
         &self.config
@@ -234,7 +242,11 @@ impl ReadView {
 
     /// Granted leases with their TTL in seconds, by id.
     pub fn lease_ttls(&self) -> Vec<(i64, i64)> {
-        self.state.leases.iter().map(|(id, ttl)| (*id, *ttl)).collect()
+        self.state
+            .leases
+            .iter()
+            .map(|(id, ttl)| (*id, *ttl))
+            .collect()
     }
 
     /// The granted TTL of lease `id`, if granted.

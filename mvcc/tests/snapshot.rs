@@ -39,7 +39,11 @@ fn same(a: &Store, b: &Store) {
     assert_eq!(va.consistent_index(), vb.consistent_index());
     assert_eq!(va.hash_kv(0).unwrap(), vb.hash_kv(0).unwrap());
     assert_eq!(va.lease_keys(5), vb.lease_keys(5));
-    assert_eq!(vb.lease_ttls(), vec![(5, 30)], "granted TTLs survive a snapshot");
+    assert_eq!(
+        vb.lease_ttls(),
+        vec![(5, 30)],
+        "granted TTLs survive a snapshot"
+    );
     for rev in [150, 200, 0] {
         let r = RangeRequest {
             revision: rev,

@@ -14,14 +14,24 @@
 //! implements it; a store-backed test double drives it in
 //! `tests/kv_shim.rs`), with etcd's request checks.
 //!
+//! [`WatchShim`], [`LeaseShim`] and [`ClusterShim`] (Maintenance.Status,
+//! Cluster.MemberList) serve the stream and lease APIs over
+//! [`WatchService`], [`LeaseService`] and [`ClusterService`].
+//!
 //! [`EtcdError`]: etcd's client-visible errors with their gRPC codes and
 //! exact messages, in one table (`status`), and the mapping from store
 //! errors.
 
-mod convert;
+pub mod convert;
 mod kv;
+mod lease;
+mod maintenance;
 pub mod pb;
 mod status;
+mod watch;
 
 pub use kv::{KvService, KvShim, ServerInfo};
+pub use lease::{LeaseService, LeaseShim, LeaseTtl};
+pub use maintenance::{ClusterService, ClusterShim, MemberInfo, NodeStatus};
 pub use status::EtcdError;
+pub use watch::{WatchService, WatchShim};

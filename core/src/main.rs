@@ -1,0 +1,70 @@
+//! `ferrocd`: the server. Takes etcd's flags and `ETCD_*` / `FERROCD_*`
+//! environment variables (see `config`); with none it serves a durable
+//! single-member cluster on 127.0.0.1:2379 with data in `default.ferrocd`.
+
+use std::process::ExitCode;
+
+use ferrocd_core::config::{self, ConfigError, LogFormat, LogLevel};
+use ferrocd_core::server::Server;
+
+fn main() -> ExitCode {
+    let parsed = match config::from_process() {
+        Ok(p) => p,
+        Err(ConfigError::Help(text)) => {
+            println!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(ConfigError::Version) => {
+            println!("ferrocd Version: {}", env!("CARGO_PKG_VERSION"));
+            println!("etcd API Version: {}", ferrocd_core::ETCD_VERSION);
+            return ExitCode::SUCCESS;
+        }
+        Err(ConfigError::Usage(text)) => {
+            eprintln!("{text}");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("ferrocd: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let cfg = parsed.config;
+    let level = match cfg.log_level {
+        LogLevel::Debug => "debug",
+        LogLevel::Info => "info",
+        LogLevel::Warn => "warn",
+        LogLevel::Error => "error",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERROCD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},openraft=warn")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_thread_names(true);
+    match cfg.log_format {
+        LogFormat::Json => builder.json().init(),
+        _ => builder.init(),
+    }
+    for w in parsed.warnings {
+        tracing::warn!("{w}");
+    }
+    tracing::info!(
+        name = %cfg.name,
+        data_dir = %cfg.data_dir.display(),
+        version = env!("CARGO_PKG_VERSION"),
+        "starting ferrocd"
+    );
+    let server = match Server::start(cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("ferrocd: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = server.run_until_signal() {
+        eprintln!("ferrocd: {e:#}");
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}

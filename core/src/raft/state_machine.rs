@@ -1,0 +1,465 @@
+//! openraft's state machine on the `mvcc` store.
+//!
+//! Apply: the entries openraft hands over in one call are applied in one
+//! `mvcc::WriteBatch` (each request gets its own revision, as in etcd) and
+//! published with one commit; then the watch hub hears the batch's
+//! events, the lessor hears grants and revokes, and the proposers waiting
+//! on these entries get their results. A write is therefore answered only
+//! after it is durable (openraft applies committed entries only) and
+//! visible to readers.
+//!
+//! Snapshots are mvcc snapshots inside the `wal` crate's snapshot files
+//! (`snap/<term>-<index>.snap`); the payload starts with openraft's
+//! snapshot meta (see docs/FORMAT.md, "Raft snapshot payload"). They are
+//! loaded through a memory map: records stay in the mapping.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use ferrocd_mvcc as mvcc;
+use ferrocd_wal::{SnapStore, SnapshotFile, UringFs};
+use futures_util::{Stream, TryStreamExt};
+use openraft::entry::RaftEntry;
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend};
+use tokio::sync::oneshot;
+
+use super::{Command, LogId, Op, TypeConfig, decode, encode};
+use crate::lessor::Lessor;
+use crate::watches::Watches;
+
+type Membership = openraft::alias::StoredMembershipOf<TypeConfig>;
+type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
+type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
+
+/// A snapshot handed to openraft: a verified file in the snap directory.
+#[derive(Debug, Clone)]
+pub struct SnapshotData {
+    /// The file.
+    pub file: SnapshotFile,
+}
+
+/// What an applied command returns to its proposer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Put.
+    Put(mvcc::PutResponse),
+    /// DeleteRange.
+    DeleteRange(mvcc::DeleteRangeResponse),
+    /// Txn.
+    Txn(mvcc::TxnResponse),
+    /// Compact: the store revision.
+    Compact(i64),
+    /// LeaseGrant: id and TTL.
+    LeaseGrant {
+        /// Id.
+        id: i64,
+        /// TTL.
+        ttl: i64,
+    },
+    /// LeaseRevoke: the header revision.
+    LeaseRevoke(i64),
+}
+
+/// A command that the store refused (it changed nothing).
+pub type ApplyError = mvcc::Error;
+
+type Waiter = oneshot::Sender<Result<Applied, ApplyError>>;
+
+struct AppliedState {
+    log_id: Option<LogId>,
+    membership: Membership,
+}
+
+/// State shared by the state machine, the snapshot builder and the node.
+pub struct SmShared {
+    /// The store.
+    pub store: Arc<mvcc::Store>,
+    /// Watchers.
+    pub watches: Arc<Watches>,
+    /// Lease deadlines.
+    pub lessor: Mutex<Lessor>,
+    waiters: Mutex<HashMap<u64, Waiter>>,
+    applied: Mutex<AppliedState>,
+    snaps: SnapStore<UringFs>,
+    max_snapshots: usize,
+    /// Set when a compaction left physical work for the background.
+    compacting: Mutex<bool>,
+}
+
+impl std::fmt::Debug for SmShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmShared")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmShared {
+    fn applied(&self) -> MutexGuard<'_, AppliedState> {
+        self.applied.lock().expect("applied lock")
+    }
+
+    /// Register a waiter for command `id`; the result comes when the
+    /// command is applied on this member.
+    pub fn wait_for(&self, id: u64) -> oneshot::Receiver<Result<Applied, ApplyError>> {
+        let (tx, rx) = oneshot::channel();
+        self.waiters.lock().expect("waiters lock").insert(id, tx);
+        rx
+    }
+
+    /// Forget a waiter (its proposal failed).
+    pub fn forget(&self, id: u64) {
+        self.waiters.lock().expect("waiters lock").remove(&id);
+    }
+
+    /// The last applied log id.
+    pub fn applied_log_id(&self) -> Option<LogId> {
+        self.applied().log_id
+    }
+
+    /// Bytes of the store as last persisted: the newest snapshot's payload
+    /// (0 before the first snapshot). The in-memory store has no file to
+    /// measure; this is what a restart maps.
+    pub fn db_size_estimate(&self) -> u64 {
+        self.snaps
+            .list()
+            .ok()
+            .and_then(|l| l.first().copied())
+            .and_then(|(t, i)| self.snaps.verify(t, i).ok())
+            .map_or(0, |f| f.payload_len)
+    }
+
+    /// Physical compaction, in steps, off the apply path.
+    pub fn finish_compaction(&self) {
+        self.store.finish_compaction();
+        *self.compacting.lock().expect("compacting lock") = false;
+    }
+}
+
+/// The state machine handle openraft owns (a clone is the builder).
+#[derive(Clone, Debug)]
+pub struct StateMachine {
+    shared: Arc<SmShared>,
+}
+
+/// Bytes in front of the mvcc payload: `u32 LE meta length`, postcard
+/// `SnapshotMeta`, zero padding to a multiple of 16 (the mvcc payload must
+/// start 16-byte aligned in the mapping).
+fn meta_prefix(meta: &SnapshotMeta) -> io::Result<Vec<u8>> {
+    let m = encode(meta)?;
+    let mut out = Vec::with_capacity(m.len() + 20);
+    out.extend_from_slice(&(m.len() as u32).to_le_bytes());
+    out.extend_from_slice(&m);
+    out.resize(out.len().next_multiple_of(16), 0);
+    Ok(out)
+}
+
+/// Map a verified snapshot file and load its meta and store.
+fn load_snapshot(
+    file: &SnapshotFile,
+    config: mvcc::Config,
+) -> io::Result<(SnapshotMeta, mvcc::Store)> {
+    let f = std::fs::File::open(&file.path)?;
+    // SAFETY: snapshot files are sealed (written to a temp file, fsynced,
+    // renamed) and never modified in place; nothing truncates a file
+    // while it is mapped (purge unlinks, which keeps the mapping valid).
+    let map = Arc::new(unsafe { memmap2::Mmap::map(&f)? });
+    let bad = |why: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {why}", file.path.display()),
+        )
+    };
+    let start = file.payload_offset as usize;
+    let end = start + file.payload_len as usize;
+    if map.len() < end || file.payload_len < 4 {
+        return Err(bad("payload shorter than its length"));
+    }
+    let mlen = u32::from_le_bytes(map[start..start + 4].try_into().expect("4 bytes")) as usize;
+    let prefix = (4 + mlen).next_multiple_of(16);
+    if prefix > end - start {
+        return Err(bad("snapshot meta longer than the payload"));
+    }
+    let meta: SnapshotMeta = decode(&map[start + 4..start + 4 + mlen])?;
+    let store = mvcc::Store::load_mapped(map, start + prefix, end - start - prefix, config)
+        .map_err(|e| bad(&e.to_string()))?;
+    Ok((meta, store))
+}
+
+impl StateMachine {
+    /// Open the state machine on `snap_dir`: the newest valid snapshot, or
+    /// an empty store.
+    pub fn open(
+        snap_dir: &Path,
+        store_config: mvcc::Config,
+        watch_config: mvcc::WatchConfig,
+        lessor: Lessor,
+        max_snapshots: usize,
+    ) -> io::Result<Self> {
+        let snaps = SnapStore::open(UringFs, snap_dir)?;
+        let (log_id, membership, store) = match snaps.load_newest_valid()? {
+            Some(file) => {
+                let t = Instant::now();
+                let (meta, store) = load_snapshot(&file, store_config)?;
+                tracing::info!(
+                    file = %file.path.display(),
+                    revision = store.revision(),
+                    ms = t.elapsed().as_millis() as u64,
+                    "loaded snapshot"
+                );
+                (meta.last_log_id, meta.last_membership, store)
+            }
+            None => (None, Membership::default(), mvcc::Store::new(store_config)),
+        };
+        let now = Instant::now();
+        let mut lessor = lessor;
+        for (id, ttl) in store.snapshot().lease_ttls() {
+            lessor.grant(id, ttl, now);
+        }
+        let watches = Arc::new(Watches::new(watch_config, store.revision()));
+        Ok(Self {
+            shared: Arc::new(SmShared {
+                store: Arc::new(store),
+                watches,
+                lessor: Mutex::new(lessor),
+                waiters: Mutex::new(HashMap::new()),
+                applied: Mutex::new(AppliedState { log_id, membership }),
+                snaps,
+                max_snapshots,
+                compacting: Mutex::new(false),
+            }),
+        })
+    }
+
+    /// The shared state.
+    pub fn shared(&self) -> Arc<SmShared> {
+        self.shared.clone()
+    }
+
+    /// Apply a batch; returns the results for waiters. Runs with no await.
+    fn apply_batch(
+        &self,
+        entries: Vec<EntryResponder<TypeConfig>>,
+    ) -> Vec<EntryResponder<TypeConfig>> {
+        let sh = &*self.shared;
+        let mut results: Vec<(u64, Result<Applied, ApplyError>)> = Vec::new();
+        let mut events: Vec<mvcc::Event> = Vec::new();
+        let mut grants: Vec<(i64, i64)> = Vec::new();
+        let mut revokes: Vec<i64> = Vec::new();
+        let mut compacted = false;
+        let mut applied = sh.applied();
+        let mut wb = sh.store.write();
+        for (entry, _) in &entries {
+            wb.set_consistent_index(entry.index());
+            match &entry.payload {
+                EntryPayload::Blank => {}
+                EntryPayload::Membership(m) => {
+                    applied.membership = Membership::new(Some(entry.log_id()), m.clone());
+                }
+                EntryPayload::Normal(Command { id, op }) => {
+                    let r = match op {
+                        Op::Put(req) => wb.put(req).map(|a| {
+                            events.extend(a.events);
+                            Applied::Put(a.response)
+                        }),
+                        Op::DeleteRange(req) => wb.delete_range(req).map(|a| {
+                            events.extend(a.events);
+                            Applied::DeleteRange(a.response)
+                        }),
+                        Op::Txn(req) => wb.txn(req).map(|a| {
+                            events.extend(a.events);
+                            Applied::Txn(a.response)
+                        }),
+                        Op::Compact { revision } => wb.compact(*revision).map(|rev| {
+                            compacted = true;
+                            Applied::Compact(rev)
+                        }),
+                        Op::LeaseGrant { id, ttl } => wb.lease_grant(*id, *ttl).map(|()| {
+                            grants.push((*id, *ttl));
+                            Applied::LeaseGrant { id: *id, ttl: *ttl }
+                        }),
+                        Op::LeaseRevoke { id } => wb.lease_revoke(*id).map(|a| {
+                            events.extend(a.events);
+                            revokes.push(*id);
+                            Applied::LeaseRevoke(a.response)
+                        }),
+                    };
+                    if *id != 0 {
+                        results.push((*id, r));
+                    }
+                }
+            }
+        }
+        let revision = wb.revision();
+        wb.commit();
+        if let Some((last, _)) = entries.last() {
+            applied.log_id = Some(last.log_id());
+        }
+        drop(applied);
+
+        sh.watches.notify(revision, &events);
+        if !grants.is_empty() || !revokes.is_empty() {
+            let now = Instant::now();
+            let mut lessor = sh.lessor.lock().expect("lessor lock");
+            for (id, ttl) in grants {
+                lessor.grant(id, ttl, now);
+            }
+            for id in revokes {
+                lessor.revoke(id);
+            }
+        }
+        if compacted {
+            let mut c = sh.compacting.lock().expect("compacting lock");
+            if !*c {
+                *c = true;
+                let shared = self.shared.clone();
+                std::thread::Builder::new()
+                    .name("compact".into())
+                    .spawn(move || shared.finish_compaction())
+                    .expect("spawn the compaction thread");
+            }
+        }
+        if !results.is_empty() {
+            let mut waiters = sh.waiters.lock().expect("waiters lock");
+            for (id, r) in results {
+                if let Some(w) = waiters.remove(&id) {
+                    let _ = w.send(r);
+                }
+            }
+        }
+        entries
+    }
+
+    fn build(&self) -> io::Result<Snapshot> {
+        let sh = &*self.shared;
+        let (meta, view) = {
+            let applied = sh.applied();
+            let meta = SnapshotMeta {
+                last_log_id: applied.log_id,
+                last_membership: applied.membership.clone(),
+            };
+            (meta, sh.store.snapshot())
+        };
+        let (term, index) = meta
+            .last_log_id
+            .map_or((0, 0), |l| (l.committed_leader_id().term, l.index()));
+        let prefix = meta_prefix(&meta)?;
+        let t = Instant::now();
+        let file = sh.snaps.save_with(term, index, |w| {
+            w.write_all(&prefix)?;
+            view.write_snapshot(&mut &mut *w).map(|_| ())
+        })?;
+        tracing::info!(
+            file = %file.path.display(),
+            revision = view.revision(),
+            bytes = file.payload_len,
+            ms = t.elapsed().as_millis() as u64,
+            "saved snapshot"
+        );
+        if let Err(e) = sh.snaps.purge(sh.max_snapshots) {
+            tracing::warn!(error = %e, "purging old snapshots failed");
+        }
+        Ok(Snapshot {
+            meta,
+            snapshot: SnapshotData { file },
+        })
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotData;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.build())
+            .await
+            .map_err(io::Error::other)?
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotData;
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, Membership), io::Error> {
+        let a = self.shared.applied();
+        Ok((a.log_id, a.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        let mut batch = Vec::new();
+        while let Some(e) = entries.try_next().await? {
+            batch.push(e);
+        }
+        for (_, responder) in self.apply_batch(batch) {
+            if let Some(r) = responder {
+                r.send(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Self::SnapshotData,
+    ) -> Result<(), io::Error> {
+        let sh = &*self.shared;
+        let (file_meta, store) = load_snapshot(&snapshot.file, sh.store.config().clone())?;
+        if file_meta.last_log_id != meta.last_log_id {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: snapshot covers {:?}, openraft installs {:?}",
+                    snapshot.file.path.display(),
+                    file_meta.last_log_id,
+                    meta.last_log_id
+                ),
+            ));
+        }
+        let mut applied = sh.applied();
+        let leases = store.snapshot().lease_ttls();
+        sh.store.install(store);
+        applied.log_id = meta.last_log_id;
+        applied.membership = meta.last_membership.clone();
+        drop(applied);
+        let now = Instant::now();
+        let mut lessor = sh.lessor.lock().expect("lessor lock");
+        for id in lessor.ids() {
+            lessor.revoke(id);
+        }
+        for (id, ttl) in leases {
+            lessor.grant(id, ttl, now);
+        }
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        let Some(file) = self.shared.snaps.load_newest_valid()? else {
+            return Ok(None);
+        };
+        let (meta, _) = {
+            // Only the meta is needed; the store load also re-verifies.
+            let f = file.clone();
+            let cfg = self.shared.store.config().clone();
+            tokio::task::spawn_blocking(move || load_snapshot(&f, cfg))
+                .await
+                .map_err(io::Error::other)??
+        };
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: SnapshotData { file },
+        }))
+    }
+}

@@ -1,0 +1,227 @@
+//! The etcd Maintenance and Cluster services: `Maintenance.Status` and
+//! `Cluster.MemberList` over a node. The other methods answer
+//! `Unimplemented` until the issues that build them (maintenance, auth and
+//! cluster membership).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use crate::convert::header;
+use crate::kv::ServerInfo;
+use crate::pb::etcdserverpb as pb;
+use crate::status::EtcdError;
+
+/// What `Maintenance.Status` reports (etcd's `StatusResponse` less the
+/// header).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// etcd API version we implement (e.g. "3.5.0").
+    pub version: String,
+    /// Bytes the store takes.
+    pub db_size: i64,
+    /// Bytes in use (no free pages in our store: the same as `db_size`).
+    pub db_size_in_use: i64,
+    /// Leader member id (0: none).
+    pub leader: u64,
+    /// Last raft index.
+    pub raft_index: u64,
+    /// Raft term.
+    pub raft_term: u64,
+    /// Last applied raft index.
+    pub raft_applied_index: u64,
+    /// Whether this member is a learner.
+    pub is_learner: bool,
+    /// Store revision.
+    pub revision: i64,
+}
+
+/// A cluster member as the wire's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// Member id.
+    pub id: u64,
+    /// Name.
+    pub name: String,
+    /// Peer URLs.
+    pub peer_urls: Vec<String>,
+    /// Client URLs.
+    pub client_urls: Vec<String>,
+    /// Learner.
+    pub is_learner: bool,
+}
+
+/// Cluster and maintenance information a node provides.
+pub trait ClusterService: Send + Sync + 'static {
+    /// Header fields.
+    fn info(&self) -> ServerInfo;
+    /// This member's status.
+    fn status(&self) -> impl Future<Output = Result<NodeStatus, EtcdError>> + Send;
+    /// The members and the current revision.
+    fn members(&self) -> impl Future<Output = Result<(Vec<MemberInfo>, i64), EtcdError>> + Send;
+}
+
+/// `Maintenance` and `Cluster` over a [`ClusterService`].
+#[derive(Debug)]
+pub struct ClusterShim<S> {
+    node: Arc<S>,
+}
+
+impl<S> Clone for ClusterShim<S> {
+    fn clone(&self) -> Self {
+        Self {
+            node: self.node.clone(),
+        }
+    }
+}
+
+impl<S: ClusterService> ClusterShim<S> {
+    /// Serve `node`.
+    pub fn new(node: Arc<S>) -> Self {
+        Self { node }
+    }
+
+    /// The Maintenance tonic service.
+    pub fn maintenance_server(&self) -> pb::maintenance_server::MaintenanceServer<Self> {
+        pb::maintenance_server::MaintenanceServer::new(self.clone())
+    }
+
+    /// The Cluster tonic service.
+    pub fn cluster_server(&self) -> pb::cluster_server::ClusterServer<Self> {
+        pb::cluster_server::ClusterServer::new(self.clone())
+    }
+}
+
+fn unimplemented(what: &str) -> Status {
+    Status::unimplemented(format!("ferrocd: {what} is not implemented yet"))
+}
+
+fn member(m: MemberInfo) -> pb::Member {
+    pb::Member {
+        id: m.id,
+        name: m.name,
+        peer_ur_ls: m.peer_urls,
+        client_ur_ls: m.client_urls,
+        is_learner: m.is_learner,
+    }
+}
+
+type SnapshotStream = Pin<Box<dyn Stream<Item = Result<pb::SnapshotResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl<S: ClusterService> pb::maintenance_server::Maintenance for ClusterShim<S> {
+    type SnapshotStream = SnapshotStream;
+
+    async fn alarm(
+        &self,
+        _req: Request<pb::AlarmRequest>,
+    ) -> Result<Response<pb::AlarmResponse>, Status> {
+        Err(unimplemented("Maintenance.Alarm"))
+    }
+
+    async fn status(
+        &self,
+        _req: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let s = self.node.status().await?;
+        Ok(Response::new(pb::StatusResponse {
+            header: header(&self.node.info(), s.revision),
+            version: s.version,
+            db_size: s.db_size,
+            leader: s.leader,
+            raft_index: s.raft_index,
+            raft_term: s.raft_term,
+            raft_applied_index: s.raft_applied_index,
+            errors: Vec::new(),
+            db_size_in_use: s.db_size_in_use,
+            is_learner: s.is_learner,
+        }))
+    }
+
+    async fn defragment(
+        &self,
+        _req: Request<pb::DefragmentRequest>,
+    ) -> Result<Response<pb::DefragmentResponse>, Status> {
+        Err(unimplemented("Maintenance.Defragment"))
+    }
+
+    async fn hash(
+        &self,
+        _req: Request<pb::HashRequest>,
+    ) -> Result<Response<pb::HashResponse>, Status> {
+        Err(unimplemented("Maintenance.Hash"))
+    }
+
+    async fn hash_kv(
+        &self,
+        _req: Request<pb::HashKvRequest>,
+    ) -> Result<Response<pb::HashKvResponse>, Status> {
+        Err(unimplemented("Maintenance.HashKV"))
+    }
+
+    async fn snapshot(
+        &self,
+        _req: Request<pb::SnapshotRequest>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
+        Err(unimplemented("Maintenance.Snapshot"))
+    }
+
+    async fn move_leader(
+        &self,
+        _req: Request<pb::MoveLeaderRequest>,
+    ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
+        Err(unimplemented("Maintenance.MoveLeader"))
+    }
+
+    async fn downgrade(
+        &self,
+        _req: Request<pb::DowngradeRequest>,
+    ) -> Result<Response<pb::DowngradeResponse>, Status> {
+        Err(unimplemented("Maintenance.Downgrade"))
+    }
+}
+
+#[tonic::async_trait]
+impl<S: ClusterService> pb::cluster_server::Cluster for ClusterShim<S> {
+    async fn member_add(
+        &self,
+        _req: Request<pb::MemberAddRequest>,
+    ) -> Result<Response<pb::MemberAddResponse>, Status> {
+        Err(unimplemented("Cluster.MemberAdd"))
+    }
+
+    async fn member_remove(
+        &self,
+        _req: Request<pb::MemberRemoveRequest>,
+    ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
+        Err(unimplemented("Cluster.MemberRemove"))
+    }
+
+    async fn member_update(
+        &self,
+        _req: Request<pb::MemberUpdateRequest>,
+    ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
+        Err(unimplemented("Cluster.MemberUpdate"))
+    }
+
+    async fn member_list(
+        &self,
+        _req: Request<pb::MemberListRequest>,
+    ) -> Result<Response<pb::MemberListResponse>, Status> {
+        let (members, rev) = self.node.members().await?;
+        Ok(Response::new(pb::MemberListResponse {
+            header: header(&self.node.info(), rev),
+            members: members.into_iter().map(member).collect(),
+        }))
+    }
+
+    async fn member_promote(
+        &self,
+        _req: Request<pb::MemberPromoteRequest>,
+    ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
+        Err(unimplemented("Cluster.MemberPromote"))
+    }
+}
