@@ -89,7 +89,9 @@ pub(crate) fn step(state: &mut State, max_keys: usize) -> CompactProgress {
             continue;
         }
         for r in &removed {
-            state.revs.remove(r);
+            if let Some(b) = state.revs.remove(r) {
+                state.record_bytes -= b.bytes().len() as u64;
+            }
         }
         if ki.is_empty() {
             state.keys.remove(&key[..]);

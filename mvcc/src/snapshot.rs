@@ -465,7 +465,9 @@ pub(crate) fn load_mapped(map: Arc<Mmap>, offset: usize, len: usize, name: &str)
         compact_revision: meta.compact_revision.to_native(),
         consistent_index: meta.consistent_index.to_native(),
         pending_compaction: None,
+        record_bytes: 0,
     };
+    state.record_bytes = state.revs.iter().map(|(_, b)| b.bytes().len() as u64).sum();
     if state.leases.len() != meta.leases.len() {
         return Err(snap_err(name, "lease ids out of order"));
     }

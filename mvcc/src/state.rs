@@ -124,6 +124,9 @@ pub(crate) struct State {
     pub(crate) consistent_index: u64,
     /// Physical compaction still to do.
     pub(crate) pending_compaction: Option<PendingCompaction>,
+    /// Bytes of all record archives in `revs` (the store's size as
+    /// `Status` reports it).
+    pub(crate) record_bytes: u64,
 }
 
 impl Default for State {
@@ -137,6 +140,7 @@ impl Default for State {
             compact_revision: -1,
             consistent_index: 0,
             pending_compaction: None,
+            record_bytes: 0,
         }
     }
 }

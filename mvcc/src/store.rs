@@ -235,6 +235,13 @@ impl ReadView {
         self.state.leases.contains_key(&id)
     }
 
+    /// Bytes of every record held (keys, values and their metadata, all
+    /// revisions not yet compacted): the store's size as etcd's `Status`
+    /// reports its database size.
+    pub fn size_bytes(&self) -> u64 {
+        self.state.record_bytes
+    }
+
     /// Granted lease ids, ascending.
     pub fn leases(&self) -> Vec<i64> {
         self.state.leases.iter().map(|(id, _)| *id).collect()

@@ -101,7 +101,9 @@ impl<'s> TxnWrite<'s> {
             lease,
             flags: 0,
         };
-        self.state.revs.insert(rev, rec.to_bytes());
+        let bytes = rec.to_bytes();
+        self.state.record_bytes += bytes.bytes().len() as u64;
+        self.state.revs.insert(rev, bytes);
         let key_arc = match stored_key {
             Some(k) => {
                 Arc::make_mut(self.state.keys.get_mut(key).expect("present")).put(rev);
@@ -170,7 +172,9 @@ impl<'s> TxnWrite<'s> {
             lease: 0,
             flags: FLAG_TOMBSTONE,
         };
-        self.state.revs.insert(rev, rec.to_bytes());
+        let bytes = rec.to_bytes();
+        self.state.record_bytes += bytes.bytes().len() as u64;
+        self.state.revs.insert(rev, bytes);
         let alive =
             Arc::make_mut(self.state.keys.get_mut(&key[..]).expect("present")).tombstone(rev);
         debug_assert!(alive);

@@ -469,3 +469,24 @@ fn events_carry_prev_kv_by_policy() {
     assert_eq!(h.len(), 2);
     assert_eq!(h[1].prev_kv.as_ref().unwrap().value, b"1");
 }
+
+/// The size `Status` reports grows with writes and shrinks when a
+/// compaction drops old revisions.
+#[test]
+fn size_follows_writes_and_compaction() {
+    let store = Store::default();
+    assert_eq!(store.snapshot().size_bytes(), 0);
+    let mut b = store.write();
+    for i in 0..10 {
+        b.put(&PutRequest::new("k", vec![b'x'; 100 + i])).unwrap();
+    }
+    b.commit();
+    let full = store.snapshot().size_bytes();
+    assert!(full > 10 * 100, "{full}");
+    let mut b = store.write();
+    b.compact(store.revision()).unwrap();
+    b.commit();
+    store.finish_compaction();
+    let after = store.snapshot().size_bytes();
+    assert!(after > 100 && after < full / 5, "{after} of {full}");
+}

@@ -60,6 +60,8 @@ pub trait ClusterService: Send + Sync + 'static {
     fn info(&self) -> ServerInfo;
     /// This member's status.
     fn status(&self) -> impl Future<Output = Result<NodeStatus, EtcdError>> + Send;
+    /// Active alarms as (member id, alarm type as etcd numbers it).
+    fn alarms(&self) -> Vec<(u64, i32)>;
     /// The members and the current revision.
     fn members(&self) -> impl Future<Output = Result<(Vec<MemberInfo>, i64), EtcdError>> + Send;
 }
@@ -117,9 +119,26 @@ impl<S: ClusterService> pb::maintenance_server::Maintenance for ClusterShim<S> {
 
     async fn alarm(
         &self,
-        _req: Request<pb::AlarmRequest>,
+        req: Request<pb::AlarmRequest>,
     ) -> Result<Response<pb::AlarmResponse>, Status> {
-        Err(unimplemented("Maintenance.Alarm"))
+        use pb::alarm_request::AlarmAction;
+        let r = req.into_inner();
+        if r.action != AlarmAction::Get as i32 {
+            // Raising and clearing alarms by hand come with the
+            // maintenance issue (they must go through raft).
+            return Err(unimplemented("Maintenance.Alarm ACTIVATE/DEACTIVATE"));
+        }
+        let alarms = self
+            .node
+            .alarms()
+            .into_iter()
+            .map(|(member_id, alarm)| pb::AlarmMember { member_id, alarm })
+            .collect();
+        let rev = self.node.status().await.map(|s| s.revision).unwrap_or(0);
+        Ok(Response::new(pb::AlarmResponse {
+            header: header(&self.node.info(), rev),
+            alarms,
+        }))
     }
 
     async fn status(

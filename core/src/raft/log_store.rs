@@ -58,6 +58,8 @@ impl Debug for LogStore {
 struct Inner {
     cache: VecDeque<(Entry, usize)>,
     cache_bytes: usize,
+    /// First index readable from the WAL (`None`: no entries).
+    first_index: Option<u64>,
     last_log_id: Option<LogId>,
     last_purged: Option<LogId>,
     vote: Option<Vote>,
@@ -113,6 +115,7 @@ impl LogStore {
         let mut inner = Inner {
             cache: VecDeque::new(),
             cache_bytes: 0,
+            first_index: None,
             last_log_id: None,
             last_purged,
             vote,
@@ -139,6 +142,9 @@ impl LogStore {
             }
         }
         inner.last_log_id = last_log_id;
+        if let (Some(first), Some(_)) = (wal.first_index(), wal.last_index()) {
+            inner.first_index = Some(first.max(last_purged.map_or(0, |l| l.index() + 1)));
+        }
         let (gc, worker) = GroupCommit::start(wal);
         Ok((
             Self {
@@ -170,6 +176,13 @@ impl LogStore {
     }
 
     async fn read_range(&self, start: u64, end_inclusive: u64) -> io::Result<Vec<Entry>> {
+        let start = {
+            let i = self.lock();
+            match i.first_index {
+                Some(f) => start.max(f),
+                None => return Ok(Vec::new()),
+            }
+        };
         if start > end_inclusive {
             return Ok(Vec::new());
         }
@@ -296,6 +309,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 });
             }
             for (e, size) in encoded {
+                if i.first_index.is_none() {
+                    i.first_index = Some(e.index());
+                }
                 i.last_log_id = Some(e.log_id());
                 i.push(e, size);
             }
@@ -318,7 +334,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         {
             let mut i = self.lock();
             i.truncate_from(from);
-            i.last_log_id = last_log_id.or(i.last_purged);
+            if i.last_log_id.is_some_and(|l| l.index() >= from) {
+                i.last_log_id = last_log_id.or(i.last_purged);
+            }
+            if i.first_index.is_some_and(|f| f >= from) {
+                i.first_index = None;
+            }
         }
         self.gc
             .commit(vec![WalOp::Truncate { index: from }])
@@ -339,6 +360,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let mut i = self.lock();
             i.last_purged = Some(log_id);
             i.purge_to(log_id.index());
+            i.first_index = i
+                .first_index
+                .map(|f| f.max(log_id.index() + 1))
+                .filter(|f| i.last_log_id.is_some_and(|l| *f <= l.index()));
             if i.last_log_id.is_none_or(|l| l.index() < log_id.index()) {
                 i.last_log_id = Some(log_id);
             }

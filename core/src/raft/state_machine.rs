@@ -121,18 +121,6 @@ impl SmShared {
         self.applied().log_id
     }
 
-    /// Bytes of the store as last persisted: the newest snapshot's payload
-    /// (0 before the first snapshot). The in-memory store has no file to
-    /// measure; this is what a restart maps.
-    pub fn db_size_estimate(&self) -> u64 {
-        self.snaps
-            .list()
-            .ok()
-            .and_then(|l| l.first().copied())
-            .and_then(|(t, i)| self.snaps.verify(t, i).ok())
-            .map_or(0, |f| f.payload_len)
-    }
-
     /// Physical compaction, in steps, off the apply path.
     pub fn finish_compaction(&self) {
         self.store.finish_compaction();
@@ -416,6 +404,28 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Self::SnapshotData,
     ) -> Result<(), io::Error> {
         let sh = &*self.shared;
+        // A snapshot received from the leader lives elsewhere until it is
+        // ours: copy it into the snap directory (durably), so a restart
+        // and `get_current_snapshot` find it.
+        let file = if snapshot.file.path.parent() == Some(sh.snaps.dir()) {
+            snapshot.file.clone()
+        } else {
+            let src = snapshot.file.clone();
+            let (term, index) = (src.term, src.index);
+            let this = self.clone();
+            tokio::task::spawn_blocking(move || {
+                use std::io::{Read, Seek, SeekFrom};
+                let mut f = std::fs::File::open(&src.path)?;
+                f.seek(SeekFrom::Start(src.payload_offset))?;
+                let mut payload = f.take(src.payload_len);
+                this.shared
+                    .snaps
+                    .save_with(term, index, |w| std::io::copy(&mut payload, w).map(|_| ()))
+            })
+            .await
+            .map_err(io::Error::other)??
+        };
+        let snapshot = SnapshotData { file };
         let (file_meta, store) = load_snapshot(&snapshot.file, sh.store.config().clone())?;
         if file_meta.last_log_id != meta.last_log_id {
             return Err(io::Error::new(
