@@ -27,6 +27,7 @@ use openraft::{BasicNode, ReadPolicy, ServerState, SnapshotPolicy};
 use sha1::{Digest, Sha1};
 use tokio::sync::Notify;
 
+use crate::compactor::Compactor;
 use crate::config::Config;
 use crate::lessor::{Lessor, MAX_LEASE_TTL, RenewError};
 use crate::raft::{Applied, Command, LogStore, NoPeers, Op, Raft, SmShared, StateMachine};
@@ -276,6 +277,10 @@ impl Node {
         tokio::spawn(node.clone().track_leadership());
         tokio::spawn(node.clone().expire_leases());
         tokio::spawn(
+            node.clone()
+                .auto_compact(Compactor::new(cfg.auto_compaction)),
+        );
+        tokio::spawn(
             node.sm
                 .watches
                 .clone()
@@ -397,6 +402,36 @@ impl Node {
                         Err(e) => tracing::warn!(lease = id, error = %e, "revoking expired lease"),
                     }
                 });
+            }
+        }
+    }
+
+    /// etcd's compactor: on the leader, compact as the retention says.
+    async fn auto_compact(self: Arc<Self>, mut c: Compactor) {
+        let Some(every) = c.poll_interval() else {
+            return;
+        };
+        let mut was_leader = false;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = self.stop.notified() => return,
+            }
+            let leader = self.raft.is_leader();
+            if !leader {
+                was_leader = false;
+                continue;
+            }
+            if !was_leader {
+                c.reset();
+                was_leader = true;
+            }
+            if let Some(rev) = c.tick(Instant::now(), self.sm.store.revision()) {
+                match self.propose(Op::Compact { revision: rev }).await {
+                    Ok(_) => tracing::info!(revision = rev, "auto-compacted"),
+                    Err(EtcdError::Compacted) => {}
+                    Err(e) => tracing::warn!(revision = rev, error = %e, "auto-compaction failed"),
+                }
             }
         }
     }
