@@ -111,6 +111,18 @@ impl<T: Clone> Batcher<T> {
     }
 }
 
+/// One group commit, as reported to a [`SyncObserver`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncEvent {
+    /// How long the write + fdatasync took.
+    pub duration: std::time::Duration,
+    /// Requests that shared it.
+    pub requests: usize,
+}
+
+/// Called on the wal thread after every sync (metrics); must be cheap.
+pub type SyncObserver = std::sync::Arc<dyn Fn(SyncEvent) + Send + Sync>;
+
 /// What the thread answers: the durable last index, or the error.
 pub type CommitResult = Result<Option<u64>, WriteError>;
 
@@ -159,10 +171,18 @@ impl<F: Fs> Worker<F> {
 impl GroupCommit {
     /// Move `wal` onto a new thread named `wal`.
     pub fn start<F: Fs>(wal: Wal<F>) -> (GroupCommit, Worker<F>) {
+        Self::start_observed(wal, None)
+    }
+
+    /// [`GroupCommit::start`], reporting every sync to `observer`.
+    pub fn start_observed<F: Fs>(
+        wal: Wal<F>,
+        observer: Option<SyncObserver>,
+    ) -> (GroupCommit, Worker<F>) {
         let (tx, rx) = mpsc::channel::<Job>();
         let handle = std::thread::Builder::new()
             .name("wal".into())
-            .spawn(move || run(wal, rx))
+            .spawn(move || run(wal, rx, observer))
             .expect("spawn the wal thread");
         (GroupCommit { tx }, Worker { handle })
     }
@@ -292,7 +312,7 @@ fn apply<F: Fs>(wal: &mut Wal<F>, ops: Vec<Op>) -> Result<(), WriteError> {
     Ok(())
 }
 
-fn run<F: Fs>(mut wal: Wal<F>, rx: mpsc::Receiver<Job>) -> Wal<F> {
+fn run<F: Fs>(mut wal: Wal<F>, rx: mpsc::Receiver<Job>, observer: Option<SyncObserver>) -> Wal<F> {
     let mut batcher: Batcher<usize> = Batcher::default();
     let mut slots: Vec<Option<Request>> = Vec::new();
     // Block for the first job, then take everything already queued: the
@@ -325,7 +345,14 @@ fn run<F: Fs>(mut wal: Wal<F>, rx: mpsc::Receiver<Job>) -> Wal<F> {
                             }
                         }
                     }
+                    let started = std::time::Instant::now();
                     let result = wal.sync();
+                    if let Some(obs) = &observer {
+                        obs(SyncEvent {
+                            duration: started.elapsed(),
+                            requests: accepted.len(),
+                        });
+                    }
                     for reply in accepted {
                         let r = match &result {
                             Ok(i) => Ok(*i),
@@ -407,5 +434,30 @@ mod tests {
         ));
         assert!(validate(&[Op::Truncate { index: 3 }, e(3)], Some(5)).is_ok());
         assert!(validate(&[Op::Truncate { index: 9 }, e(6)], Some(5)).is_ok());
+    }
+
+    #[test]
+    fn observer_hears_every_sync() {
+        use std::sync::Mutex;
+        let fs = crate::SimFs::new();
+        let (wal, _) = Wal::open(fs, "/w", crate::Config::default()).unwrap();
+        let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let (gc, worker) = GroupCommit::start_observed(
+            wal,
+            Some(std::sync::Arc::new(move |e: SyncEvent| {
+                s2.lock().unwrap().push(e.requests)
+            })),
+        );
+        for i in 1..=3 {
+            gc.commit_blocking(vec![Op::Entry {
+                index: i,
+                payload: vec![1; 8],
+            }])
+            .unwrap();
+        }
+        drop(gc);
+        worker.join();
+        assert_eq!(*seen.lock().unwrap(), vec![1, 1, 1]);
     }
 }

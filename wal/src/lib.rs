@@ -26,7 +26,9 @@ mod snap;
 
 pub use error::{OpenError, ReadError, WriteError};
 pub use fs::{Fault, File, Fs, SimFs, UringFs, create_dir_all_durable};
-pub use group_commit::{Batcher, Command, CommitResult, GroupCommit, Op, Pending, Worker};
+pub use group_commit::{
+    Batcher, Command, CommitResult, GroupCommit, Op, Pending, SyncEvent, SyncObserver, Worker,
+};
 pub use log::{Config, Entries, Recovered, TornTail, Wal};
 pub use record::MAX_PAYLOAD;
 pub use segment::SegmentName;

@@ -100,7 +100,15 @@ fn wal_err(e: impl std::fmt::Display) -> io::Error {
 impl LogStore {
     /// Recover the raft log state from an opened WAL and start its group
     /// commit thread.
-    pub fn open<F: Fs>(mut wal: Wal<F>) -> io::Result<(Self, Worker<F>)> {
+    pub fn open<F: Fs>(wal: Wal<F>) -> io::Result<(Self, Worker<F>)> {
+        Self::open_observed(wal, None)
+    }
+
+    /// [`LogStore::open`], reporting every WAL sync to `observer`.
+    pub fn open_observed<F: Fs>(
+        mut wal: Wal<F>,
+        observer: Option<ferrocd_wal::SyncObserver>,
+    ) -> io::Result<(Self, Worker<F>)> {
         let meta = wal.meta().clone();
         let vote: Option<Vote> = meta.get(&META_VOTE).map(|b| decode(b)).transpose()?;
         let committed: Option<LogId> = match meta.get(&META_COMMITTED) {
@@ -145,7 +153,7 @@ impl LogStore {
         if let (Some(first), Some(_)) = (wal.first_index(), wal.last_index()) {
             inner.first_index = Some(first.max(last_purged.map_or(0, |l| l.index() + 1)));
         }
-        let (gc, worker) = GroupCommit::start(wal);
+        let (gc, worker) = GroupCommit::start_observed(wal, observer);
         Ok((
             Self {
                 gc,
