@@ -25,6 +25,7 @@ use http_body::Frame;
 use http_body_util::StreamBody;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::oneshot;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Code, Status, Streaming};
 use tonic_prost::ProstDecoder;
@@ -35,9 +36,10 @@ use crate::metrics::CallTimer;
 /// What the service sees after the last request message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum RequestEnd {
-    /// The request stream stays open until the HTTP client goes away, so
-    /// the service's response stream (a watch) lives as long. The gateway
-    /// ends the answer only when the service ends it.
+    /// The request stream stays open until the HTTP client goes away (the
+    /// answer is dropped), so the service's response stream (a watch)
+    /// lives as long; then it ends, and the service sees its client leave.
+    /// The gateway ends the answer only when the service ends it.
     KeepOpen,
     /// The request stream ends after the last message, and the answer ends
     /// after one response per request (lease keepalive answers each
@@ -103,9 +105,10 @@ impl Gateway {
                     .collect::<Vec<_>>();
                 let frames = tokio_stream::iter(frames);
                 let decoder = ProstDecoder::<Req>::default();
+                let (gone, left) = oneshot::channel();
                 let (requests, limit) = match end {
                     RequestEnd::KeepOpen => {
-                        let body = StreamBody::new(frames.chain(tokio_stream::pending()));
+                        let body = StreamBody::new(frames.chain(UntilGone(left)));
                         (Streaming::new_request(decoder, body, None, None), None)
                     }
                     RequestEnd::OneAnswerEach => {
@@ -118,7 +121,7 @@ impl Gateway {
                 };
                 let timer = counted.start();
                 match call(with_metadata(requests, &parts.headers)).await {
-                    Ok(resp) => respond(resp.into_inner(), timer, limit).await,
+                    Ok(resp) => respond(resp.into_inner(), timer, limit, Some(gone)).await,
                     Err(st) => {
                         if let Some(t) = timer {
                             t.finish(st.code());
@@ -156,7 +159,7 @@ impl Gateway {
                 };
                 let timer = counted.start();
                 match call(with_metadata(msg, &headers)).await {
-                    Ok(resp) => respond(resp.into_inner(), timer, None).await,
+                    Ok(resp) => respond(resp.into_inner(), timer, None, None).await,
                     Err(st) => {
                         if let Some(t) = timer {
                             t.finish(st.code());
@@ -175,6 +178,7 @@ async fn respond<Resp, S>(
     stream: S,
     timer: Option<CallTimer>,
     limit: Option<usize>,
+    gone: Option<oneshot::Sender<()>>,
 ) -> http::Response<Body>
 where
     Resp: Serialize + Send + 'static,
@@ -185,6 +189,7 @@ where
         timer,
         left: limit,
         done: false,
+        _gone: gone,
     };
     let first = poll_fn(|cx| lines.poll_item(cx)).await;
     let body = match first {
@@ -228,6 +233,22 @@ struct Lines<T> {
     /// Answers still expected, when bounded.
     left: Option<usize>,
     done: bool,
+    /// Dropped with the answer: ends a kept-open request stream.
+    _gone: Option<oneshot::Sender<()>>,
+}
+
+/// The tail of a kept-open request stream: no frames, and the end once the
+/// answer (holding the sender) is dropped.
+struct UntilGone(oneshot::Receiver<()>);
+
+impl Stream for UntilGone {
+    type Item = Result<Frame<Bytes>, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // Nothing is ever sent: the receiver is ready only when the sender
+        // is dropped.
+        Pin::new(&mut self.0).poll(cx).map(|_| None)
+    }
 }
 
 impl<T: Serialize> Lines<T> {
