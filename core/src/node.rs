@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use ferrocd_mvcc as mvcc;
 use ferrocd_net::{
-    ClusterService, EtcdError, KvService, LeaseService, LeaseTtl, MemberInfo, NodeStatus,
+    ClusterService, EtcdError, KvService, LeaseService, LeaseTtl, MemberInfo, Metrics, NodeStatus,
     ServerInfo, WatchService,
 };
 use ferrocd_wal::{self as wal, UringFs, Worker};
@@ -32,9 +32,11 @@ use crate::config::Config;
 use crate::lessor::{Lessor, MAX_LEASE_TTL, RenewError};
 use crate::raft::{Applied, Command, LogStore, NoPeers, Op, Raft, SmShared, StateMachine};
 
-/// The etcd API version ferrocd implements (reported by Status and
-/// `/version`).
+/// The etcd server version whose API and behaviour ferrocd implements
+/// (reported by Status and `/version`).
 pub const ETCD_VERSION: &str = "3.5.0";
+/// The cluster version `/version` reports.
+pub const ETCD_CLUSTER_VERSION: &str = "3.5.0";
 
 /// Revokes the leader proposes per expiry pass.
 const REVOKES_PER_PASS: usize = 64;
@@ -144,6 +146,7 @@ pub struct Node {
     stop: Arc<Notify>,
     wal_worker: Mutex<Option<Worker<UringFs>>>,
     data_dir: PathBuf,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for Node {
@@ -162,7 +165,7 @@ fn raft_err(e: impl std::fmt::Display) -> EtcdError {
 impl Node {
     /// Open the data dir, recover, start raft and the background loops,
     /// and wait until this member leads (single-member cluster).
-    pub async fn start(cfg: &Config) -> anyhow::Result<Arc<Node>> {
+    pub async fn start(cfg: &Config, metrics: Metrics) -> anyhow::Result<Arc<Node>> {
         let fs = UringFs;
         let member_dir = cfg.data_dir.join("member");
         wal::create_dir_all_durable(&fs, &member_dir)
@@ -194,7 +197,14 @@ impl Node {
             ms = t.elapsed().as_millis() as u64,
             "opened wal"
         );
-        let (log, worker) = LogStore::open(wal).context("reading the raft log")?;
+        let fsync_metrics = metrics.clone();
+        let (log, worker) = LogStore::open_observed(
+            wal,
+            Some(Arc::new(move |e: wal::SyncEvent| {
+                fsync_metrics.observe_wal_fsync(e.duration)
+            })),
+        )
+        .context("reading the raft log")?;
 
         let heartbeat_ms = cfg.heartbeat_interval.as_millis().max(1) as u64;
         let election_ms = cfg.election_timeout.as_millis().max(1) as u64;
@@ -213,6 +223,7 @@ impl Node {
                 ..mvcc::WatchConfig::default()
             },
             Lessor::new(min_ttl),
+            metrics.clone(),
             if cfg.max_snapshots == 0 {
                 usize::MAX
             } else {
@@ -272,10 +283,12 @@ impl Node {
             stop: Arc::new(Notify::new()),
             wal_worker: Mutex::new(Some(worker)),
             data_dir: cfg.data_dir.clone(),
+            metrics,
         });
 
         tokio::spawn(node.clone().track_leadership());
         tokio::spawn(node.clone().expire_leases());
+        tokio::spawn(node.clone().sample_gauges());
         tokio::spawn(
             node.clone()
                 .auto_compact(Compactor::new(cfg.auto_compaction)),
@@ -361,6 +374,17 @@ impl Node {
             };
             self.term.store(term, Ordering::Relaxed);
             self.leader.store(leader, Ordering::Relaxed);
+            {
+                let m = rx.borrow_watched();
+                self.metrics.set_has_leader(leader != 0);
+                self.metrics.set_is_leader(is_leader);
+                if let Some(c) = m.cluster_committed {
+                    self.metrics.set_proposals_committed(c.index);
+                }
+                if let Some(a) = m.last_applied {
+                    self.metrics.set_proposals_applied(a.index);
+                }
+            }
             if is_leader != was_leader {
                 let mut lessor = self.sm.lessor.lock().expect("lessor lock");
                 if is_leader {
@@ -434,6 +458,33 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// Gauges that are cheaper to sample than to track: every second.
+    async fn sample_gauges(self: Arc<Self>) {
+        loop {
+            let view = self.sm.store.snapshot();
+            self.metrics.set_db_size(view.size_bytes());
+            self.metrics.set_keys(view.key_count() as u64);
+            self.metrics.set_watchers(self.sm.watches.len() as u64);
+            drop(view);
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = self.stop.notified() => return,
+            }
+        }
+    }
+
+    /// `/health`: healthy while a leader is known (etcd answers
+    /// `RAFT NO LEADER` otherwise) and the node is not stopping.
+    pub fn health(&self) -> Result<(), String> {
+        if self.stopping.load(Ordering::Relaxed) {
+            return Err("STOPPING".into());
+        }
+        if self.leader.load(Ordering::Relaxed) == 0 {
+            return Err("RAFT NO LEADER".into());
+        }
+        Ok(())
     }
 
     fn next_request_id(&self) -> u64 {

@@ -24,12 +24,15 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use ferrocd_net::{ClusterShim, KvShim, LeaseShim, WatchShim};
+use ferrocd_net::{
+    ClusterShim, Gateway, KvShim, LeaseShim, Metrics, Versions, WatchShim, client_router,
+    serve_client,
+};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::node::Node;
+use crate::node::{ETCD_CLUSTER_VERSION, ETCD_VERSION, Node};
 
 /// gRPC's own size limit sits above `--max-request-bytes` (etcd adds 512
 /// KiB) so the request-size check answers with etcd's error, not gRPC's.
@@ -110,7 +113,8 @@ impl Server {
             .enable_all()
             .build()
             .context("raft runtime")?;
-        let node = raft_rt.block_on(Node::start(&cfg))?;
+        let metrics = Metrics::new();
+        let node = raft_rt.block_on(Node::start(&cfg, metrics.clone()))?;
         let (stop, stop_rx) = watch::channel(false);
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let mut handles = Vec::new();
@@ -120,6 +124,7 @@ impl Server {
             let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
             let max_request_bytes = cfg.max_request_bytes as usize;
             let max_txn_ops = cfg.max_txn_ops as usize;
+            let metrics = metrics.clone();
             let h = std::thread::Builder::new()
                 .name(format!("shard-{i}"))
                 .spawn(move || {
@@ -136,6 +141,7 @@ impl Server {
                         stop_rx,
                         max_request_bytes,
                         max_txn_ops,
+                        metrics,
                     ));
                 })
                 .context("spawning a shard")?;
@@ -204,8 +210,17 @@ async fn serve_shard(
     stop: watch::Receiver<bool>,
     max_request_bytes: usize,
     max_txn_ops: usize,
+    metrics: Metrics,
 ) {
+    use ferrocd_net::pb::etcdserverpb::{
+        cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
+        maintenance_server::MaintenanceServer, watch_server::WatchServer,
+    };
     let limit = max_request_bytes + GRPC_OVERHEAD;
+    let kv = Arc::new(KvShim::new(node.clone(), max_txn_ops));
+    let watch = Arc::new(WatchShim::new(node.clone(), max_request_bytes));
+    let lease = Arc::new(LeaseShim::new(node.clone()));
+    let cluster = Arc::new(ClusterShim::new(node.clone()));
     let mut tasks = Vec::new();
     for l in listeners {
         let listener = match tokio::net::TcpListener::from_std(l) {
@@ -215,30 +230,37 @@ async fn serve_shard(
                 continue;
             }
         };
-        let incoming =
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        let cluster = ClusterShim::new(node.clone());
-        let router = tonic::transport::Server::builder()
-            .add_service(
-                KvShim::new(node.clone(), max_txn_ops)
-                    .into_server()
-                    .max_decoding_message_size(limit)
-                    .max_encoding_message_size(usize::MAX),
-            )
-            .add_service(
-                WatchShim::new(node.clone(), max_request_bytes)
-                    .into_server()
-                    .max_decoding_message_size(limit)
-                    .max_encoding_message_size(usize::MAX),
-            )
-            .add_service(
-                LeaseShim::new(node.clone())
-                    .into_server()
-                    .max_decoding_message_size(limit),
-            )
-            .add_service(cluster.maintenance_server())
-            .add_service(cluster.cluster_server());
+        let mut grpc = tonic::service::Routes::builder();
+        grpc.add_service(
+            KvServer::from_arc(kv.clone())
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(usize::MAX),
+        )
+        .add_service(
+            WatchServer::from_arc(watch.clone())
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(usize::MAX),
+        )
+        .add_service(LeaseServer::from_arc(lease.clone()).max_decoding_message_size(limit))
+        .add_service(MaintenanceServer::from_arc(cluster.clone()))
+        .add_service(ClusterServer::from_arc(cluster.clone()));
+        let health_node = node.clone();
+        let gateway = Gateway::new(
+            Versions {
+                server: ETCD_VERSION.into(),
+                cluster: ETCD_CLUSTER_VERSION.into(),
+            },
+            metrics.clone(),
+        )
+        .health(Arc::new(move || health_node.health()))
+        .kv(kv.clone())
+        .watch(watch.clone())
+        .lease(lease.clone())
+        .maintenance(cluster.clone())
+        .cluster(cluster.clone());
+        let router = client_router(grpc.routes(), gateway);
         let mut stop = stop.clone();
+        let metrics = metrics.clone();
         tasks.push(tokio::spawn(async move {
             let signal = async move {
                 while !*stop.borrow() {
@@ -247,7 +269,7 @@ async fn serve_shard(
                     }
                 }
             };
-            if let Err(e) = router.serve_with_incoming_shutdown(incoming, signal).await {
+            if let Err(e) = serve_client(listener, router, &metrics, signal).await {
                 tracing::error!(error = %e, "client listener failed");
             }
         }));

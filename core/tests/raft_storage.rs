@@ -27,6 +27,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, Guard> for Builder {
             mvcc::Config::default(),
             mvcc::WatchConfig::default(),
             Lessor::new(2),
+            ferrocd_net::Metrics::new(),
             5,
         )
         .expect("state machine");

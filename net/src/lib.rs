@@ -21,17 +21,28 @@
 //! [`EtcdError`]: etcd's client-visible errors with their gRPC codes and
 //! exact messages, in one table (`status`), and the mapping from store
 //! errors.
+//!
+//! [`Gateway`]: etcd's HTTP/JSON gateway (`/v3/kv/range`, `/v3/watch`, …,
+//! `/health`, `/version`, `/metrics`) over the same service impls;
+//! [`client_router`] and [`serve_client`] put it and the gRPC services on
+//! one port. [`Metrics`]: the Prometheus registry with etcd's metric names.
 
 pub mod convert;
+mod gateway;
 mod kv;
 mod lease;
 mod maintenance;
+mod metrics;
 pub mod pb;
 mod status;
 mod watch;
 
+pub use gateway::{Gateway, HealthCheck, Versions, client_router, serve_client};
 pub use kv::{KvService, KvShim, ServerInfo};
 pub use lease::{LeaseService, LeaseShim, LeaseTtl};
 pub use maintenance::{ClusterService, ClusterShim, MemberInfo, NodeStatus};
+pub use metrics::{
+    CallKind, GrpcMetrics, GrpcMetricsLayer, METHODS, Metrics, MetricsBody, MetricsFuture,
+};
 pub use status::EtcdError;
 pub use watch::{WatchService, WatchShim};

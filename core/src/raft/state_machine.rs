@@ -30,6 +30,7 @@ use tokio::sync::oneshot;
 use super::{Command, LogId, Op, TypeConfig, decode, encode};
 use crate::lessor::Lessor;
 use crate::watches::Watches;
+use ferrocd_net::Metrics;
 
 type Membership = openraft::alias::StoredMembershipOf<TypeConfig>;
 type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
@@ -86,6 +87,7 @@ pub struct SmShared {
     applied: Mutex<AppliedState>,
     snaps: SnapStore<UringFs>,
     max_snapshots: usize,
+    metrics: Metrics,
     /// Set when a compaction left physical work for the background.
     compacting: Mutex<bool>,
 }
@@ -186,6 +188,7 @@ impl StateMachine {
         store_config: mvcc::Config,
         watch_config: mvcc::WatchConfig,
         lessor: Lessor,
+        metrics: Metrics,
         max_snapshots: usize,
     ) -> io::Result<Self> {
         let snaps = SnapStore::open(UringFs, snap_dir)?;
@@ -218,6 +221,7 @@ impl StateMachine {
                 applied: Mutex::new(AppliedState { log_id, membership }),
                 snaps,
                 max_snapshots,
+                metrics,
                 compacting: Mutex::new(false),
             }),
         })
@@ -234,6 +238,7 @@ impl StateMachine {
         entries: Vec<EntryResponder<TypeConfig>>,
     ) -> Vec<EntryResponder<TypeConfig>> {
         let sh = &*self.shared;
+        let started = Instant::now();
         let mut results: Vec<(u64, Result<Applied, ApplyError>)> = Vec::new();
         let mut events: Vec<mvcc::Event> = Vec::new();
         let mut grants: Vec<(i64, i64)> = Vec::new();
@@ -284,6 +289,7 @@ impl StateMachine {
         }
         let revision = wb.revision();
         wb.commit();
+        sh.metrics.observe_backend_commit(started.elapsed());
         if let Some((last, _)) = entries.last() {
             applied.log_id = Some(last.log_id());
         }
