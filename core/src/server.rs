@@ -38,11 +38,16 @@ use crate::node::{ETCD_CLUSTER_VERSION, ETCD_VERSION, Node};
 /// KiB) so the request-size check answers with etcd's error, not gRPC's.
 const GRPC_OVERHEAD: usize = 512 * 1024;
 
+/// How long a shutdown lets in-flight client requests finish.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
 /// A running server: the node, its shards and runtimes.
 pub struct Server {
     node: Arc<Node>,
     raft_rt: Option<tokio::runtime::Runtime>,
     shards: Vec<JoinHandle<()>>,
+    /// One message per shard that finished serving.
+    shard_done: std::sync::mpsc::Receiver<usize>,
     stop: watch::Sender<bool>,
     addrs: Vec<SocketAddr>,
 }
@@ -118,7 +123,9 @@ impl Server {
         let (stop, stop_rx) = watch::channel(false);
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let mut handles = Vec::new();
+        let (done_tx, shard_done) = std::sync::mpsc::channel();
         for (i, ls) in listeners.into_iter().enumerate() {
+            let done_tx = done_tx.clone();
             let node = node.clone();
             let stop_rx = stop_rx.clone();
             let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
@@ -143,6 +150,7 @@ impl Server {
                         max_txn_ops,
                         metrics,
                     ));
+                    let _ = done_tx.send(i);
                 })
                 .context("spawning a shard")?;
             handles.push(h);
@@ -154,6 +162,7 @@ impl Server {
             node,
             raft_rt: Some(raft_rt),
             shards: handles,
+            shard_done,
             stop,
             addrs: bound,
         })
@@ -185,19 +194,47 @@ impl Server {
         Ok(())
     }
 
-    /// Stop serving, stop raft, flush, join every thread.
+    /// Stop serving (in-flight requests get [`SHUTDOWN_GRACE`] to finish;
+    /// long-lived streams such as watches are cut after it, as etcd's
+    /// graceful stop does), stop raft, flush, join the WAL thread.
     pub fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        for h in self.shards.drain(..) {
-            let _ = h.join();
+        let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
+        let mut finished = 0;
+        let total = self.shards.len();
+        while finished < total {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.shard_done.recv_timeout(left) {
+                Ok(_) => finished += 1,
+                Err(_) => break,
+            }
         }
+        let cut_off = total - finished;
+        if cut_off == 0 {
+            for h in self.shards.drain(..) {
+                let _ = h.join();
+            }
+        } else {
+            tracing::info!(
+                open = cut_off,
+                "closing client streams still open after the grace period"
+            );
+            // Their threads end with the process.
+            self.shards.clear();
+        }
+
         if let Some(rt) = self.raft_rt.take() {
             rt.block_on(self.node.shutdown());
             let worker = self.node.take_wal_worker();
             drop(self.node);
             rt.shutdown_timeout(Duration::from_secs(5));
-            if let Some(w) = worker {
-                // Every handle to the WAL is gone with the runtime's tasks.
+            // Every handle to the WAL is gone once the runtime's tasks and
+            // the shards are; with shards cut off, it ends with the process
+            // (everything acknowledged is already synced, and the
+            // committed hint was flushed above).
+            if let Some(w) = worker
+                && cut_off == 0
+            {
                 let _ = w.join();
             }
         }
