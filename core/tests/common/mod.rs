@@ -152,12 +152,19 @@ pub struct Server {
     peer_port: u16,
     child: Option<Child>,
     starts: u32,
+    /// More flags for every start (e.g. `--snapshot-count`).
+    extra: Vec<String>,
 }
 
 impl Server {
     /// Starts a fresh member on `data_dir` (which need not exist) and waits
     /// until it serves. Logs go next to it, in `<data_dir>.logs/`.
     pub fn start(data_dir: &Path) -> Server {
+        Self::start_with(data_dir, &[])
+    }
+
+    /// [`Server::start`] with more flags, given at every (re)start.
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
         let bin = server_bin();
         let log_dir = data_dir.with_extension("logs");
         std::fs::create_dir_all(&log_dir).expect("create log dir");
@@ -174,6 +181,7 @@ impl Server {
                 peer_port,
                 child: None,
                 starts: 0,
+                extra: extra.iter().map(|s| s.to_string()).collect(),
             };
             s.spawn();
             match s.wait_ready() {
@@ -236,6 +244,7 @@ impl Server {
             .arg("new")
             .arg("--log-level")
             .arg("error")
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
