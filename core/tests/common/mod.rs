@@ -206,6 +206,11 @@ impl Server {
         format!("http://127.0.0.1:{}", self.client_port)
     }
 
+    /// The client port (gRPC, `/v3` gateway, `/health`).
+    pub fn client_port(&self) -> u16 {
+        self.client_port
+    }
+
     /// `http://127.0.0.1:Q`, the advertised peer URL.
     pub fn peer_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.peer_port)
@@ -484,15 +489,33 @@ fn grpc_status(endpoint: &str) -> bool {
 
 /// A minimal HTTP/1.1 GET on loopback: (status code, body).
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http(port, "GET", path, None)
+}
+
+/// A minimal HTTP/1.1 POST of a JSON body on loopback: (status code, body).
+pub fn http_post(port: u16, path: &str, body: &str) -> Option<(u16, String)> {
+    http(port, "POST", path, Some(body))
+}
+
+/// One request on a fresh connection (`Connection: close`), read to the
+/// end; bounded by 2 s socket timeouts. Chunked responses are not decoded:
+/// the gateway and `/health` answer with a `Content-Length`.
+fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> Option<(u16, String)> {
     let addr = ([127, 0, 0, 1], port).into();
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     s.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    if let Some(b) = body {
+        req += &format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        );
+    }
+    req += "\r\n";
+    req += body.unwrap_or("");
+    s.write_all(req.as_bytes()).ok()?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).ok()?;
     let text = String::from_utf8_lossy(&buf);

@@ -540,6 +540,83 @@ fn endpoint_status_and_member_list() {
     );
 }
 
+/// The `/v3` JSON gateway and `/health` on the client port: bytes in
+/// base64, 64-bit integers as strings, errors as `{error, code, message}`
+/// with HTTP 400 (what etcd 3.5.1's grpc-gateway answers).
+#[test]
+fn json_gateway_and_health() {
+    let (_dir, s) = fresh();
+    let port = s.client_port();
+    let post = |path: &str, body: &str| -> (u16, Value) {
+        let (code, text) = common::http_post(port, path, body)
+            .unwrap_or_else(|| panic!("no HTTP answer to {path}"));
+        let j = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"));
+        (code, j)
+    };
+    let (code, text) = common::http_get(port, "/health").expect("health answers");
+    assert_eq!(code, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).expect("health JSON"),
+        json!({"health": "true", "reason": ""})
+    );
+
+    // "Zm9v" = "foo", "YmFy" = "bar".
+    let (code, j) = post("/v3/kv/put", r#"{"key":"Zm9v","value":"YmFy"}"#);
+    assert_eq!(code, 200, "{j}");
+    let h = &j["header"];
+    assert_eq!(h["revision"], json!("2"), "{j}");
+    for f in ["cluster_id", "member_id", "raft_term"] {
+        let v = h[f]
+            .as_str()
+            .unwrap_or_else(|| panic!("{f} as a string: {j}"));
+        assert!(v.parse::<u64>().unwrap() > 0, "{j}");
+    }
+    assert_eq!(body(&j), json!({}));
+    let member = h["member_id"].clone();
+
+    let (code, j) = post("/v3/kv/range", r#"{"key":"Zm9v"}"#);
+    assert_eq!(code, 200, "{j}");
+    assert_eq!(
+        body(&j),
+        json!({"kvs": [{"key": "Zm9v", "create_revision": "2", "mod_revision": "2",
+                        "version": "1", "value": "YmFy"}], "count": "1"})
+    );
+    let (_, j) = post("/v3/kv/range", r#"{"key":"bm9wZQ=="}"#);
+    assert_eq!(body(&j), json!({}), "a miss is the header only");
+
+    let (code, j) = post("/v3/kv/range", r#"{"key":"Zm9v","revision":100}"#);
+    assert_eq!(code, 400, "{j}");
+    let msg = "etcdserver: mvcc: required revision is a future revision";
+    assert_eq!(j, json!({"error": msg, "code": 11, "message": msg}));
+
+    let (code, j) = post("/v3/kv/deleterange", r#"{"key":"Zm9v","prev_kv":true}"#);
+    assert_eq!(code, 200, "{j}");
+    assert_eq!(j["header"]["revision"], json!("3"));
+    assert_eq!(
+        body(&j),
+        json!({"deleted": "1", "prev_kvs": [{"key": "Zm9v", "create_revision": "2",
+               "mod_revision": "2", "version": "1", "value": "YmFy"}]})
+    );
+
+    let (code, j) = post("/v3/lease/grant", r#"{"TTL":30}"#);
+    assert_eq!(code, 200, "{j}");
+    assert_eq!(j["TTL"], json!("30"), "{j}");
+    assert!(j["ID"].as_str().unwrap().parse::<i64>().unwrap() > 0, "{j}");
+
+    let (code, j) = post("/v3/maintenance/status", "{}");
+    assert_eq!(code, 200, "{j}");
+    assert_eq!(j["leader"], member, "{j}");
+    assert!(j["version"].is_string(), "{j}");
+
+    let (code, j) = post("/v3/cluster/member/list", "{}");
+    assert_eq!(code, 200, "{j}");
+    assert_eq!(
+        j["members"],
+        json!([{"ID": member, "name": common::NAME, "peerURLs": [s.peer_url()],
+                "clientURLs": [s.client_url()]}])
+    );
+}
+
 // ---- streams through our tonic clients ----
 
 async fn next(stream: &mut tonic::Streaming<WatchResponse>) -> WatchResponse {

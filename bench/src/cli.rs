@@ -1,0 +1,81 @@
+//! The command line: one subcommand per workload, the options every
+//! workload shares in [`RunArgs`].
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Load generator for etcd-compatible servers (ferrocd, etcd).
+#[derive(Debug, Parser)]
+#[command(name = "ferrobench", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The workloads.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Put keys (one Put RPC per request) and report latency and throughput.
+    Put(PutArgs),
+}
+
+/// Options every workload takes.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Client endpoints, `host:port`, comma-separated; connections are
+    /// spread over them round-robin.
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:2379")]
+    pub endpoints: Vec<String>,
+    /// Concurrent clients, each with one request in flight.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub clients: u32,
+    /// gRPC connections (HTTP/2) the clients share, round-robin.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub conns: u32,
+    /// Requests in total, over all clients.
+    #[arg(long, default_value_t = 10_000)]
+    pub total: u64,
+    /// Stop issuing requests after this many seconds even if `--total` is
+    /// not reached.
+    #[arg(long, default_value_t = 60.0)]
+    pub max_secs: f64,
+    /// Per-request timeout in seconds; a request past it counts as an error.
+    #[arg(long, default_value_t = 10.0)]
+    pub request_timeout_secs: f64,
+    /// The server's process id: report its CPU time (utime + stime from
+    /// /proc/PID/stat) per 1000 operations and its peak RSS.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Output format of the report.
+    #[arg(short = 'w', long = "write-out", value_enum, default_value_t = Format::Text)]
+    pub write_out: Format,
+    /// Worker threads of the client runtime (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// `ferrobench put`.
+#[derive(Debug, Clone, Args)]
+pub struct PutArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Key size in bytes: the key number in decimal, zero-padded.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub key_size: u32,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 256)]
+    pub val_size: u32,
+    /// Distinct keys; request i writes key i mod key-space (default:
+    /// `--total`, so every put creates a new key).
+    #[arg(long)]
+    pub key_space: Option<u64>,
+}
