@@ -143,6 +143,9 @@ pub struct Node {
     term: AtomicU64,
     leader: AtomicU64,
     stopping: AtomicBool,
+    /// The NOSPACE alarm (see `check_quota`).
+    nospace: AtomicBool,
+    quota: u64,
     stop: Arc<Notify>,
     wal_worker: Mutex<Option<Worker<UringFs>>>,
     data_dir: PathBuf,
@@ -280,6 +283,8 @@ impl Node {
             term: AtomicU64::new(0),
             leader: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
+            nospace: AtomicBool::new(false),
+            quota: cfg.quota_backend_bytes,
             stop: Arc::new(Notify::new()),
             wal_worker: Mutex::new(Some(worker)),
             data_dir: cfg.data_dir.clone(),
@@ -487,6 +492,28 @@ impl Node {
         Ok(())
     }
 
+    /// etcd's backend quota (`quota.go`): a write that would take the
+    /// store past `--quota-backend-bytes` raises the NOSPACE alarm, and
+    /// while it is raised every such write is refused with
+    /// `etcdserver: mvcc: database space exceeded`; reads, deletes and
+    /// compactions still go through. Clear it with `etcdctl alarm disarm`
+    /// after compacting.
+    fn check_quota(&self, cost: usize) -> Result<(), EtcdError> {
+        if self.nospace.load(Ordering::Relaxed) {
+            return Err(EtcdError::NoSpace);
+        }
+        if self.sm.store.snapshot().size_bytes() + cost as u64 >= self.quota {
+            if !self.nospace.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    quota = self.quota,
+                    "database space exceeded; NOSPACE alarm raised"
+                );
+            }
+            return Err(EtcdError::NoSpace);
+        }
+        Ok(())
+    }
+
     fn next_request_id(&self) -> u64 {
         // Odd, nonzero, random start: ids of one incarnation never collide
         // with those of an earlier one still in the log.
@@ -547,6 +574,26 @@ impl Node {
     }
 }
 
+/// etcd's alarm type number for NOSPACE.
+const ALARM_NOSPACE: i32 = 1;
+/// Bytes a record costs besides its key and value (etcd counts a fixed
+/// overhead per put the same way).
+const RECORD_OVERHEAD: usize = 64;
+
+/// Bytes the puts of a txn (both branches, nested too) would add; 0 when
+/// it has none (such a txn is never refused for space, as in etcd).
+fn txn_put_bytes(t: &mvcc::TxnRequest) -> usize {
+    t.success
+        .iter()
+        .chain(&t.failure)
+        .map(|op| match op {
+            mvcc::RequestOp::Put(p) => p.key.len() + p.value.len() + RECORD_OVERHEAD,
+            mvcc::RequestOp::Txn(t) => txn_put_bytes(t),
+            _ => 0,
+        })
+        .sum()
+}
+
 fn unexpected(what: &str, a: Applied) -> EtcdError {
     EtcdError::Unknown(format!("internal: {what} applied as {a:?}"))
 }
@@ -574,6 +621,7 @@ impl KvService for Node {
     }
 
     async fn put(&self, req: mvcc::PutRequest) -> Result<mvcc::PutResponse, EtcdError> {
+        self.check_quota(req.key.len() + req.value.len() + RECORD_OVERHEAD)?;
         match self.propose(Op::Put(req)).await? {
             Applied::Put(r) => Ok(r),
             a => Err(unexpected("put", a)),
@@ -591,6 +639,10 @@ impl KvService for Node {
     }
 
     async fn txn(&self, req: mvcc::TxnRequest) -> Result<mvcc::TxnResponse, EtcdError> {
+        let cost = txn_put_bytes(&req);
+        if cost > 0 {
+            self.check_quota(cost)?;
+        }
         match self.propose(Op::Txn(req)).await? {
             Applied::Txn(r) => Ok(r),
             a => Err(unexpected("txn", a)),
@@ -670,6 +722,7 @@ impl LeaseService for Node {
             .lock()
             .expect("lessor lock")
             .effective_ttl(ttl);
+        self.check_quota(RECORD_OVERHEAD)?;
         let id = if id == 0 { self.new_lease_id() } else { id };
         match self.propose(Op::LeaseGrant { id, ttl }).await? {
             Applied::LeaseGrant { id, ttl } => Ok((id, ttl)),
@@ -748,10 +801,36 @@ impl ClusterService for Node {
         })
     }
 
-    fn alarms(&self) -> Vec<(u64, i32)> {
-        // ferrocd raises no alarms yet (NOSPACE with quota enforcement and
-        // CORRUPT with hash checks come with the maintenance issue).
-        Vec::new()
+    async fn alarm(
+        &self,
+        action: i32,
+        member_id: u64,
+        alarm: i32,
+    ) -> Result<Vec<(u64, i32)>, EtcdError> {
+        let nospace = || vec![(self.ids.member_id, ALARM_NOSPACE)];
+        match (action, alarm) {
+            // GET: the active alarms.
+            (0, _) => Ok(if self.nospace.load(Ordering::Relaxed) {
+                nospace()
+            } else {
+                Vec::new()
+            }),
+            // ACTIVATE NOSPACE on this member: the response lists it.
+            (1, ALARM_NOSPACE) if member_id == self.ids.member_id => {
+                self.nospace.store(true, Ordering::Relaxed);
+                Ok(nospace())
+            }
+            // DEACTIVATE NOSPACE: the response lists what was cleared.
+            (2, ALARM_NOSPACE) if member_id == self.ids.member_id => {
+                Ok(if self.nospace.swap(false, Ordering::Relaxed) {
+                    nospace()
+                } else {
+                    Vec::new()
+                })
+            }
+            (1 | 2, _) => Ok(Vec::new()),
+            _ => Err(EtcdError::Unknown(format!("unknown alarm action {action}"))),
+        }
     }
 
     async fn members(&self) -> Result<(Vec<MemberInfo>, i64), EtcdError> {

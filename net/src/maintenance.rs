@@ -60,8 +60,15 @@ pub trait ClusterService: Send + Sync + 'static {
     fn info(&self) -> ServerInfo;
     /// This member's status.
     fn status(&self) -> impl Future<Output = Result<NodeStatus, EtcdError>> + Send;
-    /// Active alarms as (member id, alarm type as etcd numbers it).
-    fn alarms(&self) -> Vec<(u64, i32)>;
+    /// etcd's Alarm: `action` GET (0), ACTIVATE (1) or DEACTIVATE (2) of
+    /// `alarm` (NOSPACE 1, CORRUPT 2) on `member_id`; returns the alarms
+    /// the response lists, as (member id, alarm type).
+    fn alarm(
+        &self,
+        action: i32,
+        member_id: u64,
+        alarm: i32,
+    ) -> impl Future<Output = Result<Vec<(u64, i32)>, EtcdError>> + Send;
     /// The members and the current revision.
     fn members(&self) -> impl Future<Output = Result<(Vec<MemberInfo>, i64), EtcdError>> + Send;
 }
@@ -121,16 +128,11 @@ impl<S: ClusterService> pb::maintenance_server::Maintenance for ClusterShim<S> {
         &self,
         req: Request<pb::AlarmRequest>,
     ) -> Result<Response<pb::AlarmResponse>, Status> {
-        use pb::alarm_request::AlarmAction;
         let r = req.into_inner();
-        if r.action != AlarmAction::Get as i32 {
-            // Raising and clearing alarms by hand come with the
-            // maintenance issue (they must go through raft).
-            return Err(unimplemented("Maintenance.Alarm ACTIVATE/DEACTIVATE"));
-        }
         let alarms = self
             .node
-            .alarms()
+            .alarm(r.action, r.member_id, r.alarm)
+            .await?
             .into_iter()
             .map(|(member_id, alarm)| pb::AlarmMember { member_id, alarm })
             .collect();
