@@ -5,7 +5,7 @@
 //! those convert into these types with `to_owned`-style helpers.
 
 /// A key's state at one revision, as etcd's `mvccpb.KeyValue`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct KeyValue {
     /// The key; never empty.
     pub key: Vec<u8>,

@@ -105,7 +105,7 @@ impl RangeResult<'_> {
 }
 
 /// etcd's `RangeResponse`, owned (inside txn responses).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct RangeResponse {
     /// Matching key-values.
     pub kvs: Vec<KeyValue>,
@@ -146,7 +146,7 @@ impl PutRequest {
 }
 
 /// etcd's `PutResponse`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct PutResponse {
     /// Header revision (the put's revision).
     pub revision: i64,
@@ -177,7 +177,7 @@ impl DeleteRangeRequest {
 }
 
 /// etcd's `DeleteRangeResponse`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct DeleteRangeResponse {
     /// Header revision: the delete's revision, or the unchanged current one
     /// when nothing was deleted.
@@ -254,7 +254,7 @@ pub struct TxnRequest {
 }
 
 /// etcd's `ResponseOp`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ResponseOp {
     /// For a range.
     Range(RangeResponse),
@@ -267,7 +267,7 @@ pub enum ResponseOp {
 }
 
 /// etcd's `TxnResponse`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct TxnResponse {
     /// Header revision. For the outer txn: the txn's revision (or the
     /// current one when it changed nothing). Nested txns report 0, as etcd

@@ -34,6 +34,7 @@ mod lease;
 mod maintenance;
 mod metrics;
 pub mod pb;
+pub mod peer;
 mod status;
 mod watch;
 

@@ -1,0 +1,525 @@
+//! The peer transport: request/response RPCs between members on the peer
+//! port, over one long-lived TCP connection per (caller, callee) pair.
+//!
+//! `net` does not know raft: payloads are bytes, request kinds are numbers
+//! the node chooses (see `frame` for the bytes on the wire).
+//!
+//! - [`PeerClient`]: connects lazily, handshakes ([`Hello`]: cluster id,
+//!   caller, callee), then pipelines: every call gets a request id, many
+//!   can be in flight, responses come back by id. Frames queued while the
+//!   socket is busy go out together in one write (so heartbeats to a peer
+//!   batch naturally). A broken connection fails the calls in flight and
+//!   is re-dialed on the next call, with exponential backoff (50 ms
+//!   doubling to 2 s) after failed dials.
+//! - [`serve_peers`]: accepts connections, checks the hello through the
+//!   [`PeerHandler`] (a member of another cluster is refused with an error
+//!   frame and the connection closed), then answers requests: kinds the
+//!   handler calls ordered are handled one at a time in arrival order
+//!   (raft appends must not overtake each other); the others run
+//!   concurrently.
+
+mod frame;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use frame::{
+    DecodeError, Frame, HEADER, Hello, KIND_HELLO, MAX_FRAME, RESPONSE_ERR, RESPONSE_OK,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{mpsc, oneshot};
+
+/// How a call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerError {
+    /// Could not connect (or the handshake failed); retry later.
+    #[error("peer {addr} unreachable: {why}")]
+    Unreachable {
+        /// Address.
+        addr: String,
+        /// Why.
+        why: String,
+    },
+    /// The connection broke with the call in flight.
+    #[error("connection to {0} closed")]
+    Closed(String),
+    /// No answer in time.
+    #[error("request to {0} timed out")]
+    Timeout(String),
+    /// The peer answered with an error.
+    #[error("{0}")]
+    Remote(String),
+}
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Vec<u8>, PeerError>>>>>;
+
+struct Conn {
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    pending: Pending,
+}
+
+struct Dial {
+    conn: Option<Arc<Conn>>,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+}
+
+/// A caller's side of the connection to one peer. Cheap to clone.
+#[derive(Clone)]
+pub struct PeerClient {
+    addr: Arc<str>,
+    hello: Hello,
+    next_id: Arc<AtomicU64>,
+    dial: Arc<tokio::sync::Mutex<Dial>>,
+}
+
+impl std::fmt::Debug for PeerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerClient")
+            .field("addr", &self.addr)
+            .field("hello", &self.hello)
+            .finish_non_exhaustive()
+    }
+}
+
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+const DIAL_TIMEOUT: Duration = Duration::from_secs(1);
+
+fn fail_all(pending: &Pending, err: PeerError) {
+    let waiting: Vec<_> = pending
+        .lock()
+        .expect("pending lock")
+        .drain()
+        .map(|(_, tx)| tx)
+        .collect();
+    for tx in waiting {
+        let _ = tx.send(Err(err.clone()));
+    }
+}
+
+async fn read_frame(r: &mut OwnedReadHalf, buf: &mut Vec<u8>) -> Result<Frame, String> {
+    loop {
+        match Frame::decode(buf) {
+            Ok((f, n)) => {
+                buf.drain(..n);
+                return Ok(f);
+            }
+            Err(DecodeError::Malformed(why)) => return Err(why),
+            Err(DecodeError::Incomplete(_)) => {}
+        }
+        let mut chunk = [0u8; 64 * 1024];
+        let n = r.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("connection closed".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Write queued frames, many per syscall when they pile up.
+async fn write_loop(mut w: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+    let mut out = Vec::new();
+    while let Some(first) = rx.recv().await {
+        out.clear();
+        out.extend_from_slice(&first);
+        while out.len() < (1 << 20) {
+            match rx.try_recv() {
+                Ok(more) => out.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
+        if w.write_all(&out).await.is_err() {
+            return;
+        }
+    }
+    let _ = w.shutdown().await;
+}
+
+impl PeerClient {
+    /// A client for the peer at `addr` (`host:port`); nothing is dialed
+    /// until the first call.
+    pub fn new(addr: impl Into<String>, hello: Hello) -> Self {
+        Self {
+            addr: addr.into().into(),
+            hello,
+            next_id: Arc::new(AtomicU64::new(1)),
+            dial: Arc::new(tokio::sync::Mutex::new(Dial {
+                conn: None,
+                retry_at: None,
+                backoff: BACKOFF_MIN,
+            })),
+        }
+    }
+
+    /// The address.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    async fn connect(&self) -> Result<Arc<Conn>, PeerError> {
+        let mut d = self.dial.lock().await;
+        if let Some(c) = &d.conn
+            && !c.tx.is_closed()
+        {
+            return Ok(c.clone());
+        }
+        d.conn = None;
+        let unreachable = |why: String| PeerError::Unreachable {
+            addr: self.addr.to_string(),
+            why,
+        };
+        if let Some(at) = d.retry_at
+            && Instant::now() < at
+        {
+            return Err(unreachable("backing off after a failed dial".into()));
+        }
+        match self.dial_once().await {
+            Ok(c) => {
+                d.backoff = BACKOFF_MIN;
+                d.retry_at = None;
+                let c = Arc::new(c);
+                d.conn = Some(c.clone());
+                Ok(c)
+            }
+            Err(why) => {
+                d.retry_at = Some(Instant::now() + d.backoff);
+                d.backoff = (d.backoff * 2).min(BACKOFF_MAX);
+                Err(unreachable(why))
+            }
+        }
+    }
+
+    async fn dial_once(&self) -> Result<Conn, String> {
+        let stream = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(&*self.addr))
+            .await
+            .map_err(|_| "dial timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+        let _ = stream.set_nodelay(true);
+        let (mut r, mut w) = stream.into_split();
+        let mut out = Vec::new();
+        Frame {
+            kind: KIND_HELLO,
+            id: 0,
+            payload: self.hello.encode(),
+        }
+        .encode(&mut out);
+        w.write_all(&out).await.map_err(|e| e.to_string())?;
+        let mut buf = Vec::new();
+        let resp = tokio::time::timeout(DIAL_TIMEOUT, read_frame(&mut r, &mut buf))
+            .await
+            .map_err(|_| "handshake timed out".to_string())??;
+        if resp.kind == RESPONSE_ERR {
+            return Err(String::from_utf8_lossy(&resp.payload).into_owned());
+        }
+        if resp.kind != RESPONSE_OK | KIND_HELLO {
+            return Err(format!("unexpected handshake answer kind {}", resp.kind));
+        }
+        let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(write_loop(w, rx));
+        let p = pending.clone();
+        let addr = self.addr.to_string();
+        tokio::spawn(async move {
+            loop {
+                let f = match read_frame(&mut r, &mut buf).await {
+                    Ok(f) => f,
+                    Err(_) => break,
+                };
+                let tx = p.lock().expect("pending lock").remove(&f.id);
+                if let Some(tx) = tx {
+                    let r = if f.kind == RESPONSE_ERR {
+                        Err(PeerError::Remote(
+                            String::from_utf8_lossy(&f.payload).into_owned(),
+                        ))
+                    } else {
+                        Ok(f.payload)
+                    };
+                    let _ = tx.send(r);
+                }
+            }
+            fail_all(&p, PeerError::Closed(addr));
+        });
+        Ok(Conn { tx, pending })
+    }
+
+    /// Send request `kind` (1..=127) and wait up to `timeout` for its
+    /// answer.
+    pub async fn call(
+        &self,
+        kind: u8,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, PeerError> {
+        debug_assert!(kind > KIND_HELLO && kind < RESPONSE_OK);
+        let conn = self.connect().await?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        conn.pending.lock().expect("pending lock").insert(id, tx);
+        let mut out = Vec::with_capacity(HEADER + payload.len());
+        Frame { kind, id, payload }.encode(&mut out);
+        if conn.tx.send(out).is_err() {
+            conn.pending.lock().expect("pending lock").remove(&id);
+            return Err(PeerError::Closed(self.addr.to_string()));
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(PeerError::Closed(self.addr.to_string())),
+            Err(_) => {
+                conn.pending.lock().expect("pending lock").remove(&id);
+                Err(PeerError::Timeout(self.addr.to_string()))
+            }
+        }
+    }
+}
+
+/// What a member does with peer requests.
+pub trait PeerHandler: Send + Sync + 'static {
+    /// Accept or refuse a connection by its hello (`Err`: the reason,
+    /// sent back to the caller).
+    fn accept(&self, hello: &Hello) -> Result<(), String>;
+    /// Whether requests of `kind` must be handled one at a time, in the
+    /// order they arrive on a connection.
+    fn ordered(&self, kind: u8) -> bool;
+    /// Handle one request from member `from`.
+    fn handle(
+        &self,
+        from: u64,
+        kind: u8,
+        payload: Vec<u8>,
+    ) -> impl Future<Output = Result<Vec<u8>, String>> + Send;
+}
+
+/// Serve peer connections on `listener` until `shutdown` resolves.
+pub async fn serve_peers<H: PeerHandler>(
+    listener: tokio::net::TcpListener,
+    handler: Arc<H>,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            r = listener.accept() => {
+                let Ok((stream, _)) = r else { continue };
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(serve_conn(stream, handler.clone()));
+            }
+        }
+    }
+}
+
+fn response(kind: u8, id: u64, r: Result<Vec<u8>, String>) -> Vec<u8> {
+    let f = match r {
+        Ok(payload) => Frame {
+            kind: RESPONSE_OK | kind,
+            id,
+            payload,
+        },
+        Err(why) => Frame {
+            kind: RESPONSE_ERR,
+            id,
+            payload: why.into_bytes(),
+        },
+    };
+    let mut out = Vec::with_capacity(HEADER + f.payload.len());
+    f.encode(&mut out);
+    out
+}
+
+async fn serve_conn<H: PeerHandler>(stream: TcpStream, handler: Arc<H>) {
+    let (mut r, w) = stream.into_split();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(write_loop(w, rx));
+    let mut buf = Vec::new();
+    let Ok(first) = read_frame(&mut r, &mut buf).await else {
+        return;
+    };
+    let hello = if first.kind == KIND_HELLO {
+        Hello::decode(&first.payload).map_err(|e| e.to_string())
+    } else {
+        Err(format!("expected a hello, got kind {}", first.kind))
+    };
+    let hello = match hello.and_then(|h| handler.accept(&h).map(|()| h)) {
+        Ok(h) => {
+            let _ = tx.send(response(KIND_HELLO, first.id, Ok(Vec::new())));
+            h
+        }
+        Err(why) => {
+            tracing::warn!(reason = %why, "refused a peer connection");
+            let _ = tx.send(response(KIND_HELLO, first.id, Err(why)));
+            return;
+        }
+    };
+    loop {
+        let f = match read_frame(&mut r, &mut buf).await {
+            Ok(f) => f,
+            Err(why) => {
+                if why != "connection closed" {
+                    tracing::warn!(from = hello.from, reason = %why, "closing a peer connection");
+                }
+                return;
+            }
+        };
+        if f.kind == KIND_HELLO || f.kind >= RESPONSE_OK {
+            tracing::warn!(
+                from = hello.from,
+                kind = f.kind,
+                "unexpected peer frame; closing"
+            );
+            return;
+        }
+        if handler.ordered(f.kind) {
+            let out = response(
+                f.kind,
+                f.id,
+                handler.handle(hello.from, f.kind, f.payload).await,
+            );
+            if tx.send(out).is_err() {
+                return;
+            }
+        } else {
+            let (h, tx) = (handler.clone(), tx.clone());
+            tokio::spawn(async move {
+                let out = response(f.kind, f.id, h.handle(hello.from, f.kind, f.payload).await);
+                let _ = tx.send(out);
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Echo {
+        cluster: u64,
+    }
+
+    impl PeerHandler for Echo {
+        fn accept(&self, h: &Hello) -> Result<(), String> {
+            if h.cluster_id == self.cluster {
+                Ok(())
+            } else {
+                Err(format!(
+                    "request cluster ID mismatch (got {:x})",
+                    h.cluster_id
+                ))
+            }
+        }
+        fn ordered(&self, kind: u8) -> bool {
+            kind == 2
+        }
+        async fn handle(&self, from: u64, kind: u8, payload: Vec<u8>) -> Result<Vec<u8>, String> {
+            if kind == 4 {
+                return Err("nope".into());
+            }
+            if kind == 3 {
+                // Slow, unordered: must not hold back the others.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let mut v = from.to_le_bytes().to_vec();
+            v.extend_from_slice(&payload);
+            Ok(v)
+        }
+    }
+
+    async fn server(cluster: u64) -> String {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        tokio::spawn(serve_peers(
+            l,
+            Arc::new(Echo { cluster }),
+            std::future::pending(),
+        ));
+        addr
+    }
+
+    #[tokio::test]
+    async fn calls_pipeline_and_errors_come_back() {
+        let addr = server(9).await;
+        let c = PeerClient::new(
+            addr,
+            Hello {
+                cluster_id: 9,
+                from: 5,
+                to: 0,
+            },
+        );
+        let t = Duration::from_secs(5);
+        let slow = {
+            let c = c.clone();
+            tokio::spawn(async move { c.call(3, b"slow".to_vec(), t).await })
+        };
+        let started = Instant::now();
+        let mut calls = Vec::new();
+        for i in 0..100u8 {
+            let c = c.clone();
+            calls.push(tokio::spawn(async move { c.call(2, vec![i], t).await }));
+        }
+        for (i, h) in calls.into_iter().enumerate() {
+            let mut want = 5u64.to_le_bytes().to_vec();
+            want.push(i as u8);
+            assert_eq!(h.await.unwrap().unwrap(), want);
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(200),
+            "ordered calls waited for the slow one"
+        );
+        assert!(slow.await.unwrap().is_ok());
+        assert_eq!(
+            c.call(4, vec![], t).await,
+            Err(PeerError::Remote("nope".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn other_clusters_are_refused() {
+        let addr = server(9).await;
+        let c = PeerClient::new(
+            addr,
+            Hello {
+                cluster_id: 8,
+                from: 5,
+                to: 0,
+            },
+        );
+        match c.call(2, vec![], Duration::from_secs(2)).await {
+            Err(PeerError::Unreachable { why, .. }) => {
+                assert!(why.contains("cluster ID mismatch"), "{why}")
+            }
+            r => panic!("{r:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn dead_peer_is_unreachable_then_backs_off() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        drop(l);
+        let c = PeerClient::new(
+            addr,
+            Hello {
+                cluster_id: 1,
+                from: 1,
+                to: 2,
+            },
+        );
+        let t = Duration::from_millis(500);
+        assert!(matches!(
+            c.call(2, vec![], t).await,
+            Err(PeerError::Unreachable { .. })
+        ));
+        match c.call(2, vec![], t).await {
+            Err(PeerError::Unreachable { why, .. }) => {
+                assert!(why.contains("backing off"), "{why}")
+            }
+            r => panic!("{r:?}"),
+        }
+    }
+}
