@@ -14,6 +14,7 @@ mod compactor;
 pub mod config;
 mod lessor;
 mod node;
+mod peer;
 pub mod raft;
 pub mod server;
 mod watches;

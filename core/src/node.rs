@@ -23,14 +23,19 @@ use ferrocd_net::{
 };
 use ferrocd_wal::{self as wal, UringFs, Worker};
 use openraft::async_runtime::WatchReceiver;
-use openraft::{BasicNode, ReadPolicy, ServerState, SnapshotPolicy};
+use openraft::{ChangeMembers, ReadPolicy, ServerState, SnapshotPolicy};
 use sha1::{Digest, Sha1};
 use tokio::sync::Notify;
 
 use crate::compactor::Compactor;
+use crate::config::ClusterState;
 use crate::config::Config;
 use crate::lessor::{Lessor, MAX_LEASE_TTL, RenewError};
-use crate::raft::{Applied, Command, LogStore, NoPeers, Op, Raft, SmShared, StateMachine};
+use crate::peer::PeerService;
+use crate::raft::{
+    Applied, Command, KIND_FORWARD, KIND_LEASE_RENEW, KIND_LEASE_TTL, KIND_PUBLISH,
+    KIND_READ_INDEX, LogStore, Member, Op, PeerNetwork, Raft, SmShared, StateMachine,
+};
 
 /// The etcd server version whose API and behaviour ferrocd implements
 /// (reported by Status and `/version`).
@@ -150,6 +155,7 @@ pub struct Node {
     wal_worker: Mutex<Option<Worker<UringFs>>>,
     data_dir: PathBuf,
     metrics: Metrics,
+    network: PeerNetwork,
 }
 
 impl std::fmt::Debug for Node {
@@ -248,23 +254,36 @@ impl Node {
             ..openraft::Config::default()
         };
         let raft_config = Arc::new(raft_config.validate().context("raft settings")?);
-        let raft = Raft::new(ids.member_id, raft_config, NoPeers, log.clone(), sm)
+        let network = PeerNetwork::new(ids.cluster_id, ids.member_id);
+        let raft = Raft::new(ids.member_id, raft_config, network.clone(), log.clone(), sm)
             .await
             .context("starting raft")?;
 
         let peer_urls = url_strings(&cfg.initial_advertise_peer_urls);
         let restarted = raft.is_initialized().await.context("raft state")?;
-        if !restarted {
-            let mut members = BTreeMap::new();
-            members.insert(
-                ids.member_id,
-                BasicNode {
-                    addr: peer_urls.first().cloned().unwrap_or_default(),
+        if !restarted && cfg.initial_cluster_state == ClusterState::Existing {
+            bail!(
+                "--initial-cluster-state=existing: joining a running cluster is not supported yet; \
+                 start every member of a new cluster with --initial-cluster-state=new"
+            );
+        }
+        let mut initial = BTreeMap::new();
+        for (name, urls) in &cfg.initial_cluster {
+            let urls = url_strings(urls);
+            let id = member_id(&urls, &cfg.initial_cluster_token);
+            let client_urls = if id == ids.member_id {
+                url_strings(&cfg.advertise_client_urls)
+            } else {
+                Vec::new()
+            };
+            initial.insert(
+                id,
+                Member {
+                    name: name.clone(),
+                    peer_urls: urls,
+                    client_urls,
                 },
             );
-            raft.initialize(members)
-                .await
-                .context("initializing raft")?;
         }
 
         let seed: u64 = rand::random();
@@ -289,6 +308,7 @@ impl Node {
             wal_worker: Mutex::new(Some(worker)),
             data_dir: cfg.data_dir.clone(),
             metrics,
+            network,
         });
 
         tokio::spawn(node.clone().track_leadership());
@@ -305,22 +325,57 @@ impl Node {
                 .run_syncer(node.sm.store.clone(), node.stop.clone()),
         );
 
-        // A restarted single voter need not wait an election timeout to
-        // lead (a new one campaigns at once after initialize).
-        if restarted && node.raft.voter_ids().count() == 1 {
+        // The peer port, before anyone needs this member's vote.
+        for u in &cfg.listen_peer_urls {
+            let host = u.host_str().context("peer URL without a host")?;
+            let port = u.port().context("peer URL without a port")?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let listener = tokio::net::TcpListener::bind((host, port))
+                .await
+                .with_context(|| format!("listen tcp {host}:{port} (peers): bind"))?;
+            let stop = node.stop.clone();
+            tokio::spawn(ferrocd_net::peer::serve_peers(
+                listener,
+                Arc::new(PeerService::new(&node)),
+                async move { stop.notified().await },
+            ));
+        }
+
+        if !restarted {
+            // Every member of a new cluster initializes with the same
+            // membership (the same first log entry everywhere).
+            node.raft
+                .initialize(initial)
+                .await
+                .context("initializing raft")?;
+        } else if node.raft.voter_ids().count() == 1 {
+            // A restarted single voter need not wait an election timeout
+            // to lead.
             let _ = node.raft.trigger().elect(false).await;
         }
-        node.raft
-            .wait(Some(Duration::from_secs(30)))
-            .state(ServerState::Leader, "single member becomes leader")
-            .await
-            .context("waiting to become leader")?;
-        // Reads are served only once everything committed before a restart
-        // is applied again.
-        node.raft
-            .ensure_linearizable(ReadPolicy::ReadIndex)
-            .await
-            .context("catching up the state machine")?;
+        // Wait for a leader (as long as it takes: etcd too waits for its
+        // peers), then until everything committed is applied here.
+        loop {
+            let waited = node
+                .raft
+                .wait(Some(Duration::from_secs(5)))
+                .metrics(|m| m.current_leader.is_some(), "a leader is known")
+                .await;
+            if waited.is_ok() {
+                break;
+            }
+            tracing::info!("waiting for a leader (are the other members up?)");
+        }
+        loop {
+            match node.linearize().await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::info!(error = %e, "catching up with the leader");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        tokio::spawn(node.clone().publish());
         tracing::info!(
             member_id = %format!("{:016x}", ids.member_id),
             cluster_id = %format!("{:016x}", ids.cluster_id),
@@ -520,12 +575,106 @@ impl Node {
         self.next_request.fetch_add(2, Ordering::Relaxed)
     }
 
+    /// The raft handle (peer service).
+    pub(crate) fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// The state machine's shared state (peer service).
+    pub(crate) fn state_machine(&self) -> Arc<SmShared> {
+        self.sm.clone()
+    }
+
+    /// How long a request waits for a leader before failing.
+    fn request_timeout(&self) -> Duration {
+        // etcd: 5 s plus two election timeouts.
+        Duration::from_secs(5) + 2 * self.election_timeout
+    }
+
+    /// The leader as (id, member), waiting up to `deadline` for one.
+    async fn leader_until(&self, deadline: Instant) -> Result<(u64, Member), EtcdError> {
+        loop {
+            let (leader, node) = {
+                let m = self.raft.metrics();
+                let m = m.borrow_watched();
+                let l = m.current_leader;
+                let n = l.and_then(|l| m.membership_config.membership().get_node(&l).cloned());
+                (l, n)
+            };
+            if let (Some(l), Some(n)) = (leader, node) {
+                return Ok((l, n));
+            }
+            if Instant::now() >= deadline {
+                return Err(EtcdError::NoLeader);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Call the leader over the peer port, retrying (new leader, broken
+    /// connection) until the request timeout.
+    async fn call_leader<Req: serde::Serialize, Resp: for<'a> serde::Deserialize<'a>>(
+        &self,
+        kind: u8,
+        req: &Req,
+    ) -> Result<Resp, EtcdError> {
+        let deadline = Instant::now() + self.request_timeout();
+        let payload = crate::raft::encode(req).map_err(raft_err)?;
+        loop {
+            let (leader, member) = self.leader_until(deadline).await?;
+            if leader == self.ids.member_id {
+                // Leadership moved here meanwhile: the caller retries locally.
+                return Err(EtcdError::LeaderChanged);
+            }
+            let client = self.network.client(leader, &member);
+            let left = deadline.saturating_duration_since(Instant::now());
+            match client.call(kind, payload.clone(), left).await {
+                Ok(bytes) => {
+                    let r: Result<Resp, String> = crate::raft::decode(&bytes).map_err(raft_err)?;
+                    return r.map_err(|m| EtcdError::from_message(&m));
+                }
+                Err(ferrocd_net::peer::PeerError::Remote(m)) => {
+                    return Err(EtcdError::from_message(&m));
+                }
+                Err(e) => {
+                    if Instant::now() >= deadline {
+                        tracing::debug!(error = %e, "leader unreachable");
+                        return Err(EtcdError::Timeout);
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
     /// Replicate `op`, wait until it is durable and applied, and return
-    /// what the store said.
+    /// what the store said. On a follower the leader proposes it.
     async fn propose(&self, op: Op) -> Result<Applied, EtcdError> {
         if self.stopping.load(Ordering::Relaxed) {
             return Err(EtcdError::Stopped);
         }
+        let deadline = Instant::now() + self.request_timeout();
+        loop {
+            if self.raft.is_leader() {
+                match self.propose_here(op.clone()).await {
+                    Err(EtcdError::NotLeader) | Err(EtcdError::NoLeader) => {}
+                    r => return r,
+                }
+            }
+            match self.call_leader(KIND_FORWARD, &op).await {
+                // Leadership moved (here, or away from the member asked).
+                Err(EtcdError::LeaderChanged) | Err(EtcdError::NotLeader)
+                    if Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// Propose `op` on this member, which must lead.
+    pub(crate) async fn propose_here(&self, op: Op) -> Result<Applied, EtcdError> {
         let cmd = Command {
             id: self.next_request_id(),
             op,
@@ -550,16 +699,119 @@ impl Node {
         }
     }
 
-    async fn linearize(&self) -> Result<(), EtcdError> {
+    /// A read index on this member, which must lead: the log index a
+    /// linearizable read must see applied.
+    pub(crate) async fn read_index_here(&self) -> Result<u64, EtcdError> {
         self.raft
             .ensure_linearizable(ReadPolicy::ReadIndex)
             .await
-            .map(|_| ())
+            .map(|r| r.index())
             .map_err(|e| match e.forward_to_leader() {
                 Some(f) if f.leader_id.is_none() => EtcdError::NoLeader,
                 Some(_) => EtcdError::NotLeader,
                 None => raft_err(e),
             })
+    }
+
+    /// Wait until a linearizable read may be served here: the leader
+    /// confirms its leadership (ReadIndex, no log entry) and this member
+    /// has applied up to the index it names.
+    async fn linearize(&self) -> Result<(), EtcdError> {
+        if self.raft.is_leader() {
+            match self.read_index_here().await {
+                Err(EtcdError::NotLeader) | Err(EtcdError::NoLeader) => {}
+                r => return r.map(|_| ()),
+            }
+        }
+        let index: u64 = match self.call_leader(KIND_READ_INDEX, &()).await {
+            Err(EtcdError::LeaderChanged) => return self.read_index_here().await.map(|_| ()),
+            r => r?,
+        };
+        self.raft
+            .wait(Some(self.request_timeout()))
+            .applied_index_at_least(Some(index), "read index applied")
+            .await
+            .map(|_| ())
+            .map_err(|_| EtcdError::Timeout)
+    }
+
+    /// A keep-alive on this member's lessor (it must lead).
+    pub(crate) fn renew_here(&self, id: i64) -> Result<i64, EtcdError> {
+        let r = self
+            .sm
+            .lessor
+            .lock()
+            .expect("lessor lock")
+            .renew(id, Instant::now());
+        match r {
+            Ok(ttl) => Ok(ttl),
+            Err(RenewError::NotFound) => Err(EtcdError::LeaseNotFound),
+            Err(RenewError::NotPrimary) => Err(EtcdError::NotLeader),
+        }
+    }
+
+    /// (remaining, granted) TTL from this member's lessor.
+    pub(crate) fn lease_ttl_here(&self, id: i64) -> Result<(i64, i64), EtcdError> {
+        self.sm
+            .lessor
+            .lock()
+            .expect("lessor lock")
+            .remaining(id, Instant::now())
+            .ok_or(EtcdError::LeaseNotFound)
+    }
+
+    /// Record member `id`'s attributes in the membership (this member
+    /// must lead).
+    pub(crate) async fn publish_here(&self, id: u64, m: Member) -> Result<(), EtcdError> {
+        let mut nodes = BTreeMap::new();
+        nodes.insert(id, m);
+        self.raft
+            .change_membership(ChangeMembers::SetNodes(nodes), false)
+            .await
+            .map(|_| ())
+            .map_err(|e| match e.forward_to_leader() {
+                Some(_) => EtcdError::NotLeader,
+                None => raft_err(e),
+            })
+    }
+
+    /// etcd's publish: make this member's name and client URLs part of
+    /// the replicated membership, retrying until it sticks.
+    async fn publish(self: Arc<Self>) {
+        let me = Member {
+            name: self.name.clone(),
+            peer_urls: self.peer_urls.clone(),
+            client_urls: self.client_urls.clone(),
+        };
+        loop {
+            let current = {
+                let m = self.raft.metrics();
+                let m = m.borrow_watched();
+                m.membership_config
+                    .membership()
+                    .get_node(&self.ids.member_id)
+                    .cloned()
+            };
+            if current.as_ref() == Some(&me) {
+                return;
+            }
+            let r = if self.raft.is_leader() {
+                self.publish_here(self.ids.member_id, me.clone()).await
+            } else {
+                self.call_leader(KIND_PUBLISH, &me).await
+            };
+            match r {
+                Ok(()) => {
+                    tracing::info!(name = %me.name, "published member attributes");
+                    return;
+                }
+                Err(e) => tracing::debug!(error = %e, "publishing member attributes; retrying"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = self.stop.notified() => return,
+            }
+        }
     }
 
     fn new_lease_id(&self) -> i64 {
@@ -738,27 +990,19 @@ impl LeaseService for Node {
     }
 
     async fn keep_alive(&self, id: i64) -> Result<i64, EtcdError> {
-        let r = self
-            .sm
-            .lessor
-            .lock()
-            .expect("lessor lock")
-            .renew(id, Instant::now());
-        match r {
-            Ok(ttl) => Ok(ttl),
-            Err(RenewError::NotFound) => Err(EtcdError::LeaseNotFound),
-            Err(RenewError::NotPrimary) => Err(EtcdError::NotLeader),
+        match self.renew_here(id) {
+            Err(EtcdError::NotLeader) => self.call_leader(KIND_LEASE_RENEW, &id).await,
+            r => r,
         }
     }
 
     async fn time_to_live(&self, id: i64, keys: bool) -> Result<LeaseTtl, EtcdError> {
-        let (ttl, granted_ttl) = self
-            .sm
-            .lessor
-            .lock()
-            .expect("lessor lock")
-            .remaining(id, Instant::now())
-            .ok_or(EtcdError::LeaseNotFound)?;
+        let primary = self.sm.lessor.lock().expect("lessor lock").is_primary();
+        let (ttl, granted_ttl) = if primary {
+            self.lease_ttl_here(id)?
+        } else {
+            self.call_leader(KIND_LEASE_TTL, &id).await?
+        };
         let keys = if keys {
             let view = self.sm.store.snapshot();
             view.lease_keys(id)
@@ -833,26 +1077,24 @@ impl ClusterService for Node {
         }
     }
 
+    async fn hash_kv(&self, revision: i64) -> Result<(u32, i64, i64, i64), EtcdError> {
+        let view = self.sm.store.snapshot();
+        let h = view.hash_kv(revision).map_err(EtcdError::from)?;
+        let hashed = if revision > 0 { revision } else { h.revision };
+        Ok((h.hash, h.compact_revision, hashed, h.revision))
+    }
+
     async fn members(&self) -> Result<(Vec<MemberInfo>, i64), EtcdError> {
         let m = self.raft.metrics().borrow_watched().clone();
         let membership = m.membership_config.membership();
         let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
         let mut out = Vec::new();
         for (id, node) in membership.nodes() {
-            let me = *id == self.ids.member_id;
             out.push(MemberInfo {
                 id: *id,
-                name: if me { self.name.clone() } else { String::new() },
-                peer_urls: if me {
-                    self.peer_urls.clone()
-                } else {
-                    vec![node.addr.clone()]
-                },
-                client_urls: if me {
-                    self.client_urls.clone()
-                } else {
-                    Vec::new()
-                },
+                name: node.name.clone(),
+                peer_urls: node.peer_urls.clone(),
+                client_urls: node.client_urls.clone(),
                 is_learner: !voters.contains(id),
             });
         }

@@ -97,3 +97,29 @@ async fn acknowledged_appends_survive_power_loss() {
         assert_eq!(got, want, "crash after {crash_after}");
     }
 }
+
+/// Regression: a follower whose first entry (index 0, written by its own
+/// `initialize`) conflicts with the leader's is truncated with
+/// `truncate_after(None)`, which must drop index 0 too; the leader's entry
+/// 0 then appends (it failed with "entry index 0 does not follow the last
+/// index 0" and stopped raft on every follower of a new 3-member cluster).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncate_after_none_drops_entry_zero() {
+    use openraft::storage::{IOFlushed, RaftLogReader, RaftLogStorage};
+    use openraft::type_config::TypeConfigExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(UringFs, dir.path().join("wal"), Default::default()).unwrap();
+    let (mut log, _worker) = LogStore::open(wal).unwrap();
+    let mine = openraft::testing::blank_ent::<TypeConfig>(0, 1, 0);
+    let theirs = openraft::testing::blank_ent::<TypeConfig>(0, 2, 0);
+    for e in [mine, theirs.clone()] {
+        if log.get_log_state().await.unwrap().last_log_id.is_some() {
+            log.truncate_after(None).await.unwrap();
+        }
+        let (tx, rx) = TypeConfig::oneshot();
+        log.append([e], IOFlushed::signal(tx)).await.unwrap();
+        rx.await.unwrap().unwrap();
+    }
+    assert_eq!(log.try_get_log_entries(0..10).await.unwrap(), vec![theirs]);
+}

@@ -69,6 +69,12 @@ pub trait ClusterService: Send + Sync + 'static {
         member_id: u64,
         alarm: i32,
     ) -> impl Future<Output = Result<Vec<(u64, i32)>, EtcdError>> + Send;
+    /// etcd's HashKV at `revision` (0: current): (hash, compact revision,
+    /// hashed revision, header revision).
+    fn hash_kv(
+        &self,
+        revision: i64,
+    ) -> impl Future<Output = Result<(u32, i64, i64, i64), EtcdError>> + Send;
     /// The members and the current revision.
     fn members(&self) -> impl Future<Output = Result<(Vec<MemberInfo>, i64), EtcdError>> + Send;
 }
@@ -178,9 +184,16 @@ impl<S: ClusterService> pb::maintenance_server::Maintenance for ClusterShim<S> {
 
     async fn hash_kv(
         &self,
-        _req: Request<pb::HashKvRequest>,
+        req: Request<pb::HashKvRequest>,
     ) -> Result<Response<pb::HashKvResponse>, Status> {
-        Err(unimplemented("Maintenance.HashKV"))
+        let (hash, compact_revision, hash_revision, rev) =
+            self.node.hash_kv(req.into_inner().revision).await?;
+        Ok(Response::new(pb::HashKvResponse {
+            header: header(&self.node.info(), rev),
+            hash,
+            compact_revision,
+            hash_revision,
+        }))
     }
 
     async fn snapshot(

@@ -133,7 +133,10 @@ impl LogStore {
         if let Some(last) = wal.last_index() {
             // Warm the cache with the tail (a restart re-applies it).
             let purged = last_purged.map_or(0, |l| l.index());
-            let first = wal.first_index().unwrap_or(1).max(purged + 1);
+            let first = wal
+                .first_index()
+                .unwrap_or(0)
+                .max(last_purged.map_or(0, |_| purged + 1));
             if first <= last {
                 let from = first.max(last.saturating_sub(4096)).max(first);
                 for (index, payload) in wal.entries(from, last).map_err(wal_err)? {
@@ -338,7 +341,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
-        let from = last_log_id.map_or(1, |l| l.index() + 1);
+        let from = last_log_id.map_or(0, |l| l.index() + 1);
         {
             let mut i = self.lock();
             i.truncate_from(from);

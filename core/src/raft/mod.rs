@@ -17,18 +17,43 @@ use ferrocd_mvcc as mvcc;
 use serde::{Deserialize, Serialize};
 
 pub use log_store::LogStore;
-pub use network::NoPeers;
+pub use network::{
+    KIND_APPEND, KIND_FORWARD, KIND_LEASE_RENEW, KIND_LEASE_TTL, KIND_PRE_VOTE, KIND_PUBLISH,
+    KIND_READ_INDEX, KIND_SNAPSHOT, KIND_TRANSFER, KIND_VOTE, PeerNetwork, SnapshotChunk,
+};
 pub use state_machine::{Applied, ApplyError, SmShared, SnapshotData, StateMachine};
 
 openraft::declare_raft_types!(
     /// openraft's types for ferrocd's one raft group: node ids are etcd
-    /// member ids (u64), the payload is a [`Command`], and clients get
-    /// their results through the state machine's waiters, so the
-    /// response type is empty.
+    /// member ids (u64), a node is a [`Member`], the payload is a
+    /// [`Command`], and clients get their results through the state
+    /// machine's waiters, so the response type is empty.
     pub TypeConfig:
         D = Command,
         R = (),
+        Node = Member,
 );
+
+/// A member as the replicated membership knows it (etcd's `Member`
+/// attributes): its name, peer URLs and client URLs. A member publishes
+/// its client URLs once it serves (the initial cluster names only peers).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// `--name`.
+    pub name: String,
+    /// Peer URLs (the first is dialed).
+    pub peer_urls: Vec<String>,
+    /// Client URLs (empty until published).
+    pub client_urls: Vec<String>,
+}
+
+impl Member {
+    /// `host:port` of the first peer URL.
+    pub fn peer_addr(&self) -> Option<String> {
+        let u = url::Url::parse(self.peer_urls.first()?).ok()?;
+        Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?))
+    }
+}
 
 /// The raft handle.
 pub type Raft = openraft::Raft<TypeConfig, StateMachine>;

@@ -1,69 +1,253 @@
-//! The raft network of a single-member cluster: there is nobody to talk
-//! to, so every RPC fails as `Unreachable`. openraft only opens clients for
-//! other members, so a one-member group never calls these; the peer
-//! transport (the cluster issue) replaces this type.
+//! openraft's network over the peer transport (`ferrocd_net::peer`): one
+//! pipelined connection per peer, raft messages as postcard payloads.
+//!
+//! Request kinds (the numbers are the wire's; see docs/FORMAT.md):
+//! raft's own ([`KIND_APPEND`], [`KIND_VOTE`], [`KIND_SNAPSHOT`] chunks,
+//! [`KIND_TRANSFER`]) and the node's ([`KIND_FORWARD`] a client write to
+//! the leader, [`KIND_READ_INDEX`], [`KIND_LEASE_RENEW`],
+//! [`KIND_LEASE_TTL`], [`KIND_PUBLISH`] a member's client URLs).
+//!
+//! A snapshot travels as the leader's whole snapshot file in chunks of
+//! [`CHUNK`] bytes, in order on the connection; the follower writes them
+//! to a temp file in its snap directory, verifies the result (header and
+//! payload CRCs) and installs it.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use ferrocd_net::peer::{Hello, PeerClient, PeerError};
+use openraft::AnyError;
 use openraft::errors::{RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
-use openraft::{AnyError, BasicNode};
+use serde::{Deserialize, Serialize};
 
-use super::{SnapshotData, TypeConfig, Vote};
+use super::{Member, SnapshotData, TypeConfig, Vote, decode, encode};
 
-/// No peers (single-member cluster).
-#[derive(Debug, Clone, Default)]
-pub struct NoPeers;
+/// raft AppendEntries (ordered).
+pub const KIND_APPEND: u8 = 2;
+/// raft Vote.
+pub const KIND_VOTE: u8 = 3;
+/// raft snapshot chunk (ordered).
+pub const KIND_SNAPSHOT: u8 = 4;
+/// raft leadership transfer.
+pub const KIND_TRANSFER: u8 = 5;
+/// raft PreVote.
+pub const KIND_PRE_VOTE: u8 = 6;
+/// A client write forwarded to the leader.
+pub const KIND_FORWARD: u8 = 10;
+/// A follower asks the leader for a read index.
+pub const KIND_READ_INDEX: u8 = 11;
+/// A lease keep-alive forwarded to the leader.
+pub const KIND_LEASE_RENEW: u8 = 12;
+/// A lease time-to-live asked of the leader.
+pub const KIND_LEASE_TTL: u8 = 13;
+/// A member publishes its attributes (client URLs) through the leader.
+pub const KIND_PUBLISH: u8 = 14;
 
-fn unreachable(target: u64) -> Unreachable<TypeConfig> {
-    Unreachable::new(&AnyError::error(format!(
-        "member {target:x}: no peer transport in a single-member cluster"
-    )))
+/// Snapshot bytes per chunk.
+pub const CHUNK: usize = 1 << 20;
+
+/// One piece of a snapshot file on its way to a follower.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapshotChunk {
+    /// The leader's vote.
+    pub vote: Vote,
+    /// The snapshot's meta.
+    pub meta: openraft::alias::SnapshotMetaOf<TypeConfig>,
+    /// Term and index in the file name.
+    pub term: u64,
+    /// Index in the file name.
+    pub index: u64,
+    /// Offset of `data` in the file.
+    pub offset: u64,
+    /// The file's length.
+    pub total: u64,
+    /// Bytes.
+    pub data: Vec<u8>,
 }
 
-/// A client for one (unreachable) peer.
-#[derive(Debug)]
-pub struct NoPeer {
-    target: u64,
+/// The network factory: peer clients by member id, shared by all of
+/// openraft's replication streams to that member.
+#[derive(Clone, Debug)]
+pub struct PeerNetwork {
+    cluster_id: u64,
+    me: u64,
+    clients: Arc<Mutex<HashMap<u64, PeerClient>>>,
 }
 
-impl RaftNetworkFactory<TypeConfig> for NoPeers {
-    type Network = NoPeer;
+impl PeerNetwork {
+    /// The network of member `me` in cluster `cluster_id`.
+    pub fn new(cluster_id: u64, me: u64) -> Self {
+        Self {
+            cluster_id,
+            me,
+            clients: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
 
-    async fn new_client(&mut self, target: u64, _node: &BasicNode) -> Self::Network {
-        NoPeer { target }
+    /// The (shared) client for member `target` at `member`'s peer URL.
+    pub fn client(&self, target: u64, member: &Member) -> PeerClient {
+        let addr = member.peer_addr().unwrap_or_default();
+        let mut map = self.clients.lock().expect("clients lock");
+        match map.get(&target) {
+            Some(c) if c.addr() == addr => c.clone(),
+            _ => {
+                let c = PeerClient::new(
+                    addr,
+                    Hello {
+                        cluster_id: self.cluster_id,
+                        from: self.me,
+                        to: target,
+                    },
+                );
+                map.insert(target, c.clone());
+                c
+            }
+        }
     }
 }
 
-impl RaftNetworkV2<TypeConfig> for NoPeer {
+/// A peer as openraft sees it.
+#[derive(Debug)]
+pub struct NetPeer {
+    target: u64,
+    client: PeerClient,
+}
+
+fn unreachable(e: impl std::fmt::Display) -> Unreachable<TypeConfig> {
+    Unreachable::new(&AnyError::error(e.to_string()))
+}
+
+fn rpc_err(e: PeerError) -> RPCError<TypeConfig> {
+    RPCError::Unreachable(unreachable(e))
+}
+
+impl NetPeer {
+    async fn call<Req: Serialize, Resp: for<'a> Deserialize<'a>>(
+        &self,
+        kind: u8,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, PeerError> {
+        let payload = encode(req).map_err(|e| PeerError::Remote(e.to_string()))?;
+        let bytes = self.client.call(kind, payload, timeout).await?;
+        let r: Result<Resp, String> =
+            decode(&bytes).map_err(|e| PeerError::Remote(e.to_string()))?;
+        r.map_err(PeerError::Remote)
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
+    type Network = NetPeer;
+
+    async fn new_client(&mut self, target: u64, node: &Member) -> Self::Network {
+        NetPeer {
+            target,
+            client: self.client(target, node),
+        }
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for NetPeer {
     type SnapshotData = SnapshotData;
 
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Err(RPCError::Unreachable(unreachable(self.target)))
+        self.call(KIND_APPEND, &rpc, option.hard_ttl())
+            .await
+            .map_err(rpc_err)
     }
 
     async fn vote(
         &mut self,
-        _rpc: VoteRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Err(RPCError::Unreachable(unreachable(self.target)))
+        self.call(KIND_VOTE, &rpc, option.hard_ttl())
+            .await
+            .map_err(rpc_err)
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call(KIND_PRE_VOTE, &rpc, option.hard_ttl())
+            .await
+            .map_err(rpc_err)
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call(KIND_TRANSFER, &req, option.hard_ttl())
+            .await
+            .map_err(rpc_err)
     }
 
     async fn full_snapshot(
         &mut self,
-        _vote: Vote,
-        _snapshot: openraft::alias::SnapshotOf<TypeConfig, SnapshotData>,
-        _cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
-        _option: RPCOption,
+        vote: Vote,
+        snapshot: openraft::alias::SnapshotOf<TypeConfig, SnapshotData>,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        Err(StreamingError::Unreachable(unreachable(self.target)))
+        let file = snapshot.snapshot.file.clone();
+        let mut f = std::fs::File::open(&file.path)
+            .map_err(|e| StreamingError::Unreachable(unreachable(e)))?;
+        let total = f
+            .metadata()
+            .map_err(|e| StreamingError::Unreachable(unreachable(e)))?
+            .len();
+        tokio::pin!(cancel);
+        let mut offset = 0u64;
+        loop {
+            let mut data = vec![0u8; CHUNK.min((total - offset) as usize)];
+            f.read_exact(&mut data)
+                .map_err(|e| StreamingError::Unreachable(unreachable(e)))?;
+            let chunk = SnapshotChunk {
+                vote,
+                meta: snapshot.meta.clone(),
+                term: file.term,
+                index: file.index,
+                offset,
+                total,
+                data,
+            };
+            offset += chunk.data.len() as u64;
+            let send = self.call::<_, Option<SnapshotResponse<TypeConfig>>>(
+                KIND_SNAPSHOT,
+                &chunk,
+                option.hard_ttl().max(Duration::from_secs(10)),
+            );
+            let r = tokio::select! {
+                closed = &mut cancel => return Err(StreamingError::Closed(closed)),
+                r = send => r,
+            };
+            match r {
+                Ok(Some(resp)) => return Ok(resp),
+                Ok(None) if offset < total => {}
+                Ok(None) => {
+                    return Err(StreamingError::Unreachable(unreachable(format!(
+                        "member {:x} did not install the snapshot",
+                        self.target
+                    ))));
+                }
+                Err(e) => return Err(StreamingError::Unreachable(unreachable(e))),
+            }
+        }
     }
 }

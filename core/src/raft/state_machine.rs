@@ -43,8 +43,9 @@ pub struct SnapshotData {
     pub file: SnapshotFile,
 }
 
-/// What an applied command returns to its proposer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What an applied command returns to its proposer (also sent back to a
+/// follower that forwarded the command).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Applied {
     /// Put.
     Put(mvcc::PutResponse),
@@ -121,6 +122,16 @@ impl SmShared {
     /// The last applied log id.
     pub fn applied_log_id(&self) -> Option<LogId> {
         self.applied().log_id
+    }
+
+    /// The snapshot directory.
+    pub fn snap_dir(&self) -> &Path {
+        self.snaps.dir()
+    }
+
+    /// Verify snapshot file `term`-`index` in the snap directory.
+    pub fn verify_snapshot(&self, term: u64, index: u64) -> io::Result<SnapshotFile> {
+        self.snaps.verify(term, index)
     }
 
     /// Physical compaction, in steps, off the apply path.

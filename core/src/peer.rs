@@ -1,0 +1,186 @@
+//! The member's side of the peer port: raft messages into openraft, and
+//! the node's own requests (forwarded writes, read indexes, lease
+//! keep-alives, published attributes) into the node. Payloads are postcard;
+//! every answer is a `Result<T, String>` (the error text is etcd's message,
+//! so the caller's `EtcdError::from_message` gets the same error back).
+
+use std::sync::{Arc, Weak};
+
+use ferrocd_net::EtcdError;
+use ferrocd_net::peer::{Hello, PeerHandler};
+use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
+use serde::Serialize;
+
+use crate::node::Node;
+use crate::raft::{
+    KIND_APPEND, KIND_FORWARD, KIND_LEASE_RENEW, KIND_LEASE_TTL, KIND_PRE_VOTE, KIND_PUBLISH,
+    KIND_READ_INDEX, KIND_SNAPSHOT, KIND_TRANSFER, KIND_VOTE, Member, Op, SnapshotChunk,
+    SnapshotData, TypeConfig, decode, encode,
+};
+
+/// Serves peer requests for one node.
+#[derive(Debug)]
+pub struct PeerService {
+    node: Weak<Node>,
+    cluster_id: u64,
+    me: u64,
+}
+
+impl PeerService {
+    /// The service of `node`.
+    pub fn new(node: &Arc<Node>) -> Self {
+        let ids = node.ids();
+        Self {
+            node: Arc::downgrade(node),
+            cluster_id: ids.cluster_id,
+            me: ids.member_id,
+        }
+    }
+}
+
+fn answer<T: Serialize>(r: Result<T, String>) -> Result<Vec<u8>, String> {
+    encode(&r).map_err(|e| e.to_string())
+}
+
+fn etcd<T>(r: Result<T, EtcdError>) -> Result<T, String> {
+    r.map_err(|e| e.message().to_string())
+}
+
+impl PeerHandler for PeerService {
+    fn accept(&self, hello: &Hello) -> Result<(), String> {
+        if hello.cluster_id != self.cluster_id {
+            return Err(format!(
+                "request cluster ID mismatch (this member {:x} is in cluster {:x}, the caller {:x} in {:x})",
+                self.me, self.cluster_id, hello.from, hello.cluster_id
+            ));
+        }
+        if hello.to != 0 && hello.to != self.me {
+            return Err(format!(
+                "member {:x} is not {:x} (peer URLs changed?)",
+                self.me, hello.to
+            ));
+        }
+        Ok(())
+    }
+
+    fn ordered(&self, kind: u8) -> bool {
+        matches!(kind, KIND_APPEND | KIND_SNAPSHOT)
+    }
+
+    async fn handle(&self, from: u64, kind: u8, payload: Vec<u8>) -> Result<Vec<u8>, String> {
+        let node = self.node.upgrade().ok_or("member is stopping")?;
+        let raft = node.raft();
+        let bad = |e: std::io::Error| format!("undecodable request: {e}");
+        match kind {
+            KIND_APPEND => {
+                let req: AppendEntriesRequest<TypeConfig> = decode(&payload).map_err(bad)?;
+                answer(raft.append_entries(req).await.map_err(|e| e.to_string()))
+            }
+            KIND_VOTE => {
+                let req: VoteRequest<TypeConfig> = decode(&payload).map_err(bad)?;
+                answer(raft.vote(req).await.map_err(|e| e.to_string()))
+            }
+            KIND_PRE_VOTE => {
+                let req: VoteRequest<TypeConfig> = decode(&payload).map_err(bad)?;
+                answer(raft.pre_vote(req).await.map_err(|e| e.to_string()))
+            }
+            KIND_TRANSFER => {
+                let req: TransferLeaderRequest<TypeConfig> = decode(&payload).map_err(bad)?;
+                answer(
+                    raft.handle_transfer_leader(req)
+                        .await
+                        .map_err(|e| e.to_string()),
+                )
+            }
+            KIND_SNAPSHOT => {
+                let chunk: SnapshotChunk = decode(&payload).map_err(bad)?;
+                answer(receive_chunk(&node, chunk).await)
+            }
+            KIND_FORWARD => {
+                let op: Op = decode(&payload).map_err(bad)?;
+                answer(etcd(node.propose_here(op).await))
+            }
+            KIND_READ_INDEX => answer(etcd(node.read_index_here().await)),
+            KIND_LEASE_RENEW => {
+                let id: i64 = decode(&payload).map_err(bad)?;
+                answer(etcd(node.renew_here(id)))
+            }
+            KIND_LEASE_TTL => {
+                let id: i64 = decode(&payload).map_err(bad)?;
+                answer(etcd(node.lease_ttl_here(id)))
+            }
+            KIND_PUBLISH => {
+                let m: Member = decode(&payload).map_err(bad)?;
+                answer(etcd(node.publish_here(from, m).await))
+            }
+            k => Err(format!("unknown peer request kind {k}")),
+        }
+    }
+}
+
+/// Append a snapshot chunk to `<snap>/<term>-<index>.snap.incoming`; on
+/// the last one, make the file durable under its real name, verify it and
+/// install it.
+async fn receive_chunk(
+    node: &Arc<Node>,
+    c: SnapshotChunk,
+) -> Result<Option<openraft::raft::SnapshotResponse<TypeConfig>>, String> {
+    let sm = node.state_machine();
+    let dir = sm.snap_dir().to_path_buf();
+    let name = format!("{:016x}-{:016x}.snap", c.term, c.index);
+    let incoming = dir.join(format!("{name}.incoming"));
+    let done = c.offset + c.data.len() as u64 == c.total;
+    let (term, index) = (c.term, c.index);
+    let path = incoming.clone();
+    let data = c.data;
+    let offset = c.offset;
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(offset == 0)
+            .open(&path)?;
+        if f.metadata()?.len() != offset {
+            return Err(std::io::Error::other(format!(
+                "snapshot chunk at {offset} does not follow the {} bytes received",
+                f.metadata()?.len()
+            )));
+        }
+        f.write_all_at(&data, offset)?;
+        Ok(())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    if !done {
+        return Ok(None);
+    }
+    let file = {
+        let sm = sm.clone();
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+            std::fs::File::open(&incoming)?.sync_all()?;
+            std::fs::rename(&incoming, dir.join(&name))?;
+            std::fs::File::open(&dir)?.sync_all()?;
+            sm.verify_snapshot(term, index)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?
+    };
+    tracing::info!(
+        term,
+        index,
+        "received a snapshot from the leader; installing"
+    );
+    let snapshot = openraft::alias::SnapshotOf::<TypeConfig, SnapshotData> {
+        meta: c.meta,
+        snapshot: SnapshotData { file },
+    };
+    node.raft()
+        .install_full_snapshot(c.vote, snapshot)
+        .await
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
