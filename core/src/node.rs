@@ -1084,6 +1084,29 @@ impl ClusterService for Node {
         Ok((h.hash, h.compact_revision, hashed, h.revision))
     }
 
+    async fn move_leader(&self, target: u64) -> Result<i64, EtcdError> {
+        if !self.raft.is_leader() {
+            return Err(EtcdError::NotLeader);
+        }
+        if !self.raft.voter_ids().any(|v| v == target) {
+            return Err(EtcdError::BadLeaderTransferee);
+        }
+        if target != self.ids.member_id {
+            self.raft
+                .trigger()
+                .transfer_leader(target)
+                .await
+                .map_err(raft_err)?;
+            // etcd waits up to its request timeout for the transfer.
+            self.raft
+                .wait(Some(self.request_timeout()))
+                .current_leader(target, "leadership transferred")
+                .await
+                .map_err(|_| EtcdError::Timeout)?;
+        }
+        Ok(self.sm.store.revision())
+    }
+
     async fn members(&self) -> Result<(Vec<MemberInfo>, i64), EtcdError> {
         let m = self.raft.metrics().borrow_watched().clone();
         let membership = m.membership_config.membership();

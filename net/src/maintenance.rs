@@ -75,6 +75,9 @@ pub trait ClusterService: Send + Sync + 'static {
         &self,
         revision: i64,
     ) -> impl Future<Output = Result<(u32, i64, i64, i64), EtcdError>> + Send;
+    /// etcd's MoveLeader: transfer leadership to `target`; returns the
+    /// header revision once `target` leads.
+    fn move_leader(&self, target: u64) -> impl Future<Output = Result<i64, EtcdError>> + Send;
     /// The members and the current revision.
     fn members(&self) -> impl Future<Output = Result<(Vec<MemberInfo>, i64), EtcdError>> + Send;
 }
@@ -205,9 +208,12 @@ impl<S: ClusterService> pb::maintenance_server::Maintenance for ClusterShim<S> {
 
     async fn move_leader(
         &self,
-        _req: Request<pb::MoveLeaderRequest>,
+        req: Request<pb::MoveLeaderRequest>,
     ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
-        Err(unimplemented("Maintenance.MoveLeader"))
+        let rev = self.node.move_leader(req.into_inner().target_id).await?;
+        Ok(Response::new(pb::MoveLeaderResponse {
+            header: header(&self.node.info(), rev),
+        }))
     }
 
     async fn downgrade(

@@ -1,0 +1,309 @@
+//! Three real `ferrocd` members on loopback: static bootstrap, the shared
+//! conformance suite's cluster cases (and the single-node KV/watch/lease
+//! cases through a follower-first endpoint list), and a leader killed with
+//! `kill -9` under write load through every member.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use ferrocd_net::pb::etcdserverpb::kv_client::KvClient;
+use ferrocd_net::pb::etcdserverpb::maintenance_client::MaintenanceClient;
+use ferrocd_net::pb::etcdserverpb::{HashKvRequest, PutRequest, RangeRequest, StatusRequest};
+
+struct Member {
+    name: String,
+    client: u16,
+    peer: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+    starts: u32,
+}
+
+struct Cluster {
+    members: Vec<Member>,
+    initial: String,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Cluster {
+    fn start(root: &Path, n: usize) -> Cluster {
+        let members: Vec<Member> = (0..n)
+            .map(|i| Member {
+                name: format!("m{i}"),
+                client: free_port(),
+                peer: free_port(),
+                dir: root.join(format!("m{i}")),
+                child: None,
+                starts: 0,
+            })
+            .collect();
+        let initial = members
+            .iter()
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut c = Cluster { members, initial };
+        for i in 0..n {
+            c.spawn(i);
+        }
+        for i in 0..n {
+            c.wait_ready(i);
+        }
+        c
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let initial = self.initial.clone();
+        let m = &mut self.members[i];
+        m.starts += 1;
+        let log = std::fs::File::create(m.dir.with_extension(format!("log{}", m.starts))).unwrap();
+        let curl = format!("http://127.0.0.1:{}", m.client);
+        let purl = format!("http://127.0.0.1:{}", m.peer);
+        let child = Command::new(env!("CARGO_BIN_EXE_ferrocd"))
+            .args(["--name", &m.name, "--data-dir"])
+            .arg(&m.dir)
+            .args([
+                "--listen-client-urls",
+                &curl,
+                "--advertise-client-urls",
+                &curl,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &purl,
+                "--initial-advertise-peer-urls",
+                &purl,
+            ])
+            .args(["--initial-cluster", &initial, "--log-level", "warn"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn ferrocd");
+        m.child = Some(child);
+    }
+
+    fn wait_ready(&self, i: usize) {
+        let port = self.members[i].client;
+        let t = Instant::now();
+        loop {
+            if let Some((200, _)) = common::http_get(port, "/health") {
+                return;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "member {i} not ready"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.members[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn endpoints(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .map(|m| format!("127.0.0.1:{}", m.client))
+            .collect()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// (member id, leader id) per endpoint.
+async fn statuses(eps: &[String]) -> Vec<(u64, u64, i64)> {
+    let mut out = Vec::new();
+    for ep in eps {
+        let mut c = MaintenanceClient::new(common::connect(ep).await);
+        let s = c.status(StatusRequest {}).await.unwrap().into_inner();
+        let h = s.header.unwrap();
+        out.push((h.member_id, s.leader, h.revision));
+    }
+    out
+}
+
+#[test]
+fn shared_conformance_suite_three_members() {
+    let tmp = common::tempdir();
+    let c = Cluster::start(tmp.path(), 3);
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/run.sh");
+    assert!(
+        suite.exists(),
+        "conformance suite missing at {}",
+        suite.display()
+    );
+    let mut cmd = Command::new("bash");
+    cmd.arg(&suite).args([
+        "--cluster",
+        "--filter",
+        "^(cluster_|kv_put|kv_get_prefix|kv_delete|txn_value|watch_key|watch_history|lease_grant|lease_keepalive|rev_)",
+    ]);
+    // A follower first: the single-member cases then go through forwarding.
+    let mut eps = c.endpoints();
+    eps.rotate_left(1);
+    cmd.args(&eps);
+    if Path::new("/usr/bin/etcdctl").exists() {
+        cmd.env("ETCDCTL", "/usr/bin/etcdctl");
+    }
+    let out = cmd.output().expect("run the conformance suite");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default().to_string();
+    assert!(
+        out.status.success() && last.ends_with(" 0 failed"),
+        "conformance: {last}\n{}\n{}",
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("FAIL"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("conformance (3 members): {last}");
+}
+
+#[test]
+fn leader_kill_9_under_load_loses_no_acknowledged_write() {
+    let tmp = common::tempdir();
+    let mut c = Cluster::start(tmp.path(), 3);
+    let rt = rt();
+    let eps = c.endpoints();
+    let st = rt.block_on(statuses(&eps));
+    let leader_id = st[0].1;
+    let leader = st
+        .iter()
+        .position(|s| s.0 == leader_id)
+        .expect("a leader member");
+
+    // Writers through every member, each its own keys, for a bounded time.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for (w, ep) in eps.iter().enumerate() {
+        let (ep, stop) = (ep.clone(), stop.clone());
+        writers.push(rt.spawn(async move {
+            let mut acked = BTreeMap::new();
+            let mut kv = KvClient::new(common::connect(&ep).await);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let key = format!("w{w}/{i:06}");
+                let put = kv.put(PutRequest {
+                    key: key.clone().into_bytes(),
+                    value: b"v".to_vec(),
+                    ..Default::default()
+                });
+                if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(3), put).await {
+                    acked.insert(key, r.into_inner().header.unwrap().revision);
+                }
+                i += 1;
+            }
+            acked
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let killed_at = Instant::now();
+    c.kill(leader);
+    // Fail-over: the first write through a survivor after the kill.
+    let survivor = eps[(leader + 1) % 3].clone();
+    let failover = rt.block_on(async {
+        let mut kv = KvClient::new(common::connect(&survivor).await);
+        loop {
+            let put = kv.put(PutRequest {
+                key: b"failover".to_vec(),
+                value: b"x".to_vec(),
+                ..Default::default()
+            });
+            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(2), put).await {
+                return killed_at.elapsed();
+            }
+            assert!(
+                killed_at.elapsed() < Duration::from_secs(30),
+                "no write succeeded after the leader died"
+            );
+        }
+    });
+    eprintln!("fail-over: first write {failover:?} after kill -9 of the leader");
+    std::thread::sleep(Duration::from_millis(1000));
+    stop.store(true, Ordering::Relaxed);
+    let acked: Vec<BTreeMap<String, i64>> = writers
+        .into_iter()
+        .map(|h| rt.block_on(h).unwrap())
+        .collect();
+    let total: usize = acked.iter().map(|a| a.len()).sum();
+    assert!(total > 50, "only {total} writes were acknowledged");
+
+    // The old leader comes back and catches up.
+    c.spawn(leader);
+    c.wait_ready(leader);
+    rt.block_on(async {
+        for ep in &eps {
+            let mut kv = KvClient::new(common::connect(ep).await);
+            for a in &acked {
+                for (key, rev) in a {
+                    let r = kv
+                        .range(RangeRequest {
+                            key: key.clone().into_bytes(),
+                            ..Default::default()
+                        })
+                        .await
+                        .unwrap()
+                        .into_inner();
+                    assert_eq!(r.kvs.len(), 1, "{key} (acked at {rev}) missing on {ep}");
+                    assert_eq!(r.kvs[0].mod_revision, *rev, "{key} on {ep}");
+                }
+            }
+        }
+        // Every member at the same revision with the same HashKV.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut hashes = Vec::new();
+            for ep in &eps {
+                let mut m = MaintenanceClient::new(common::connect(ep).await);
+                let h = m
+                    .hash_kv(HashKvRequest { revision: 0 })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                hashes.push((h.header.unwrap().revision, h.hash));
+            }
+            if hashes.windows(2).all(|w| w[0] == w[1]) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "members disagree: {hashes:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+}
