@@ -130,6 +130,9 @@ pub struct Config {
     /// `--experimental-compaction-batch-limit`: keys removed per compaction
     /// step, default 1000.
     pub compaction_batch_limit: usize,
+    /// `--experimental-snapshot-catchup-entries`: log entries kept behind
+    /// a snapshot for slow followers, default 5000.
+    pub snapshot_catchup_entries: u64,
     /// `--experimental-watch-progress-notify-interval`, default 10 min.
     pub watch_progress_notify_interval: Duration,
     /// `--grpc-keepalive-min-time`, default 5 s.
@@ -341,6 +344,7 @@ pub const FLAGS: &[Flag] = &[
     inert("experimental-corrupt-check-time", "0s", "Duration of time between cluster corruption check passes."),
     inert_bool("experimental-enable-lease-checkpoint", "false", "Persist lease remaining TTL periodically."),
     used("experimental-compaction-batch-limit", "1000", "Sets the maximum revisions deleted in each compaction batch."),
+    used("experimental-snapshot-catchup-entries", "5000", "Number of entries for a slow follower to catch up after compacting the raft storage entries."),
     inert_bool("experimental-peer-skip-client-san-verification", "false", "Skip verification of SAN field in client certificate for peer connections."),
     used("experimental-watch-progress-notify-interval", "10m", "Duration of periodic watch progress notifications."),
     inert("experimental-warning-apply-duration", "100ms", "Time duration after which a warning is generated if request takes more time."),
@@ -767,6 +771,7 @@ fn build(m: &ArgMatches) -> Result<Config, ConfigError> {
         max_txn_ops: number(m, "max-txn-ops")?,
         auto_compaction,
         compaction_batch_limit: number(m, "experimental-compaction-batch-limit")?,
+        snapshot_catchup_entries: number(m, "experimental-snapshot-catchup-entries")?,
         watch_progress_notify_interval: duration(m, "experimental-watch-progress-notify-interval")?,
         grpc_keepalive_min_time: duration(m, "grpc-keepalive-min-time")?,
         grpc_keepalive_interval: duration(m, "grpc-keepalive-interval")?,

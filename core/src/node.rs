@@ -249,7 +249,7 @@ impl Node {
             election_timeout_max: election_ms * 2,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_count.max(1)),
             // etcd keeps 5000 entries behind a snapshot for slow followers.
-            max_in_snapshot_log_to_keep: 5000,
+            max_in_snapshot_log_to_keep: cfg.snapshot_catchup_entries,
             enable_pre_vote: Some(cfg.pre_vote),
             ..openraft::Config::default()
         };

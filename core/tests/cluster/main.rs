@@ -30,6 +30,7 @@ struct Member {
 struct Cluster {
     members: Vec<Member>,
     initial: String,
+    extra: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -42,6 +43,10 @@ fn free_port() -> u16 {
 
 impl Cluster {
     fn start(root: &Path, n: usize) -> Cluster {
+        Self::start_with(root, n, &[])
+    }
+
+    fn start_with(root: &Path, n: usize, extra: &[&str]) -> Cluster {
         let members: Vec<Member> = (0..n)
             .map(|i| Member {
                 name: format!("m{i}"),
@@ -57,7 +62,11 @@ impl Cluster {
             .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer))
             .collect::<Vec<_>>()
             .join(",");
-        let mut c = Cluster { members, initial };
+        let mut c = Cluster {
+            members,
+            initial,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
         for i in 0..n {
             c.spawn(i);
         }
@@ -69,6 +78,7 @@ impl Cluster {
 
     fn spawn(&mut self, i: usize) {
         let initial = self.initial.clone();
+        let extra = self.extra.clone();
         let m = &mut self.members[i];
         m.starts += 1;
         let log = std::fs::File::create(m.dir.with_extension(format!("log{}", m.starts))).unwrap();
@@ -90,6 +100,7 @@ impl Cluster {
                 &purl,
             ])
             .args(["--initial-cluster", &initial, "--log-level", "warn"])
+            .args(&extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -304,6 +315,80 @@ fn leader_kill_9_under_load_loses_no_acknowledged_write() {
             }
             assert!(Instant::now() < deadline, "members disagree: {hashes:?}");
             tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+}
+
+/// A follower that was down while the leader snapshotted and purged its
+/// log behind the snapshot catches up by snapshot install (streamed in
+/// chunks), then follows the log again.
+#[test]
+fn lagging_follower_catches_up_by_snapshot() {
+    let tmp = common::tempdir();
+    let mut c = Cluster::start_with(
+        tmp.path(),
+        3,
+        &["--snapshot-count", "20", "--experimental-snapshot-catchup-entries", "5"],
+    );
+    let rt = rt();
+    let eps = c.endpoints();
+    let st = rt.block_on(statuses(&eps));
+    let leader_id = st[0].1;
+    let follower = st.iter().position(|s| s.0 != leader_id).expect("a follower");
+    let other = (0..3).find(|i| *i != follower).unwrap();
+    c.kill(follower);
+    rt.block_on(async {
+        let mut kv = KvClient::new(common::connect(&eps[other]).await);
+        for i in 0..150 {
+            kv.put(PutRequest {
+                key: format!("lag/{i:04}").into_bytes(),
+                value: vec![b'v'; 512],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        }
+    });
+    c.spawn(follower);
+    c.wait_ready(follower);
+    rt.block_on(async {
+        let mut kv = KvClient::new(common::connect(&eps[follower]).await);
+        let r = kv
+            .range(RangeRequest {
+                key: b"lag/".to_vec(),
+                range_end: b"lag0".to_vec(),
+                count_only: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.count, 150, "the restarted follower has every key");
+        // And it keeps following the log after the snapshot.
+        let mut kv = KvClient::new(common::connect(&eps[other]).await);
+        kv.put(PutRequest {
+            key: b"after".to_vec(),
+            value: b"x".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    });
+    let snaps = std::fs::read_dir(c.members[follower].dir.join("member/snap"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".snap"))
+        .count();
+    assert!(snaps > 0, "the follower holds no snapshot file");
+    rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let st = statuses(&eps).await;
+            if st.iter().all(|s| s.2 == st[0].2) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "revisions differ: {st:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
 }
