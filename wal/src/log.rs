@@ -695,14 +695,21 @@ impl<F: Fs> Wal<F> {
     /// Remove segments wholly before `index` (every live entry in them is
     /// below it; a segment whose entries were all dropped by a reset or a
     /// truncate holds none), oldest first, always keeping the newest
-    /// [`Config::keep_segments`]; syncs the directory. Returns how many
-    /// segments were removed.
+    /// [`Config::keep_segments`]; syncs what is buffered first, and the
+    /// directory after. Returns how many segments were removed.
     ///
     /// What stays replays to the same log: the oldest remaining segment's
     /// name is the index the log expected next when it was opened, which
     /// recovery starts from.
     pub fn purge_before(&mut self, index: u64) -> Result<usize, WriteError> {
         self.check()?;
+        if !self.pending.is_empty() {
+            // Decide on the durable log: a buffered reset (or truncate)
+            // empties segments whose entries the log on disk still holds,
+            // and a crash after purging them but before the reset's sync
+            // would lose them.
+            self.sync()?;
+        }
         let keep = self.config.keep_segments.max(1);
         let mut removed = 0;
         while self.segments.len() > keep {
