@@ -152,13 +152,13 @@ enum Job {
 }
 
 /// A handle to the group-commit thread; clone it freely. The thread stops
-/// (and [`GroupCommit::join`] returns the log) when every handle is gone.
+/// (and [`Worker::join`] returns the log) when every handle is gone.
 #[derive(Debug, Clone)]
 pub struct GroupCommit {
     tx: mpsc::Sender<Job>,
 }
 
-/// The thread, for [`GroupCommit::join`].
+/// The thread, for [`Worker::join`].
 #[derive(Debug)]
 pub struct Worker<F: Fs> {
     handle: JoinHandle<Wal<F>>,
