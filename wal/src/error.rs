@@ -78,6 +78,9 @@ pub enum WriteError {
         /// The index given.
         found: u64,
     },
+    /// A reset to index 0 (the next index must be at least 1).
+    #[error("wal: reset to index 0; the next entry index must be at least 1")]
+    ResetToZero,
     /// A payload over [`crate::MAX_PAYLOAD`].
     #[error("wal: payload of {0} bytes is over the limit")]
     TooLarge(usize),

@@ -44,6 +44,12 @@ pub enum Op {
         /// First index dropped.
         index: u64,
     },
+    /// Drop every entry; the next must be `next` (>= 1). See
+    /// [`Wal::reset_to`].
+    Reset {
+        /// Index of the next entry.
+        next: u64,
+    },
 }
 
 /// A command of the [`Batcher`].
@@ -146,13 +152,13 @@ enum Job {
 }
 
 /// A handle to the group-commit thread; clone it freely. The thread stops
-/// (and [`GroupCommit::join`] returns the log) when every handle is gone.
+/// (and [`Worker::join`] returns the log) when every handle is gone.
 #[derive(Debug, Clone)]
 pub struct GroupCommit {
     tx: mpsc::Sender<Job>,
 }
 
-/// The thread, for [`GroupCommit::join`].
+/// The thread, for [`Worker::join`].
 #[derive(Debug)]
 pub struct Worker<F: Fs> {
     handle: JoinHandle<Wal<F>>,
@@ -295,6 +301,8 @@ fn validate(ops: &[Op], mut last: Option<u64>) -> Result<(), WriteError> {
                     last = index.checked_sub(1);
                 }
             }
+            Op::Reset { next: 0 } => return Err(WriteError::ResetToZero),
+            Op::Reset { next } => last = Some(next - 1),
         }
     }
     Ok(())
@@ -307,6 +315,7 @@ fn apply<F: Fs>(wal: &mut Wal<F>, ops: Vec<Op>) -> Result<(), WriteError> {
             Op::Meta { key, payload } => wal.append_meta(key, &payload)?,
             // Buffered like the rest: made durable by this batch's sync.
             Op::Truncate { index } => wal.truncate_buffered(index)?,
+            Op::Reset { next } => wal.reset_buffered(next)?,
         }
     }
     Ok(())
@@ -434,6 +443,49 @@ mod tests {
         ));
         assert!(validate(&[Op::Truncate { index: 3 }, e(3)], Some(5)).is_ok());
         assert!(validate(&[Op::Truncate { index: 9 }, e(6)], Some(5)).is_ok());
+        // A reset sets the next index, above or below the last one.
+        assert!(validate(&[Op::Reset { next: 100 }, e(100), e(101)], Some(5)).is_ok());
+        assert!(validate(&[e(6), Op::Reset { next: 2 }, e(2)], Some(5)).is_ok());
+        assert!(validate(&[Op::Reset { next: 1 }, e(1)], None).is_ok());
+        assert!(matches!(
+            validate(&[Op::Reset { next: 100 }, e(6)], Some(5)),
+            Err(WriteError::IndexGap {
+                expected_after: 99,
+                found: 6
+            })
+        ));
+        assert!(matches!(
+            validate(&[e(6), Op::Reset { next: 0 }], Some(5)),
+            Err(WriteError::ResetToZero)
+        ));
+    }
+
+    #[test]
+    fn reset_commits_with_its_entries_in_one_sync() {
+        let fs = crate::SimFs::new();
+        let (mut wal, _) = Wal::open(fs.clone(), "/w", crate::Config::default()).unwrap();
+        wal.append_entry(1, b"a").unwrap();
+        wal.sync().unwrap();
+        let syncs = wal.sync_count();
+        let (gc, worker) = GroupCommit::start(wal);
+        let ops = vec![
+            Op::Reset { next: 500 },
+            Op::Entry {
+                index: 500,
+                payload: b"x".to_vec(),
+            },
+        ];
+        assert_eq!(gc.commit_blocking(ops).unwrap(), Some(500));
+        assert!(matches!(
+            gc.commit_blocking(vec![Op::Reset { next: 0 }]),
+            Err(WriteError::ResetToZero)
+        ));
+        drop(gc);
+        let wal = worker.join();
+        assert_eq!(wal.sync_count(), syncs + 1);
+        drop(wal);
+        let (_, rec) = Wal::open(fs.crash(), "/w", crate::Config::default()).unwrap();
+        assert_eq!((rec.first_index, rec.last_index), (Some(500), Some(500)));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!   chained by crc32, one write + one fdatasync per [`Wal::sync`], crash
 //!   recovery that truncates a torn tail and refuses corruption in the
 //!   middle ([`OpenError::Corrupt`] names the file and offset), suffix
-//!   truncation, purging behind snapshots.
+//!   truncation, resets (continue the log at any index after a snapshot),
+//!   purging behind snapshots.
 //! - [`GroupCommit`]: concurrent appenders share one fdatasync; the
 //!   batching rule is the sans-IO [`Batcher`].
 //! - [`SnapStore`]: snapshot files (`<term:016x>-<index:016x>.snap`), atomic

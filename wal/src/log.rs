@@ -1,5 +1,5 @@
 //! The log: segments of records on a [`Fs`], recovery, appends with one
-//! fdatasync per batch, reads, truncation and purging.
+//! fdatasync per batch, reads, truncation, resets and purging.
 //!
 //! # Writing
 //! `append_*` encode records into an in-memory buffer; [`Wal::sync`] writes
@@ -11,6 +11,20 @@
 //! synced* before anything is written into it. A new segment starts with a
 //! [`Kind::Crc`] record (the chain so far) and a copy of every metadata
 //! record, so purging old segments never loses the latest metadata.
+//!
+//! # Truncate and reset
+//! Both are records written into the tail segment, durable with the next
+//! sync like entries. A [`Kind::Truncate`] drops a suffix (the next entry
+//! follows the truncation point); a [`Kind::Reset`] drops every entry and
+//! says which index comes next, above or below the old last index (a raft
+//! follower that installed a snapshot at `next - 1`). Metadata survives
+//! both. A segment name keeps the index the segment was *opened* for, so a
+//! segment holding a reset is named after an index from before it and the
+//! next segment's name continues from the reset: names increase with `seq`
+//! only while there is no reset to a lower index. Nothing relies on them
+//! increasing: files are ordered by `seq`, recovery checks each name
+//! against the log replayed so far, and [`Wal::purge_before`] decides by
+//! the live entries a segment still holds, not by names.
 //!
 //! # Recovery
 //! Every record of every segment is decoded and its crc checked against the
@@ -84,9 +98,14 @@ pub type Entries = Vec<(u64, Vec<u8>)>;
 pub struct Recovered {
     /// First entry index in the log (`None`: no entries).
     pub first_index: Option<u64>,
-    /// Last entry index in the log.
+    /// Last entry index in the log. With no entries after a truncate or a
+    /// reset, the index before the one the next entry must have (e.g.
+    /// `Some(S)` after a reset to `S + 1`).
     pub last_index: Option<u64>,
-    /// The newest metadata record per key.
+    /// The index the next appended entry must have (`last_index + 1`;
+    /// `None`: any, a log that never held an entry).
+    pub next_index: Option<u64>,
+    /// The newest metadata per key.
     pub meta: BTreeMap<u64, Vec<u8>>,
     /// Bytes cut from a torn tail (0 when the tail was clean).
     pub torn_bytes: u64,
@@ -363,6 +382,13 @@ impl<F: Fs> Wal<F> {
             let mut file = wal.fs.open(&path).map_err(io_err(&path))?;
             let data = file.read_all().map_err(io_err(&path))?;
             let last = i + 1 == count;
+            if i == 0 && name.index > 0 {
+                // The oldest live segment (older ones purged): its name is
+                // the index the log expected next when it was opened. Its
+                // own Truncate/Reset records replay from there.
+                wal.first_index = name.index;
+                wal.last_index = Some(name.index - 1);
+            }
             if i > 0
                 && let Some(li) = wal.last_index
                 && name.index != li + 1
@@ -419,6 +445,16 @@ impl<F: Fs> Wal<F> {
                         wal.meta.insert(index, payload);
                     }
                     Kind::Truncate => wal.drop_from(index),
+                    Kind::Reset if index == 0 => {
+                        return Err(OpenError::Corrupt {
+                            file: path,
+                            offset: offset - HEADER_LEN as u64,
+                            reason: "reset record with next index 0".into(),
+                            expected: 0,
+                            found: 0,
+                        });
+                    }
+                    Kind::Reset => wal.clear_to(index),
                     Kind::Entry => {
                         if let Some(li) = wal.last_index
                             && index != li + 1
@@ -470,6 +506,7 @@ impl<F: Fs> Wal<F> {
         wal.durable_index = wal.last_index;
         recovered.first_index = wal.first_index();
         recovered.last_index = wal.last_index;
+        recovered.next_index = wal.next_index();
         recovered.meta = wal.meta.clone();
         Ok((wal, recovered))
     }
@@ -482,6 +519,12 @@ impl<F: Fs> Wal<F> {
     /// Last entry index.
     pub fn last_index(&self) -> Option<u64> {
         self.last_index
+    }
+
+    /// The index the next appended entry must have (`None`: any, a log
+    /// that never held an entry, or was truncated from 0).
+    pub fn next_index(&self) -> Option<u64> {
+        self.last_index.map(|l| l + 1)
     }
 
     /// Last entry index known durable.
@@ -518,8 +561,8 @@ impl<F: Fs> Wal<F> {
         Err(WriteError::Io(e))
     }
 
-    /// Buffer entry `index`. It must be `last_index + 1` (any index when
-    /// the log holds no entries and nothing was truncated).
+    /// Buffer entry `index`. It must be [`Wal::next_index`] (any index when
+    /// the log never held an entry and was never truncated or reset).
     pub fn append_entry(&mut self, index: u64, payload: &[u8]) -> Result<(), WriteError> {
         self.check()?;
         if let Some(li) = self.last_index
@@ -601,6 +644,39 @@ impl<F: Fs> Wal<F> {
         Ok(())
     }
 
+    /// Drop every entry durably; the next entry must have index `next`
+    /// (>= 1, above or below the old last index). For a raft follower that
+    /// installed a snapshot at `next - 1`. Metadata is kept. Appends a reset
+    /// record and syncs.
+    pub fn reset_to(&mut self, next: u64) -> Result<(), WriteError> {
+        self.reset_buffered(next)?;
+        self.sync().map(|_| ())
+    }
+
+    /// [`Wal::reset_to`] without the sync: the reset is durable with the
+    /// next [`Wal::sync`], together with whatever is appended after it; a
+    /// crash before that loses the reset and everything after it. Reads
+    /// see the reset at once.
+    pub fn reset_buffered(&mut self, next: u64) -> Result<(), WriteError> {
+        self.check()?;
+        if next == 0 {
+            return Err(WriteError::ResetToZero);
+        }
+        self.make_room(0)?;
+        self.begin_write();
+        self.crc = record::encode(&mut self.pending, Kind::Reset, next, &[], self.crc);
+        self.clear_to(next);
+        Ok(())
+    }
+
+    /// Forget every entry; the next must be `next` (>= 1).
+    fn clear_to(&mut self, next: u64) {
+        self.entries.clear();
+        self.first_index = next;
+        self.last_index = Some(next - 1);
+        self.durable_index = self.durable_index.min(self.last_index);
+    }
+
     fn drop_from(&mut self, index: u64) {
         if let Some(li) = self.last_index
             && index > li
@@ -616,23 +692,40 @@ impl<F: Fs> Wal<F> {
         self.durable_index = self.durable_index.min(self.last_index);
     }
 
-    /// Remove segments wholly before `index` (every entry in them is below
-    /// it), oldest first, always keeping the newest
-    /// [`Config::keep_segments`]; syncs the directory. Returns how many
-    /// segments were removed.
+    /// Remove segments wholly before `index` (every live entry in them is
+    /// below it; a segment whose entries were all dropped by a reset or a
+    /// truncate holds none), oldest first, always keeping the newest
+    /// [`Config::keep_segments`]; syncs what is buffered first, and the
+    /// directory after. Returns how many segments were removed.
+    ///
+    /// What stays replays to the same log: the oldest remaining segment's
+    /// name is the index the log expected next when it was opened, which
+    /// recovery starts from.
     pub fn purge_before(&mut self, index: u64) -> Result<usize, WriteError> {
         self.check()?;
+        if !self.pending.is_empty() {
+            // Decide on the durable log: a buffered reset (or truncate)
+            // empties segments whose entries the log on disk still holds,
+            // and a crash after purging them but before the reset's sync
+            // would lose them.
+            self.sync()?;
+        }
         let keep = self.config.keep_segments.max(1);
         let mut removed = 0;
-        while self.segments.len() > keep && self.segments[1].name.index <= index {
+        while self.segments.len() > keep {
+            // Live entries are consecutive and stored in segment order, so
+            // the oldest segment's are a prefix of `entries`.
+            let seq = self.segments[0].name.seq;
+            let live = self.entries.iter().take_while(|l| l.seq == seq).count() as u64;
+            if live > 0 && self.first_index + live > index {
+                break; // its last live entry, first_index + live - 1, is >= index
+            }
             let seg = self.segments.remove(0);
             if let Err(e) = self.fs.remove(&seg.path) {
                 return self.fail(e);
             }
-            while self.entries.front().is_some_and(|l| l.seq == seg.name.seq) {
-                self.entries.pop_front();
-                self.first_index += 1;
-            }
+            self.entries.drain(..live as usize);
+            self.first_index += live;
             removed += 1;
         }
         if removed > 0
@@ -768,5 +861,158 @@ impl<F: Fs> Wal<F> {
         for (k, v) in metas {
             self.crc = record::encode(&mut self.pending, Kind::Meta, k, &v, self.crc);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SimFs;
+
+    fn cfg() -> Config {
+        Config {
+            segment_size: 1 << 20,
+            keep_segments: 1,
+            torn_tail: TornTail::Truncate,
+        }
+    }
+
+    fn open(fs: &SimFs) -> (Wal<SimFs>, Recovered) {
+        Wal::open(fs.clone(), "/w", cfg()).unwrap()
+    }
+
+    #[test]
+    fn reset_above_and_below_the_last_index() {
+        let fs = SimFs::new();
+        let (mut wal, _) = open(&fs);
+        wal.append_meta(1, b"vote").unwrap();
+        for i in 1..=10 {
+            wal.append_entry(i, b"old").unwrap();
+        }
+        wal.sync().unwrap();
+
+        // Above: a follower that installed a snapshot at 99.
+        wal.reset_buffered(100).unwrap();
+        assert_eq!(
+            (wal.first_index(), wal.last_index(), wal.next_index()),
+            (None, Some(99), Some(100))
+        );
+        assert!(matches!(
+            wal.append_entry(11, b"x"),
+            Err(WriteError::IndexGap {
+                expected_after: 99,
+                found: 11
+            })
+        ));
+        assert!(matches!(wal.entries(5, 5), Err(ReadError::NotFound(5))));
+        wal.append_entry(100, b"new").unwrap();
+        assert!(matches!(wal.entries(99, 100), Err(ReadError::NotFound(99))));
+        assert_eq!(wal.entries(100, 200).unwrap(), vec![(100, b"new".to_vec())]);
+
+        // Below: the log continues at 3 although it held 100.
+        wal.reset_to(3).unwrap();
+        wal.append_entry(3, b"three").unwrap();
+        wal.sync().unwrap();
+        assert_eq!(wal.durable_index(), Some(3));
+        drop(wal);
+
+        let (mut wal, rec) = open(&fs.crash());
+        assert_eq!(
+            (rec.first_index, rec.last_index, rec.next_index),
+            (Some(3), Some(3), Some(4))
+        );
+        assert_eq!(rec.meta.get(&1).map(Vec::as_slice), Some(&b"vote"[..]));
+        assert_eq!(wal.entries(3, 3).unwrap(), vec![(3, b"three".to_vec())]);
+        assert!(matches!(wal.entries(1, 3), Err(ReadError::NotFound(1))));
+    }
+
+    #[test]
+    fn reset_to_one_and_to_zero() {
+        let fs = SimFs::new();
+        let (mut wal, rec) = open(&fs);
+        assert_eq!(rec.next_index, None);
+        assert!(matches!(wal.reset_to(0), Err(WriteError::ResetToZero)));
+        // Refused without breaking the log.
+        wal.append_entry(7, b"any index first").unwrap();
+        wal.reset_to(1).unwrap();
+        assert_eq!(wal.next_index(), Some(1));
+        assert!(wal.append_entry(2, b"x").is_err());
+        drop(wal);
+        // A reset with nothing after it survives reopen.
+        let (mut wal, rec) = open(&fs.crash());
+        assert_eq!(
+            (rec.first_index, rec.last_index, rec.next_index),
+            (None, Some(0), Some(1))
+        );
+        assert!(wal.append_entry(8, b"x").is_err());
+        wal.append_entry(1, b"one").unwrap();
+    }
+
+    /// Hand-built segment: records after a reset must follow it.
+    fn image(records: &[(Kind, u64)]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut crc = record::encode(&mut buf, Kind::Crc, 0, &0u32.to_le_bytes(), 0);
+        for (kind, index) in records {
+            let payload: &[u8] = if *kind == Kind::Entry { b"p" } else { &[] };
+            crc = record::encode(&mut buf, *kind, *index, payload, crc);
+        }
+        buf
+    }
+
+    fn open_image(records: &[(Kind, u64)]) -> Result<(Wal<SimFs>, Recovered), OpenError> {
+        let fs = SimFs::new();
+        drop(open(&fs));
+        let seg = Path::new("/w").join(SegmentName { seq: 0, index: 0 }.file_name());
+        fs.set_contents(&seg, image(records)).unwrap();
+        Wal::open(fs, "/w", cfg())
+    }
+
+    #[test]
+    fn recovery_checks_entries_against_the_reset() {
+        use Kind::{Entry, Reset};
+        let (mut wal, rec) =
+            open_image(&[(Entry, 1), (Entry, 2), (Reset, 40), (Entry, 40)]).unwrap();
+        assert_eq!((rec.first_index, rec.last_index), (Some(40), Some(40)));
+        assert_eq!(wal.entries(40, 40).unwrap().len(), 1);
+        match open_image(&[(Entry, 1), (Reset, 40), (Entry, 2)]) {
+            Err(OpenError::IndexGap {
+                offset,
+                expected,
+                found,
+                ..
+            }) => assert_eq!((offset, expected, found), (32 + 32 + 24, 40, 2)),
+            other => panic!("expected IndexGap, got {other:?}"),
+        }
+        assert!(matches!(
+            open_image(&[(Entry, 1), (Reset, 0)]),
+            Err(OpenError::Corrupt { offset: 64, .. })
+        ));
+    }
+
+    #[test]
+    fn purge_removes_segments_a_reset_emptied() {
+        let fs = SimFs::new();
+        let small = Config {
+            segment_size: 1024,
+            keep_segments: 1,
+            torn_tail: TornTail::Truncate,
+        };
+        let (mut wal, _) = Wal::open(fs.clone(), "/w", small.clone()).unwrap();
+        for i in 1..=40 {
+            wal.append_entry(i, &[i as u8; 100]).unwrap();
+        }
+        wal.reset_to(5).unwrap();
+        wal.append_entry(5, b"five").unwrap();
+        wal.sync().unwrap();
+        let before = wal.segment_names().len();
+        assert!(before > 3);
+        // Every older segment holds only entries the reset dropped, so
+        // they go even though their names are above 5.
+        assert_eq!(wal.purge_before(5).unwrap(), before - 1);
+        assert_eq!(wal.first_index(), Some(5));
+        drop(wal);
+        let (mut wal, rec) = Wal::open(fs.crash(), "/w", small).unwrap();
+        assert_eq!((rec.first_index, rec.last_index), (Some(5), Some(5)));
+        assert_eq!(wal.entries(5, 5).unwrap()[0].1, b"five");
     }
 }

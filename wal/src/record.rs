@@ -12,7 +12,8 @@
 //!   `24 + round_up(len, 8)` bytes, so every record starts 8-byte aligned.
 //! - `index` is the raft index for [`Kind::Entry`], the truncation point for
 //!   [`Kind::Truncate`], the metadata key for [`Kind::Meta`], the durable
-//!   end for [`Kind::Ack`], 0 for [`Kind::Crc`].
+//!   end for [`Kind::Ack`], the next entry's index for [`Kind::Reset`], 0
+//!   for [`Kind::Crc`].
 //! - `crc` is crc32 (crc32fast, IEEE) over header bytes 0..16 and the
 //!   payload, *seeded with the previous record's crc*, so the records of a
 //!   segment form one chain; the first record of a segment is a
@@ -51,6 +52,11 @@ pub enum Kind {
     /// (fdatasync returned). Recovery uses it to tell a torn, never
     /// acknowledged tail from damage inside acknowledged data.
     Ack = 5,
+    /// Every entry written before this record is dropped, and the next
+    /// entry must have index `index` (>= 1), above or below the old last
+    /// index: a raft follower continuing its log after installing a
+    /// snapshot at `index - 1`. Empty payload. Metadata is kept.
+    Reset = 6,
 }
 
 impl Kind {
@@ -61,6 +67,7 @@ impl Kind {
             3 => Some(Kind::Crc),
             4 => Some(Kind::Truncate),
             5 => Some(Kind::Ack),
+            6 => Some(Kind::Reset),
             _ => None,
         }
     }
@@ -205,6 +212,22 @@ mod tests {
         assert!(r2.verify(c1) && !r2.verify(c1 ^ 1));
         assert_eq!(r2.crc, c2);
         assert_eq!(n1 + n2, buf.len());
+    }
+
+    #[test]
+    fn reset_record_round_trips_and_7_is_unknown() {
+        let mut buf = Vec::new();
+        let c = encode(&mut buf, Kind::Reset, 1_000_001, &[], 9);
+        assert_eq!(buf.len(), HEADER_LEN);
+        assert_eq!(buf[4], 6);
+        let (r, n) = decode(&buf).unwrap();
+        assert_eq!(
+            (r.kind, r.index, r.payload, n),
+            (Kind::Reset, 1_000_001, &[][..], 24)
+        );
+        assert!(r.verify(9) && r.crc == c);
+        buf[4] = 7;
+        assert!(matches!(decode(&buf), Err(DecodeError::Malformed(_))));
     }
 
     #[test]

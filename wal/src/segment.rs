@@ -2,8 +2,11 @@
 //!
 //! `seq` numbers segments 0, 1, 2, … with no gaps (purging removes a
 //! prefix); `index` is the raft index of the first entry the segment was
-//! opened for (the log's last index + 1 at the time). Both are 16 lowercase
-//! hex digits, so names sort in order.
+//! opened for (the log's next index at the time, 0 if any was allowed).
+//! Both are 16 lowercase hex digits, so names sort in `seq` order. A reset
+//! inside a segment does not rename it; the next segment's `index`
+//! continues from the reset, so after a reset to a lower index `index`
+//! can go down from one segment to the next (nothing relies on it rising).
 
 /// A parsed segment name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -21,6 +21,8 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     record::encode(&mut entry, Kind::Entry, 1, b"hello", 0);
     let mut truncate = Vec::new();
     record::encode(&mut truncate, Kind::Truncate, 5, &[], 0);
+    let mut reset = Vec::new();
+    record::encode(&mut reset, Kind::Reset, 1_000_001, &[], 0);
     let mut bad_type = entry.clone();
     bad_type[4] = 0x7f;
     let mut huge = entry.clone();
@@ -33,6 +35,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("valid-chain", chain),
         ("valid-entry", entry.clone()),
         ("valid-truncate", truncate),
+        ("valid-reset", reset),
         ("bad-type", bad_type),
         ("bad-huge-len", huge),
         ("bad-padding", bad_pad),

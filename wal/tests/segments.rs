@@ -125,3 +125,130 @@ fn truncate_then_append_survives_reopen() {
     assert_eq!(got[18].1, payload(19));
     assert_eq!(got[19].1, b"new 20");
 }
+
+fn names(fs: &SimFs) -> Vec<SegmentName> {
+    segments(fs)
+        .iter()
+        .map(|p| SegmentName::parse(p.file_name().unwrap().to_str().unwrap()).unwrap())
+        .collect()
+}
+
+/// A follower far behind installs a snapshot: reset below the names of the
+/// segments it has (so a later name carries a lower index than an earlier
+/// one), keep appending across rolls, purge behind the snapshot, lose
+/// power, reopen; then the same with a reset far above.
+#[test]
+fn reset_purge_and_reopen() {
+    for to in [30u64, 5_000] {
+        let fs = SimFs::new();
+        let mut wal = open(&fs, small(1024));
+        for i in 1..=100u64 {
+            wal.append_entry(i, &payload(i)).unwrap();
+        }
+        wal.append_meta(3, b"vote").unwrap();
+        wal.sync().unwrap();
+        let old_segments = segments(&fs).len();
+        wal.reset_to(to).unwrap();
+        for i in to..to + 60 {
+            wal.append_entry(i, &payload(i)).unwrap();
+        }
+        wal.sync().unwrap();
+        let n = names(&fs);
+        for (k, name) in n.iter().enumerate() {
+            assert_eq!(
+                name.seq, k as u64,
+                "{to}: names stay parseable, seq gapless"
+            );
+        }
+        assert!(n.len() > old_segments + 2, "{to}: rolled after the reset");
+        // The first segment opened after the reset is named after it.
+        assert_eq!(
+            n[old_segments].index,
+            to + wal_entries_in(&fs, old_segments - 1, to)
+        );
+        if to < 100 {
+            assert!(n[old_segments].index < n[old_segments - 1].index);
+        }
+
+        // Nothing at or after the reset goes, whatever the names say.
+        let removed = wal.purge_before(to).unwrap();
+        assert_eq!(
+            removed,
+            old_segments - 1,
+            "{to}: every segment only the reset emptied"
+        );
+        assert_eq!(wal.first_index(), Some(to));
+        let want: Vec<_> = (to..to + 60).map(|i| (i, payload(i))).collect();
+        assert_eq!(all_entries(&mut wal), want);
+        drop(wal);
+
+        let fs = fs.crash();
+        let (mut w, rec) = Wal::open(fs.clone(), dir(), small(1024)).unwrap();
+        assert_eq!(
+            (rec.first_index, rec.last_index, rec.next_index),
+            (Some(to), Some(to + 59), Some(to + 60))
+        );
+        assert_eq!(rec.meta.get(&3).map(Vec::as_slice), Some(&b"vote"[..]));
+        assert_eq!(all_entries(&mut w), want);
+        assert!(matches!(
+            w.entries(to - 1, to),
+            Err(ferrocd_wal::ReadError::NotFound(_))
+        ));
+        // Purge further, past segments holding new entries, and reopen.
+        assert!(w.purge_before(to + 40).unwrap() > 0);
+        let first = w.first_index().unwrap();
+        assert!(first > to && first <= to + 40);
+        drop(w);
+        let mut w = open(&fs.crash(), small(1024));
+        assert_eq!(all_entries(&mut w), want[(first - to) as usize..]);
+        w.append_entry(to + 60, b"more").unwrap();
+        w.sync().unwrap();
+    }
+}
+
+/// Entries `>= to` the segment `seq` holds (those appended after the reset
+/// in the segment that holds it), read back from its records.
+fn wal_entries_in(fs: &SimFs, seq: usize, to: u64) -> u64 {
+    let data = fs.contents(&segments(fs)[seq]).unwrap();
+    let (mut off, mut after_reset, mut n) = (0, false, 0);
+    while let Ok((rec, used)) = ferrocd_wal::record::decode(&data[off..]) {
+        match rec.kind {
+            ferrocd_wal::record::Kind::Reset => after_reset = rec.index == to,
+            ferrocd_wal::record::Kind::Entry if after_reset => n += 1,
+            _ => {}
+        }
+        off += used;
+    }
+    n
+}
+
+/// The oldest live segment holds no entry and no reset record (the reset
+/// and everything before it were purged): recovery starts from its name,
+/// so the log still continues at the reset's index.
+#[test]
+fn reset_then_only_metadata_then_purge_keeps_the_next_index() {
+    let fs = SimFs::new();
+    let mut wal = open(&fs, small(1024));
+    for i in 1..=20u64 {
+        wal.append_entry(i, &payload(i)).unwrap();
+    }
+    wal.reset_to(777).unwrap();
+    // Metadata only, until the log rolls twice.
+    let mut k = 0u8;
+    while segments(&fs).len() < 5 {
+        wal.append_meta(1, &[k; 200]).unwrap();
+        wal.sync().unwrap();
+        k = k.wrapping_add(1);
+    }
+    wal.purge_before(0).unwrap();
+    assert_eq!(segments(&fs).len(), 2);
+    assert_eq!(names(&fs)[0].index, 777);
+    drop(wal);
+    let (mut w, rec) = Wal::open(fs.crash(), dir(), small(1024)).unwrap();
+    assert_eq!(
+        (rec.first_index, rec.last_index, rec.next_index),
+        (None, Some(776), Some(777))
+    );
+    assert!(w.append_entry(21, b"x").is_err());
+    w.append_entry(777, b"x").unwrap();
+}
