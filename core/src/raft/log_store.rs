@@ -60,6 +60,10 @@ struct Inner {
     cache_bytes: usize,
     /// First index readable from the WAL (`None`: no entries).
     first_index: Option<u64>,
+    /// The index the WAL's next entry must have (`None`: any). After a
+    /// snapshot install the log continues above it: a reset record
+    /// goes first.
+    wal_next: Option<u64>,
     last_log_id: Option<LogId>,
     last_purged: Option<LogId>,
     vote: Option<Vote>,
@@ -124,6 +128,7 @@ impl LogStore {
             cache: VecDeque::new(),
             cache_bytes: 0,
             first_index: None,
+            wal_next: wal.next_index(),
             last_log_id: None,
             last_purged,
             vote,
@@ -302,8 +307,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut ops = Vec::new();
         let mut encoded = Vec::new();
+        let mut first_new = None;
         for e in entries {
             let payload = encode(&e)?;
+            first_new.get_or_insert(e.index());
             encoded.push((e, payload.len()));
             ops.push(WalOp::Entry {
                 index: encoded.last().expect("pushed").0.index(),
@@ -312,6 +319,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         let pending = {
             let mut i = self.lock();
+            if let Some(f) = first_new {
+                if i.wal_next.is_some_and(|n| n != f) {
+                    // The log jumps (a snapshot was installed past the
+                    // WAL's end, or below it): restart the WAL at `f`.
+                    ops.insert(0, WalOp::Reset { next: f });
+                    i.first_index = Some(f);
+                }
+                let last = f + encoded.len() as u64 - 1;
+                i.wal_next = Some(last + 1);
+            }
             if i.committed_dirty {
                 i.committed_dirty = false;
                 ops.push(WalOp::Meta {
@@ -350,6 +367,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
             if i.first_index.is_some_and(|f| f >= from) {
                 i.first_index = None;
+            }
+            if i.wal_next.is_none_or(|n| from < n) {
+                i.wal_next = (from > 0).then_some(from);
             }
         }
         self.gc

@@ -328,13 +328,21 @@ fn lagging_follower_catches_up_by_snapshot() {
     let mut c = Cluster::start_with(
         tmp.path(),
         3,
-        &["--snapshot-count", "20", "--experimental-snapshot-catchup-entries", "5"],
+        &[
+            "--snapshot-count",
+            "20",
+            "--experimental-snapshot-catchup-entries",
+            "5",
+        ],
     );
     let rt = rt();
     let eps = c.endpoints();
     let st = rt.block_on(statuses(&eps));
     let leader_id = st[0].1;
-    let follower = st.iter().position(|s| s.0 != leader_id).expect("a follower");
+    let follower = st
+        .iter()
+        .position(|s| s.0 != leader_id)
+        .expect("a follower");
     let other = (0..3).find(|i| *i != follower).unwrap();
     c.kill(follower);
     rt.block_on(async {
