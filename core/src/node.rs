@@ -18,8 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use ferrocd_mvcc as mvcc;
 use ferrocd_net::{
-    ClusterService, EtcdError, KvService, LeaseService, LeaseTtl, MemberInfo, Metrics, NodeStatus,
-    ServerInfo, WatchService,
+    ClusterService, EtcdError, KvService, LeaseService, LeaseTtl, MemberChange, MemberInfo,
+    Metrics, NodeStatus, ServerInfo, WatchService,
 };
 use ferrocd_wal::{self as wal, UringFs, Worker};
 use openraft::async_runtime::WatchReceiver;
@@ -33,8 +33,9 @@ use crate::config::Config;
 use crate::lessor::{Lessor, MAX_LEASE_TTL, RenewError};
 use crate::peer::PeerService;
 use crate::raft::{
-    Applied, Command, KIND_FORWARD, KIND_LEASE_RENEW, KIND_LEASE_TTL, KIND_PUBLISH,
-    KIND_READ_INDEX, LogStore, Member, Op, PeerNetwork, Raft, SmShared, StateMachine,
+    Applied, Command, KIND_FORWARD, KIND_LEASE_RENEW, KIND_LEASE_TTL, KIND_MEMBER_CHANGE,
+    KIND_MEMBERS, KIND_PUBLISH, KIND_READ_INDEX, LogStore, Member, Op, PeerNetwork, Raft, SmShared,
+    StateMachine,
 };
 
 /// The etcd server version whose API and behaviour ferrocd implements
@@ -89,7 +90,7 @@ fn url_strings(urls: &[url::Url]) -> Vec<String> {
 /// Read or create `member/ids` (cluster id and member id, hex, one per
 /// line), durably: a restart keeps its ids whatever the flags say, as
 /// etcd keeps them in its WAL.
-fn load_or_create_ids(member_dir: &Path, cfg: &Config) -> anyhow::Result<Ids> {
+async fn load_or_create_ids(member_dir: &Path, cfg: &Config) -> anyhow::Result<Ids> {
     let path = member_dir.join("ids");
     if let Ok(text) = std::fs::read_to_string(&path) {
         let mut it = text.lines().map(|l| {
@@ -101,6 +102,11 @@ fn load_or_create_ids(member_dir: &Path, cfg: &Config) -> anyhow::Result<Ids> {
             cluster_id,
             member_id,
         });
+    }
+    if cfg.initial_cluster_state == ClusterState::Existing {
+        let ids = discover_ids(cfg).await?;
+        write_ids(member_dir, ids)?;
+        return Ok(ids);
     }
     let mut members = Vec::new();
     let mut me = None;
@@ -121,6 +127,12 @@ fn load_or_create_ids(member_dir: &Path, cfg: &Config) -> anyhow::Result<Ids> {
         cluster_id: cluster_id(&members),
         member_id,
     };
+    write_ids(member_dir, ids)?;
+    Ok(ids)
+}
+
+fn write_ids(member_dir: &Path, ids: Ids) -> anyhow::Result<()> {
+    let path = member_dir.join("ids");
     let tmp = member_dir.join("ids.tmp");
     {
         let mut f = std::fs::File::create(&tmp)?;
@@ -129,7 +141,67 @@ fn load_or_create_ids(member_dir: &Path, cfg: &Config) -> anyhow::Result<Ids> {
     }
     std::fs::rename(&tmp, &path)?;
     std::fs::File::open(member_dir)?.sync_all()?;
-    Ok(ids)
+    Ok(())
+}
+
+/// etcd's join (`--initial-cluster-state existing`): ask the other members
+/// of `--initial-cluster` for the cluster's membership and find this member
+/// (added before with MemberAdd) by its peer URLs.
+async fn discover_ids(cfg: &Config) -> anyhow::Result<Ids> {
+    let mine = url_strings(&cfg.initial_advertise_peer_urls);
+    let mut last = String::from("no other member in --initial-cluster");
+    for _ in 0..30 {
+        for urls in cfg.initial_cluster.values() {
+            let urls = url_strings(urls);
+            if urls == mine {
+                continue;
+            }
+            let probe = Member {
+                peer_urls: urls,
+                ..Member::default()
+            };
+            let Some(addr) = probe.peer_addr() else {
+                continue;
+            };
+            let client = ferrocd_net::peer::PeerClient::new(
+                addr.clone(),
+                ferrocd_net::peer::Hello {
+                    cluster_id: 0,
+                    from: 0,
+                    to: 0,
+                },
+            );
+            let r = client
+                .call(KIND_MEMBERS, Vec::new(), Duration::from_secs(2))
+                .await;
+            match r {
+                Ok(bytes) => {
+                    let r: Result<(u64, Vec<(u64, Member)>), String> = crate::raft::decode(&bytes)?;
+                    let (cluster_id, members) = r.map_err(|e| anyhow::anyhow!("{addr}: {e}"))?;
+                    let me = members.iter().find(|(_, m)| {
+                        let mut a = m.peer_urls.clone();
+                        let mut b = mine.clone();
+                        a.sort();
+                        b.sort();
+                        a == b
+                    });
+                    let Some((member_id, _)) = me else {
+                        bail!(
+                            "the cluster (asked {addr}) has no member with peer URLs {mine:?}: \
+                             add it first with `etcdctl member add`"
+                        );
+                    };
+                    return Ok(Ids {
+                        cluster_id,
+                        member_id: *member_id,
+                    });
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    bail!("could not reach the existing cluster: {last}")
 }
 
 /// A running node.
@@ -152,6 +224,9 @@ pub struct Node {
     nospace: AtomicBool,
     quota: u64,
     stop: Arc<Notify>,
+    /// Notified when this member was removed from the cluster.
+    removed: Notify,
+    token: String,
     wal_worker: Mutex<Option<Worker<UringFs>>>,
     data_dir: PathBuf,
     metrics: Metrics,
@@ -179,7 +254,7 @@ impl Node {
         let member_dir = cfg.data_dir.join("member");
         wal::create_dir_all_durable(&fs, &member_dir)
             .with_context(|| format!("creating {}", member_dir.display()))?;
-        let ids = load_or_create_ids(&member_dir, cfg)?;
+        let ids = load_or_create_ids(&member_dir, cfg).await?;
         let wal_dir = cfg
             .wal_dir
             .clone()
@@ -261,12 +336,6 @@ impl Node {
 
         let peer_urls = url_strings(&cfg.initial_advertise_peer_urls);
         let restarted = raft.is_initialized().await.context("raft state")?;
-        if !restarted && cfg.initial_cluster_state == ClusterState::Existing {
-            bail!(
-                "--initial-cluster-state=existing: joining a running cluster is not supported yet; \
-                 start every member of a new cluster with --initial-cluster-state=new"
-            );
-        }
         let mut initial = BTreeMap::new();
         for (name, urls) in &cfg.initial_cluster {
             let urls = url_strings(urls);
@@ -305,6 +374,8 @@ impl Node {
             nospace: AtomicBool::new(false),
             quota: cfg.quota_backend_bytes,
             stop: Arc::new(Notify::new()),
+            removed: Notify::new(),
+            token: cfg.initial_cluster_token.clone(),
             wal_worker: Mutex::new(Some(worker)),
             data_dir: cfg.data_dir.clone(),
             metrics,
@@ -341,9 +412,10 @@ impl Node {
             ));
         }
 
-        if !restarted {
+        if !restarted && cfg.initial_cluster_state == ClusterState::New {
             // Every member of a new cluster initializes with the same
-            // membership (the same first log entry everywhere).
+            // membership (the same first log entry everywhere); a joining
+            // member waits for the leader to replicate to it.
             node.raft
                 .initialize(initial)
                 .await
@@ -385,6 +457,11 @@ impl Node {
         Ok(node)
     }
 
+    /// Resolves when this member has been removed from the cluster.
+    pub async fn removed(&self) {
+        self.removed.notified().await
+    }
+
     /// The ids.
     pub fn ids(&self) -> Ids {
         self.ids
@@ -423,6 +500,7 @@ impl Node {
     async fn track_leadership(self: Arc<Self>) {
         let mut rx = self.raft.metrics();
         let mut was_leader = false;
+        let mut seen_self = false;
         loop {
             let (term, leader, is_leader) = {
                 let m = rx.borrow_watched();
@@ -444,6 +522,25 @@ impl Node {
                 if let Some(a) = m.last_applied {
                     self.metrics.set_proposals_applied(a.index);
                 }
+            }
+            // The committed membership, as applied here (the one in raft's
+            // metrics may still be an uncommitted joint config).
+            let in_cluster = self.sm.applied_membership_has(self.ids.member_id);
+            // Only a member that was in the membership can be removed from
+            // it (a new or joining member starts outside it).
+            seen_self |= in_cluster;
+            if seen_self && !in_cluster {
+                // etcd: "the member has been permanently removed from the
+                // cluster" — it stops; its data dir is not reusable.
+                tracing::error!(
+                    "the member has been permanently removed from the cluster; stopping"
+                );
+                // Let answers in flight (e.g. the MemberRemove that removed
+                // this leader) go out first.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                self.removed.notify_waiters();
+                self.removed.notify_one();
+                return;
             }
             if is_leader != was_leader {
                 let mut lessor = self.sm.lessor.lock().expect("lessor lock");
@@ -765,14 +862,217 @@ impl Node {
     pub(crate) async fn publish_here(&self, id: u64, m: Member) -> Result<(), EtcdError> {
         let mut nodes = BTreeMap::new();
         nodes.insert(id, m);
-        self.raft
-            .change_membership(ChangeMembers::SetNodes(nodes), false)
+        self.change_membership_serial(ChangeMembers::SetNodes(nodes))
             .await
             .map(|_| ())
             .map_err(|e| match e.forward_to_leader() {
                 Some(_) => EtcdError::NotLeader,
                 None => raft_err(e),
             })
+    }
+
+    /// The members as the wire lists them, from `membership` (or the
+    /// current one).
+    fn member_infos(
+        &self,
+        membership: Option<&openraft::Membership<u64, Member>>,
+    ) -> Vec<MemberInfo> {
+        let current;
+        let membership = match membership {
+            Some(m) => m,
+            None => {
+                let m = self.raft.metrics();
+                current = m.borrow_watched().membership_config.membership().clone();
+                &current
+            }
+        };
+        let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
+        membership
+            .nodes()
+            .map(|(id, node)| MemberInfo {
+                id: *id,
+                name: node.name.clone(),
+                peer_urls: node.peer_urls.clone(),
+                client_urls: node.client_urls.clone(),
+                is_learner: !voters.contains(id),
+            })
+            .collect()
+    }
+
+    /// `change_membership`, waiting out a change already in progress
+    /// (openraft allows one at a time; etcd's requests queue behind each
+    /// other) up to the request timeout.
+    async fn change_membership_serial(
+        &self,
+        change: ChangeMembers<u64, Member>,
+    ) -> Result<
+        openraft::raft::ClientWriteResponse<crate::raft::TypeConfig>,
+        openraft::errors::RaftError<
+            crate::raft::TypeConfig,
+            openraft::errors::ClientWriteError<crate::raft::TypeConfig>,
+        >,
+    > {
+        use openraft::errors::{ChangeMembershipError, ClientWriteError};
+        let deadline = Instant::now() + self.request_timeout();
+        loop {
+            let r = self.raft.change_membership(change.clone(), false).await;
+            let busy = matches!(
+                r.as_ref().err().and_then(|e| e.api_error()),
+                Some(ClientWriteError::ChangeMembershipError(
+                    ChangeMembershipError::InProgress(_)
+                ))
+            );
+            if !busy || Instant::now() >= deadline {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// (cluster id, members) for a joining member.
+    pub(crate) fn membership_for_discovery(&self) -> (u64, Vec<(u64, Member)>) {
+        let m = self.raft.metrics();
+        let m = m.borrow_watched();
+        let members = m
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, n)| (*id, n.clone()))
+            .collect();
+        (self.ids.cluster_id, members)
+    }
+
+    /// A membership change on this member, which must lead (etcd's
+    /// `cluster.go` checks: unknown member, peer URLs in use, promoting a
+    /// voter or a learner that is behind).
+    pub(crate) async fn change_members_here(
+        &self,
+        change: MemberChange,
+    ) -> Result<(Option<MemberInfo>, Vec<MemberInfo>, i64), EtcdError> {
+        if !self.raft.is_leader() {
+            return Err(EtcdError::NotLeader);
+        }
+        let (membership, replication, last_index) = {
+            let m = self.raft.metrics();
+            let m = m.borrow_watched();
+            (
+                m.membership_config.membership().clone(),
+                m.replication.clone().unwrap_or_default(),
+                m.last_log_index.unwrap_or(0),
+            )
+        };
+        let known = |id: u64| {
+            membership
+                .get_node(&id)
+                .cloned()
+                .ok_or(EtcdError::MemberNotFound)
+        };
+        let is_voter = |id: u64| membership.voter_ids().any(|v| v == id);
+        fn map_err(
+            e: openraft::errors::RaftError<
+                crate::raft::TypeConfig,
+                openraft::errors::ClientWriteError<crate::raft::TypeConfig>,
+            >,
+        ) -> EtcdError {
+            match e.forward_to_leader() {
+                Some(_) => EtcdError::NotLeader,
+                None => raft_err(e),
+            }
+        }
+        let mut added = None;
+        let resp = match change {
+            MemberChange::Add { peer_urls, learner } => {
+                let urls: Vec<String> = peer_urls
+                    .iter()
+                    .map(|u| {
+                        url::Url::parse(u)
+                            .map(|u| u.as_str().trim_end_matches('/').to_string())
+                            .map_err(|_| EtcdError::MemberBadUrls)
+                    })
+                    .collect::<Result<_, _>>()?;
+                if urls.is_empty() {
+                    return Err(EtcdError::MemberBadUrls);
+                }
+                if membership
+                    .nodes()
+                    .any(|(_, n)| n.peer_urls.iter().any(|u| urls.contains(u)))
+                {
+                    return Err(EtcdError::PeerUrlExist);
+                }
+                // etcd mixes the time in, so a re-added member gets a new id.
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let id = member_id(&urls, &format!("{}{now}", self.token));
+                let member = Member {
+                    name: String::new(),
+                    peer_urls: urls.clone(),
+                    client_urls: Vec::new(),
+                };
+                let mut nodes = BTreeMap::new();
+                nodes.insert(id, member);
+                let mut r = self
+                    .change_membership_serial(ChangeMembers::AddNodes(nodes))
+                    .await
+                    .map_err(map_err)?;
+                if !learner {
+                    r = self
+                        .change_membership_serial(ChangeMembers::AddVoterIds(
+                            [id].into_iter().collect(),
+                        ))
+                        .await
+                        .map_err(map_err)?;
+                }
+                added = Some(MemberInfo {
+                    id,
+                    name: String::new(),
+                    peer_urls: urls,
+                    client_urls: Vec::new(),
+                    is_learner: learner,
+                });
+                r
+            }
+            MemberChange::Remove { id } => {
+                known(id)?;
+                let c = if is_voter(id) {
+                    ChangeMembers::RemoveVoters([id].into_iter().collect())
+                } else {
+                    ChangeMembers::RemoveNodes([id].into_iter().collect())
+                };
+                self.change_membership_serial(c).await.map_err(map_err)?
+            }
+            MemberChange::Update { id, peer_urls } => {
+                let mut m = known(id)?;
+                m.peer_urls = peer_urls;
+                let mut nodes = BTreeMap::new();
+                nodes.insert(id, m);
+                self.change_membership_serial(ChangeMembers::SetNodes(nodes))
+                    .await
+                    .map_err(map_err)?
+            }
+            MemberChange::Promote { id } => {
+                known(id)?;
+                if is_voter(id) {
+                    return Err(EtcdError::MemberNotLearner);
+                }
+                // etcd: the learner's log must be within 90% of the leader's.
+                let matched = replication
+                    .get(&id)
+                    .cloned()
+                    .flatten()
+                    .map_or(0, |l| l.index);
+                if (matched as f64) < 0.9 * last_index as f64 {
+                    return Err(EtcdError::LearnerNotReady);
+                }
+                self.change_membership_serial(ChangeMembers::AddVoterIds(
+                    [id].into_iter().collect(),
+                ))
+                .await
+                .map_err(map_err)?
+            }
+        };
+        let members = self.member_infos(resp.membership.as_ref());
+        Ok((added, members, self.sm.store.revision()))
     }
 
     /// etcd's publish: make this member's name and client URLs part of
@@ -1105,6 +1405,19 @@ impl ClusterService for Node {
                 .map_err(|_| EtcdError::Timeout)?;
         }
         Ok(self.sm.store.revision())
+    }
+
+    async fn change_members(
+        &self,
+        change: MemberChange,
+    ) -> Result<(Option<MemberInfo>, Vec<MemberInfo>, i64), EtcdError> {
+        if self.raft.is_leader() {
+            match self.change_members_here(change.clone()).await {
+                Err(EtcdError::NotLeader) => {}
+                r => return r,
+            }
+        }
+        self.call_leader(KIND_MEMBER_CHANGE, &change).await
     }
 
     async fn members(&self) -> Result<(Vec<MemberInfo>, i64), EtcdError> {

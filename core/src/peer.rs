@@ -13,9 +13,9 @@ use serde::Serialize;
 
 use crate::node::Node;
 use crate::raft::{
-    KIND_APPEND, KIND_FORWARD, KIND_LEASE_RENEW, KIND_LEASE_TTL, KIND_PRE_VOTE, KIND_PUBLISH,
-    KIND_READ_INDEX, KIND_SNAPSHOT, KIND_TRANSFER, KIND_VOTE, Member, Op, SnapshotChunk,
-    SnapshotData, TypeConfig, decode, encode,
+    KIND_APPEND, KIND_FORWARD, KIND_LEASE_RENEW, KIND_LEASE_TTL, KIND_MEMBER_CHANGE, KIND_MEMBERS,
+    KIND_PRE_VOTE, KIND_PUBLISH, KIND_READ_INDEX, KIND_SNAPSHOT, KIND_TRANSFER, KIND_VOTE, Member,
+    Op, SnapshotChunk, SnapshotData, TypeConfig, decode, encode,
 };
 
 /// Serves peer requests for one node.
@@ -48,6 +48,17 @@ fn etcd<T>(r: Result<T, EtcdError>) -> Result<T, String> {
 
 impl PeerHandler for PeerService {
     fn accept(&self, hello: &Hello) -> Result<(), String> {
+        if *hello
+            == (Hello {
+                cluster_id: 0,
+                from: 0,
+                to: 0,
+            })
+        {
+            // A joining member that does not know its ids yet: it may only
+            // ask for the membership (see `handle`).
+            return Ok(());
+        }
         if hello.cluster_id != self.cluster_id {
             return Err(format!(
                 "request cluster ID mismatch (this member {:x} is in cluster {:x}, the caller {:x} in {:x})",
@@ -69,6 +80,9 @@ impl PeerHandler for PeerService {
 
     async fn handle(&self, from: u64, kind: u8, payload: Vec<u8>) -> Result<Vec<u8>, String> {
         let node = self.node.upgrade().ok_or("member is stopping")?;
+        if from == 0 && kind != KIND_MEMBERS {
+            return Err("a discovery connection may only ask for the members".into());
+        }
         let raft = node.raft();
         let bad = |e: std::io::Error| format!("undecodable request: {e}");
         match kind {
@@ -113,6 +127,11 @@ impl PeerHandler for PeerService {
                 let m: Member = decode(&payload).map_err(bad)?;
                 answer(etcd(node.publish_here(from, m).await))
             }
+            KIND_MEMBER_CHANGE => {
+                let c: ferrocd_net::MemberChange = decode(&payload).map_err(bad)?;
+                answer(etcd(node.change_members_here(c).await))
+            }
+            KIND_MEMBERS => answer(Ok(node.membership_for_discovery())),
             k => Err(format!("unknown peer request kind {k}")),
         }
     }

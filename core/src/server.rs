@@ -187,6 +187,7 @@ impl Server {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => tracing::info!("received SIGINT; shutting down"),
                 _ = term.recv() => tracing::info!("received SIGTERM; shutting down"),
+                _ = self.node.removed() => {}
             }
             anyhow::Ok(())
         })?;

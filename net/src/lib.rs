@@ -41,7 +41,7 @@ mod watch;
 pub use gateway::{Gateway, HealthCheck, Versions, client_router, serve_client};
 pub use kv::{KvService, KvShim, ServerInfo};
 pub use lease::{LeaseService, LeaseShim, LeaseTtl};
-pub use maintenance::{ClusterService, ClusterShim, MemberInfo, NodeStatus};
+pub use maintenance::{ClusterService, ClusterShim, MemberChange, MemberInfo, NodeStatus};
 pub use metrics::{
     CallKind, GrpcMetrics, GrpcMetricsLayer, METHODS, Metrics, MetricsBody, MetricsFuture,
 };

@@ -40,7 +40,7 @@ pub struct NodeStatus {
 }
 
 /// A cluster member as the wire's.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MemberInfo {
     /// Member id.
     pub id: u64,
@@ -52,6 +52,35 @@ pub struct MemberInfo {
     pub client_urls: Vec<String>,
     /// Learner.
     pub is_learner: bool,
+}
+
+/// A membership change, as the Cluster service's requests say it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum MemberChange {
+    /// MemberAdd.
+    Add {
+        /// Peer URLs of the new member.
+        peer_urls: Vec<String>,
+        /// Join as a learner.
+        learner: bool,
+    },
+    /// MemberRemove.
+    Remove {
+        /// Member id.
+        id: u64,
+    },
+    /// MemberUpdate (peer URLs).
+    Update {
+        /// Member id.
+        id: u64,
+        /// New peer URLs.
+        peer_urls: Vec<String>,
+    },
+    /// MemberPromote (learner to voter).
+    Promote {
+        /// Member id.
+        id: u64,
+    },
 }
 
 /// Cluster and maintenance information a node provides.
@@ -78,6 +107,13 @@ pub trait ClusterService: Send + Sync + 'static {
     /// etcd's MoveLeader: transfer leadership to `target`; returns the
     /// header revision once `target` leads.
     fn move_leader(&self, target: u64) -> impl Future<Output = Result<i64, EtcdError>> + Send;
+    /// etcd's membership changes (MemberAdd, MemberRemove, MemberUpdate,
+    /// MemberPromote); the answer is the changed/added member (for add)
+    /// and the members afterwards, with the header revision.
+    fn change_members(
+        &self,
+        change: MemberChange,
+    ) -> impl Future<Output = Result<(Option<MemberInfo>, Vec<MemberInfo>, i64), EtcdError>> + Send;
     /// The members and the current revision.
     fn members(&self) -> impl Future<Output = Result<(Vec<MemberInfo>, i64), EtcdError>> + Send;
 }
@@ -228,23 +264,54 @@ impl<S: ClusterService> pb::maintenance_server::Maintenance for ClusterShim<S> {
 impl<S: ClusterService> pb::cluster_server::Cluster for ClusterShim<S> {
     async fn member_add(
         &self,
-        _req: Request<pb::MemberAddRequest>,
+        req: Request<pb::MemberAddRequest>,
     ) -> Result<Response<pb::MemberAddResponse>, Status> {
-        Err(unimplemented("Cluster.MemberAdd"))
+        let r = req.into_inner();
+        let (added, members, rev) = self
+            .node
+            .change_members(MemberChange::Add {
+                peer_urls: r.peer_ur_ls,
+                learner: r.is_learner,
+            })
+            .await?;
+        Ok(Response::new(pb::MemberAddResponse {
+            header: header(&self.node.info(), rev),
+            member: added.map(member),
+            members: members.into_iter().map(member).collect(),
+        }))
     }
 
     async fn member_remove(
         &self,
-        _req: Request<pb::MemberRemoveRequest>,
+        req: Request<pb::MemberRemoveRequest>,
     ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
-        Err(unimplemented("Cluster.MemberRemove"))
+        let id = req.into_inner().id;
+        let (_, members, rev) = self
+            .node
+            .change_members(MemberChange::Remove { id })
+            .await?;
+        Ok(Response::new(pb::MemberRemoveResponse {
+            header: header(&self.node.info(), rev),
+            members: members.into_iter().map(member).collect(),
+        }))
     }
 
     async fn member_update(
         &self,
-        _req: Request<pb::MemberUpdateRequest>,
+        req: Request<pb::MemberUpdateRequest>,
     ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
-        Err(unimplemented("Cluster.MemberUpdate"))
+        let r = req.into_inner();
+        let (_, members, rev) = self
+            .node
+            .change_members(MemberChange::Update {
+                id: r.id,
+                peer_urls: r.peer_ur_ls,
+            })
+            .await?;
+        Ok(Response::new(pb::MemberUpdateResponse {
+            header: header(&self.node.info(), rev),
+            members: members.into_iter().map(member).collect(),
+        }))
     }
 
     async fn member_list(
@@ -260,8 +327,16 @@ impl<S: ClusterService> pb::cluster_server::Cluster for ClusterShim<S> {
 
     async fn member_promote(
         &self,
-        _req: Request<pb::MemberPromoteRequest>,
+        req: Request<pb::MemberPromoteRequest>,
     ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
-        Err(unimplemented("Cluster.MemberPromote"))
+        let id = req.into_inner().id;
+        let (_, members, rev) = self
+            .node
+            .change_members(MemberChange::Promote { id })
+            .await?;
+        Ok(Response::new(pb::MemberPromoteResponse {
+            header: header(&self.node.info(), rev),
+            members: members.into_iter().map(member).collect(),
+        }))
     }
 }

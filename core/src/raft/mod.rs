@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 
 pub use log_store::LogStore;
 pub use network::{
-    KIND_APPEND, KIND_FORWARD, KIND_LEASE_RENEW, KIND_LEASE_TTL, KIND_PRE_VOTE, KIND_PUBLISH,
-    KIND_READ_INDEX, KIND_SNAPSHOT, KIND_TRANSFER, KIND_VOTE, PeerNetwork, SnapshotChunk,
+    KIND_APPEND, KIND_FORWARD, KIND_LEASE_RENEW, KIND_LEASE_TTL, KIND_MEMBER_CHANGE, KIND_MEMBERS,
+    KIND_PRE_VOTE, KIND_PUBLISH, KIND_READ_INDEX, KIND_SNAPSHOT, KIND_TRANSFER, KIND_VOTE,
+    PeerNetwork, SnapshotChunk,
 };
 pub use state_machine::{Applied, ApplyError, SmShared, SnapshotData, StateMachine};
 

@@ -51,6 +51,12 @@ pub const KIND_LEASE_TTL: u8 = 13;
 /// A member publishes its attributes (client URLs) through the leader.
 pub const KIND_PUBLISH: u8 = 14;
 
+/// A membership change (MemberAdd/Remove/Update/Promote) for the leader.
+pub const KIND_MEMBER_CHANGE: u8 = 15;
+
+/// Discovery: the cluster id and members (a joining member asks).
+pub const KIND_MEMBERS: u8 = 16;
+
 /// Snapshot bytes per chunk.
 pub const CHUNK: usize = 1 << 20;
 

@@ -124,6 +124,15 @@ impl SmShared {
         self.applied().log_id
     }
 
+    /// Whether member `id` is in the applied (committed) membership.
+    pub fn applied_membership_has(&self, id: u64) -> bool {
+        self.applied()
+            .membership
+            .membership()
+            .get_node(&id)
+            .is_some()
+    }
+
     /// The snapshot directory.
     pub fn snap_dir(&self) -> &Path {
         self.snaps.dir()

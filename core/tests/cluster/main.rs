@@ -19,6 +19,9 @@ use ferrocd_net::pb::etcdserverpb::maintenance_client::MaintenanceClient;
 use ferrocd_net::pb::etcdserverpb::{HashKvRequest, PutRequest, RangeRequest, StatusRequest};
 
 struct Member {
+    /// `--initial-cluster-state` and `--initial-cluster` of this member.
+    state: &'static str,
+    initial: Option<String>,
     name: String,
     client: u16,
     peer: u16,
@@ -49,6 +52,8 @@ impl Cluster {
     fn start_with(root: &Path, n: usize, extra: &[&str]) -> Cluster {
         let members: Vec<Member> = (0..n)
             .map(|i| Member {
+                state: "new",
+                initial: None,
                 name: format!("m{i}"),
                 client: free_port(),
                 peer: free_port(),
@@ -77,8 +82,11 @@ impl Cluster {
     }
 
     fn spawn(&mut self, i: usize) {
-        let initial = self.initial.clone();
         let extra = self.extra.clone();
+        let initial = self.members[i]
+            .initial
+            .clone()
+            .unwrap_or_else(|| self.initial.clone());
         let m = &mut self.members[i];
         m.starts += 1;
         let log = std::fs::File::create(m.dir.with_extension(format!("log{}", m.starts))).unwrap();
@@ -100,6 +108,7 @@ impl Cluster {
                 &purl,
             ])
             .args(["--initial-cluster", &initial, "--log-level", "warn"])
+            .args(["--initial-cluster-state", m.state])
             .args(&extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -121,6 +130,31 @@ impl Cluster {
                 "member {i} not ready"
             );
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A new member's slot (not started): joins with state `existing`.
+    fn add_slot(&mut self, root: &Path) -> usize {
+        let i = self.members.len();
+        let peer = free_port();
+        let initial = format!("{},m{i}=http://127.0.0.1:{peer}", self.initial);
+        self.members.push(Member {
+            state: "existing",
+            initial: Some(initial),
+            name: format!("m{i}"),
+            client: free_port(),
+            peer,
+            dir: root.join(format!("m{i}")),
+            child: None,
+            starts: 0,
+        });
+        i
+    }
+
+    fn exited(&mut self, i: usize) -> bool {
+        match self.members[i].child.as_mut() {
+            Some(c) => c.try_wait().ok().flatten().is_some(),
+            None => true,
         }
     }
 
@@ -399,4 +433,184 @@ fn lagging_follower_catches_up_by_snapshot() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
+}
+
+/// etcd's membership workflow under write load: add a learner, start it
+/// with `--initial-cluster-state existing`, promote it once it caught up,
+/// then remove the leader. Writes keep succeeding (through a member that
+/// stays), every acknowledged one is on the new member, and the removed
+/// member stops by itself.
+#[test]
+fn membership_changes_under_write_load() {
+    use ferrocd_net::pb::etcdserverpb::cluster_client::ClusterClient;
+    use ferrocd_net::pb::etcdserverpb::{
+        MemberAddRequest, MemberListRequest, MemberPromoteRequest, MemberRemoveRequest,
+    };
+    let tmp = common::tempdir();
+    let mut c = Cluster::start(tmp.path(), 3);
+    let rt = rt();
+    let eps = c.endpoints();
+    let st = rt.block_on(statuses(&eps));
+    let leader_id = st[0].1;
+    let leader = st.iter().position(|s| s.0 == leader_id).unwrap();
+    let stay = (leader + 1) % 3;
+    let stay_ep = eps[stay].clone();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (ep, stop) = (stay_ep.clone(), stop.clone());
+        rt.spawn(async move {
+            let mut kv = KvClient::new(common::connect(&ep).await);
+            let mut acked = BTreeMap::new();
+            let deadline = Instant::now() + Duration::from_secs(40);
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let key = format!("mem/{i:06}");
+                let put = kv.put(PutRequest {
+                    key: key.clone().into_bytes(),
+                    value: b"v".to_vec(),
+                    ..Default::default()
+                });
+                if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(5), put).await {
+                    acked.insert(key, r.into_inner().header.unwrap().revision);
+                }
+                i += 1;
+            }
+            acked
+        })
+    };
+
+    let new = c.add_slot(tmp.path());
+    let new_peer = format!("http://127.0.0.1:{}", c.members[new].peer);
+    let new_id = rt.block_on(async {
+        let mut cl = ClusterClient::new(common::connect(&stay_ep).await);
+        let r = cl
+            .member_add(MemberAddRequest {
+                peer_ur_ls: vec![new_peer.clone()],
+                is_learner: true,
+            })
+            .await
+            .expect("member add")
+            .into_inner();
+        let m = r.member.expect("the added member");
+        assert!(m.is_learner);
+        assert_eq!(r.members.len(), 4);
+        // A second add with the same peer URL is refused as etcd does.
+        let dup = cl
+            .member_add(MemberAddRequest {
+                peer_ur_ls: vec![new_peer.clone()],
+                is_learner: true,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(dup.message(), "etcdserver: Peer URLs already exists");
+        m.id
+    });
+    c.spawn(new);
+    c.wait_ready(new);
+    rt.block_on(async {
+        let mut cl = ClusterClient::new(common::connect(&stay_ep).await);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match cl.member_promote(MemberPromoteRequest { id: new_id }).await {
+                Ok(r) => {
+                    let r = r.into_inner();
+                    assert!(r.members.iter().all(|m| !m.is_learner), "{:?}", r.members);
+                    break;
+                }
+                Err(e) if e.message().contains("in sync with leader") => {
+                    assert!(Instant::now() < deadline, "the learner never caught up");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("promote: {e}"),
+            }
+        }
+        // Promoting a voter is refused as etcd does.
+        let again = cl
+            .member_promote(MemberPromoteRequest { id: new_id })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            again.message(),
+            "etcdserver: can only promote a learner member"
+        );
+        // Remove the leader.
+        let r = cl
+            .member_remove(MemberRemoveRequest { id: leader_id })
+            .await
+            .expect("remove the leader")
+            .into_inner();
+        assert_eq!(r.members.len(), 3);
+        assert!(r.members.iter().all(|m| m.id != leader_id));
+        let gone = cl
+            .member_remove(MemberRemoveRequest { id: leader_id })
+            .await
+            .unwrap_err();
+        assert_eq!(gone.message(), "etcdserver: member not found");
+        let l = cl
+            .member_list(MemberListRequest { linearizable: true })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            l.members
+                .iter()
+                .any(|m| m.id == new_id && m.name == format!("m{new}"))
+        );
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    let acked = rt.block_on(writer).unwrap();
+    assert!(acked.len() > 20, "only {} writes acknowledged", acked.len());
+    let t = Instant::now();
+    while !c.exited(leader) {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the removed member did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let new_ep = format!("127.0.0.1:{}", c.members[new].client);
+    rt.block_on(async {
+        let mut kv = KvClient::new(common::connect(&new_ep).await);
+        for (key, rev) in &acked {
+            let r = kv
+                .range(RangeRequest {
+                    key: key.clone().into_bytes(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(r.kvs.len(), 1, "{key} missing on the new member");
+            assert_eq!(r.kvs[0].mod_revision, *rev);
+        }
+    });
+}
+
+/// A member started with another `--initial-cluster-token` computes other
+/// ids: the cluster refuses its peer connections and it never joins.
+#[test]
+fn member_of_another_cluster_is_refused() {
+    let tmp = common::tempdir();
+    let c = Cluster::start(tmp.path(), 3);
+    // Probe the peer port as a member of another cluster would.
+    let rt = rt();
+    let r = rt.block_on(async {
+        let client = ferrocd_net::peer::PeerClient::new(
+            format!("127.0.0.1:{}", c.members[0].peer),
+            ferrocd_net::peer::Hello {
+                cluster_id: 0x1234,
+                from: 0x99,
+                to: 0,
+            },
+        );
+        client.call(3, Vec::new(), Duration::from_secs(2)).await
+    });
+    match r {
+        Err(ferrocd_net::peer::PeerError::Unreachable { why, .. }) => {
+            assert!(why.contains("cluster ID mismatch"), "{why}")
+        }
+        r => panic!("a foreign member was answered: {r:?}"),
+    }
 }
