@@ -19,6 +19,8 @@ use ferrocd_net::pb::etcdserverpb::maintenance_client::MaintenanceClient;
 use ferrocd_net::pb::etcdserverpb::{HashKvRequest, PutRequest, RangeRequest, StatusRequest};
 
 struct Member {
+    /// The peer port other members dial (a test proxy), if not `peer`.
+    advertised_peer: Option<u16>,
     /// `--initial-cluster-state` and `--initial-cluster` of this member.
     state: &'static str,
     initial: Option<String>,
@@ -50,8 +52,20 @@ impl Cluster {
     }
 
     fn start_with(root: &Path, n: usize, extra: &[&str]) -> Cluster {
+        Self::start_proxied(root, n, extra, None)
+    }
+
+    /// `proxies[i]`: the port member i advertises (a proxy to its peer
+    /// port).
+    fn start_proxied(
+        root: &Path,
+        n: usize,
+        extra: &[&str],
+        proxies: Option<&[(u16, u16)]>,
+    ) -> Cluster {
         let members: Vec<Member> = (0..n)
             .map(|i| Member {
+                advertised_peer: None,
                 state: "new",
                 initial: None,
                 name: format!("m{i}"),
@@ -62,9 +76,22 @@ impl Cluster {
                 starts: 0,
             })
             .collect();
+        let mut members = members;
+        if let Some(p) = proxies {
+            for (m, (listen, advertised)) in members.iter_mut().zip(p) {
+                m.peer = *listen;
+                m.advertised_peer = Some(*advertised);
+            }
+        }
         let initial = members
             .iter()
-            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer))
+            .map(|m| {
+                format!(
+                    "{}=http://127.0.0.1:{}",
+                    m.name,
+                    m.advertised_peer.unwrap_or(m.peer)
+                )
+            })
             .collect::<Vec<_>>()
             .join(",");
         let mut c = Cluster {
@@ -92,6 +119,7 @@ impl Cluster {
         let log = std::fs::File::create(m.dir.with_extension(format!("log{}", m.starts))).unwrap();
         let curl = format!("http://127.0.0.1:{}", m.client);
         let purl = format!("http://127.0.0.1:{}", m.peer);
+        let apurl = format!("http://127.0.0.1:{}", m.advertised_peer.unwrap_or(m.peer));
         let child = Command::new(env!("CARGO_BIN_EXE_ferrocd"))
             .args(["--name", &m.name, "--data-dir"])
             .arg(&m.dir)
@@ -105,7 +133,7 @@ impl Cluster {
                 "--listen-peer-urls",
                 &purl,
                 "--initial-advertise-peer-urls",
-                &purl,
+                &apurl,
             ])
             .args(["--initial-cluster", &initial, "--log-level", "warn"])
             .args(["--initial-cluster-state", m.state])
@@ -139,6 +167,7 @@ impl Cluster {
         let peer = free_port();
         let initial = format!("{},m{i}=http://127.0.0.1:{peer}", self.initial);
         self.members.push(Member {
+            advertised_peer: None,
             state: "existing",
             initial: Some(initial),
             name: format!("m{i}"),
@@ -613,4 +642,229 @@ fn member_of_another_cluster_is_refused() {
         }
         r => panic!("a foreign member was answered: {r:?}"),
     }
+}
+
+/// A peer-port proxy that understands peer frames: while a member is
+/// isolated, every frame from or to it is dropped (a network partition of
+/// that member's peer traffic: connections stay up, nothing gets through).
+struct Partition {
+    isolated: Arc<std::sync::Mutex<Option<u64>>>,
+}
+
+impl Partition {
+    fn new() -> Self {
+        Partition {
+            isolated: Arc::new(std::sync::Mutex::new(None)),
+        }
+    }
+
+    fn isolate(&self, member: Option<u64>) {
+        *self.isolated.lock().unwrap() = member;
+    }
+
+    /// Proxy `listen` → `target`, for the member with id `owner` (set later).
+    fn spawn(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        listen: u16,
+        target: u16,
+        owner: Arc<AtomicU64Cell>,
+    ) {
+        let isolated = self.isolated.clone();
+        rt.spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let l = tokio::net::TcpListener::bind(("127.0.0.1", listen))
+                .await
+                .unwrap();
+            loop {
+                let Ok((mut inbound, _)) = l.accept().await else {
+                    continue;
+                };
+                let (isolated, owner) = (isolated.clone(), owner.clone());
+                tokio::spawn(async move {
+                    let mut head = [0u8; 13];
+                    if inbound.read_exact(&mut head).await.is_err() {
+                        return;
+                    }
+                    let len = u32::from_le_bytes(head[..4].try_into().unwrap()) as usize;
+                    let mut payload = vec![0u8; len.saturating_sub(9)];
+                    if inbound.read_exact(&mut payload).await.is_err() {
+                        return;
+                    }
+                    let from = if payload.len() == 24 {
+                        u64::from_le_bytes(payload[8..16].try_into().unwrap())
+                    } else {
+                        0
+                    };
+                    let owner2 = owner.clone();
+                    let cut =
+                        move |iso: Option<u64>| iso.is_some_and(|m| m == from || m == owner.get());
+                    let cut2 =
+                        move |iso: Option<u64>| iso.is_some_and(|m| m == from || m == owner2.get());
+                    let Ok(out) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    else {
+                        return;
+                    };
+                    let (mut out_r, mut out_w) = out.into_split();
+                    let (mut in_r, mut in_w) = inbound.into_split();
+                    use tokio::io::AsyncWriteExt;
+                    if out_w.write_all(&head).await.is_err()
+                        || out_w.write_all(&payload).await.is_err()
+                    {
+                        return;
+                    }
+                    // Frame by frame, both ways; frames of an isolated
+                    // member are black-holed (a partition drops packets, it
+                    // does not close connections).
+                    async fn pump(
+                        r: &mut tokio::net::tcp::OwnedReadHalf,
+                        w: &mut tokio::net::tcp::OwnedWriteHalf,
+                        drop_now: impl Fn() -> bool,
+                    ) {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        loop {
+                            let mut h = [0u8; 13];
+                            if r.read_exact(&mut h).await.is_err() {
+                                return;
+                            }
+                            let n = u32::from_le_bytes(h[..4].try_into().unwrap()) as usize - 9;
+                            let mut body = vec![0u8; n];
+                            if r.read_exact(&mut body).await.is_err() {
+                                return;
+                            }
+                            if drop_now() {
+                                continue;
+                            }
+                            if w.write_all(&h).await.is_err() || w.write_all(&body).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    let (i1, i2) = (isolated.clone(), isolated.clone());
+                    let up = pump(&mut in_r, &mut out_w, move || cut(*i1.lock().unwrap()));
+                    let down = pump(&mut out_r, &mut in_w, move || cut2(*i2.lock().unwrap()));
+                    tokio::select! {
+                        _ = up => {}
+                        _ = down => {}
+                    }
+                });
+            }
+        });
+    }
+}
+
+/// A member id the proxy learns after the cluster starts.
+struct AtomicU64Cell(std::sync::atomic::AtomicU64);
+
+impl AtomicU64Cell {
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A follower cut off from its peers cannot serve linearizable reads or
+/// writes (they fail within the request timeout with etcd's errors); the
+/// majority keeps serving; after healing the member converges.
+#[test]
+fn minority_partition_then_heal() {
+    let tmp = common::tempdir();
+    let rt = rt();
+    let part = Partition::new();
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let owners: Vec<Arc<AtomicU64Cell>> = (0..3)
+        .map(|_| Arc::new(AtomicU64Cell(std::sync::atomic::AtomicU64::new(0))))
+        .collect();
+    for (i, (listen, advertised)) in ports.iter().enumerate() {
+        part.spawn(&rt, *advertised, *listen, owners[i].clone());
+    }
+    let c = Cluster::start_proxied(tmp.path(), 3, &[], Some(&ports));
+    let eps = c.endpoints();
+    let st = rt.block_on(statuses(&eps));
+    for (i, s) in st.iter().enumerate() {
+        owners[i].0.store(s.0, Ordering::SeqCst);
+    }
+    let leader_id = st[0].1;
+    let victim = st.iter().position(|s| s.0 != leader_id).unwrap();
+    let healthy = (0..3).find(|i| *i != victim).unwrap();
+    part.isolate(Some(st[victim].0));
+    rt.block_on(async {
+        let mut good = KvClient::new(common::connect(&eps[healthy]).await);
+        for i in 0..20 {
+            good.put(PutRequest {
+                key: format!("p/{i}").into_bytes(),
+                value: b"v".to_vec(),
+                ..Default::default()
+            })
+            .await
+            .expect("the majority keeps serving writes");
+        }
+        let mut cut = KvClient::new(common::connect(&eps[victim]).await);
+        let t = Instant::now();
+        let w = cut
+            .put(PutRequest {
+                key: b"p/minority".to_vec(),
+                value: b"v".to_vec(),
+                ..Default::default()
+            })
+            .await;
+        assert!(
+            w.is_err(),
+            "a write through the isolated member succeeded: {w:?}"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "the write took {:?} to fail",
+            t.elapsed()
+        );
+        let msg = w.unwrap_err().message().to_string();
+        assert!(
+            msg == "etcdserver: request timed out" || msg == "etcdserver: no leader",
+            "{msg}"
+        );
+        let r = cut
+            .range(RangeRequest {
+                key: b"p/0".to_vec(),
+                ..Default::default()
+            })
+            .await;
+        assert!(
+            r.is_err(),
+            "a linearizable read on the isolated member succeeded"
+        );
+        // Serializable reads are local (and may be stale).
+        cut.range(RangeRequest {
+            key: b"p/0".to_vec(),
+            serializable: true,
+            ..Default::default()
+        })
+        .await
+        .expect("serializable read on the isolated member");
+    });
+    part.isolate(None);
+    rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut kv = KvClient::new(common::connect(&eps[victim]).await);
+            let r = kv
+                .range(RangeRequest {
+                    key: b"p/".to_vec(),
+                    range_end: b"p0".to_vec(),
+                    count_only: true,
+                    ..Default::default()
+                })
+                .await;
+            if let Ok(r) = r
+                && r.into_inner().count == 20
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the healed member did not converge"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let st = statuses(&eps).await;
+        assert!(st.iter().all(|s| s.1 == st[0].1 && s.1 != 0), "{st:?}");
+    });
 }
