@@ -204,6 +204,38 @@ async fn discover_ids(cfg: &Config) -> anyhow::Result<Ids> {
     bail!("could not reach the existing cluster: {last}")
 }
 
+/// Reads waiting for the next read-index round.
+struct ReadBatch {
+    in_flight: bool,
+    waiting: Vec<tokio::sync::oneshot::Sender<Result<u64, EtcdError>>>,
+    /// `ferrocd_server_linearizable_reads_total`.
+    reads: prometheus::IntCounter,
+    /// `ferrocd_server_read_index_rounds_total`.
+    rounds: prometheus::IntCounter,
+}
+
+impl ReadBatch {
+    fn new(metrics: &Metrics) -> Self {
+        let counter = |name: &str, help: &str| {
+            let c = prometheus::IntCounter::new(name, help).expect("valid counter");
+            let _ = metrics.registry().register(Box::new(c.clone()));
+            c
+        };
+        Self {
+            in_flight: false,
+            waiting: Vec::new(),
+            reads: counter(
+                "ferrocd_server_linearizable_reads_total",
+                "Linearizable reads (ranges and the like) that waited for a read index.",
+            ),
+            rounds: counter(
+                "ferrocd_server_read_index_rounds_total",
+                "Read-index rounds (leadership confirmations) those reads shared.",
+            ),
+        }
+    }
+}
+
 /// A running node.
 pub struct Node {
     raft: Raft,
@@ -224,6 +256,10 @@ pub struct Node {
     nospace: AtomicBool,
     quota: u64,
     stop: Arc<Notify>,
+    /// Linearizable reads waiting for a read-index round.
+    reads: Mutex<ReadBatch>,
+    /// This node (for tasks it spawns on behalf of `&self` callers).
+    me: std::sync::OnceLock<std::sync::Weak<Node>>,
     /// Notified when this member was removed from the cluster.
     removed: Notify,
     token: String,
@@ -374,6 +410,8 @@ impl Node {
             nospace: AtomicBool::new(false),
             quota: cfg.quota_backend_bytes,
             stop: Arc::new(Notify::new()),
+            reads: Mutex::new(ReadBatch::new(&metrics)),
+            me: std::sync::OnceLock::new(),
             removed: Notify::new(),
             token: cfg.initial_cluster_token.clone(),
             wal_worker: Mutex::new(Some(worker)),
@@ -382,6 +420,7 @@ impl Node {
             network,
         });
 
+        let _ = node.me.set(Arc::downgrade(&node));
         tokio::spawn(node.clone().track_leadership());
         tokio::spawn(node.clone().expire_leases());
         tokio::spawn(node.clone().sample_gauges());
@@ -810,20 +849,60 @@ impl Node {
             })
     }
 
-    /// Wait until a linearizable read may be served here: the leader
-    /// confirms its leadership (ReadIndex, no log entry) and this member
-    /// has applied up to the index it names.
-    async fn linearize(&self) -> Result<(), EtcdError> {
+    /// One read-index round: the leader confirms its leadership (no log
+    /// entry) and names the log index reads must see applied.
+    async fn read_index_round(&self) -> Result<u64, EtcdError> {
         if self.raft.is_leader() {
             match self.read_index_here().await {
                 Err(EtcdError::NotLeader) | Err(EtcdError::NoLeader) => {}
-                r => return r.map(|_| ()),
+                r => return r,
             }
         }
-        let index: u64 = match self.call_leader(KIND_READ_INDEX, &()).await {
-            Err(EtcdError::LeaderChanged) => return self.read_index_here().await.map(|_| ()),
-            r => r?,
+        match self.call_leader(KIND_READ_INDEX, &()).await {
+            Err(EtcdError::LeaderChanged) => self.read_index_here().await,
+            r => r,
+        }
+    }
+
+    /// Wait until a linearizable read may be served here. Reads that
+    /// arrive together share one read-index round (etcd's batching): a
+    /// round serves every read that was waiting when it started; reads
+    /// that arrive while it is in flight wait for the next one (the index
+    /// must be taken after the read arrived).
+    async fn linearize(&self) -> Result<(), EtcdError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let start = {
+            let mut b = self.reads.lock().expect("reads lock");
+            b.reads.inc();
+            b.waiting.push(tx);
+            !std::mem::replace(&mut b.in_flight, true)
         };
+        if start {
+            let node = self
+                .me
+                .get()
+                .and_then(std::sync::Weak::upgrade)
+                .ok_or(EtcdError::Stopped)?;
+            tokio::spawn(async move {
+                loop {
+                    let batch = {
+                        let mut b = node.reads.lock().expect("reads lock");
+                        b.rounds.inc();
+                        std::mem::take(&mut b.waiting)
+                    };
+                    let r = node.read_index_round().await;
+                    for w in batch {
+                        let _ = w.send(r.clone());
+                    }
+                    let mut b = node.reads.lock().expect("reads lock");
+                    if b.waiting.is_empty() {
+                        b.in_flight = false;
+                        return;
+                    }
+                }
+            });
+        }
+        let index = rx.await.map_err(|_| EtcdError::Stopped)??;
         self.raft
             .wait(Some(self.request_timeout()))
             .applied_index_at_least(Some(index), "read index applied")

@@ -868,3 +868,56 @@ fn minority_partition_then_heal() {
         assert!(st.iter().all(|s| s.1 == st[0].1 && s.1 != 0), "{st:?}");
     });
 }
+
+/// Linearizable reads that arrive together share read-index rounds (no
+/// log entry, and far fewer leadership confirmations than reads), through
+/// the leader and through a follower.
+#[test]
+fn concurrent_linearizable_reads_share_read_index_rounds() {
+    let tmp = common::tempdir();
+    let c = Cluster::start(tmp.path(), 3);
+    let rt = rt();
+    let eps = c.endpoints();
+    let metric = |port: u16, name: &str| -> u64 {
+        let (_, body) = common::http_get(port, "/metrics").expect("metrics");
+        body.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    for (i, ep) in eps.iter().enumerate() {
+        let port = c.members[i].client;
+        let (reads0, rounds0) = (
+            metric(port, "ferrocd_server_linearizable_reads_total"),
+            metric(port, "ferrocd_server_read_index_rounds_total"),
+        );
+        let raft0 = rt.block_on(statuses(std::slice::from_ref(ep)))[0].2;
+        rt.block_on(async {
+            let ch = common::connect(ep).await;
+            let mut tasks = Vec::new();
+            for _ in 0..200 {
+                let mut kv = KvClient::new(ch.clone());
+                tasks.push(tokio::spawn(async move {
+                    kv.range(RangeRequest {
+                        key: b"x".to_vec(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|_| ())
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap().expect("linearizable read");
+            }
+        });
+        let reads = metric(port, "ferrocd_server_linearizable_reads_total") - reads0;
+        let rounds = metric(port, "ferrocd_server_read_index_rounds_total") - rounds0;
+        assert_eq!(reads, 200, "member {i}");
+        assert!(
+            rounds < reads / 2,
+            "member {i}: {rounds} rounds for {reads} reads"
+        );
+        // Reads change nothing: the store revision did not move.
+        assert_eq!(rt.block_on(statuses(std::slice::from_ref(ep)))[0].2, raft0);
+    }
+}
