@@ -511,6 +511,7 @@ fn membership_changes_under_write_load() {
 
     let new = c.add_slot(tmp.path());
     let new_peer = format!("http://127.0.0.1:{}", c.members[new].peer);
+    let new_peer_port = c.members[new].peer;
     let new_id = rt.block_on(async {
         let mut cl = ClusterClient::new(common::connect(&stay_ep).await);
         let r = cl
@@ -586,6 +587,30 @@ fn membership_changes_under_write_load() {
                 .iter()
                 .any(|m| m.id == new_id && m.name == format!("m{new}"))
         );
+        // MemberUpdate: the new peer URLs are in the replicated member list.
+        // (localhost: still the member it was, so the cluster keeps its quorum.)
+        let moved = format!("http://localhost:{new_peer_port}");
+        let u = cl
+            .member_update(ferrocd_net::pb::etcdserverpb::MemberUpdateRequest {
+                id: new_id,
+                peer_ur_ls: vec![moved.clone()],
+            })
+            .await
+            .expect("member update")
+            .into_inner();
+        assert!(
+            u.members
+                .iter()
+                .any(|m| m.id == new_id && m.peer_ur_ls == vec![moved.clone()])
+        );
+        let missing = cl
+            .member_update(ferrocd_net::pb::etcdserverpb::MemberUpdateRequest {
+                id: 0x1234,
+                peer_ur_ls: vec![moved.clone()],
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(missing.message(), "etcdserver: member not found");
     });
     std::thread::sleep(Duration::from_secs(2));
     stop.store(true, Ordering::Relaxed);
