@@ -946,3 +946,64 @@ fn concurrent_linearizable_reads_share_read_index_rounds() {
         assert_eq!(rt.block_on(statuses(std::slice::from_ref(ep)))[0].2, raft0);
     }
 }
+
+/// Five members: two of them (the leader among them) die and the other
+/// three keep a quorum and serve; the two come back and catch up.
+#[test]
+fn five_members_survive_two_failures() {
+    let tmp = common::tempdir();
+    let mut c = Cluster::start(tmp.path(), 5);
+    let rt = rt();
+    let eps = c.endpoints();
+    let st = rt.block_on(statuses(&eps));
+    assert!(st.iter().all(|s| s.1 == st[0].1 && s.1 != 0), "{st:?}");
+    let leader = st.iter().position(|s| s.0 == st[0].1).unwrap();
+    let other = (leader + 1) % 5;
+    c.kill(leader);
+    c.kill(other);
+    let alive: Vec<usize> = (0..5).filter(|i| *i != leader && *i != other).collect();
+    rt.block_on(async {
+        let mut kv = KvClient::new(common::connect(&eps[alive[0]]).await);
+        let t = Instant::now();
+        for i in 0..50 {
+            loop {
+                let put = kv.put(PutRequest {
+                    key: format!("five/{i}").into_bytes(),
+                    value: b"v".to_vec(),
+                    ..Default::default()
+                });
+                if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(3), put).await {
+                    break;
+                }
+                assert!(
+                    t.elapsed() < Duration::from_secs(30),
+                    "three of five did not serve"
+                );
+            }
+        }
+    });
+    c.spawn(leader);
+    c.spawn(other);
+    c.wait_ready(leader);
+    c.wait_ready(other);
+    rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut hashes = Vec::new();
+            for ep in &eps {
+                let mut m = MaintenanceClient::new(common::connect(ep).await);
+                let h = m
+                    .hash_kv(HashKvRequest { revision: 0 })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                hashes.push((h.header.unwrap().revision, h.hash));
+            }
+            if hashes.windows(2).all(|w| w[0] == w[1]) && hashes[0].0 >= 51 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "members disagree: {hashes:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+}
