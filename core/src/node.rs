@@ -356,8 +356,18 @@ impl Node {
         let raft_config = openraft::Config {
             cluster_name: cfg.initial_cluster_token.clone(),
             heartbeat_interval: heartbeat_ms,
-            election_timeout_min: election_ms,
-            election_timeout_max: election_ms * 2,
+            // openraft makes a follower refuse votes for a "leader lease"
+            // of `election_timeout_max` after the last heartbeat, and fires
+            // its election timer in [min, max): with etcd's [et, 2·et) the
+            // first campaign always lands inside the other followers'
+            // lease (2·et) and fails, so fail-over took ≈ 3·et. etcd's own
+            // lease is the election timeout itself. A timer in [et/2, et)
+            // and a lease of `et` give etcd's behaviour: nobody can win a
+            // vote within `et` of hearing from the leader, and a campaign
+            // starts at most `et/2` after that (pre-vote keeps the early
+            // attempts harmless). Measured in docs/BENCHMARKS.md.
+            election_timeout_min: (election_ms / 2).max(heartbeat_ms + 1),
+            election_timeout_max: election_ms,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_count.max(1)),
             // etcd keeps 5000 entries behind a snapshot for slow followers.
             max_in_snapshot_log_to_keep: cfg.snapshot_catchup_entries,
