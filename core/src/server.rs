@@ -120,6 +120,28 @@ impl Server {
             .context("raft runtime")?;
         let metrics = Metrics::new();
         let node = raft_rt.block_on(Node::start(&cfg, metrics.clone()))?;
+        // gRPC's standard health service (`grpc.health.v1.Health`), as
+        // etcd registers it: SERVING while a leader is known.
+        let (reporter, health) = tonic_health::server::health_reporter();
+        {
+            let node = node.clone();
+            raft_rt.spawn(async move {
+                use tonic_health::ServingStatus;
+                let mut last = None;
+                loop {
+                    let status = if node.health().is_ok() {
+                        ServingStatus::Serving
+                    } else {
+                        ServingStatus::NotServing
+                    };
+                    if last != Some(status) {
+                        reporter.set_service_status("", status).await;
+                        last = Some(status);
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            });
+        }
         let (stop, stop_rx) = watch::channel(false);
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let mut handles = Vec::new();
@@ -132,6 +154,7 @@ impl Server {
             let max_request_bytes = cfg.max_request_bytes as usize;
             let max_txn_ops = cfg.max_txn_ops as usize;
             let metrics = metrics.clone();
+            let health = health.clone();
             let h = std::thread::Builder::new()
                 .name(format!("shard-{i}"))
                 .spawn(move || {
@@ -149,6 +172,7 @@ impl Server {
                         max_request_bytes,
                         max_txn_ops,
                         metrics,
+                        health,
                     ));
                     let _ = done_tx.send(i);
                 })
@@ -249,6 +273,9 @@ async fn serve_shard(
     max_request_bytes: usize,
     max_txn_ops: usize,
     metrics: Metrics,
+    health: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
 ) {
     use ferrocd_net::pb::etcdserverpb::{
         cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
@@ -281,7 +308,8 @@ async fn serve_shard(
         )
         .add_service(LeaseServer::from_arc(lease.clone()).max_decoding_message_size(limit))
         .add_service(MaintenanceServer::from_arc(cluster.clone()))
-        .add_service(ClusterServer::from_arc(cluster.clone()));
+        .add_service(ClusterServer::from_arc(cluster.clone()))
+        .add_service(health.clone());
         let health_node = node.clone();
         let gateway = Gateway::new(
             Versions {
