@@ -258,6 +258,8 @@ pub struct Node {
     stop: Arc<Notify>,
     /// Linearizable reads waiting for a read-index round.
     reads: Mutex<ReadBatch>,
+    /// When the last AppendEntries from a leader arrived (followers).
+    last_leader_contact: Mutex<Option<Instant>>,
     /// This node (for tasks it spawns on behalf of `&self` callers).
     me: std::sync::OnceLock<std::sync::Weak<Node>>,
     /// Notified when this member was removed from the cluster.
@@ -421,6 +423,7 @@ impl Node {
             quota: cfg.quota_backend_bytes,
             stop: Arc::new(Notify::new()),
             reads: Mutex::new(ReadBatch::new(&metrics)),
+            last_leader_contact: Mutex::new(None),
             me: std::sync::OnceLock::new(),
             removed: Notify::new(),
             token: cfg.initial_cluster_token.clone(),
@@ -681,16 +684,45 @@ impl Node {
         }
     }
 
-    /// `/health`: healthy while a leader is known (etcd answers
+    /// `/health`: healthy while a leader is known and alive (etcd answers
     /// `RAFT NO LEADER` otherwise) and the node is not stopping.
     pub fn health(&self) -> Result<(), String> {
         if self.stopping.load(Ordering::Relaxed) {
             return Err("STOPPING".into());
         }
-        if self.leader.load(Ordering::Relaxed) == 0 {
+        if !self.leader_alive() {
             return Err("RAFT NO LEADER".into());
         }
         Ok(())
+    }
+
+    /// A leader heard from within the election timeout (etcd forgets its
+    /// leader when it starts to campaign, one election timeout after the
+    /// last message): on a follower, the last AppendEntries (heartbeats
+    /// included); on the leader, the last quorum acknowledgement.
+    pub(crate) fn leader_alive(&self) -> bool {
+        let leader = self.leader.load(Ordering::Relaxed);
+        if leader == 0 {
+            return false;
+        }
+        let et = self.election_timeout;
+        if leader == self.ids.member_id {
+            if self.raft.voter_ids().count() <= 1 {
+                return true;
+            }
+            let m = self.raft.metrics();
+            let acked = m.borrow_watched().last_quorum_acked;
+            return acked.is_none_or(|t| openraft::Instant::elapsed(&*t) < et);
+        }
+        self.last_leader_contact
+            .lock()
+            .expect("contact lock")
+            .is_some_and(|t| t.elapsed() < et)
+    }
+
+    /// The peer service saw an AppendEntries from the leader.
+    pub(crate) fn note_leader_contact(&self) {
+        *self.last_leader_contact.lock().expect("contact lock") = Some(Instant::now());
     }
 
     /// etcd's backend quota (`quota.go`): a write that would take the
@@ -1341,6 +1373,14 @@ impl WatchService for Node {
 
     fn revision(&self) -> i64 {
         self.sm.store.revision()
+    }
+
+    fn has_leader(&self) -> bool {
+        self.leader_alive()
+    }
+
+    fn leader_check_interval(&self) -> Duration {
+        self.election_timeout
     }
 }
 

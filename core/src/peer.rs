@@ -88,7 +88,11 @@ impl PeerHandler for PeerService {
         match kind {
             KIND_APPEND => {
                 let req: AppendEntriesRequest<TypeConfig> = decode(&payload).map_err(bad)?;
-                answer(raft.append_entries(req).await.map_err(|e| e.to_string()))
+                let r = raft.append_entries(req).await.map_err(|e| e.to_string());
+                if r.as_ref().is_ok_and(|resp| resp.is_success()) {
+                    node.note_leader_contact();
+                }
+                answer(r)
             }
             KIND_VOTE => {
                 let req: VoteRequest<TypeConfig> = decode(&payload).map_err(bad)?;

@@ -45,6 +45,11 @@ pub trait WatchService: Send + Sync + 'static {
     fn drain(&self, stream: StreamId, max: usize, out: &mut Vec<mvcc::WatchResponse>) -> usize;
     /// The current revision.
     fn revision(&self) -> i64;
+    /// Whether this member knows a leader (for clients that require one).
+    fn has_leader(&self) -> bool;
+    /// How often a require-leader stream checks for a leader; three
+    /// misses in a row end it (etcd: the election timeout).
+    fn leader_check_interval(&self) -> std::time::Duration;
 }
 
 /// The gRPC Watch service over a [`WatchService`].
@@ -243,6 +248,17 @@ impl<S: WatchService> pb::watch_server::Watch for WatchShim<S> {
         &self,
         req: Request<Streaming<pb::WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        // etcd's require-leader streams (`clientv3.WithRequireLeader`,
+        // which Kubernetes uses for watches): refused without a leader,
+        // and ended with `etcdserver: no leader` once the member has had
+        // none for three checks in a row.
+        let require_leader = req
+            .metadata()
+            .get("hasleader")
+            .is_some_and(|v| v.as_bytes() == b"true");
+        if require_leader && !self.node.has_leader() {
+            return Err(crate::status::EtcdError::NoLeader.into());
+        }
         let mut inbound = req.into_inner();
         let (tx, rx) = mpsc::channel::<Result<pb::WatchResponse, Status>>(128);
         let node = self.node.clone();
@@ -259,8 +275,24 @@ impl<S: WatchService> pb::watch_server::Watch for WatchShim<S> {
             };
             let mut hub_out = Vec::new();
             let mut wire_out = Vec::new();
+            let mut check = tokio::time::interval(node.leader_check_interval());
+            check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut misses = 0u32;
             'run: loop {
                 tokio::select! {
+                    _ = check.tick(), if require_leader => {
+                        if node.has_leader() {
+                            misses = 0;
+                        } else {
+                            misses += 1;
+                            if misses >= 3 {
+                                let _ = tx
+                                    .send(Err(crate::status::EtcdError::NoLeader.into()))
+                                    .await;
+                                break 'run;
+                            }
+                        }
+                    }
                     msg = inbound.message() => {
                         let req = match msg {
                             Ok(Some(r)) => r,

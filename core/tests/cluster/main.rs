@@ -811,6 +811,41 @@ fn minority_partition_then_heal() {
     let leader_id = st[0].1;
     let victim = st.iter().position(|s| s.0 != leader_id).unwrap();
     let healthy = (0..3).find(|i| *i != victim).unwrap();
+    // A require-leader watch (Kubernetes' kind) on the member about to be
+    // cut off.
+    let watch_end = {
+        let ep = eps[victim].clone();
+        rt.spawn(async move {
+            use ferrocd_net::pb::etcdserverpb::watch_client::WatchClient;
+            use ferrocd_net::pb::etcdserverpb::{WatchCreateRequest, WatchRequest, watch_request};
+            let mut w = WatchClient::new(common::connect(&ep).await);
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            tx.send(WatchRequest {
+                request_union: Some(watch_request::RequestUnion::CreateRequest(
+                    WatchCreateRequest {
+                        key: b"p/".to_vec(),
+                        range_end: b"p0".to_vec(),
+                        ..Default::default()
+                    },
+                )),
+            })
+            .await
+            .unwrap();
+            let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+            req.metadata_mut()
+                .insert("hasleader", "true".parse().unwrap());
+            let mut stream = w.watch(req).await.expect("watch").into_inner();
+            let started = Instant::now();
+            loop {
+                match tokio::time::timeout(Duration::from_secs(30), stream.message()).await {
+                    Ok(Ok(Some(_))) => continue,
+                    Ok(Err(e)) => return (e.message().to_string(), started.elapsed()),
+                    other => return (format!("{other:?}"), started.elapsed()),
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
     part.isolate(Some(st[victim].0));
     rt.block_on(async {
         let mut good = KvClient::new(common::connect(&eps[healthy]).await);
@@ -865,6 +900,11 @@ fn minority_partition_then_heal() {
         .await
         .expect("serializable read on the isolated member");
     });
+    let (why, after) = rt.block_on(watch_end).unwrap();
+    assert_eq!(
+        why, "etcdserver: no leader",
+        "require-leader watch ended after {after:?}"
+    );
     part.isolate(None);
     rt.block_on(async {
         let deadline = Instant::now() + Duration::from_secs(20);
