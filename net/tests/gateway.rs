@@ -6,21 +6,20 @@
 //! by the test double's (cluster 0xc1 = 193, member 0x1d = 29, term 2).
 //! Every network wait is bounded by `timeout`.
 
+#[path = "common/store_double.rs"]
+mod store_double;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferrocd_mvcc as mvcc;
 use ferrocd_net::pb::etcdserverpb as pb;
 use ferrocd_net::pb::etcdserverpb::kv_client::KvClient;
 use ferrocd_net::pb::etcdserverpb::lease_server::{Lease, LeaseServer};
 use ferrocd_net::pb::etcdserverpb::watch_server::{Watch, WatchServer};
 use ferrocd_net::pb::mvccpb;
-use ferrocd_net::{
-    EtcdError, Gateway, KvService, KvShim, Metrics, ServerInfo, Versions, client_router,
-    serve_client,
-};
+use ferrocd_net::{Gateway, KvShim, Metrics, Versions, client_router, serve_client};
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -28,20 +27,9 @@ use tokio::time::timeout;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use store_double::{INFO, StoreDouble};
+
 const LIMIT: Duration = Duration::from_secs(10);
-
-/// A single store behind a lock: the writes are applied at once (as in
-/// `kv_shim.rs`).
-struct StoreDouble {
-    store: mvcc::Store,
-    writer: Mutex<()>,
-}
-
-const INFO: ServerInfo = ServerInfo {
-    cluster_id: 0xc1,
-    member_id: 0x1d,
-    raft_term: 2,
-};
 
 fn header(rev: i64) -> pb::ResponseHeader {
     pb::ResponseHeader {
@@ -57,55 +45,6 @@ fn h(rev: i64) -> String {
     format!(
         r#""header":{{"cluster_id":"193","member_id":"29","revision":"{rev}","raft_term":"2"}}"#
     )
-}
-
-impl KvService for StoreDouble {
-    fn info(&self) -> ServerInfo {
-        INFO
-    }
-
-    async fn range(
-        &self,
-        req: mvcc::RangeRequest,
-        _serializable: bool,
-    ) -> Result<mvcc::RangeResponse, EtcdError> {
-        Ok(self.store.snapshot().range(&req)?.to_response())
-    }
-
-    async fn put(&self, req: mvcc::PutRequest) -> Result<mvcc::PutResponse, EtcdError> {
-        let _g = self.writer.lock().unwrap();
-        let mut b = self.store.write();
-        let r = b.put(&req)?.response;
-        b.commit();
-        Ok(r)
-    }
-
-    async fn delete_range(
-        &self,
-        req: mvcc::DeleteRangeRequest,
-    ) -> Result<mvcc::DeleteRangeResponse, EtcdError> {
-        let _g = self.writer.lock().unwrap();
-        let mut b = self.store.write();
-        let r = b.delete_range(&req)?.response;
-        b.commit();
-        Ok(r)
-    }
-
-    async fn txn(&self, req: mvcc::TxnRequest) -> Result<mvcc::TxnResponse, EtcdError> {
-        let _g = self.writer.lock().unwrap();
-        let mut b = self.store.write();
-        let r = b.txn(&req)?.response;
-        b.commit();
-        Ok(r)
-    }
-
-    async fn compact(&self, revision: i64, _physical: bool) -> Result<i64, EtcdError> {
-        let _g = self.writer.lock().unwrap();
-        let mut b = self.store.write();
-        let r = b.compact(revision)?;
-        b.commit();
-        Ok(r)
-    }
 }
 
 /// A watch that answers its first create request with `created`, then,
@@ -270,10 +209,7 @@ struct Served {
 async fn serve() -> Served {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let node = Arc::new(StoreDouble {
-        store: mvcc::Store::default(),
-        writer: Mutex::new(()),
-    });
+    let node = Arc::new(StoreDouble::new());
     let kv = Arc::new(KvShim::new(node, 2));
     let go = Arc::new(Notify::new());
     let (closed_tx, closed) = oneshot::channel();

@@ -4,81 +4,22 @@
 //! by etcdctl 3.5: field mapping, headers, request checks and etcd's error
 //! codes and messages.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+#[path = "common/store_double.rs"]
+mod store_double;
 
-use ferrocd_mvcc as mvcc;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ferrocd_net::KvShim;
 use ferrocd_net::pb::etcdserverpb as pb;
 use ferrocd_net::pb::etcdserverpb::kv_client::KvClient;
-use ferrocd_net::{EtcdError, KvService, KvShim, ServerInfo};
+use store_double::StoreDouble;
 use tonic::Code;
-
-/// A single store behind a lock: the writes are applied at once.
-struct StoreDouble {
-    store: mvcc::Store,
-    writer: Mutex<()>,
-}
-
-impl KvService for StoreDouble {
-    fn info(&self) -> ServerInfo {
-        ServerInfo {
-            cluster_id: 0xc1,
-            member_id: 0x1d,
-            raft_term: 2,
-        }
-    }
-
-    async fn range(
-        &self,
-        req: mvcc::RangeRequest,
-        _serializable: bool,
-    ) -> Result<mvcc::RangeResponse, EtcdError> {
-        Ok(self.store.snapshot().range(&req)?.to_response())
-    }
-
-    async fn put(&self, req: mvcc::PutRequest) -> Result<mvcc::PutResponse, EtcdError> {
-        let _g = self.writer.lock().unwrap();
-        let mut b = self.store.write();
-        let r = b.put(&req)?.response;
-        b.commit();
-        Ok(r)
-    }
-
-    async fn delete_range(
-        &self,
-        req: mvcc::DeleteRangeRequest,
-    ) -> Result<mvcc::DeleteRangeResponse, EtcdError> {
-        let _g = self.writer.lock().unwrap();
-        let mut b = self.store.write();
-        let r = b.delete_range(&req)?.response;
-        b.commit();
-        Ok(r)
-    }
-
-    async fn txn(&self, req: mvcc::TxnRequest) -> Result<mvcc::TxnResponse, EtcdError> {
-        let _g = self.writer.lock().unwrap();
-        let mut b = self.store.write();
-        let r = b.txn(&req)?.response;
-        b.commit();
-        Ok(r)
-    }
-
-    async fn compact(&self, revision: i64, _physical: bool) -> Result<i64, EtcdError> {
-        let _g = self.writer.lock().unwrap();
-        let mut b = self.store.write();
-        let r = b.compact(revision)?;
-        b.commit();
-        Ok(r)
-    }
-}
 
 async fn serve() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let node = Arc::new(StoreDouble {
-        store: mvcc::Store::default(),
-        writer: Mutex::new(()),
-    });
+    let node = Arc::new(StoreDouble::new());
     let svc = KvShim::new(node, 2).into_server();
     tokio::spawn(async move {
         tonic::transport::Server::builder()
