@@ -210,6 +210,38 @@ impl Drop for Cluster {
     }
 }
 
+/// A client putting `prefix{i:06}` keys through `ep` until `stop` (or
+/// `secs`); returns every acknowledged key with its revision. A put with
+/// no answer within 5 s is unknown, not acknowledged.
+fn spawn_writer(
+    rt: &tokio::runtime::Runtime,
+    ep: &str,
+    prefix: String,
+    stop: &Arc<AtomicBool>,
+    secs: u64,
+) -> tokio::task::JoinHandle<BTreeMap<String, i64>> {
+    let (ep, stop) = (ep.to_string(), stop.clone());
+    rt.spawn(async move {
+        let mut acked = BTreeMap::new();
+        let mut kv = KvClient::new(common::connect(&ep).await);
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut i = 0u64;
+        while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+            let key = format!("{prefix}{i:06}");
+            let put = kv.put(PutRequest {
+                key: key.clone().into_bytes(),
+                value: b"v".to_vec(),
+                ..Default::default()
+            });
+            if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(5), put).await {
+                acked.insert(key, r.into_inner().header.unwrap().revision);
+            }
+            i += 1;
+        }
+        acked
+    })
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -284,29 +316,11 @@ fn leader_kill_9_under_load_loses_no_acknowledged_write() {
 
     // Writers through every member, each its own keys, for a bounded time.
     let stop = Arc::new(AtomicBool::new(false));
-    let mut writers = Vec::new();
-    for (w, ep) in eps.iter().enumerate() {
-        let (ep, stop) = (ep.clone(), stop.clone());
-        writers.push(rt.spawn(async move {
-            let mut acked = BTreeMap::new();
-            let mut kv = KvClient::new(common::connect(&ep).await);
-            let deadline = Instant::now() + Duration::from_secs(20);
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                let key = format!("w{w}/{i:06}");
-                let put = kv.put(PutRequest {
-                    key: key.clone().into_bytes(),
-                    value: b"v".to_vec(),
-                    ..Default::default()
-                });
-                if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(3), put).await {
-                    acked.insert(key, r.into_inner().header.unwrap().revision);
-                }
-                i += 1;
-            }
-            acked
-        }));
-    }
+    let writers: Vec<_> = eps
+        .iter()
+        .enumerate()
+        .map(|(w, ep)| spawn_writer(&rt, ep, format!("w{w}/"), &stop, 20))
+        .collect();
     std::thread::sleep(Duration::from_millis(1500));
     let killed_at = Instant::now();
     c.kill(leader);
@@ -486,28 +500,7 @@ fn membership_changes_under_write_load() {
     let stay_ep = eps[stay].clone();
 
     let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (ep, stop) = (stay_ep.clone(), stop.clone());
-        rt.spawn(async move {
-            let mut kv = KvClient::new(common::connect(&ep).await);
-            let mut acked = BTreeMap::new();
-            let deadline = Instant::now() + Duration::from_secs(40);
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                let key = format!("mem/{i:06}");
-                let put = kv.put(PutRequest {
-                    key: key.clone().into_bytes(),
-                    value: b"v".to_vec(),
-                    ..Default::default()
-                });
-                if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(5), put).await {
-                    acked.insert(key, r.into_inner().header.unwrap().revision);
-                }
-                i += 1;
-            }
-            acked
-        })
-    };
+    let writer = spawn_writer(&rt, &stay_ep, "mem/".into(), &stop, 40);
 
     let new = c.add_slot(tmp.path());
     let new_peer = format!("http://127.0.0.1:{}", c.members[new].peer);
