@@ -242,6 +242,29 @@ fn spawn_writer(
     })
 }
 
+/// Wait until every member reports the same revision (at least `min_rev`)
+/// and the same HashKV.
+async fn hashes_agree(eps: &[String], min_rev: i64, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut hashes = Vec::new();
+        for ep in eps {
+            let mut m = MaintenanceClient::new(common::connect(ep).await);
+            let h = m
+                .hash_kv(HashKvRequest { revision: 0 })
+                .await
+                .unwrap()
+                .into_inner();
+            hashes.push((h.header.unwrap().revision, h.hash));
+        }
+        if hashes.windows(2).all(|w| w[0] == w[1]) && hashes[0].0 >= min_rev {
+            return;
+        }
+        assert!(Instant::now() < deadline, "members disagree: {hashes:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -375,24 +398,7 @@ fn leader_kill_9_under_load_loses_no_acknowledged_write() {
             }
         }
         // Every member at the same revision with the same HashKV.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let mut hashes = Vec::new();
-            for ep in &eps {
-                let mut m = MaintenanceClient::new(common::connect(ep).await);
-                let h = m
-                    .hash_kv(HashKvRequest { revision: 0 })
-                    .await
-                    .unwrap()
-                    .into_inner();
-                hashes.push((h.header.unwrap().revision, h.hash));
-            }
-            if hashes.windows(2).all(|w| w[0] == w[1]) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "members disagree: {hashes:?}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        hashes_agree(&eps, 0, Duration::from_secs(10)).await;
     });
 }
 
@@ -1019,24 +1025,5 @@ fn five_members_survive_two_failures() {
     c.spawn(other);
     c.wait_ready(leader);
     c.wait_ready(other);
-    rt.block_on(async {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let mut hashes = Vec::new();
-            for ep in &eps {
-                let mut m = MaintenanceClient::new(common::connect(ep).await);
-                let h = m
-                    .hash_kv(HashKvRequest { revision: 0 })
-                    .await
-                    .unwrap()
-                    .into_inner();
-                hashes.push((h.header.unwrap().revision, h.hash));
-            }
-            if hashes.windows(2).all(|w| w[0] == w[1]) && hashes[0].0 >= 51 {
-                break;
-            }
-            assert!(Instant::now() < deadline, "members disagree: {hashes:?}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
+    rt.block_on(hashes_agree(&eps, 51, Duration::from_secs(20)));
 }
