@@ -1419,18 +1419,40 @@ impl LeaseService for Node {
     }
 
     async fn keep_alive(&self, id: i64) -> Result<i64, EtcdError> {
-        match self.renew_here(id) {
-            Err(EtcdError::NotLeader) => self.call_leader(KIND_LEASE_RENEW, &id).await,
-            r => r,
+        let deadline = Instant::now() + self.request_timeout();
+        loop {
+            let r = match self.renew_here(id) {
+                Err(EtcdError::NotLeader) => self.call_leader(KIND_LEASE_RENEW, &id).await,
+                r => r,
+            };
+            match r {
+                Err(EtcdError::LeaderChanged) | Err(EtcdError::NotLeader)
+                    if Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                r => return r,
+            }
         }
     }
 
     async fn time_to_live(&self, id: i64, keys: bool) -> Result<LeaseTtl, EtcdError> {
-        let primary = self.sm.lessor.lock().expect("lessor lock").is_primary();
-        let (ttl, granted_ttl) = if primary {
-            self.lease_ttl_here(id)?
-        } else {
-            self.call_leader(KIND_LEASE_TTL, &id).await?
+        let deadline = Instant::now() + self.request_timeout();
+        let (ttl, granted_ttl) = loop {
+            let primary = self.sm.lessor.lock().expect("lessor lock").is_primary();
+            let r = if primary {
+                self.lease_ttl_here(id)
+            } else {
+                self.call_leader(KIND_LEASE_TTL, &id).await
+            };
+            match r {
+                Err(EtcdError::LeaderChanged) | Err(EtcdError::NotLeader)
+                    if Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                r => break r?,
+            }
         };
         let keys = if keys {
             let view = self.sm.store.snapshot();
@@ -1540,13 +1562,24 @@ impl ClusterService for Node {
         &self,
         change: MemberChange,
     ) -> Result<(Option<MemberInfo>, Vec<MemberInfo>, i64), EtcdError> {
-        if self.raft.is_leader() {
-            match self.change_members_here(change.clone()).await {
-                Err(EtcdError::NotLeader) => {}
+        let deadline = Instant::now() + self.request_timeout();
+        loop {
+            if self.raft.is_leader() {
+                match self.change_members_here(change.clone()).await {
+                    Err(EtcdError::NotLeader) => {}
+                    r => return r,
+                }
+            }
+            match self.call_leader(KIND_MEMBER_CHANGE, &change).await {
+                // Leadership moved (e.g. the leader was just removed).
+                Err(EtcdError::LeaderChanged) | Err(EtcdError::NotLeader)
+                    if Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
                 r => return r,
             }
         }
-        self.call_leader(KIND_MEMBER_CHANGE, &change).await
     }
 
     async fn members(&self) -> Result<(Vec<MemberInfo>, i64), EtcdError> {
