@@ -284,6 +284,34 @@ fn raft_err(e: impl std::fmt::Display) -> EtcdError {
     EtcdError::Unknown(e.to_string())
 }
 
+/// A raft API error as etcd's: not the leader (someone else leads, or
+/// nobody does), else the text.
+fn leader_err<E>(e: openraft::errors::RaftError<crate::raft::TypeConfig, E>) -> EtcdError
+where
+    E: std::error::Error
+        + openraft::TryAsRef<openraft::errors::ForwardToLeader<crate::raft::TypeConfig>>,
+{
+    match e.forward_to_leader() {
+        Some(f) if f.leader_id.is_none() => EtcdError::NoLeader,
+        Some(_) => EtcdError::NotLeader,
+        None => raft_err(e),
+    }
+}
+
+/// A membership change's raft error: `NotLeader` whenever this member does
+/// not lead (the callers retry through the leader until their deadline).
+fn membership_err(
+    e: openraft::errors::RaftError<
+        crate::raft::TypeConfig,
+        openraft::errors::ClientWriteError<crate::raft::TypeConfig>,
+    >,
+) -> EtcdError {
+    match e.forward_to_leader() {
+        Some(_) => EtcdError::NotLeader,
+        None => raft_err(e),
+    }
+}
+
 impl Node {
     /// Open the data dir, recover, start raft and the background loops,
     /// and wait until this member leads (single-member cluster).
@@ -865,11 +893,7 @@ impl Node {
         let rx = self.sm.wait_for(id);
         if let Err(e) = self.raft.client_write(cmd).await {
             self.sm.forget(id);
-            return Err(match e.forward_to_leader() {
-                Some(f) if f.leader_id.is_none() => EtcdError::NoLeader,
-                Some(_) => EtcdError::NotLeader,
-                None => raft_err(e),
-            });
+            return Err(leader_err(e));
         }
         match rx.await {
             Ok(r) => r.map_err(EtcdError::from),
@@ -884,11 +908,7 @@ impl Node {
             .ensure_linearizable(ReadPolicy::ReadIndex)
             .await
             .map(|r| r.index())
-            .map_err(|e| match e.forward_to_leader() {
-                Some(f) if f.leader_id.is_none() => EtcdError::NoLeader,
-                Some(_) => EtcdError::NotLeader,
-                None => raft_err(e),
-            })
+            .map_err(leader_err)
     }
 
     /// One read-index round: the leader confirms its leadership (no log
@@ -986,10 +1006,7 @@ impl Node {
         self.change_membership_serial(ChangeMembers::SetNodes(nodes))
             .await
             .map(|_| ())
-            .map_err(|e| match e.forward_to_leader() {
-                Some(_) => EtcdError::NotLeader,
-                None => raft_err(e),
-            })
+            .map_err(membership_err)
     }
 
     /// The members as the wire lists them, from `membership` (or the
@@ -1089,17 +1106,6 @@ impl Node {
                 .ok_or(EtcdError::MemberNotFound)
         };
         let is_voter = |id: u64| membership.voter_ids().any(|v| v == id);
-        fn map_err(
-            e: openraft::errors::RaftError<
-                crate::raft::TypeConfig,
-                openraft::errors::ClientWriteError<crate::raft::TypeConfig>,
-            >,
-        ) -> EtcdError {
-            match e.forward_to_leader() {
-                Some(_) => EtcdError::NotLeader,
-                None => raft_err(e),
-            }
-        }
         let mut added = None;
         let resp = match change {
             MemberChange::Add { peer_urls, learner } => {
@@ -1135,14 +1141,14 @@ impl Node {
                 let mut r = self
                     .change_membership_serial(ChangeMembers::AddNodes(nodes))
                     .await
-                    .map_err(map_err)?;
+                    .map_err(membership_err)?;
                 if !learner {
                     r = self
                         .change_membership_serial(ChangeMembers::AddVoterIds(
                             [id].into_iter().collect(),
                         ))
                         .await
-                        .map_err(map_err)?;
+                        .map_err(membership_err)?;
                 }
                 added = Some(MemberInfo {
                     id,
@@ -1160,7 +1166,9 @@ impl Node {
                 } else {
                     ChangeMembers::RemoveNodes([id].into_iter().collect())
                 };
-                self.change_membership_serial(c).await.map_err(map_err)?
+                self.change_membership_serial(c)
+                    .await
+                    .map_err(membership_err)?
             }
             MemberChange::Update { id, peer_urls } => {
                 let mut m = known(id)?;
@@ -1169,7 +1177,7 @@ impl Node {
                 nodes.insert(id, m);
                 self.change_membership_serial(ChangeMembers::SetNodes(nodes))
                     .await
-                    .map_err(map_err)?
+                    .map_err(membership_err)?
             }
             MemberChange::Promote { id } => {
                 known(id)?;
@@ -1189,7 +1197,7 @@ impl Node {
                     [id].into_iter().collect(),
                 ))
                 .await
-                .map_err(map_err)?
+                .map_err(membership_err)?
             }
         };
         let members = self.member_infos(resp.membership.as_ref());
@@ -1583,19 +1591,6 @@ impl ClusterService for Node {
     }
 
     async fn members(&self) -> Result<(Vec<MemberInfo>, i64), EtcdError> {
-        let m = self.raft.metrics().borrow_watched().clone();
-        let membership = m.membership_config.membership();
-        let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
-        let mut out = Vec::new();
-        for (id, node) in membership.nodes() {
-            out.push(MemberInfo {
-                id: *id,
-                name: node.name.clone(),
-                peer_urls: node.peer_urls.clone(),
-                client_urls: node.client_urls.clone(),
-                is_learner: !voters.contains(id),
-            });
-        }
-        Ok((out, self.sm.store.revision()))
+        Ok((self.member_infos(None), self.sm.store.revision()))
     }
 }

@@ -143,7 +143,7 @@ impl LogStore {
                 .unwrap_or(0)
                 .max(last_purged.map_or(0, |_| purged + 1));
             if first <= last {
-                let from = first.max(last.saturating_sub(4096)).max(first);
+                let from = first.max(last.saturating_sub(4096));
                 for (index, payload) in wal.entries(from, last).map_err(wal_err)? {
                     let e: Entry = decode(&payload)?;
                     if e.index() != index {

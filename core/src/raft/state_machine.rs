@@ -168,6 +168,26 @@ fn meta_prefix(meta: &SnapshotMeta) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The openraft meta at the front of a snapshot's payload, and where the
+/// mvcc payload behind it starts (offset from the payload's start).
+fn parse_meta(file: &SnapshotFile, payload: &[u8]) -> io::Result<(SnapshotMeta, usize)> {
+    let bad = |why: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {why}", file.path.display()),
+        )
+    };
+    if payload.len() < 4 {
+        return Err(bad("payload shorter than its length"));
+    }
+    let mlen = u32::from_le_bytes(payload[..4].try_into().expect("4 bytes")) as usize;
+    let prefix = (4 + mlen).next_multiple_of(16);
+    if prefix > payload.len() {
+        return Err(bad("snapshot meta longer than the payload"));
+    }
+    Ok((decode(&payload[4..4 + mlen])?, prefix))
+}
+
 /// Map a verified snapshot file and load its meta and store.
 fn load_snapshot(
     file: &SnapshotFile,
@@ -178,26 +198,37 @@ fn load_snapshot(
     // renamed) and never modified in place; nothing truncates a file
     // while it is mapped (purge unlinks, which keeps the mapping valid).
     let map = Arc::new(unsafe { memmap2::Mmap::map(&f)? });
-    let bad = |why: &str| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{}: {why}", file.path.display()),
-        )
-    };
     let start = file.payload_offset as usize;
     let end = start + file.payload_len as usize;
-    if map.len() < end || file.payload_len < 4 {
-        return Err(bad("payload shorter than its length"));
+    if map.len() < end {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: payload shorter than its length", file.path.display()),
+        ));
     }
-    let mlen = u32::from_le_bytes(map[start..start + 4].try_into().expect("4 bytes")) as usize;
-    let prefix = (4 + mlen).next_multiple_of(16);
-    if prefix > end - start {
-        return Err(bad("snapshot meta longer than the payload"));
-    }
-    let meta: SnapshotMeta = decode(&map[start + 4..start + 4 + mlen])?;
+    let (meta, prefix) = parse_meta(file, &map[start..end])?;
     let store = mvcc::Store::load_mapped(map, start + prefix, end - start - prefix, config)
-        .map_err(|e| bad(&e.to_string()))?;
+        .map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", file.path.display()),
+            )
+        })?;
     Ok((meta, store))
+}
+
+/// Only the meta of a verified snapshot file (a few hundred bytes read;
+/// the store behind it stays on disk).
+fn read_meta(file: &SnapshotFile) -> io::Result<SnapshotMeta> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(&file.path)?;
+    let mut len = [0u8; 4];
+    f.read_exact_at(&mut len, file.payload_offset)?;
+    let mlen = u32::from_le_bytes(len) as u64;
+    let want = (4 + mlen).next_multiple_of(16).min(file.payload_len) as usize;
+    let mut head = vec![0u8; want];
+    f.read_exact_at(&mut head, file.payload_offset)?;
+    parse_meta(file, &head).map(|(m, _)| m)
 }
 
 impl StateMachine {
@@ -485,14 +516,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let Some(file) = self.shared.snaps.load_newest_valid()? else {
             return Ok(None);
         };
-        let (meta, _) = {
-            // Only the meta is needed; the store load also re-verifies.
-            let f = file.clone();
-            let cfg = self.shared.store.config().clone();
-            tokio::task::spawn_blocking(move || load_snapshot(&f, cfg))
-                .await
-                .map_err(io::Error::other)??
-        };
+        // Only the meta: the file was verified by `load_newest_valid`, and
+        // the store it holds is already the one in memory or the one being
+        // sent.
+        let meta = read_meta(&file)?;
         Ok(Some(Snapshot {
             meta,
             snapshot: SnapshotData { file },

@@ -289,38 +289,18 @@ async fn statuses(eps: &[String]) -> Vec<(u64, u64, i64)> {
 fn shared_conformance_suite_three_members() {
     let tmp = common::tempdir();
     let c = Cluster::start(tmp.path(), 3);
-    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/run.sh");
-    assert!(
-        suite.exists(),
-        "conformance suite missing at {}",
-        suite.display()
-    );
-    let mut cmd = Command::new("bash");
-    cmd.arg(&suite).args([
-        "--cluster",
-        "--filter",
-        "^(cluster_|kv_put|kv_get_prefix|kv_delete|txn_value|watch_key|watch_history|lease_grant|lease_keepalive|rev_)",
-    ]);
     // A follower first: the single-member cases then go through forwarding.
     let mut eps = c.endpoints();
     eps.rotate_left(1);
-    cmd.args(&eps);
-    if Path::new("/usr/bin/etcdctl").exists() {
-        cmd.env("ETCDCTL", "/usr/bin/etcdctl");
-    }
-    let out = cmd.output().expect("run the conformance suite");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().unwrap_or_default().to_string();
-    assert!(
-        out.status.success() && last.ends_with(" 0 failed"),
-        "conformance: {last}\n{}\n{}",
-        stdout
-            .lines()
-            .filter(|l| l.starts_with("FAIL"))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut args = vec![
+        "--cluster",
+        "--filter",
+        "^(cluster_|kv_put|kv_get_prefix|kv_delete|txn_value|watch_key|watch_history|lease_grant|lease_keepalive|rev_)",
+    ];
+    args.extend(eps.iter().map(String::as_str));
+    let r = common::conformance(&args);
+    assert!(r.ok, "conformance: {}\n{}", r.summary, r.details);
+    let last = r.summary;
     eprintln!("conformance (3 members): {last}");
 }
 

@@ -639,3 +639,44 @@ pub fn tempdir() -> tempfile::TempDir {
         .tempdir()
         .expect("tempdir")
 }
+
+/// What one run of the shared conformance suite said.
+#[derive(Debug)]
+pub struct Conformance {
+    /// Its exit status was 0 and its summary says `0 failed`.
+    pub ok: bool,
+    /// The summary line (`N passed, N failed`).
+    pub summary: String,
+    /// The `FAIL` lines and stderr, for a failure message.
+    pub details: String,
+}
+
+/// Run `../shared/conformance/run.sh` with `args` (flags, then endpoints),
+/// with Debian's etcdctl 3.4 when it is installed (the suite's
+/// expectations were recorded with it). Panics if the suite is missing.
+pub fn conformance(args: &[&str]) -> Conformance {
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/run.sh");
+    assert!(
+        suite.exists(),
+        "the conformance suite is missing at {}",
+        suite.display()
+    );
+    let mut cmd = Command::new("bash");
+    cmd.arg(&suite).args(args);
+    if Path::new("/usr/bin/etcdctl").exists() {
+        cmd.env("ETCDCTL", "/usr/bin/etcdctl");
+    }
+    let out = cmd.output().expect("run the conformance suite");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary = stdout.lines().last().unwrap_or_default().to_string();
+    let fails: Vec<&str> = stdout.lines().filter(|l| l.starts_with("FAIL")).collect();
+    Conformance {
+        ok: out.status.success() && summary.ends_with(" 0 failed"),
+        details: format!(
+            "--- failures:\n{}\n--- stderr:\n{}",
+            fails.join("\n"),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        summary,
+    }
+}
