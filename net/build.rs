@@ -36,7 +36,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".v3lockpb",
             ".v3electionpb",
         ])?;
-    tonic_prost_build::configure()
+    // rkyv on every message, for the binary protocol's payloads. The txn
+    // messages are recursive (a RequestOp can hold a TxnRequest): their
+    // recursive fields omit the derived bounds and the types state the
+    // serializer/validator bounds by hand (rkyv's json_like_schema example).
+    let rkyv = "#[derive(::rkyv::Archive, ::rkyv::Serialize, ::rkyv::Deserialize)]";
+    let recursive = "#[rkyv(serialize_bounds(__S: rkyv::ser::Writer + rkyv::ser::Allocator, __S::Error: rkyv::rancor::Source), deserialize_bounds(__D::Error: rkyv::rancor::Source), bytecheck(bounds(__C: rkyv::validation::ArchiveContext, __C::Error: rkyv::rancor::Source)))]";
+    let mut config = tonic_prost_build::configure();
+    for package in [
+        ".etcdserverpb",
+        ".mvccpb",
+        ".authpb",
+        ".v3lockpb",
+        ".v3electionpb",
+    ] {
+        config = config.type_attribute(package, rkyv);
+    }
+    for ty in [".etcdserverpb.TxnRequest", ".etcdserverpb.TxnResponse"] {
+        config = config.type_attribute(ty, recursive);
+    }
+    for field in [
+        ".etcdserverpb.TxnRequest.success",
+        ".etcdserverpb.TxnRequest.failure",
+        ".etcdserverpb.TxnResponse.responses",
+    ] {
+        config = config.field_attribute(field, "#[rkyv(omit_bounds)]");
+    }
+    config
         .build_server(true)
         .build_client(true)
         .compile_fds(fds)?;

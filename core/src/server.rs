@@ -26,7 +26,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use ferrocd_net::{
     ClusterShim, Gateway, KvShim, LeaseShim, Metrics, Versions, WatchShim, client_router,
-    serve_client,
+    serve_client_with_fast,
 };
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
@@ -286,6 +286,18 @@ async fn serve_shard(
     let watch = Arc::new(WatchShim::new(node.clone(), max_request_bytes));
     let lease = Arc::new(LeaseShim::new(node.clone()));
     let cluster = Arc::new(ClusterShim::new(node.clone()));
+    // The binary protocol on the same port, over the same service objects
+    // (connections that open with its magic; see `ferrocd_net::fast`).
+    let fast_server = Arc::new(ferrocd_net::fast::FastServer::new(
+        kv.clone(),
+        watch.clone(),
+        lease.clone(),
+        cluster.clone(),
+        limit,
+    ));
+    let fast: ferrocd_net::FastHandler = Arc::new(move |conn| {
+        tokio::spawn(fast_server.clone().serve(conn));
+    });
     let mut tasks = Vec::new();
     for l in listeners {
         let listener = match tokio::net::TcpListener::from_std(l) {
@@ -327,6 +339,7 @@ async fn serve_shard(
         let router = client_router(grpc.routes(), gateway);
         let mut stop = stop.clone();
         let metrics = metrics.clone();
+        let fast = fast.clone();
         tasks.push(tokio::spawn(async move {
             let signal = async move {
                 while !*stop.borrow() {
@@ -335,7 +348,9 @@ async fn serve_shard(
                     }
                 }
             };
-            if let Err(e) = serve_client(listener, router, &metrics, signal).await {
+            if let Err(e) =
+                serve_client_with_fast(listener, router, &metrics, signal, Some(fast)).await
+            {
                 tracing::error!(error = %e, "client listener failed");
             }
         }));

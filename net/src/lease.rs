@@ -9,8 +9,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
-use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert::header;
@@ -72,9 +72,43 @@ impl<S: LeaseService> LeaseShim<S> {
     pub fn into_server(self) -> pb::lease_server::LeaseServer<Self> {
         pb::lease_server::LeaseServer::new(self)
     }
+
+    /// One keep-alive stream: lease ids in, TTLs out. The gRPC method and
+    /// the binary protocol both run their streams through here.
+    pub fn keep_alive_session<I>(&self, mut inbound: I) -> KeepAliveStream
+    where
+        I: Stream<Item = Result<pb::LeaseKeepAliveRequest, Status>> + Send + Unpin + 'static,
+    {
+        let (tx, rx) = mpsc::channel(16);
+        let node = self.node.clone();
+        tokio::spawn(async move {
+            loop {
+                let id = match inbound.next().await {
+                    Some(Ok(r)) => r.id,
+                    None | Some(Err(_)) => return,
+                };
+                let resp = match node.keep_alive(id).await {
+                    Ok(ttl) => Ok(ttl),
+                    Err(EtcdError::LeaseNotFound) => Ok(0),
+                    Err(e) => Err(Status::from(e)),
+                };
+                let failed = resp.is_err();
+                let msg = resp.map(|ttl| pb::LeaseKeepAliveResponse {
+                    header: header(&node.info(), node.revision()),
+                    id,
+                    ttl,
+                });
+                if tx.send(msg).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Box::pin(ReceiverStream::new(rx))
+    }
 }
 
-type KeepAliveStream =
+/// The answers of one keep-alive stream.
+pub type KeepAliveStream =
     Pin<Box<dyn Stream<Item = Result<pb::LeaseKeepAliveResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -109,32 +143,7 @@ impl<S: LeaseService> pb::lease_server::Lease for LeaseShim<S> {
         &self,
         req: Request<Streaming<pb::LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
-        let mut inbound = req.into_inner();
-        let (tx, rx) = mpsc::channel(16);
-        let node = self.node.clone();
-        tokio::spawn(async move {
-            loop {
-                let id = match inbound.message().await {
-                    Ok(Some(r)) => r.id,
-                    Ok(None) | Err(_) => return,
-                };
-                let resp = match node.keep_alive(id).await {
-                    Ok(ttl) => Ok(ttl),
-                    Err(EtcdError::LeaseNotFound) => Ok(0),
-                    Err(e) => Err(Status::from(e)),
-                };
-                let failed = resp.is_err();
-                let msg = resp.map(|ttl| pb::LeaseKeepAliveResponse {
-                    header: header(&node.info(), node.revision()),
-                    id,
-                    ttl,
-                });
-                if tx.send(msg).await.is_err() || failed {
-                    return;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(self.keep_alive_session(req.into_inner())))
     }
 
     async fn lease_time_to_live(

@@ -27,7 +27,9 @@
 //! [`client_router`] and [`serve_client`] put it and the gRPC services on
 //! one port. [`Metrics`]: the Prometheus registry with etcd's metric names.
 
+pub mod client;
 pub mod convert;
+pub mod fast;
 mod gateway;
 mod kv;
 mod lease;
@@ -38,7 +40,10 @@ pub mod peer;
 mod status;
 mod watch;
 
-pub use gateway::{Gateway, HealthCheck, Versions, client_router, serve_client};
+pub use gateway::{
+    FastHandler, Gateway, HealthCheck, Versions, client_router, serve_client,
+    serve_client_with_fast,
+};
 pub use kv::{KvService, KvShim, ServerInfo};
 pub use lease::{LeaseService, LeaseShim, LeaseTtl};
 pub use maintenance::{ClusterService, ClusterShim, MemberChange, MemberInfo, NodeStatus};

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use ferrocd_mvcc::{self as mvcc, KeyRange, StreamId, WatcherId};
 use prost::Message;
 use tokio::sync::{Notify, mpsc};
-use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert;
@@ -238,7 +238,8 @@ impl<S: WatchService> Session<S> {
     }
 }
 
-type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
+/// The responses of one watch stream.
+pub type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl<S: WatchService> pb::watch_server::Watch for WatchShim<S> {
@@ -256,10 +257,21 @@ impl<S: WatchService> pb::watch_server::Watch for WatchShim<S> {
             .metadata()
             .get("hasleader")
             .is_some_and(|v| v.as_bytes() == b"true");
+        let inbound = req.into_inner();
+        self.session(inbound, require_leader).map(Response::new)
+    }
+}
+
+impl<S: WatchService> WatchShim<S> {
+    /// One watch stream: requests in, responses out. The gRPC method and
+    /// the binary protocol both run their streams through here.
+    pub fn session<I>(&self, mut inbound: I, require_leader: bool) -> Result<WatchStream, Status>
+    where
+        I: Stream<Item = Result<pb::WatchRequest, Status>> + Send + Unpin + 'static,
+    {
         if require_leader && !self.node.has_leader() {
             return Err(crate::status::EtcdError::NoLeader.into());
         }
-        let mut inbound = req.into_inner();
         let (tx, rx) = mpsc::channel::<Result<pb::WatchResponse, Status>>(128);
         let node = self.node.clone();
         let max_bytes = self.max_request_bytes;
@@ -293,11 +305,11 @@ impl<S: WatchService> pb::watch_server::Watch for WatchShim<S> {
                             }
                         }
                     }
-                    msg = inbound.message() => {
+                    msg = inbound.next() => {
                         let req = match msg {
-                            Ok(Some(r)) => r,
+                            Some(Ok(r)) => r,
                             // Client closed its side or the transport failed.
-                            Ok(None) | Err(_) => break 'run,
+                            None | Some(Err(_)) => break 'run,
                         };
                         use pb::watch_request::RequestUnion as U;
                         let resp = match req.request_union {
@@ -336,6 +348,6 @@ impl<S: WatchService> pb::watch_server::Watch for WatchShim<S> {
             }
             node.close_stream(stream);
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Box::pin(ReceiverStream::new(rx)))
     }
 }

@@ -43,7 +43,7 @@ use crate::pb::etcdserverpb::lease_server::Lease;
 use crate::pb::etcdserverpb::maintenance_server::Maintenance;
 use crate::pb::etcdserverpb::watch_server::Watch;
 
-pub use port::{client_router, serve_client};
+pub use port::{FastHandler, client_router, serve_client, serve_client_with_fast};
 
 /// The API prefixes etcd's gateways have used: `/v3` (3.4+), `/v3beta`
 /// (3.3, still served by 3.5), `/v3alpha` (3.2).

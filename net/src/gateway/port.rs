@@ -12,9 +12,12 @@ use std::future::Future;
 use axum::Router;
 use axum::body::Body;
 use http::{HeaderValue, StatusCode, header};
-use tokio::net::TcpListener;
-use tokio_stream::StreamExt;
-use tokio_stream::wrappers::TcpListenerStream;
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::{Stream, StreamExt};
 use tonic::service::Routes;
 
 use super::Gateway;
@@ -65,17 +68,114 @@ pub async fn serve_client<F>(
 where
     F: Future<Output = ()>,
 {
+    serve_client_with_fast(listener, router, metrics, shutdown, None).await
+}
+
+/// Takes a connection that opened with the binary protocol's preamble.
+pub type FastHandler = Arc<dyn Fn(TcpStream) + Send + Sync>;
+
+/// [`serve_client`], and connections whose first bytes are the binary
+/// protocol's magic (`FRCD`) go to `fast` instead: one port for gRPC,
+/// HTTP/1 and the fast path. The first bytes are peeked on a task of the
+/// connection's own, so a client that connects and stays silent delays
+/// nobody.
+pub async fn serve_client_with_fast<F>(
+    listener: TcpListener,
+    router: Router,
+    metrics: &Metrics,
+    shutdown: F,
+    fast: Option<FastHandler>,
+) -> Result<(), tonic::transport::Error>
+where
+    F: Future<Output = ()>,
+{
     // Small request/response writes must not wait for Nagle's timer.
-    let incoming = TcpListenerStream::new(listener).map(|conn| {
-        if let Ok(c) = &conn {
-            let _ = c.set_nodelay(true);
-        }
-        conn
-    });
+    let incoming: std::pin::Pin<Box<dyn Stream<Item = std::io::Result<TcpStream>> + Send>> =
+        match fast {
+            None => Box::pin(TcpListenerStream::new(listener).map(|conn| {
+                if let Ok(c) = &conn {
+                    let _ = c.set_nodelay(true);
+                }
+                conn
+            })),
+            Some(fast) => {
+                let (tx, rx) = mpsc::channel::<std::io::Result<TcpStream>>(64);
+                let accept = tokio::spawn(async move {
+                    loop {
+                        let conn = match listener.accept().await {
+                            Ok((c, _)) => c,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "client accept");
+                                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                                continue;
+                            }
+                        };
+                        let _ = conn.set_nodelay(true);
+                        let tx = tx.clone();
+                        let fast = fast.clone();
+                        tokio::spawn(async move {
+                            if is_fast(&conn).await {
+                                fast(conn);
+                            } else {
+                                let _ = tx.send(Ok(conn)).await;
+                            }
+                        });
+                    }
+                });
+                Box::pin(AbortOnDrop {
+                    inner: ReceiverStream::new(rx),
+                    task: accept,
+                })
+            }
+        };
     tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(metrics.grpc_layer())
         .add_routes(Routes::from(router))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
+}
+
+/// Whether the connection opens with the fast preamble's magic. Clients
+/// speak first in all three protocols (HTTP/2's preface, an HTTP/1
+/// request line, `FRCD`), so waiting for four bytes is enough; a
+/// connection that sends fewer within 10 s goes to the HTTP server, which
+/// times it out as before.
+async fn is_fast(conn: &TcpStream) -> bool {
+    let mut buf = [0u8; 4];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, conn.peek(&mut buf)).await {
+            Ok(Ok(n)) if n >= 4 => return buf == crate::fast::MAGIC,
+            // Fewer bytes so far: a prefix that already differs decides.
+            Ok(Ok(n)) if n > 0 && buf[..n] != crate::fast::MAGIC[..n] => return false,
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return false,
+            Ok(Ok(_)) => tokio::time::sleep(std::time::Duration::from_millis(1)).await,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The accepted-connection stream of [`serve_client_with_fast`]; stops
+    /// the accept task when the server drops it at shutdown.
+    struct AbortOnDrop {
+        #[pin]
+        inner: ReceiverStream<std::io::Result<TcpStream>>,
+        task: tokio::task::JoinHandle<()>,
+    }
+    impl PinnedDrop for AbortOnDrop {
+        fn drop(this: Pin<&mut Self>) {
+            this.task.abort();
+        }
+    }
+}
+
+impl Stream for AbortOnDrop {
+    type Item = std::io::Result<TcpStream>;
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.project().inner.poll_next(cx)
+    }
 }

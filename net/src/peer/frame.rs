@@ -67,6 +67,21 @@ impl Frame {
     /// Decode one frame from the start of `buf`; returns it and the bytes
     /// it took.
     pub fn decode(buf: &[u8]) -> Result<(Frame, usize), DecodeError> {
+        let (kind, id, total) = Self::header(buf, MAX_FRAME)?;
+        Ok((
+            Frame {
+                kind,
+                id,
+                payload: buf[HEADER..total].to_vec(),
+            },
+            total,
+        ))
+    }
+
+    /// Check the frame at the start of `buf` without copying it:
+    /// `(kind, id, total bytes)` once it is whole; its payload is
+    /// `buf[HEADER..total]`. Frames with `len` above `max` are malformed.
+    pub fn header(buf: &[u8], max: usize) -> Result<(u8, u64, usize), DecodeError> {
         if buf.len() < 4 {
             return Err(DecodeError::Incomplete(4));
         }
@@ -76,9 +91,9 @@ impl Frame {
                 "length {len} below the 9-byte minimum"
             )));
         }
-        if len > MAX_FRAME {
+        if len > max {
             return Err(DecodeError::Malformed(format!(
-                "length {len} above the {MAX_FRAME}-byte limit"
+                "length {len} above the {max}-byte limit"
             )));
         }
         let total = 4 + len;
@@ -90,14 +105,7 @@ impl Frame {
             return Err(DecodeError::Malformed("kind 0".into()));
         }
         let id = u64::from_le_bytes(buf[5..13].try_into().expect("8 bytes"));
-        Ok((
-            Frame {
-                kind,
-                id,
-                payload: buf[13..total].to_vec(),
-            },
-            total,
-        ))
+        Ok((kind, id, total))
     }
 }
 

@@ -18,7 +18,7 @@
 //!   (raft appends must not overtake each other); the others run
 //!   concurrently.
 
-mod frame;
+pub(crate) mod frame;
 
 use std::collections::HashMap;
 use std::future::Future;

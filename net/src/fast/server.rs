@@ -1,0 +1,529 @@
+//! The server side of the binary protocol: one task per connection reads
+//! frames and starts each request as its own task (so a slow request never
+//! holds up the ones behind it: answers leave in completion order); one
+//! writer task per connection sends answers, coalescing whatever is queued
+//! into one write. Everything runs on the shard that accepted the
+//! connection; requests call the very gRPC service objects the shard
+//! serves, so both protocols have one code path and one set of errors.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Status};
+
+use super::codec::{self, ErrorReply, Message};
+use super::methods::{self as m, Streaming, Unary};
+use super::{KIND_CLOSE, KIND_END, KIND_ERR, KIND_OK};
+use crate::pb::etcdserverpb as pb;
+use crate::pb::etcdserverpb::cluster_server::Cluster;
+use crate::pb::etcdserverpb::kv_server::Kv;
+use crate::pb::etcdserverpb::lease_server::Lease;
+use crate::pb::etcdserverpb::maintenance_server::Maintenance;
+use crate::peer::frame::{DecodeError, Frame};
+use crate::{
+    ClusterService, ClusterShim, KvService, KvShim, LeaseService, LeaseShim, WatchService,
+    WatchShim,
+};
+
+/// How long a new connection may take to send its preamble.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Answers queued per connection before request tasks wait for the socket.
+const OUTBOX: usize = 4096;
+/// Stream messages queued per stream before the reader waits.
+const STREAM_INBOX: usize = 64;
+/// Bytes gathered into one socket write.
+const WRITE_BATCH: usize = 256 * 1024;
+
+/// Serves the binary protocol over a node's service objects.
+#[derive(Debug)]
+pub struct FastServer<S> {
+    kv: Arc<KvShim<S>>,
+    watch: Arc<WatchShim<S>>,
+    lease: Arc<LeaseShim<S>>,
+    cluster: Arc<ClusterShim<S>>,
+    max_frame: usize,
+}
+
+/// A client-to-server stream in progress.
+enum Inbound {
+    Watch(mpsc::Sender<Result<pb::WatchRequest, Status>>),
+    KeepAlive(mpsc::Sender<Result<pb::LeaseKeepAliveRequest, Status>>),
+}
+
+impl<S> FastServer<S>
+where
+    S: KvService + WatchService + LeaseService + ClusterService,
+{
+    /// Serve the same service objects as the shard's gRPC server. Frames
+    /// longer than `max_frame` bytes close their connection.
+    pub fn new(
+        kv: Arc<KvShim<S>>,
+        watch: Arc<WatchShim<S>>,
+        lease: Arc<LeaseShim<S>>,
+        cluster: Arc<ClusterShim<S>>,
+        max_frame: usize,
+    ) -> Self {
+        Self {
+            kv,
+            watch,
+            lease,
+            cluster,
+            max_frame,
+        }
+    }
+
+    /// Serve one connection whose first bytes are the fast preamble,
+    /// until the client closes it or breaks the protocol.
+    pub async fn serve(self: Arc<Self>, mut stream: TcpStream) {
+        let peer = stream
+            .peer_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let mut pre = [0u8; super::PREAMBLE];
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut pre)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "fast: no preamble"),
+            Err(_) => return tracing::warn!(%peer, "fast: preamble timed out, closing"),
+        }
+        let Some((version, flags)) = super::parse_preamble(&pre) else {
+            return tracing::warn!(%peer, "fast: bad magic, closing");
+        };
+        if version != super::VERSION {
+            let _ = stream
+                .write_all(&super::preamble(super::VERSION, super::STATUS_BAD_VERSION))
+                .await;
+            return tracing::warn!(
+                %peer, version, ours = super::VERSION,
+                "fast: client protocol version not supported, closing"
+            );
+        }
+        if stream
+            .write_all(&super::preamble(super::VERSION, super::STATUS_OK))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let require_leader = flags & super::FLAG_REQUIRE_LEADER != 0;
+        let (mut rd, mut wr) = stream.into_split();
+        let (out, mut outbox) = mpsc::channel::<Vec<u8>>(OUTBOX);
+        let writer = tokio::spawn(async move {
+            let mut buf = Vec::with_capacity(WRITE_BATCH);
+            while let Some(first) = outbox.recv().await {
+                buf.clear();
+                buf.extend_from_slice(&first);
+                while buf.len() < WRITE_BATCH {
+                    match outbox.try_recv() {
+                        Ok(more) => buf.extend_from_slice(&more),
+                        Err(_) => break,
+                    }
+                }
+                if wr.write_all(&buf).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut streams: HashMap<u64, Inbound> = HashMap::new();
+        let mut token: Option<Token> = None;
+        let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+        let mut start = 0usize;
+        'read: loop {
+            // Decode every whole frame in the buffer.
+            loop {
+                match Frame::header(&buf[start..], self.max_frame) {
+                    Ok((kind, id, total)) => {
+                        let payload = &buf[start + crate::peer::frame::HEADER..start + total];
+                        if let Err(reason) = self
+                            .handle(
+                                kind,
+                                id,
+                                payload,
+                                &mut streams,
+                                &mut token,
+                                &out,
+                                require_leader,
+                            )
+                            .await
+                        {
+                            tracing::warn!(%peer, reason, "fast: closing connection");
+                            break 'read;
+                        }
+                        start += total;
+                    }
+                    Err(DecodeError::Incomplete(_)) => break,
+                    Err(DecodeError::Malformed(reason)) => {
+                        // Tell the client why before closing, when the
+                        // header got as far as an id.
+                        if buf.len() - start >= crate::peer::frame::HEADER {
+                            let id = u64::from_le_bytes(
+                                buf[start + 5..start + 13].try_into().expect("8 bytes"),
+                            );
+                            let st = Status::resource_exhausted(format!("fast: {reason}"));
+                            let _ = out.try_send(error_frame(id, &st));
+                        }
+                        tracing::warn!(%peer, reason, "fast: malformed frame, closing connection");
+                        break 'read;
+                    }
+                }
+            }
+            if start > 0 {
+                buf.drain(..start);
+                start = 0;
+            }
+            if buf.capacity() - buf.len() < 16 * 1024 {
+                buf.reserve(64 * 1024);
+            }
+            match rd.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        drop(streams);
+        drop(out);
+        let _ = writer.await;
+    }
+
+    /// Start one frame's work. `Err` is a protocol violation: close.
+    async fn handle(
+        self: &Arc<Self>,
+        kind: u8,
+        id: u64,
+        payload: &[u8],
+        streams: &mut HashMap<u64, Inbound>,
+        token: &mut Option<Token>,
+        out: &mpsc::Sender<Vec<u8>>,
+        require_leader: bool,
+    ) -> Result<(), String> {
+        if kind == KIND_CLOSE {
+            streams.remove(&id);
+            return Ok(());
+        }
+        if kind == super::KIND_TOKEN {
+            let t = std::str::from_utf8(payload)
+                .ok()
+                .and_then(|t| t.parse::<Token>().ok())
+                .ok_or("token frame is not a valid token")?;
+            *token = Some(t);
+            return Ok(());
+        }
+        let tok = token.clone();
+        if let Some(open) = streams.get(&id) {
+            // The next message of an open client stream.
+            let sent = match open {
+                Inbound::Watch(tx) => {
+                    push(
+                        tx,
+                        decode::<pb::WatchRequest>(kind, m::Watch::KIND, payload)?,
+                    )
+                    .await
+                }
+                Inbound::KeepAlive(tx) => {
+                    push(
+                        tx,
+                        decode::<pb::LeaseKeepAliveRequest>(
+                            kind,
+                            m::LeaseKeepAlive::KIND,
+                            payload,
+                        )?,
+                    )
+                    .await
+                }
+            };
+            if !sent {
+                streams.remove(&id);
+            }
+            return Ok(());
+        }
+        let me = self.clone();
+        match kind {
+            m::Range::KIND => {
+                self.unary::<m::Range, _, _>(id, payload, out, tok.clone(), move |r| async move {
+                    me.kv.range(r).await
+                })
+            }
+            m::Put::KIND => {
+                self.unary::<m::Put, _, _>(id, payload, out, tok.clone(), move |r| async move {
+                    me.kv.put(r).await
+                })
+            }
+            m::DeleteRange::KIND => self.unary::<m::DeleteRange, _, _>(
+                id,
+                payload,
+                out,
+                tok.clone(),
+                move |r| async move { me.kv.delete_range(r).await },
+            ),
+            m::Txn::KIND => {
+                self.unary::<m::Txn, _, _>(id, payload, out, tok.clone(), move |r| async move {
+                    me.kv.txn(r).await
+                })
+            }
+            m::Compact::KIND => {
+                self.unary::<m::Compact, _, _>(id, payload, out, tok.clone(), move |r| async move {
+                    me.kv.compact(r).await
+                })
+            }
+            m::LeaseGrant::KIND => self.unary::<m::LeaseGrant, _, _>(
+                id,
+                payload,
+                out,
+                tok.clone(),
+                move |r| async move { me.lease.lease_grant(r).await },
+            ),
+            m::LeaseRevoke::KIND => self.unary::<m::LeaseRevoke, _, _>(
+                id,
+                payload,
+                out,
+                tok.clone(),
+                move |r| async move { me.lease.lease_revoke(r).await },
+            ),
+            m::LeaseTimeToLive::KIND => self.unary::<m::LeaseTimeToLive, _, _>(
+                id,
+                payload,
+                out,
+                tok.clone(),
+                move |r| async move { me.lease.lease_time_to_live(r).await },
+            ),
+            m::LeaseLeases::KIND => self.unary::<m::LeaseLeases, _, _>(
+                id,
+                payload,
+                out,
+                tok.clone(),
+                move |r| async move { me.lease.lease_leases(r).await },
+            ),
+            m::MemberAdd::KIND => self.unary::<m::MemberAdd, _, _>(
+                id,
+                payload,
+                out,
+                tok.clone(),
+                move |r| async move { me.cluster.member_add(r).await },
+            ),
+            m::MemberRemove::KIND => self.unary::<m::MemberRemove, _, _>(
+                id,
+                payload,
+                out,
+                tok.clone(),
+                move |r| async move { me.cluster.member_remove(r).await },
+            ),
+            m::MemberUpdate::KIND => self.unary::<m::MemberUpdate, _, _>(
+                id,
+                payload,
+                out,
+                tok.clone(),
+                move |r| async move { me.cluster.member_update(r).await },
+            ),
+            m::MemberList::KIND => self.unary::<m::MemberList, _, _>(
+                id,
+                payload,
+                out,
+                tok.clone(),
+                move |r| async move { me.cluster.member_list(r).await },
+            ),
+            m::MemberPromote::KIND => self.unary::<m::MemberPromote, _, _>(
+                id,
+                payload,
+                out,
+                tok.clone(),
+                move |r| async move { me.cluster.member_promote(r).await },
+            ),
+            m::Alarm::KIND => {
+                self.unary::<m::Alarm, _, _>(id, payload, out, tok.clone(), move |r| async move {
+                    me.cluster.alarm(r).await
+                })
+            }
+            m::Status::KIND => {
+                self.unary::<m::Status, _, _>(id, payload, out, tok.clone(), move |r| async move {
+                    me.cluster.status(r).await
+                })
+            }
+            m::Defragment::KIND => self.unary::<m::Defragment, _, _>(
+                id,
+                payload,
+                out,
+                tok.clone(),
+                move |r| async move { me.cluster.defragment(r).await },
+            ),
+            m::Hash::KIND => {
+                self.unary::<m::Hash, _, _>(id, payload, out, tok.clone(), move |r| async move {
+                    me.cluster.hash(r).await
+                })
+            }
+            m::HashKv::KIND => {
+                self.unary::<m::HashKv, _, _>(id, payload, out, tok.clone(), move |r| async move {
+                    me.cluster.hash_kv(r).await
+                })
+            }
+            m::MoveLeader::KIND => self.unary::<m::MoveLeader, _, _>(
+                id,
+                payload,
+                out,
+                tok.clone(),
+                move |r| async move { me.cluster.move_leader(r).await },
+            ),
+            m::Downgrade::KIND => self.unary::<m::Downgrade, _, _>(
+                id,
+                payload,
+                out,
+                tok.clone(),
+                move |r| async move { me.cluster.downgrade(r).await },
+            ),
+            m::Watch::KIND => {
+                let (tx, rx) = mpsc::channel(STREAM_INBOX);
+                push(&tx, decode::<pb::WatchRequest>(kind, kind, payload)?).await;
+                streams.insert(id, Inbound::Watch(tx));
+                let replies = self.watch.session(ReceiverStream::new(rx), require_leader);
+                spawn_stream(id, kind, out.clone(), replies);
+            }
+            m::LeaseKeepAlive::KIND => {
+                let (tx, rx) = mpsc::channel(STREAM_INBOX);
+                push(
+                    &tx,
+                    decode::<pb::LeaseKeepAliveRequest>(kind, kind, payload)?,
+                )
+                .await;
+                streams.insert(id, Inbound::KeepAlive(tx));
+                let replies = Ok(self.lease.keep_alive_session(ReceiverStream::new(rx)));
+                spawn_stream(id, kind, out.clone(), replies);
+            }
+            m::Snapshot::KIND => {
+                let req = request(decode::<pb::SnapshotRequest>(kind, kind, payload)?, tok);
+                let out = out.clone();
+                tokio::spawn(async move {
+                    let replies = me.cluster.snapshot(req).await.map(|r| r.into_inner());
+                    forward(id, kind, out, replies).await;
+                });
+            }
+            k if m::UNARY_KINDS.iter().any(|(u, _)| *u == k)
+                || m::STREAM_KINDS.iter().any(|(u, _)| *u == k) =>
+            {
+                // A method of the protocol this node does not serve yet:
+                // the same answer its gRPC server gives.
+                let path = m::UNARY_KINDS
+                    .iter()
+                    .chain(m::STREAM_KINDS)
+                    .find(|(u, _)| *u == k)
+                    .map_or("", |(_, p)| *p);
+                let st = Status::unimplemented(format!("{path} is not implemented"));
+                let _ = out.try_send(error_frame(id, &st));
+            }
+            other => return Err(format!("unknown frame kind {other}")),
+        }
+        Ok(())
+    }
+
+    /// Decode a unary request and answer it from a task of its own.
+    fn unary<M, F, Fut>(
+        &self,
+        id: u64,
+        payload: &[u8],
+        out: &mpsc::Sender<Vec<u8>>,
+        token: Option<Token>,
+        call: F,
+    ) where
+        M: Unary,
+        F: FnOnce(Request<M::Req>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<tonic::Response<M::Resp>, Status>> + Send + 'static,
+    {
+        let out = out.clone();
+        let req = codec::decode::<M::Req>(payload);
+        tokio::spawn(async move {
+            let frame = match req {
+                Ok(req) => match call(request(req, token)).await {
+                    Ok(resp) => answer(M::KIND | KIND_OK, id, &resp.into_inner()),
+                    Err(st) => error_frame(id, &st),
+                },
+                Err(e) => error_frame(id, &Status::invalid_argument(e.to_string())),
+            };
+            let _ = out.send(frame).await;
+        });
+    }
+}
+
+/// An auth token as gRPC metadata.
+type Token = tonic::metadata::MetadataValue<tonic::metadata::Ascii>;
+
+/// A request as the gRPC service sees it, with the connection's token.
+fn request<T>(msg: T, token: Option<Token>) -> Request<T> {
+    let mut r = Request::new(msg);
+    if let Some(t) = token {
+        r.metadata_mut().insert("token", t);
+    }
+    r
+}
+
+/// Decode a stream message whose kind must be `want`.
+fn decode<T: Message>(kind: u8, want: u8, payload: &[u8]) -> Result<T, String> {
+    if kind != want {
+        return Err(format!("frame kind {kind} on a stream of kind {want}"));
+    }
+    codec::decode::<T>(payload).map_err(|e| e.to_string())
+}
+
+/// Queue a message for a stream session; `false` once the session is gone.
+///
+/// A full inbox makes the connection's reader wait, as HTTP/2 flow control
+/// would: a client that floods one stream slows only its own connection.
+async fn push<T>(tx: &mpsc::Sender<Result<T, Status>>, msg: T) -> bool {
+    tx.send(Ok(msg)).await.is_ok()
+}
+
+fn spawn_stream<T: Message>(
+    id: u64,
+    kind: u8,
+    out: mpsc::Sender<Vec<u8>>,
+    replies: Result<impl futures_util::Stream<Item = Result<T, Status>> + Send + 'static, Status>,
+) {
+    tokio::spawn(forward(id, kind, out, replies));
+}
+
+/// Send a stream's replies, then its end (or its error).
+async fn forward<T: Message>(
+    id: u64,
+    kind: u8,
+    out: mpsc::Sender<Vec<u8>>,
+    replies: Result<impl futures_util::Stream<Item = Result<T, Status>> + Send + 'static, Status>,
+) {
+    let replies = match replies {
+        Ok(r) => r,
+        Err(st) => {
+            let _ = out.send(error_frame(id, &st)).await;
+            return;
+        }
+    };
+    let mut replies = std::pin::pin!(replies);
+    while let Some(item) = replies.next().await {
+        let frame = match item {
+            Ok(msg) => answer(kind | KIND_OK, id, &msg),
+            Err(st) => {
+                let _ = out.send(error_frame(id, &st)).await;
+                return;
+            }
+        };
+        if out.send(frame).await.is_err() {
+            return;
+        }
+    }
+    let mut end = Vec::with_capacity(13);
+    super::put_frame(&mut end, KIND_END, id, &[]);
+    let _ = out.send(end).await;
+}
+
+fn answer<T: Message>(kind: u8, id: u64, msg: &T) -> Vec<u8> {
+    let payload = codec::encode(msg);
+    let mut f = Vec::with_capacity(13 + payload.len());
+    super::put_frame(&mut f, kind, id, &payload);
+    f
+}
+
+fn error_frame(id: u64, st: &Status) -> Vec<u8> {
+    let payload = codec::encode(&ErrorReply::from_status(st));
+    let mut f = Vec::with_capacity(13 + payload.len());
+    super::put_frame(&mut f, KIND_ERR, id, &payload);
+    f
+}
