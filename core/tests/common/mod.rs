@@ -69,6 +69,16 @@ pub fn server_bin() -> PathBuf {
 }
 
 /// The `etcdctl` to drive the server with (see the module docs).
+/// A real etcd 3.5 (`$ETCD_BIN`, what `scripts/test` exports), for tests
+/// that compare with it; `None` (and a line on stderr) without one.
+pub fn etcd_bin() -> Option<PathBuf> {
+    let p = std::env::var_os("ETCD_BIN").filter(|p| !p.is_empty());
+    if p.is_none() {
+        eprintln!("note: $ETCD_BIN is not set; skipping the comparison with a real etcd");
+    }
+    p.map(PathBuf::from)
+}
+
 pub fn etcdctl_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("ETCDCTL_BIN").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
@@ -165,7 +175,12 @@ impl Server {
 
     /// [`Server::start`] with more flags, given at every (re)start.
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
-        let bin = server_bin();
+        Self::start_bin(server_bin(), data_dir, extra)
+    }
+
+    /// [`Server::start_with`] for another binary with etcd's flags (a real
+    /// etcd, see [`etcd_bin`]).
+    pub fn start_bin(bin: PathBuf, data_dir: &Path, extra: &[&str]) -> Server {
         let log_dir = data_dir.with_extension("logs");
         std::fs::create_dir_all(&log_dir).expect("create log dir");
         // Another process may take a port between our probe and the

@@ -240,139 +240,46 @@ where
             }
             return Ok(());
         }
+        // One arm per unary method: decode, call the gRPC service object,
+        // answer from a task of its own.
+        macro_rules! unary {
+            ($($method:ident => $svc:ident . $call:ident,)*) => {
+                match kind {
+                    $(m::$method::KIND => {
+                        let me = self.clone();
+                        return self.unary::<m::$method, _, _>(id, payload, out, tok, move |r| async move {
+                            me.$svc.$call(r).await
+                        });
+                    })*
+                    _ => {}
+                }
+            };
+        }
+        unary! {
+            Range => kv.range,
+            Put => kv.put,
+            DeleteRange => kv.delete_range,
+            Txn => kv.txn,
+            Compact => kv.compact,
+            LeaseGrant => lease.lease_grant,
+            LeaseRevoke => lease.lease_revoke,
+            LeaseTimeToLive => lease.lease_time_to_live,
+            LeaseLeases => lease.lease_leases,
+            MemberAdd => cluster.member_add,
+            MemberRemove => cluster.member_remove,
+            MemberUpdate => cluster.member_update,
+            MemberList => cluster.member_list,
+            MemberPromote => cluster.member_promote,
+            Alarm => cluster.alarm,
+            Status => cluster.status,
+            Defragment => cluster.defragment,
+            Hash => cluster.hash,
+            HashKv => cluster.hash_kv,
+            MoveLeader => cluster.move_leader,
+            Downgrade => cluster.downgrade,
+        }
         let me = self.clone();
         match kind {
-            m::Range::KIND => {
-                self.unary::<m::Range, _, _>(id, payload, out, tok.clone(), move |r| async move {
-                    me.kv.range(r).await
-                })
-            }
-            m::Put::KIND => {
-                self.unary::<m::Put, _, _>(id, payload, out, tok.clone(), move |r| async move {
-                    me.kv.put(r).await
-                })
-            }
-            m::DeleteRange::KIND => self.unary::<m::DeleteRange, _, _>(
-                id,
-                payload,
-                out,
-                tok.clone(),
-                move |r| async move { me.kv.delete_range(r).await },
-            ),
-            m::Txn::KIND => {
-                self.unary::<m::Txn, _, _>(id, payload, out, tok.clone(), move |r| async move {
-                    me.kv.txn(r).await
-                })
-            }
-            m::Compact::KIND => {
-                self.unary::<m::Compact, _, _>(id, payload, out, tok.clone(), move |r| async move {
-                    me.kv.compact(r).await
-                })
-            }
-            m::LeaseGrant::KIND => self.unary::<m::LeaseGrant, _, _>(
-                id,
-                payload,
-                out,
-                tok.clone(),
-                move |r| async move { me.lease.lease_grant(r).await },
-            ),
-            m::LeaseRevoke::KIND => self.unary::<m::LeaseRevoke, _, _>(
-                id,
-                payload,
-                out,
-                tok.clone(),
-                move |r| async move { me.lease.lease_revoke(r).await },
-            ),
-            m::LeaseTimeToLive::KIND => self.unary::<m::LeaseTimeToLive, _, _>(
-                id,
-                payload,
-                out,
-                tok.clone(),
-                move |r| async move { me.lease.lease_time_to_live(r).await },
-            ),
-            m::LeaseLeases::KIND => self.unary::<m::LeaseLeases, _, _>(
-                id,
-                payload,
-                out,
-                tok.clone(),
-                move |r| async move { me.lease.lease_leases(r).await },
-            ),
-            m::MemberAdd::KIND => self.unary::<m::MemberAdd, _, _>(
-                id,
-                payload,
-                out,
-                tok.clone(),
-                move |r| async move { me.cluster.member_add(r).await },
-            ),
-            m::MemberRemove::KIND => self.unary::<m::MemberRemove, _, _>(
-                id,
-                payload,
-                out,
-                tok.clone(),
-                move |r| async move { me.cluster.member_remove(r).await },
-            ),
-            m::MemberUpdate::KIND => self.unary::<m::MemberUpdate, _, _>(
-                id,
-                payload,
-                out,
-                tok.clone(),
-                move |r| async move { me.cluster.member_update(r).await },
-            ),
-            m::MemberList::KIND => self.unary::<m::MemberList, _, _>(
-                id,
-                payload,
-                out,
-                tok.clone(),
-                move |r| async move { me.cluster.member_list(r).await },
-            ),
-            m::MemberPromote::KIND => self.unary::<m::MemberPromote, _, _>(
-                id,
-                payload,
-                out,
-                tok.clone(),
-                move |r| async move { me.cluster.member_promote(r).await },
-            ),
-            m::Alarm::KIND => {
-                self.unary::<m::Alarm, _, _>(id, payload, out, tok.clone(), move |r| async move {
-                    me.cluster.alarm(r).await
-                })
-            }
-            m::Status::KIND => {
-                self.unary::<m::Status, _, _>(id, payload, out, tok.clone(), move |r| async move {
-                    me.cluster.status(r).await
-                })
-            }
-            m::Defragment::KIND => self.unary::<m::Defragment, _, _>(
-                id,
-                payload,
-                out,
-                tok.clone(),
-                move |r| async move { me.cluster.defragment(r).await },
-            ),
-            m::Hash::KIND => {
-                self.unary::<m::Hash, _, _>(id, payload, out, tok.clone(), move |r| async move {
-                    me.cluster.hash(r).await
-                })
-            }
-            m::HashKv::KIND => {
-                self.unary::<m::HashKv, _, _>(id, payload, out, tok.clone(), move |r| async move {
-                    me.cluster.hash_kv(r).await
-                })
-            }
-            m::MoveLeader::KIND => self.unary::<m::MoveLeader, _, _>(
-                id,
-                payload,
-                out,
-                tok.clone(),
-                move |r| async move { me.cluster.move_leader(r).await },
-            ),
-            m::Downgrade::KIND => self.unary::<m::Downgrade, _, _>(
-                id,
-                payload,
-                out,
-                tok.clone(),
-                move |r| async move { me.cluster.downgrade(r).await },
-            ),
             m::Watch::KIND => {
                 let (tx, rx) = mpsc::channel(STREAM_INBOX);
                 push(&tx, decode::<pb::WatchRequest>(kind, kind, payload)?).await;
@@ -417,7 +324,8 @@ where
         Ok(())
     }
 
-    /// Decode a unary request and answer it from a task of its own.
+    /// Decode a unary request and answer it from a task of its own; a
+    /// payload that does not validate is malformed (`Err`: close).
     fn unary<M, F, Fut>(
         &self,
         id: u64,
@@ -425,23 +333,22 @@ where
         out: &mpsc::Sender<Vec<u8>>,
         token: Option<Token>,
         call: F,
-    ) where
+    ) -> Result<(), String>
+    where
         M: Unary,
         F: FnOnce(Request<M::Req>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<tonic::Response<M::Resp>, Status>> + Send + 'static,
     {
         let out = out.clone();
-        let req = codec::decode::<M::Req>(payload);
+        let req = codec::decode::<M::Req>(payload).map_err(|e| e.to_string())?;
         tokio::spawn(async move {
-            let frame = match req {
-                Ok(req) => match call(request(req, token)).await {
-                    Ok(resp) => answer(M::KIND | KIND_OK, id, &resp.into_inner()),
-                    Err(st) => error_frame(id, &st),
-                },
-                Err(e) => error_frame(id, &Status::invalid_argument(e.to_string())),
+            let frame = match call(request(req, token)).await {
+                Ok(resp) => answer(M::KIND | KIND_OK, id, &resp.into_inner()),
+                Err(st) => error_frame(id, &st),
             };
             let _ = out.send(frame).await;
         });
+        Ok(())
     }
 }
 
