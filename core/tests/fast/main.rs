@@ -546,12 +546,18 @@ async fn auto_protocol_falls_back_to_grpc_on_etcd() {
 /// The method table is the wire format: kinds and paths pinned.
 #[test]
 fn method_kinds_are_pinned() {
-    assert_eq!(
-        (m::Range::KIND, m::Range::PATH),
-        (1, "/etcdserverpb.KV/Range")
-    );
-    assert_eq!(m::Txn::KIND, 4);
-    assert_eq!(m::Watch::KIND, 100);
-    assert_eq!(m::LeaseKeepAlive::KIND, 101);
-    assert!(m::Range::IDEMPOTENT && !m::Put::IDEMPOTENT);
+    use ferrocd_net::fast::methods::{STREAM_KINDS, UNARY_KINDS};
+    for pinned in [
+        (1, "/etcdserverpb.KV/Range"),
+        (2, "/etcdserverpb.KV/Put"),
+        (4, "/etcdserverpb.KV/Txn"),
+        (10, "/etcdserverpb.Lease/LeaseGrant"),
+        (31, "/etcdserverpb.Maintenance/Status"),
+        (70, "/v3lockpb.Lock/Lock"),
+    ] {
+        assert!(UNARY_KINDS.contains(&pinned), "{pinned:?}");
+    }
+    assert!(STREAM_KINDS.contains(&(100, "/etcdserverpb.Watch/Watch")));
+    assert!(STREAM_KINDS.contains(&(101, "/etcdserverpb.Lease/LeaseKeepAlive")));
+    assert_eq!(UNARY_KINDS.len(), 44);
 }

@@ -51,6 +51,18 @@ pub struct FastServer<S> {
     max_frame: usize,
 }
 
+/// What one connection's reader keeps.
+struct ConnState {
+    /// Client streams in progress, by id.
+    streams: HashMap<u64, Inbound>,
+    /// The auth token the client set, if any.
+    token: Option<Token>,
+    /// Answers to the writer task.
+    out: mpsc::Sender<Vec<u8>>,
+    /// Streams are require-leader streams.
+    require_leader: bool,
+}
+
 /// A client-to-server stream in progress.
 enum Inbound {
     Watch(mpsc::Sender<Result<pb::WatchRequest, Status>>),
@@ -129,8 +141,12 @@ where
                 }
             }
         });
-        let mut streams: HashMap<u64, Inbound> = HashMap::new();
-        let mut token: Option<Token> = None;
+        let mut conn = ConnState {
+            streams: HashMap::new(),
+            token: None,
+            out: out.clone(),
+            require_leader,
+        };
         let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
         let mut start = 0usize;
         'read: loop {
@@ -139,18 +155,7 @@ where
                 match Frame::header(&buf[start..], self.max_frame) {
                     Ok((kind, id, total)) => {
                         let payload = &buf[start + crate::peer::frame::HEADER..start + total];
-                        if let Err(reason) = self
-                            .handle(
-                                kind,
-                                id,
-                                payload,
-                                &mut streams,
-                                &mut token,
-                                &out,
-                                require_leader,
-                            )
-                            .await
-                        {
+                        if let Err(reason) = self.handle(kind, id, payload, &mut conn).await {
                             tracing::warn!(%peer, reason, "fast: closing connection");
                             break 'read;
                         }
@@ -184,7 +189,7 @@ where
                 Ok(_) => {}
             }
         }
-        drop(streams);
+        drop(conn);
         drop(out);
         let _ = writer.await;
     }
@@ -195,11 +200,15 @@ where
         kind: u8,
         id: u64,
         payload: &[u8],
-        streams: &mut HashMap<u64, Inbound>,
-        token: &mut Option<Token>,
-        out: &mpsc::Sender<Vec<u8>>,
-        require_leader: bool,
+        conn: &mut ConnState,
     ) -> Result<(), String> {
+        let ConnState {
+            streams,
+            token,
+            out,
+            require_leader,
+        } = conn;
+        let require_leader = *require_leader;
         if kind == KIND_CLOSE {
             streams.remove(&id);
             return Ok(());
