@@ -6,6 +6,7 @@
 //! Kinds are part of the wire format (`docs/FORMAT.md`): never reuse or
 //! renumber one. 1..=99 are unary calls, 100..=119 streams.
 
+use crate::fast::codec::{self, PayloadError};
 use crate::pb::etcdserverpb as pb;
 use crate::pb::{v3electionpb as el, v3lockpb as lk};
 
@@ -41,6 +42,13 @@ macro_rules! unary_methods {
         )*
         /// Every unary kind, for tests that walk the table.
         pub const UNARY_KINDS: &[(u8, &str)] = &[$(($kind, $path)),*];
+
+        fn reencode_unary(kind: u8, payload: &[u8]) -> Option<Result<Vec<u8>, PayloadError>> {
+            match kind {
+                $($kind => Some(codec::decode::<$req>(payload).map(|m| codec::encode(&m))),)*
+                _ => None,
+            }
+        }
     };
 }
 
@@ -125,7 +133,21 @@ macro_rules! stream_methods {
         )*
         /// Every stream kind.
         pub const STREAM_KINDS: &[(u8, &str)] = &[$(($kind, $path)),*];
+
+        fn reencode_stream(kind: u8, payload: &[u8]) -> Option<Result<Vec<u8>, PayloadError>> {
+            match kind {
+                $($kind => Some(codec::decode::<$req>(payload).map(|m| codec::encode(&m))),)*
+                _ => None,
+            }
+        }
     };
+}
+
+/// Validate a client payload of `kind` the way the server does, and
+/// encode the decoded request again (the fuzz target checks that this
+/// round trip is stable). `None`: no request has this kind.
+pub fn reencode_request(kind: u8, payload: &[u8]) -> Option<Result<Vec<u8>, PayloadError>> {
+    reencode_unary(kind, payload).or_else(|| reencode_stream(kind, payload))
 }
 
 stream_methods! {
