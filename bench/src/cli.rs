@@ -16,6 +16,9 @@ pub struct Cli {
 pub enum Command {
     /// Put keys (one Put RPC per request) and report latency and throughput.
     Put(PutArgs),
+    /// Read single keys (one Range RPC per request) from a prefilled key
+    /// space.
+    Range(RangeArgs),
 }
 
 /// Options every workload takes.
@@ -28,7 +31,8 @@ pub struct RunArgs {
     /// Concurrent clients, each with one request in flight.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub clients: u32,
-    /// gRPC connections (HTTP/2) the clients share, round-robin.
+    /// Connections (HTTP/2 for gRPC, TCP for fast) the clients share,
+    /// round-robin.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub conns: u32,
     /// Requests in total, over all clients.
@@ -54,6 +58,46 @@ pub struct RunArgs {
     /// No progress lines on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Wire protocol: `grpc` (etcd's API, works against any etcd) or
+    /// `fast` (ferrocd's binary protocol).
+    #[arg(long, value_enum, default_value_t = Protocol::Grpc)]
+    pub protocol: Protocol,
+}
+
+/// Wire protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Protocol {
+    Grpc,
+    Fast,
+}
+
+/// Read consistency (etcdctl's `--consistency`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Consistency {
+    /// Linearizable (read index round).
+    L,
+    /// Serializable (the member's local state).
+    S,
+}
+
+/// `ferrobench range`.
+#[derive(Debug, Clone, Args)]
+pub struct RangeArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Key size in bytes: the key number in decimal, zero-padded.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub key_size: u32,
+    /// Value size in bytes of the prefilled keys.
+    #[arg(long, default_value_t = 256)]
+    pub val_size: u32,
+    /// Distinct keys, written once before the run; request i reads key
+    /// i mod key-space.
+    #[arg(long, default_value_t = 1000)]
+    pub key_space: u64,
+    /// Linearizable (`l`) or serializable (`s`) reads.
+    #[arg(long, value_enum, default_value_t = Consistency::L)]
+    pub consistency: Consistency,
 }
 
 /// Report formats.

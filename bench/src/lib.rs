@@ -6,10 +6,11 @@
 //! report gives throughput, percentiles and, with `--server-pid`, the
 //! server's CPU time per 1000 operations, as text or JSON (`-w json`).
 //!
-//! Workloads so far: `put`. Modules:
+//! Workloads so far: `put`, `range`; `--protocol fast` drives ferrocd's
+//! binary protocol instead of gRPC. Modules:
 //! - `cli`: the command line (clap), one subcommand per workload;
-//! - `conn`: the gRPC connections a run spreads its clients over;
-//! - `put`: the put workload;
+//! - `conn`: the connections (gRPC or fast) a run spreads its clients over;
+//! - `put`, `range`: the workloads;
 //! - `driver`: runs clients against a shared request budget and deadline,
 //!   with progress on stderr;
 //! - `server`: the server process's CPU time and memory from `/proc`;
@@ -23,6 +24,7 @@ mod cli;
 mod conn;
 mod driver;
 mod put;
+mod range;
 mod report;
 mod server;
 
@@ -32,5 +34,6 @@ pub use cli::{Cli, Command};
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Put(args) => put::run(&args),
+        Command::Range(args) => range::run(&args),
     }
 }

@@ -4,8 +4,6 @@
 
 use anyhow::{Context, bail};
 use ferrocd_net::pb::etcdserverpb::PutRequest;
-use ferrocd_net::pb::etcdserverpb::kv_client::KvClient;
-use tonic::transport::Channel;
 
 use crate::cli::PutArgs;
 use crate::driver::{self, Client};
@@ -13,7 +11,7 @@ use crate::report::Report;
 use crate::{conn, report};
 
 struct Putter {
-    kv: KvClient<Channel>,
+    conn: conn::Conn,
     key_size: usize,
     key_space: u64,
     value: Vec<u8>,
@@ -29,13 +27,13 @@ impl Client for Putter {
             value: self.value.clone(),
             ..Default::default()
         };
-        let mut kv = self.kv.clone();
-        async move { kv.put(req).await.map(|_| ()) }
+        let mut conn = self.conn.clone();
+        async move { conn.put(req).await }
     }
 }
 
 /// Key number `n` in decimal, zero-padded to `size` bytes.
-fn key(n: u64, size: usize) -> Vec<u8> {
+pub(crate) fn key(n: u64, size: usize) -> Vec<u8> {
     format!("{n:0size$}").into_bytes()
 }
 
@@ -57,11 +55,12 @@ pub(crate) fn run(args: &PutArgs) -> anyhow::Result<()> {
             &run.endpoints,
             run.conns,
             std::time::Duration::from_secs_f64(run.request_timeout_secs),
+            run.protocol,
         )
         .await?;
         let clients = (0..run.clients as usize)
             .map(|c| Putter {
-                kv: KvClient::new(channels[c % channels.len()].clone()),
+                conn: channels[c % channels.len()].clone(),
                 key_size,
                 key_space,
                 value: vec![b'v'; args.val_size as usize],
