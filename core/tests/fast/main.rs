@@ -561,3 +561,100 @@ fn method_kinds_are_pinned() {
     assert!(STREAM_KINDS.contains(&(101, "/etcdserverpb.Lease/LeaseKeepAlive")));
     assert_eq!(UNARY_KINDS.len(), 44);
 }
+
+/// A fake member on the first endpoint takes the fast handshake, reads one
+/// request and drops the connection: the request may have been applied.
+/// A write is then not resent (its outcome is unknown, the caller hears
+/// so); a read is resent to the next member.
+#[tokio::test]
+async fn writes_are_not_resent_once_they_may_have_arrived_reads_are() {
+    let (_d, server) = fresh();
+    let fake = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let fake_ep = fake.local_addr().unwrap().to_string();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let (mut s, _) = fake.accept().await.unwrap();
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut pre = [0u8; fast::PREAMBLE];
+                s.read_exact(&mut pre).await.unwrap();
+                s.write_all(&fast::preamble(fast::VERSION, fast::STATUS_OK))
+                    .await
+                    .unwrap();
+                let mut head = [0u8; 13];
+                if s.read_exact(&mut head).await.is_ok() {
+                    log.lock().unwrap().push(head[4]);
+                }
+            });
+        }
+    });
+    let opts = || {
+        Some(
+            ConnectOptions::new()
+                .with_protocol(Protocol::Fast)
+                .with_timeout(Duration::from_secs(10)),
+        )
+    };
+    let c = Client::connect([fake_ep.clone(), server.endpoint()], opts())
+        .await
+        .unwrap();
+    assert_eq!(c.current_endpoint().await, fake_ep);
+    let e = c.put("w", "1", None).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e}");
+    let real = client(&server, Protocol::Grpc).await;
+    assert_eq!(real.get("w", None).await.unwrap().count, 0, "put resent");
+
+    let c = Client::connect([fake_ep, server.endpoint()], opts())
+        .await
+        .unwrap();
+    assert_eq!(c.get("w", None).await.unwrap().count, 0);
+    assert_eq!(c.current_endpoint().await, server.endpoint());
+    assert_eq!(*seen.lock().unwrap(), vec![m::Put::KIND, m::Range::KIND]);
+}
+
+#[tokio::test]
+async fn a_pool_spreads_calls_over_its_connections() {
+    let (_d, server) = fresh();
+    let c = Client::connect(
+        [server.endpoint()],
+        Some(
+            ConnectOptions::new()
+                .with_protocol(Protocol::Fast)
+                .with_connections(4),
+        ),
+    )
+    .await
+    .unwrap();
+    let calls = (0..400).map(|i| {
+        let c = c.clone();
+        async move { c.put(format!("pool/{i}"), "v", None).await }
+    });
+    for r in futures_util::future::join_all(calls).await {
+        r.unwrap();
+    }
+    // Exactly four established connections reach the client port.
+    let port = format!(":{:04X} ", server.client_port());
+    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let n = tcp
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && format!("{} ", &f[1][f[1].len() - 5..]) == port && f[3] == "01"
+        })
+        .count();
+    assert_eq!(n, 4, "connections to the client port");
+    assert_eq!(
+        c.get(
+            "pool/",
+            Some(GetOptions::new().with_prefix().with_count_only())
+        )
+        .await
+        .unwrap()
+        .count,
+        400
+    );
+}

@@ -23,8 +23,10 @@
 //! # }
 //! ```
 //!
-//! - **Endpoints and fail-over**: calls go to one member at a time; when
-//!   its connection fails the next call dials the next endpoint.
+//! - **Endpoints, pool and fail-over**: calls go to one member at a time,
+//!   over a pool of connections to it ([`ConnectOptions::with_connections`],
+//!   used in turn); when a connection fails the next call dials the next
+//!   endpoint.
 //! - **Retries only where safe**: a call whose request may have reached a
 //!   server is resent only if it is idempotent (reads, status, lists —
 //!   [`crate::fast::methods::Unary::IDEMPOTENT`]); writes are resent only
@@ -43,6 +45,7 @@ mod grpc;
 mod options;
 mod streams;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -82,11 +85,13 @@ pub struct ConnectOptions {
     protocol: Protocol,
     require_leader: bool,
     user: Option<(String, String)>,
+    connections: usize,
 }
 
 impl Default for ConnectOptions {
     fn default() -> Self {
         Self {
+            connections: 1,
             dial_timeout: Duration::from_secs(2),
             timeout: None,
             protocol: Protocol::Auto,
@@ -122,6 +127,14 @@ impl ConnectOptions {
         self.require_leader = yes;
         self
     }
+    /// Connections in the pool (default 1), all to the same member, used
+    /// in turn. ferrocd serves each connection on one shard (one core):
+    /// a busy client spreads its load over the member's cores with about
+    /// one connection per core.
+    pub fn with_connections(mut self, n: usize) -> Self {
+        self.connections = n.max(1);
+        self
+    }
     /// Authenticate as `user` (only needed when auth is enabled).
     pub fn with_user(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
         self.user = Some((user.into(), password.into()));
@@ -139,7 +152,8 @@ enum Conn {
 struct State {
     /// Endpoint of the current (or next) connection.
     current: usize,
-    conn: Option<(Conn, u64)>,
+    /// The pool: `connections` connections to `endpoints[current]`.
+    conn: Option<(Vec<Conn>, u64)>,
     generation: u64,
 }
 
@@ -149,6 +163,8 @@ struct Inner {
     opts: ConnectOptions,
     state: tokio::sync::Mutex<State>,
     token: Mutex<Option<String>>,
+    /// Round-robin over the pool.
+    next: AtomicUsize,
 }
 
 /// A client of a ferrocd or etcd cluster; cheap to clone, shares its
@@ -202,6 +218,7 @@ impl Client {
                     generation: 0,
                 }),
                 token: Mutex::new(None),
+                next: AtomicUsize::new(0),
             }),
         };
         client.conn().await?;
@@ -234,74 +251,88 @@ impl Client {
         self.inner.endpoints[st.current].clone()
     }
 
-    /// The current connection, dialing endpoints in turn when there is none.
+    /// A connection of the pool (round-robin), dialing endpoints in turn
+    /// when there is none.
     async fn conn(&self) -> Result<(Conn, u64)> {
         let mut st = self.inner.state.lock().await;
-        if let Some((c, g)) = &st.conn {
-            let alive = match c {
+        if let Some((pool, g)) = &st.conn {
+            let alive = pool.iter().all(|c| match c {
                 Conn::Fast(f) => !f.is_closed(),
                 Conn::Grpc(_) => true,
-            };
+            });
             if alive {
-                return Ok((c.clone(), *g));
+                let i = self.inner.next.fetch_add(1, Ordering::Relaxed) % pool.len();
+                return Ok((pool[i].clone(), *g));
             }
             st.conn = None;
             st.current = (st.current + 1) % self.inner.endpoints.len();
         }
-        let o = &self.inner.opts;
-        let token = self.inner.token.lock().expect("token lock").clone();
-        let flags = if o.require_leader {
-            crate::fast::FLAG_REQUIRE_LEADER
-        } else {
-            0
-        };
         let mut errors = Vec::new();
         let n = self.inner.endpoints.len();
         for i in 0..n {
             let idx = (st.current + i) % n;
-            let addr = &self.inner.endpoints[idx];
-            let conn = match o.protocol {
-                Protocol::Fast | Protocol::Auto => {
-                    match fast::Conn::dial(addr, o.dial_timeout, flags, token.as_deref()).await {
-                        fast::Dial::Up(c) => Some(Conn::Fast(c)),
-                        fast::Dial::Down(e) => {
-                            errors.push(e);
-                            None
-                        }
-                        fast::Dial::NotFast if o.protocol == Protocol::Fast => {
-                            errors.push(format!("{addr} does not speak the fast protocol"));
-                            None
-                        }
-                        fast::Dial::NotFast => None,
-                    }
+            let first = match self.dial(idx, None).await {
+                Ok(c) => c,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
                 }
-                Protocol::Grpc => None,
             };
-            let conn = match conn {
-                Some(c) => Some(c),
-                None if o.protocol == Protocol::Fast => None,
-                None if o.protocol == Protocol::Auto && errors.len() > i => None,
-                None => match grpc::Conn::dial(addr, o.dial_timeout, o.require_leader).await {
-                    Ok(mut c) => {
-                        if let Some(t) = &token {
-                            c.set_token(t);
-                        }
-                        Some(Conn::Grpc(c))
-                    }
+            // The rest of the pool speaks what the first one found.
+            let mut pool = vec![first.clone()];
+            for _ in 1..self.inner.opts.connections {
+                match self.dial(idx, Some(&first)).await {
+                    Ok(c) => pool.push(c),
                     Err(e) => {
                         errors.push(e);
-                        None
+                        break;
                     }
-                },
-            };
-            if let Some(c) = conn {
-                st.current = idx;
-                st.generation += 1;
-                st.conn = Some((c.clone(), st.generation));
-                return Ok((c, st.generation));
+                }
             }
+            if pool.len() < self.inner.opts.connections {
+                continue;
+            }
+            st.current = idx;
+            st.generation += 1;
+            st.conn = Some((pool, st.generation));
+            return Ok((first, st.generation));
         }
         Err(Error::Connect(errors.join("; ")))
+    }
+
+    /// One connection to endpoint `idx`: the fast protocol where the
+    /// options and the server allow it, gRPC otherwise; `like` pins the
+    /// protocol to that connection's.
+    async fn dial(&self, idx: usize, like: Option<&Conn>) -> std::result::Result<Conn, String> {
+        let o = &self.inner.opts;
+        let addr = &self.inner.endpoints[idx];
+        let token = self.inner.token.lock().expect("token lock").clone();
+        let try_fast = match like {
+            Some(Conn::Fast(_)) => true,
+            Some(Conn::Grpc(_)) => false,
+            None => o.protocol != Protocol::Grpc,
+        };
+        if try_fast {
+            let flags = if o.require_leader {
+                crate::fast::FLAG_REQUIRE_LEADER
+            } else {
+                0
+            };
+            match fast::Conn::dial(addr, o.dial_timeout, flags, token.as_deref()).await {
+                fast::Dial::Up(c) => return Ok(Conn::Fast(c)),
+                fast::Dial::Down(e) => return Err(e),
+                fast::Dial::NotFast if o.protocol == Protocol::Fast || like.is_some() => {
+                    return Err(format!("{addr} does not speak the fast protocol"));
+                }
+                // An etcd: speak gRPC to it.
+                fast::Dial::NotFast => {}
+            }
+        }
+        let mut c = grpc::Conn::dial(addr, o.dial_timeout, o.require_leader).await?;
+        if let Some(t) = &token {
+            c.set_token(t);
+        }
+        Ok(Conn::Grpc(c))
     }
 
     /// Forget connection `generation` (it failed); the next call dials the
