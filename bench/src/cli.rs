@@ -19,6 +19,106 @@ pub enum Command {
     /// Read single keys (one Range RPC per request) from a prefilled key
     /// space.
     Range(RangeArgs),
+    /// Compare-and-swap: txns guarded on the mod revision last seen.
+    Txn(TxnArgs),
+    /// Reads and puts in a given ratio.
+    Mixed(MixedArgs),
+    /// Event latency from put to delivery, with many watchers.
+    Watch(WatchArgs),
+    /// Lease grant, put with the lease, revoke — one request.
+    LeaseChurn(LeaseArgs),
+    /// A Kubernetes-like control-plane mix (txn-guarded updates of 1-10 KiB
+    /// objects, paginated lists, watches per prefix).
+    K8s(K8sArgs),
+}
+
+/// Key and value shape shared by the key-space workloads.
+#[derive(Debug, Clone, Args)]
+pub struct KeyArgs {
+    /// Key size in bytes: the key number in decimal, zero-padded.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub key_size: u32,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 256)]
+    pub val_size: u32,
+    /// Distinct keys, prefilled before the run.
+    #[arg(long, default_value_t = 1000)]
+    pub key_space: u64,
+}
+
+/// `ferrobench txn`.
+#[derive(Debug, Clone, Args)]
+pub struct TxnArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+}
+
+/// `ferrobench mixed`.
+#[derive(Debug, Clone, Args)]
+pub struct MixedArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    /// Share of reads, 0..=1.
+    #[arg(long, default_value_t = 0.9)]
+    pub read_ratio: f64,
+    /// Linearizable (`l`) or serializable (`s`) reads.
+    #[arg(long, value_enum, default_value_t = Consistency::L)]
+    pub consistency: Consistency,
+}
+
+/// `ferrobench watch`.
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Watch streams, all on the prefix the clients write under.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub watchers: u32,
+    /// Key size in bytes (after the `watch/` prefix).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub key_size: u32,
+    /// Value size in bytes (at least 8: the send time).
+    #[arg(long, default_value_t = 256)]
+    pub val_size: u32,
+    /// Distinct keys written.
+    #[arg(long, default_value_t = 1000)]
+    pub key_space: u64,
+}
+
+/// `ferrobench lease-churn`.
+#[derive(Debug, Clone, Args)]
+pub struct LeaseArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Lease TTL in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub ttl: i64,
+    /// Key size in bytes (after the `lease/` prefix).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub key_size: u32,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 256)]
+    pub val_size: u32,
+}
+
+/// `ferrobench k8s`.
+#[derive(Debug, Clone, Args)]
+pub struct K8sArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Objects prefilled (1-10 KiB each).
+    #[arg(long, default_value_t = 2000)]
+    pub objects: u64,
+    /// Namespaces the objects spread over.
+    #[arg(long, default_value_t = 20)]
+    pub namespaces: u64,
+    /// Limit of one list page.
+    #[arg(long, default_value_t = 500)]
+    pub page_size: u32,
 }
 
 /// Options every workload takes.
@@ -35,20 +135,33 @@ pub struct RunArgs {
     /// round-robin.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub conns: u32,
-    /// Requests in total, over all clients.
-    #[arg(long, default_value_t = 10_000)]
-    pub total: u64,
+    /// Requests in total, over all clients (default 10000, or unbounded
+    /// with `--duration`).
+    #[arg(long)]
+    pub total: Option<u64>,
+    /// Run for this many seconds (with `--total`, whichever comes first).
+    #[arg(long, conflicts_with = "max_secs")]
+    pub duration: Option<f64>,
     /// Stop issuing requests after this many seconds even if `--total` is
     /// not reached.
     #[arg(long, default_value_t = 60.0)]
     pub max_secs: f64,
+    /// Open loop: requests are due at this many per second in all, and
+    /// latency counts from the due time (coordinated-omission correction).
+    /// Without it, closed loop: each client sends when answered.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Requests run before the measured ones, not recorded.
+    #[arg(long, default_value_t = 0)]
+    pub warmup: u64,
     /// Per-request timeout in seconds; a request past it counts as an error.
     #[arg(long, default_value_t = 10.0)]
     pub request_timeout_secs: f64,
     /// The server's process id: report its CPU time (utime + stime from
-    /// /proc/PID/stat) per 1000 operations and its peak RSS.
+    /// /proc/PID/stat) per 1000 operations and its peak RSS. Repeat for
+    /// the members of a cluster: their sums are reported.
     #[arg(long)]
-    pub server_pid: Option<u32>,
+    pub server_pid: Vec<u32>,
     /// Output format of the report.
     #[arg(short = 'w', long = "write-out", value_enum, default_value_t = Format::Text)]
     pub write_out: Format,
@@ -62,6 +175,23 @@ pub struct RunArgs {
     /// `fast` (ferrocd's binary protocol).
     #[arg(long, value_enum, default_value_t = Protocol::Grpc)]
     pub protocol: Protocol,
+}
+
+impl RunArgs {
+    /// Measured requests: `--total`, else 10000, else unbounded with
+    /// `--duration`.
+    pub fn total_ops(&self) -> u64 {
+        match (self.total, self.duration) {
+            (Some(t), _) => t,
+            (None, Some(_)) => u64::MAX,
+            (None, None) => 10_000,
+        }
+    }
+
+    /// The time bound of the measured phase.
+    pub fn max_secs(&self) -> f64 {
+        self.duration.unwrap_or(self.max_secs)
+    }
 }
 
 /// Wire protocols.
@@ -98,6 +228,9 @@ pub struct RangeArgs {
     /// Linearizable (`l`) or serializable (`s`) reads.
     #[arg(long, value_enum, default_value_t = Consistency::L)]
     pub consistency: Consistency,
+    /// Keys per request: a range of this many consecutive keys (limit N).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub keys_per_range: u64,
 }
 
 /// Report formats.

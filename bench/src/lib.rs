@@ -6,11 +6,18 @@
 //! report gives throughput, percentiles and, with `--server-pid`, the
 //! server's CPU time per 1000 operations, as text or JSON (`-w json`).
 //!
-//! Workloads so far: `put`, `range`; `--protocol fast` drives ferrocd's
-//! binary protocol instead of gRPC. Modules:
+//! Workloads: `put`, `range` (linearizable or serializable, one key or
+//! N), `txn` (compare-and-swap), `mixed`, `watch` (event latency),
+//! `lease-churn`, `k8s` (a control-plane mix). Closed loop by default,
+//! open loop with `--rate` (coordinated-omission corrected), `--warmup`,
+//! `--duration`. `--protocol fast` drives ferrocd's binary protocol
+//! instead of gRPC. Modules:
 //! - `cli`: the command line (clap), one subcommand per workload;
 //! - `conn`: the connections (gRPC or fast) a run spreads its clients over;
-//! - `put`, `range`: the workloads;
+//! - `put`, `range`, `txn`, `mixed`, `watch`, `lease`, `k8s`: the
+//!   workloads (one file each);
+//! - `exec`: what every workload does around its requests (runtime,
+//!   connections, prefill, report);
 //! - `driver`: runs clients against a shared request budget and deadline,
 //!   with progress on stderr;
 //! - `server`: the server process's CPU time and memory from `/proc`;
@@ -23,10 +30,16 @@
 mod cli;
 mod conn;
 mod driver;
+mod exec;
+mod k8s;
+mod lease;
+mod mixed;
 mod put;
 mod range;
 mod report;
 mod server;
+mod txn;
+mod watch;
 
 pub use cli::{Cli, Command};
 
@@ -35,5 +48,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Put(args) => put::run(&args),
         Command::Range(args) => range::run(&args),
+        Command::Txn(args) => txn::run(&args),
+        Command::Mixed(args) => mixed::run(&args),
+        Command::Watch(args) => watch::run(&args),
+        Command::LeaseChurn(args) => lease::run(&args),
+        Command::K8s(args) => k8s::run(&args),
     }
 }

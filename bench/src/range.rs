@@ -1,35 +1,49 @@
-//! `ferrobench range`: one Range RPC per request, reading key
-//! `i mod key-space` of a key space written once before the run (not
-//! measured), linearizable or serializable.
+//! `ferrobench range`: one Range RPC per request over a key space written
+//! once before the run (not measured): request `i` reads `--keys-per-range`
+//! keys from key `i mod key-space`, linearizable or serializable.
 
-use anyhow::{Context, bail};
-use ferrocd_net::pb::etcdserverpb::{PutRequest, RangeRequest};
+use anyhow::bail;
+use ferrocd_net::client::Client;
+use ferrocd_net::fast::methods::Range;
+use ferrocd_net::pb::etcdserverpb::RangeRequest;
 
 use crate::cli::{Consistency, RangeArgs};
-use crate::driver::{self, Client};
-use crate::put::key;
-use crate::report::Report;
-use crate::{conn, report};
+use crate::conn;
+use crate::driver;
+use crate::exec::{execute, key, prefill};
 
 struct Reader {
-    conn: conn::Conn,
+    conn: Client,
     key_size: usize,
     key_space: u64,
+    keys: u64,
     serializable: bool,
 }
 
-impl Client for Reader {
+impl driver::Client for Reader {
     fn call(
         &mut self,
         i: u64,
     ) -> impl std::future::Future<Output = Result<(), tonic::Status>> + Send {
+        let first = i % self.key_space;
         let req = RangeRequest {
-            key: key(i % self.key_space, self.key_size),
+            key: key("", first, self.key_size),
+            range_end: if self.keys > 1 {
+                key("", first + self.keys, self.key_size)
+            } else {
+                Vec::new()
+            },
+            limit: if self.keys > 1 { self.keys as i64 } else { 0 },
             serializable: self.serializable,
             ..Default::default()
         };
-        let mut conn = self.conn.clone();
-        async move { conn.range(req).await }
+        let conn = self.conn.clone();
+        async move {
+            conn.call::<Range>(req)
+                .await
+                .map(|_| ())
+                .map_err(conn::status)
+        }
     }
 }
 
@@ -37,87 +51,43 @@ pub(crate) fn run(args: &RangeArgs) -> anyhow::Result<()> {
     let run = &args.run;
     let key_size = args.key_size as usize;
     let key_space = args.key_space.max(1);
-    if key_size < 20 && key_space > 10u64.pow(key_size as u32) {
+    if key_size < 20 && key_space + args.keys_per_range > 10u64.pow(key_size as u32) {
         bail!("--key-space {key_space} does not fit in {key_size}-byte decimal keys");
     }
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if let Some(t) = run.threads {
-        rt.worker_threads(t.max(1));
-    }
-    let rt = rt.enable_all().build().context("tokio runtime")?;
-    let outcome = rt.block_on(async {
-        let conns = conn::connect_all(
-            &run.endpoints,
-            run.conns,
-            std::time::Duration::from_secs_f64(run.request_timeout_secs),
-            run.protocol,
+    let workload = match (args.consistency, args.keys_per_range > 1) {
+        (Consistency::L, false) => "range-linearizable",
+        (Consistency::S, false) => "range-serializable",
+        (Consistency::L, true) => "range-n-linearizable",
+        (Consistency::S, true) => "range-n-serializable",
+    };
+    let params = vec![
+        ("key_size", args.key_size.into()),
+        ("val_size", args.val_size.into()),
+        ("key_space", key_space.into()),
+        ("keys_per_range", args.keys_per_range.into()),
+    ];
+    let clients = run.clients as usize;
+    let val_size = args.val_size as usize;
+    let (keys, serializable) = (
+        args.keys_per_range.max(1),
+        args.consistency == Consistency::S,
+    );
+    execute(run, workload, params, |conns| async move {
+        prefill(
+            &conns[0],
+            key_space,
+            |n| key("", n, key_size),
+            |_| vec![b'v'; val_size],
         )
         .await?;
-        // Prefill, 64 puts in flight.
-        let value = vec![b'v'; args.val_size as usize];
-        let mut next = 0u64;
-        while next < key_space {
-            let batch: Vec<_> = (next..(next + 64).min(key_space))
-                .map(|n| {
-                    let mut c = conns[0].clone();
-                    let req = PutRequest {
-                        key: key(n, key_size),
-                        value: value.clone(),
-                        ..Default::default()
-                    };
-                    async move { c.put(req).await }
-                })
-                .collect();
-            for r in futures_join(batch).await {
-                r.context("prefill")?;
-            }
-            next += 64;
-        }
-        let clients = (0..run.clients as usize)
+        Ok((0..clients)
             .map(|c| Reader {
                 conn: conns[c % conns.len()].clone(),
                 key_size,
                 key_space,
-                serializable: args.consistency == Consistency::S,
+                keys,
+                serializable,
             })
-            .collect();
-        driver::drive(run, clients).await
-    })?;
-    let report = Report {
-        workload: match args.consistency {
-            Consistency::L => "range-linearizable",
-            Consistency::S => "range-serializable",
-        },
-        run,
-        params: vec![
-            ("key_size", args.key_size.into()),
-            ("val_size", args.val_size.into()),
-            ("key_space", key_space.into()),
-        ],
-        outcome: &outcome,
-    };
-    report::print(&report, run.write_out);
-    if outcome.errors > 0 {
-        bail!(
-            "{} of {} requests failed; first error: {}",
-            outcome.errors,
-            outcome.errors + outcome.completed,
-            outcome.first_error.as_deref().unwrap_or("?")
-        );
-    }
-    Ok(())
-}
-
-/// Await every future (spawned, so they run concurrently).
-async fn futures_join<F>(fs: Vec<F>) -> Vec<F::Output>
-where
-    F: std::future::Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let handles: Vec<_> = fs.into_iter().map(tokio::spawn).collect();
-    let mut out = Vec::with_capacity(handles.len());
-    for h in handles {
-        out.push(h.await.expect("prefill task"));
-    }
-    out
+            .collect())
+    })
 }

@@ -51,15 +51,15 @@ impl Report<'_> {
             "endpoints": self.run.endpoints,
             "clients": self.run.clients,
             "conns": self.run.conns,
-            "total": self.run.total,
+            "total": self.run.total_ops(),
             "completed": o.completed,
             "errors": o.errors,
             "first_error": o.first_error,
             "elapsed_secs": (o.elapsed.as_secs_f64() * 1e3).round() / 1e3,
             "ops_per_sec": round2(self.ops_per_sec()),
             "latency_us": latency,
-            "server": self.run.server_pid.map(|pid| json!({
-                "pid": pid,
+            "server": (!self.run.server_pid.is_empty()).then(|| json!({
+                "pid": self.run.server_pid,
                 "cpu_secs": o.server_cpu.map(|c| c.as_secs_f64()),
                 "cpu_ms_per_1k_ops": self.cpu_ms_per_1k().map(round2),
                 "peak_rss_kib": o.server_peak_rss_kib,
@@ -101,7 +101,14 @@ impl Report<'_> {
             pcts.join(", "),
             ms(h.max())
         );
-        if let Some(pid) = self.run.server_pid {
+        if !self.run.server_pid.is_empty() {
+            let pid = self
+                .run
+                .server_pid
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join("+");
             s += &format!(
                 "  server pid {pid}: cpu {:.2} s, {} ms per 1k ops, peak rss {} MiB\n",
                 o.server_cpu.map_or(0.0, |c| c.as_secs_f64()),

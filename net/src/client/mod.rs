@@ -54,7 +54,7 @@ use tonic::Code;
 pub use error::{Error, Result};
 pub use options::{
     Compare, CompareOp, DeleteOptions, GetOptions, PutOptions, SortOrder, SortTarget, Txn, TxnOp,
-    WatchOptions,
+    WatchOptions, prefix_end,
 };
 pub use streams::{
     KeepAliveHandle, LeaseKeepAliveStream, LeaseKeeper, ResumingWatch, SnapshotStream, WatchStream,
