@@ -185,7 +185,16 @@ where
                 buf.reserve(64 * 1024);
             }
             match rd.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => break,
+                Ok(0) | Err(_) => {
+                    if !buf.is_empty() {
+                        tracing::warn!(
+                            %peer,
+                            pending = buf.len(),
+                            "fast: connection closed in the middle of a frame"
+                        );
+                    }
+                    break;
+                }
                 Ok(_) => {}
             }
         }
