@@ -30,9 +30,10 @@ pub(crate) struct Outcome {
     pub first_error: Option<String>,
     /// From the first request sent to the last answer.
     pub elapsed: Duration,
-    /// Server CPU time spent during the run, with `--server-pid`.
+    /// Server CPU time spent during the run, with `--server-pid` (summed
+    /// over the pids).
     pub server_cpu: Option<Duration>,
-    /// Server peak RSS after the run, with `--server-pid`.
+    /// Server peak RSS after the run, with `--server-pid` (summed).
     pub server_peak_rss_kib: Option<u64>,
 }
 
@@ -40,7 +41,7 @@ pub(crate) struct Outcome {
 /// are recorded as this.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid histogram bounds")
 }
 
@@ -57,7 +58,7 @@ pub(crate) async fn drive<C: Client>(run: &RunArgs, clients: Vec<C>) -> anyhow::
     let shared = Arc::new(Shared::default());
     let total = run.total;
     let max = Duration::from_secs_f64(run.max_secs.max(0.0));
-    let cpu_before = run.server_pid.map(server::cpu_time).transpose()?;
+    let cpu_before = server::cpu_time_sum(&run.server_pid)?;
 
     let start = Instant::now();
     let deadline = start + max;
@@ -103,11 +104,11 @@ pub(crate) async fn drive<C: Client>(run: &RunArgs, clients: Vec<C>) -> anyhow::
     if let Some(p) = progress {
         p.await?;
     }
-    let server_cpu = match (run.server_pid, cpu_before) {
-        (Some(pid), Some(before)) => Some(server::cpu_time(pid)?.saturating_sub(before)),
-        _ => None,
+    let server_cpu = match cpu_before {
+        Some(before) => server::cpu_time_sum(&run.server_pid)?.map(|c| c.saturating_sub(before)),
+        None => None,
     };
-    let server_peak_rss_kib = run.server_pid.map(server::peak_rss_kib).transpose()?;
+    let server_peak_rss_kib = server::peak_rss_kib_sum(&run.server_pid)?;
     Ok(Outcome {
         hist,
         completed: shared.completed.load(Ordering::Relaxed),

@@ -14,19 +14,29 @@
 //! - `driver`: runs clients against a shared request budget and deadline,
 //!   with progress on stderr;
 //! - `server`: the server process's CPU time and memory from `/proc`;
-//! - `report`: the summary, as text or JSON.
+//! - `report`: the summary, as text or JSON, and the `--hgrm-out`,
+//!   `--json-out` and `--svg-out` files;
+//! - `hgrm`: HdrHistogram's percentile-distribution text and encoding;
+//! - `plot`: latency-by-percentile SVG plots (`ferrobench plot`);
+//! - `compare`: `ferrobench compare`, servers started side by side and a
+//!   workload matrix run against each (as subprocesses of ferrobench);
+//! - `table`: the Markdown table `compare` writes.
 //!
 //! The storage-level benchmarks live beside their crates (`wal/benches`,
 //! `mvcc/benches`); `scripts/put-vs-etcd.sh` runs the put workload against
 //! etcd and ferrocd side by side.
 
 mod cli;
+mod compare;
 mod conn;
 mod driver;
+mod hgrm;
+mod plot;
 mod put;
 mod range;
 mod report;
 mod server;
+mod table;
 
 pub use cli::{Cli, Command};
 
@@ -35,5 +45,29 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Put(args) => put::run(&args),
         Command::Range(args) => range::run(&args),
+        Command::Compare(args) => compare::run(&args),
+        Command::Plot(args) => plot::run(&args),
+    }
+}
+
+/// Golden files under `bench/tests/golden/`: `UPDATE_GOLDEN=1` rewrites
+/// them from the current output.
+#[cfg(test)]
+mod golden {
+    pub(crate) fn check(name: &str, got: &str) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden")
+            .join(name);
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&path, got).unwrap();
+            return;
+        }
+        let want = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
+        assert!(
+            want == got,
+            "{} differs (UPDATE_GOLDEN=1 rewrites it); got:\n{got}",
+            path.display()
+        );
     }
 }

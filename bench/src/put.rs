@@ -78,7 +78,7 @@ pub(crate) fn run(args: &PutArgs) -> anyhow::Result<()> {
         ],
         outcome: &outcome,
     };
-    report::print(&report, run.write_out);
+    report::print(&report, run.write_out)?;
     if outcome.errors > 0 {
         bail!(
             "{} of {} requests failed; first error: {}",

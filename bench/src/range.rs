@@ -96,7 +96,7 @@ pub(crate) fn run(args: &RangeArgs) -> anyhow::Result<()> {
         ],
         outcome: &outcome,
     };
-    report::print(&report, run.write_out);
+    report::print(&report, run.write_out)?;
     if outcome.errors > 0 {
         bail!(
             "{} of {} requests failed; first error: {}",
