@@ -449,6 +449,30 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn json_reports_load() {
+        let mut h = crate::driver::histogram();
+        for v in [100, 200, 300, 5000] {
+            h.record(v).unwrap();
+        }
+        let want: Vec<Point> = hgrm::curve(&h, 1000.0)
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        let j = serde_json::json!({ "histogram": hgrm::encode(&h) }).to_string();
+        assert_eq!(points_from_json(&j).unwrap(), want);
+        let j = serde_json::json!({ "latency_curve_us": [[0.0, 100], [1.0, 5003]] }).to_string();
+        let pts = points_from_json(&j).unwrap();
+        assert_eq!(
+            pts[1],
+            Point {
+                quantile: 1.0,
+                value: 5.003
+            }
+        );
+        assert!(points_from_json("{}").is_err());
+    }
+
+    #[test]
     fn nice_axes() {
         let close = |(a, b): (f64, f64), (c, d): (f64, f64)| {
             assert!(
