@@ -689,7 +689,7 @@ impl Acc {
 /// The common arguments compare gives every workload run.
 fn bench_args(args: &CompareArgs, endpoint: &str, pids: &[u32], total: u64) -> Vec<String> {
     let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
-    vec![
+    let mut out: Vec<String> = vec![
         "--endpoints".into(),
         endpoint.into(),
         "--clients".into(),
@@ -700,10 +700,12 @@ fn bench_args(args: &CompareArgs, endpoint: &str, pids: &[u32], total: u64) -> V
         total.to_string(),
         "--max-secs".into(),
         args.max_secs.to_string(),
-        "--server-pid".into(),
-        pids.join(","),
         "--quiet".into(),
-    ]
+    ];
+    if !pids.is_empty() {
+        out.extend(["--server-pid".into(), pids.join(",")]);
+    }
+    out
 }
 
 /// Runs one workload subprocess against a started cluster.

@@ -13,7 +13,6 @@
 use std::fmt::Write as _;
 
 use anyhow::{Context, bail};
-use base64::Engine as _;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 
@@ -144,17 +143,65 @@ pub(crate) fn encode(h: &Histogram<u64>) -> String {
     V2DeflateSerializer::new()
         .serialize(h, &mut bytes)
         .expect("serializing to memory");
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    base64_encode(&bytes)
 }
 
 /// The inverse of [`encode`].
 pub(crate) fn decode(b64: &str) -> anyhow::Result<Histogram<u64>> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .context("histogram: bad base64")?;
+    let bytes = base64_decode(b64.trim()).context("histogram: bad base64")?;
     Deserializer::new()
         .deserialize(&mut bytes.as_slice())
         .map_err(|e| anyhow::anyhow!("histogram: {e:?}"))
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding (RFC 4648), as HdrHistogram tools use.
+fn base64_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(B64[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn base64_decode(s: &str) -> anyhow::Result<Vec<u8>> {
+    let s = s.as_bytes();
+    if !s.len().is_multiple_of(4) {
+        bail!("length {} is not a multiple of 4", s.len());
+    }
+    let mut out = Vec::with_capacity(s.len() / 4 * 3);
+    for (ci, chunk) in s.chunks(4).enumerate() {
+        let last = ci == s.len() / 4 - 1;
+        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
+        if pad > 2 || (pad > 0 && !last) {
+            bail!("misplaced '='");
+        }
+        let mut n = 0u32;
+        for &c in &chunk[..4 - pad] {
+            let v = B64
+                .iter()
+                .position(|&x| x == c)
+                .with_context(|| format!("bad character {:?}", char::from(c)))?;
+            n = (n << 6) | v as u32;
+        }
+        n <<= 6 * pad as u32;
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&bytes[..3 - pad]);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -250,6 +297,27 @@ mod tests {
         let text = percentile_distribution(&histogram());
         assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 2);
         assert!(text.contains("Total count    =            0]"));
+    }
+
+    #[test]
+    fn base64_known_answers() {
+        for (plain, enc) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64_encode(plain.as_bytes()), enc);
+            assert_eq!(base64_decode(enc).unwrap(), plain.as_bytes());
+        }
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(base64_decode(&base64_encode(&all)).unwrap(), all);
+        for bad in ["Zg=", "Z===", "Zg==Zg==", "Zm9*"] {
+            assert!(base64_decode(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
