@@ -708,6 +708,15 @@ fn bench_args(args: &CompareArgs, endpoint: &str, pids: &[u32], total: u64) -> V
     out
 }
 
+/// `stem.ext`; unlike `Path::with_extension`, keeps the dots of a stem
+/// like `put-etcd-3.4.23-r1`.
+fn with_suffix(stem: &Path, ext: &str) -> PathBuf {
+    let mut s = stem.as_os_str().to_owned();
+    s.push(".");
+    s.push(ext);
+    PathBuf::from(s)
+}
+
 /// Runs one workload subprocess against a started cluster.
 fn run_workload(
     args: &CompareArgs,
@@ -725,9 +734,9 @@ fn run_workload(
             .args(bench_args(args, endpoint, &[], args.warmup));
         run_bounded(&mut cmd, limit).context("warm-up run")?;
     }
-    let json_path = stem.with_extension("json");
-    let hgrm_path = stem.with_extension("hgrm");
-    let err_path = stem.with_extension("stderr");
+    let json_path = with_suffix(stem, "json");
+    let hgrm_path = with_suffix(stem, "hgrm");
+    let err_path = with_suffix(stem, "stderr");
     let _ = std::fs::remove_file(&json_path);
     let mut cmd = Command::new(exe);
     cmd.args(&w.argv)
@@ -1036,6 +1045,15 @@ mod tests {
         assert_eq!(at(0), "1970-01-01 00:00 UTC");
         assert_eq!(at(951_782_400), "2000-02-29 00:00 UTC");
         assert_eq!(at(1_796_300_000), "2026-12-03 12:13 UTC");
+    }
+
+    #[test]
+    fn file_names_keep_version_dots() {
+        let stem = Path::new("out/put-etcd-3.4.23-r1");
+        assert_eq!(
+            with_suffix(stem, "json"),
+            Path::new("out/put-etcd-3.4.23-r1.json")
+        );
     }
 
     #[test]

@@ -224,6 +224,20 @@ fn compare_smoke() {
     ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
+    if etcd {
+        // One report per round and workload, named after the version.
+        let names: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        for w in ["put", "range-s"] {
+            let runs = names
+                .iter()
+                .filter(|n| n.starts_with(&format!("{w}-etcd-")) && n.ends_with("-r1.json"))
+                .count();
+            assert_eq!(runs, 1, "{w}: {names:?}");
+        }
+    }
     let svg = std::fs::read_to_string(out.join("put.svg")).unwrap();
     assert_eq!(svg.matches("<path ").count(), targets);
     let j: serde_json::Value =
