@@ -94,6 +94,9 @@ pub struct CompareArgs {
     /// Directory for the results (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Scale of the latency axis of the plots.
+    #[arg(long, value_enum, default_value_t = plot::YScale::Linear)]
+    pub y_scale: plot::YScale,
     /// No progress lines on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -927,7 +930,7 @@ pub(crate) fn run(args: &CompareArgs) -> anyhow::Result<()> {
         );
         report::write(
             &args.out.join(format!("{}.svg", w.name)),
-            &plot::svg(&title, &series),
+            &plot::svg(&title, &series, args.y_scale),
         )?;
     }
     let meta = Meta {

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use crate::hgrm::{self, Point};
 
@@ -27,6 +27,9 @@ pub struct PlotArgs {
     /// Title above the plot.
     #[arg(long, default_value = "latency by percentile")]
     pub title: String,
+    /// Scale of the latency axis.
+    #[arg(long, value_enum, default_value_t = YScale::Linear)]
+    pub y_scale: YScale,
 }
 
 /// One line of a plot: percentile curve points, values in milliseconds.
@@ -112,17 +115,102 @@ pub(crate) fn xml_escape(s: &str) -> String {
     out
 }
 
+/// The y axis scale of a plot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum YScale {
+    /// Linear from 0 (HdrHistogram's own plots).
+    #[default]
+    Linear,
+    /// Logarithmic over whole decades: the body and the tail both stay
+    /// readable when the maximum is far above the median.
+    Log,
+}
+
+/// A y axis: where values go (0 at the bottom, 1 at the top) and the
+/// labelled ticks (value, label) plus unlabelled minor lines.
+#[derive(Debug)]
+struct YAxis {
+    scale: YScale,
+    lo: f64,
+    hi: f64,
+    ticks: Vec<(f64, String)>,
+    minor: Vec<f64>,
+}
+
+impl YAxis {
+    fn new(scale: YScale, values: impl Iterator<Item = f64> + Clone) -> YAxis {
+        match scale {
+            YScale::Linear => {
+                let max = values.fold(0.0f64, f64::max);
+                let (top, step) = nice_axis(max);
+                let n = (top / step).round() as u32;
+                let ticks = (0..=n)
+                    .map(|i| {
+                        let v = f64::from(i) * step;
+                        (v, tick_label(v, step))
+                    })
+                    .collect();
+                YAxis {
+                    scale,
+                    lo: 0.0,
+                    hi: top,
+                    ticks,
+                    minor: vec![],
+                }
+            }
+            YScale::Log => {
+                let pos = values.filter(|v| v.is_finite() && *v > 0.0);
+                let min = pos.clone().fold(f64::INFINITY, f64::min);
+                let max = pos.fold(0.0f64, f64::max);
+                let (mut lo, mut hi) = if max > 0.0 {
+                    (min.log10().floor() as i32, max.log10().ceil() as i32)
+                } else {
+                    (0, 1)
+                };
+                if hi <= lo {
+                    hi = lo + 1;
+                }
+                lo = lo.max(hi - 12);
+                let mut ticks = Vec::new();
+                let mut minor = Vec::new();
+                for d in lo..=hi {
+                    let v = 10f64.powi(d);
+                    let decimals = usize::try_from(-d).unwrap_or(0);
+                    ticks.push((v, format!("{v:.decimals$}")));
+                    if d < hi {
+                        minor.extend((2..10).map(|k| f64::from(k) * v));
+                    }
+                }
+                YAxis {
+                    scale,
+                    lo: 10f64.powi(lo),
+                    hi: 10f64.powi(hi),
+                    ticks,
+                    minor,
+                }
+            }
+        }
+    }
+
+    /// Where `v` goes, from 0 (bottom) to 1 (top); below the axis on a
+    /// log scale (0 µs) lands on the bottom.
+    fn frac(&self, v: f64) -> f64 {
+        match self.scale {
+            YScale::Linear => v / self.hi,
+            YScale::Log => {
+                let v = v.max(self.lo);
+                (v / self.lo).log10() / (self.hi / self.lo).log10()
+            }
+        }
+    }
+}
+
 /// The plot of `series` as an SVG document.
-pub(crate) fn svg(title: &str, series: &[Series]) -> String {
+pub(crate) fn svg(title: &str, series: &[Series], scale: YScale) -> String {
     let curves: Vec<Vec<(f64, f64)>> = series.iter().map(|s| decade_points(&s.points)).collect();
-    let ymax = curves
-        .iter()
-        .flatten()
-        .map(|&(_, y)| y)
-        .fold(0.0f64, f64::max);
-    let (ytop, ystep) = nice_axis(ymax);
+    let axis = YAxis::new(scale, curves.iter().flatten().map(|&(_, y)| y));
     let px = |x: f64| LEFT + (RIGHT - LEFT) * x / DECADES;
-    let py = |y: f64| BOTTOM - (BOTTOM - TOP) * y / ytop;
+    let py = |y: f64| BOTTOM - (BOTTOM - TOP) * axis.frac(y);
 
     let mut s = String::new();
     // Writing to a String cannot fail.
@@ -148,15 +236,21 @@ pub(crate) fn svg(title: &str, series: &[Series]) -> String {
             );
         }
     }
-    let mut y = 0.0;
-    while y <= ytop + ystep / 2.0 {
+    for &y in &axis.minor {
         let _ = writeln!(
             s,
-            r#"<line x1="{LEFT}" y1="{:.1}" x2="{RIGHT}" y2="{:.1}"/>"#,
+            r##"<line x1="{LEFT}" y1="{:.1}" x2="{RIGHT}" y2="{:.1}" stroke="#f0f0f0"/>"##,
             py(y),
             py(y)
         );
-        y += ystep;
+    }
+    for (y, _) in &axis.ticks {
+        let _ = writeln!(
+            s,
+            r#"<line x1="{LEFT}" y1="{:.1}" x2="{RIGHT}" y2="{:.1}"/>"#,
+            py(*y),
+            py(*y)
+        );
     }
     for d in 0..=5 {
         let x = px(f64::from(d));
@@ -181,16 +275,13 @@ pub(crate) fn svg(title: &str, series: &[Series]) -> String {
             BOTTOM + 20.0
         );
     }
-    let mut y = 0.0;
-    while y <= ytop + ystep / 2.0 {
+    for (y, label) in &axis.ticks {
         let _ = writeln!(
             s,
-            r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
+            r#"<text x="{}" y="{:.1}" text-anchor="end">{label}</text>"#,
             LEFT - 8.0,
-            py(y) + 4.0,
-            tick_label(y, ystep)
+            py(*y) + 4.0,
         );
-        y += ystep;
     }
     let _ = writeln!(
         s,
@@ -200,9 +291,14 @@ pub(crate) fn svg(title: &str, series: &[Series]) -> String {
     );
     let _ = writeln!(
         s,
-        r#"<text x="22" y="{:.1}" text-anchor="middle" transform="rotate(-90 22 {:.1})">latency (ms)</text>"#,
+        r#"<text x="22" y="{:.1}" text-anchor="middle" transform="rotate(-90 22 {:.1})">latency (ms{})</text>"#,
         (TOP + BOTTOM) / 2.0,
-        (TOP + BOTTOM) / 2.0
+        (TOP + BOTTOM) / 2.0,
+        if scale == YScale::Log {
+            ", log scale"
+        } else {
+            ""
+        }
     );
     // One path per series, then the legend.
     for (i, (serie, pts)) in series.iter().zip(&curves).enumerate() {
@@ -308,7 +404,7 @@ pub(crate) fn run(args: &PlotArgs) -> anyhow::Result<()> {
             points: load(path)?,
         });
     }
-    crate::report::write(&args.out, &svg(&args.title, &series))
+    crate::report::write(&args.out, &svg(&args.title, &series, args.y_scale))
 }
 
 #[cfg(test)]
@@ -423,7 +519,7 @@ pub(crate) mod tests {
                 points: vec![],
             },
         ];
-        let doc = svg("put: 16 clients & 'friends'", &series);
+        let doc = svg("put: 16 clients & 'friends'", &series, YScale::Linear);
         let names = check_xml(&doc).unwrap_or_else(|e| panic!("{e}\n{doc}"));
         assert_eq!(names.iter().filter(|n| *n == "path").count(), 3);
         assert_eq!(doc.matches("class=\"series\"").count(), 3);
@@ -432,6 +528,10 @@ pub(crate) mod tests {
         }
         assert!(doc.contains("etcd 3.4 &lt;a &amp; b&gt;"));
         assert!(doc.contains("latency (ms)"));
+        let log = svg("log", &series, YScale::Log);
+        let names = check_xml(&log).unwrap_or_else(|e| panic!("{e}\n{log}"));
+        assert_eq!(names.iter().filter(|n| *n == "path").count(), 3);
+        assert!(log.contains("latency (ms, log scale)"));
         // The check itself rejects broken documents.
         assert!(check_xml(&doc.replace("</svg>", "")).is_err());
         assert!(check_xml(&doc.replace("&amp;", "&")).is_err());
@@ -470,6 +570,20 @@ pub(crate) mod tests {
             }
         );
         assert!(points_from_json("{}").is_err());
+    }
+
+    #[test]
+    fn log_axis_spans_whole_decades() {
+        let a = YAxis::new(YScale::Log, [0.35, 2.0, 140.0].into_iter());
+        assert_eq!((a.lo, a.hi), (0.1, 1000.0));
+        let labels: Vec<&str> = a.ticks.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(labels, ["0.1", "1", "10", "100", "1000"]);
+        assert_eq!(a.minor.len(), 4 * 8);
+        assert!((a.frac(10.0) - 2.0 / 4.0).abs() < 1e-12);
+        assert_eq!(a.frac(0.0), 0.0);
+        let lin = YAxis::new(YScale::Linear, [7.3].into_iter());
+        assert_eq!(lin.ticks.len(), 9);
+        assert_eq!(lin.ticks[8].1, "8");
     }
 
     #[test]

@@ -182,7 +182,7 @@ pub(crate) fn print(report: &Report<'_>, format: Format) -> anyhow::Result<()> {
             report.outcome.completed,
             report.ops_per_sec()
         );
-        write(path, &plot::svg(&title, &[series]))?;
+        write(path, &plot::svg(&title, &[series], plot::YScale::Linear))?;
     }
     Ok(())
 }
