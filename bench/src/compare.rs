@@ -14,6 +14,7 @@
 //! workload, `compare.json` and `compare.md` (see [`crate::table`]).
 
 use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -430,8 +431,6 @@ fn tempfile_in(dir: &Path, prefix: &str) -> anyhow::Result<PathBuf> {
     }
     bail!("no free name under {}", dir.display())
 }
-
-use std::os::unix::process::CommandExt as _;
 
 /// A directory removed when dropped.
 #[derive(Debug)]

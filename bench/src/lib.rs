@@ -7,7 +7,13 @@
 //! server's CPU time per 1000 operations, as text or JSON (`-w json`).
 //!
 //! Workloads so far: `put`, `range`; `--protocol fast` drives ferrocd's
-//! binary protocol instead of gRPC. Modules:
+//! binary protocol instead of gRPC. Every workload also writes, on request,
+//! the HdrHistogram percentile distribution (`--hgrm-out`), the full JSON
+//! report (`--json-out`) and a latency-by-percentile plot (`--svg-out`).
+//! `ferrobench plot` draws several runs on one plot; `ferrobench compare`
+//! starts etcd and ferrocd servers side by side on loopback and runs a
+//! workload matrix against each (a new workload subcommand is usable there
+//! by its name). Modules:
 //! - `cli`: the command line (clap), one subcommand per workload;
 //! - `conn`: the connections (gRPC or fast) a run spreads its clients over;
 //! - `put`, `range`: the workloads;
