@@ -59,9 +59,10 @@ pub struct CompareArgs {
     #[arg(long, value_delimiter = ',', default_value = "put,range-s,range-l")]
     pub workloads: Vec<String>,
     /// Defines a workload: `NAME=SUBCOMMAND ARGS…`, e.g.
-    /// `put-1k=put --val-size 1024`. compare adds `--endpoints`,
-    /// `--clients`, `--conns`, `--total`, `--max-secs` and the output
-    /// options itself.
+    /// `put-1k=put --val-size 1024` or `put-c1=put --clients 1 --conns 1`.
+    /// compare adds `--endpoints`, `--total`, `--server-pid` and the
+    /// output options itself, and `--clients`, `--conns` and `--max-secs`
+    /// unless the definition sets them.
     #[arg(long, value_name = "NAME=SUBCOMMAND ARGS")]
     pub workload_def: Vec<String>,
     /// Rounds: every workload runs this many times against each target,
@@ -175,6 +176,9 @@ pub(crate) fn resolve_workloads(
                 "--workload-def {d:?}: the spec must start with a workload subcommand ({})",
                 subcommands.join(", ")
             ),
+        }
+        if let Some(o) = COMPARE_SETS.iter().find(|o| sets(&argv, o)) {
+            bail!("--workload-def {d:?}: compare sets {o} itself");
         }
         defined.insert(name.to_string(), argv);
     }
@@ -688,23 +692,49 @@ impl Acc {
     }
 }
 
-/// The common arguments compare gives every workload run.
-fn bench_args(args: &CompareArgs, endpoint: &str, pids: &[u32], total: u64) -> Vec<String> {
-    let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
-    let mut out: Vec<String> = vec![
-        "--endpoints".into(),
-        endpoint.into(),
-        "--clients".into(),
-        args.clients.to_string(),
-        "--conns".into(),
-        args.conns.to_string(),
-        "--total".into(),
-        total.to_string(),
-        "--max-secs".into(),
-        args.max_secs.to_string(),
-        "--quiet".into(),
-    ];
+/// Whether `argv` sets option `name` (`--name V` or `--name=V`).
+fn sets(argv: &[String], name: &str) -> bool {
+    argv.iter()
+        .any(|a| a == name || a.strip_prefix(name).is_some_and(|r| r.starts_with('=')))
+}
+
+/// Options compare always sets itself; a `--workload-def` may not.
+const COMPARE_SETS: [&str; 9] = [
+    "--endpoints",
+    "--total",
+    "--server-pid",
+    "--write-out",
+    "-w",
+    "--json-out",
+    "--hgrm-out",
+    "--svg-out",
+    "--quiet",
+];
+
+/// The command line of one run of `w`: its subcommand and arguments, then
+/// the options compare sets (`--clients`, `--conns` and `--max-secs` only
+/// where the workload does not set them).
+fn bench_args(
+    args: &CompareArgs,
+    w: &Workload,
+    endpoint: &str,
+    pids: &[u32],
+    total: u64,
+) -> Vec<String> {
+    let mut out = w.argv.clone();
+    out.extend(["--endpoints".into(), endpoint.into()]);
+    for (name, value) in [
+        ("--clients", args.clients.to_string()),
+        ("--conns", args.conns.to_string()),
+        ("--max-secs", args.max_secs.to_string()),
+    ] {
+        if !sets(&w.argv, name) {
+            out.extend([name.to_string(), value]);
+        }
+    }
+    out.extend(["--total".into(), total.to_string(), "--quiet".into()]);
     if !pids.is_empty() {
+        let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
         out.extend(["--server-pid".into(), pids.join(",")]);
     }
     out
@@ -732,8 +762,7 @@ fn run_workload(
     let limit = Duration::from_secs_f64(args.max_secs + 120.0);
     if args.warmup > 0 {
         let mut cmd = Command::new(exe);
-        cmd.args(&w.argv)
-            .args(bench_args(args, endpoint, &[], args.warmup));
+        cmd.args(bench_args(args, w, endpoint, &[], args.warmup));
         run_bounded(&mut cmd, limit).context("warm-up run")?;
     }
     let json_path = with_suffix(stem, "json");
@@ -741,8 +770,7 @@ fn run_workload(
     let err_path = with_suffix(stem, "stderr");
     let _ = std::fs::remove_file(&json_path);
     let mut cmd = Command::new(exe);
-    cmd.args(&w.argv)
-        .args(bench_args(args, endpoint, pids, args.total))
+    cmd.args(bench_args(args, w, endpoint, pids, args.total))
         .args(["-w", "json", "--json-out"])
         .arg(&json_path)
         .arg("--hgrm-out")
@@ -941,13 +969,10 @@ pub(crate) fn run(args: &CompareArgs) -> anyhow::Result<()> {
         workloads: workloads
             .iter()
             .map(|w| {
-                let shown = bench_args(args, "LEADER", &[0], args.total)
+                let shown = bench_args(args, w, "LEADER", &[0], args.total)
                     .join(" ")
                     .replace("--server-pid 0", "--server-pid PIDS");
-                (
-                    w.name.clone(),
-                    format!("ferrobench {} {shown}", w.argv.join(" ")),
-                )
+                (w.name.clone(), format!("ferrobench {shown}"))
             })
             .collect(),
         targets: targets
@@ -1020,6 +1045,34 @@ mod tests {
         );
         let e = resolve_workloads(&names("x"), &["x".into()]).unwrap_err();
         assert!(e.to_string().contains("NAME=SUBCOMMAND"), "{e}");
+        let e = resolve_workloads(&names("x"), &["x=put --total=5".into()]).unwrap_err();
+        assert!(e.to_string().contains("compare sets --total itself"), "{e}");
+    }
+
+    #[test]
+    fn run_arguments() {
+        use clap::Parser;
+        let cli = crate::Cli::parse_from(["ferrobench", "compare", "--out", "o", "--clients", "8"]);
+        let crate::Command::Compare(args) = cli.command else {
+            panic!("not compare");
+        };
+        let defs = vec!["one=put --clients 1 --conns=1".to_string()];
+        let w = resolve_workloads(&names("put,one"), &defs).unwrap();
+        let put = bench_args(&args, &w[0], "h:1", &[7, 8], 100).join(" ");
+        assert_eq!(
+            put,
+            "put --endpoints h:1 --clients 8 --conns 4 --max-secs 30 --total 100 --quiet --server-pid 7,8"
+        );
+        let one = bench_args(&args, &w[1], "h:1", &[], 5).join(" ");
+        assert_eq!(
+            one,
+            "put --clients 1 --conns=1 --endpoints h:1 --max-secs 30 --total 5 --quiet"
+        );
+        // Every line parses as a ferrobench command.
+        for line in [put, one] {
+            let argv = std::iter::once("ferrobench").chain(line.split(' '));
+            crate::Cli::try_parse_from(argv).unwrap();
+        }
     }
 
     #[test]
