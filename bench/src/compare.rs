@@ -405,7 +405,7 @@ fn wait_bounded(child: &mut Child, limit: Duration) -> anyhow::Result<ExitStatus
 /// Runs a short command to completion (bounded) and returns its stdout.
 fn run_bounded(cmd: &mut Command, limit: Duration) -> anyhow::Result<String> {
     let out = tempfile_in(&std::env::temp_dir(), "ferrobench-out")?;
-    let mut child = cmd
+    let mut child = die_with_parent(cmd)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out)?)
         .stderr(Stdio::null())
@@ -419,6 +419,21 @@ fn run_bounded(cmd: &mut Command, limit: Duration) -> anyhow::Result<String> {
         bail!("exited with {status}");
     }
     Ok(text)
+}
+
+/// Makes the kernel SIGKILL the child if compare itself dies without
+/// cleaning up (SIGKILL, a crash): a server never outlives its run.
+fn die_with_parent(cmd: &mut Command) -> &mut Command {
+    // SAFETY: the hook runs in the child between fork and exec and calls
+    // only prctl, which is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
 }
 
 /// A fresh path under `dir` (not created).
@@ -543,7 +558,7 @@ impl Cluster {
                 // Own process group: a terminal's Ctrl-C reaches compare,
                 // which stops the members itself.
                 .process_group(0);
-            let child = cmd
+            let child = die_with_parent(&mut cmd)
                 .spawn()
                 .with_context(|| format!("starting {}", target.bin.display()))?;
             cluster.children.push(child);
@@ -779,7 +794,7 @@ fn run_workload(
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&err_path)?)
         .process_group(0);
-    let mut child = cmd
+    let mut child = die_with_parent(&mut cmd)
         .spawn()
         .with_context(|| format!("starting {}", exe.display()))?;
     let status = wait_bounded(&mut child, limit)?;

@@ -140,6 +140,22 @@ fn ferrocd() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Asserts no process mentions `needle` (servers under a test's data dir),
+/// killing any that do (they are this test's) before failing.
+fn assert_none_left(needle: &str) {
+    let left = processes_mentioning(needle);
+    for pid in &left {
+        if let Ok(pid) = pid.parse::<libc::pid_t>() {
+            // SAFETY: kill takes no pointers; the process runs a server from
+            // this test's own scratch dir.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+    assert!(left.is_empty(), "processes outlived compare: {left:?}");
+}
+
 /// Processes whose command line mentions `needle`.
 fn processes_mentioning(needle: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -246,7 +262,7 @@ fn compare_smoke() {
     assert_eq!(j["completed"], 200);
     assert!(j["server"]["cpu_secs"].as_f64().is_some(), "{j}");
     // Every server was stopped and its data dir removed.
-    assert!(processes_mentioning(data.to_str().unwrap()).is_empty());
+    assert_none_left(&format!("{}/ferrobench-data", data.display()));
     assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0);
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -303,8 +319,51 @@ fn compare_stops_servers_on_sigint() {
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert!(!status.success());
+    assert_none_left(&servers);
     assert!(err.contains("interrupted"), "{err}");
-    assert!(processes_mentioning(&servers).is_empty());
     assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// SIGKILL of compare itself (no cleanup possible): its servers die with it.
+#[test]
+fn servers_die_with_a_killed_compare() {
+    let Some(ferrocd) = ferrocd() else {
+        eprintln!("skipped: no ferrocd binary (cargo build --release -p ferrocd-core)");
+        return;
+    };
+    let d = scratch("sigkill");
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let out = d.join("out");
+    let mut child = Command::new(BIN)
+        .args(["compare", "--no-etcd", "--ferrocd"])
+        .arg(&ferrocd)
+        .args(["--rounds", "1", "--total", "100000000", "--max-secs", "20"])
+        .args(["--workloads", "put", "--quiet", "--data-root"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !out.join("put-ferrocd-r1.stderr").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let servers = format!("{}/ferrobench-data", data.display());
+    assert!(
+        !processes_mentioning(&servers).is_empty(),
+        "no server running"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_mentioning(&servers).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_none_left(&servers);
     let _ = std::fs::remove_dir_all(&d);
 }
