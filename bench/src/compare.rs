@@ -651,6 +651,8 @@ struct RunResult {
     completed: u64,
     errors: u64,
     cpu_secs: Option<f64>,
+    /// Peak RSS of the members added up, KiB.
+    peak_rss_kib: Option<u64>,
     hist: Histogram<u64>,
 }
 
@@ -662,6 +664,7 @@ struct Acc {
     errors: u64,
     cpu_secs: Option<f64>,
     cpu_missing: bool,
+    peak_rss_kib: Option<u64>,
     hist: Option<Histogram<u64>>,
     failures: Vec<String>,
 }
@@ -675,6 +678,7 @@ impl Acc {
             Some(c) => *self.cpu_secs.get_or_insert(0.0) += c,
             None => self.cpu_missing = true,
         }
+        self.peak_rss_kib = self.peak_rss_kib.max(r.peak_rss_kib);
         match &mut self.hist {
             Some(h) => h.add(&r.hist).expect("same bounds"),
             None => self.hist = Some(r.hist),
@@ -702,6 +706,7 @@ impl Acc {
                 .cpu_secs
                 .filter(|_| !self.cpu_missing && self.completed > 0)
                 .map(|c| c * 1e6 / self.completed as f64),
+            peak_rss_mib: self.peak_rss_kib.map(|k| k as f64 / 1024.0),
             failures: self.failures.clone(),
         }
     }
@@ -818,6 +823,7 @@ fn run_workload(
         completed: j["completed"].as_u64().unwrap_or(0),
         errors: j["errors"].as_u64().unwrap_or(0),
         cpu_secs: j["server"]["cpu_secs"].as_f64(),
+        peak_rss_kib: j["server"]["peak_rss_kib"].as_u64(),
         hist,
     })
 }
@@ -1005,7 +1011,8 @@ pub(crate) fn run(args: &CompareArgs) -> anyhow::Result<()> {
                 "ops_per_sec_rounds": r.ops_per_sec, "ops_per_sec": r.mean_ops(),
                 "completed": r.completed, "errors": r.errors,
                 "p50_us": r.p50_us, "p99_us": r.p99_us, "p99.9_us": r.p999_us,
-                "server_cpu_ms_per_1k_ops": r.cpu_ms_per_1k, "failures": r.failures,
+                "server_cpu_ms_per_1k_ops": r.cpu_ms_per_1k,
+                "server_peak_rss_mib": r.peak_rss_mib, "failures": r.failures,
             })
         })
         .collect();
