@@ -1,6 +1,8 @@
 //! The command line: one subcommand per workload, the options every
 //! workload shares in [`RunArgs`].
 
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Load generator for etcd-compatible servers (ferrocd, etcd).
@@ -30,6 +32,13 @@ pub enum Command {
     /// A Kubernetes-like control-plane mix (txn-guarded updates of 1-10 KiB
     /// objects, paginated lists, watches per prefix).
     K8s(K8sArgs),
+    /// Start etcd and ferrocd servers side by side on loopback and run a
+    /// matrix of workloads against each, alternating targets; writes a
+    /// Markdown table, plots and every run's JSON/.hgrm into `--out`.
+    Compare(crate::compare::CompareArgs),
+    /// Draw latency-by-percentile curves of earlier runs (`.hgrm` files or
+    /// `-w json` / `--json-out` reports) on one SVG plot.
+    Plot(crate::plot::PlotArgs),
 }
 
 /// Key and value shape shared by the key-space workloads.
@@ -158,9 +167,10 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 10.0)]
     pub request_timeout_secs: f64,
     /// The server's process id: report its CPU time (utime + stime from
-    /// /proc/PID/stat) per 1000 operations and its peak RSS. Repeat for
-    /// the members of a cluster: their sums are reported.
-    #[arg(long)]
+    /// /proc/PID/stat) per 1000 operations and its peak RSS. Repeat (or
+    /// comma-separate) for the members of a cluster: CPU time and peak RSS
+    /// are summed over them.
+    #[arg(long, value_delimiter = ',')]
     pub server_pid: Vec<u32>,
     /// Output format of the report.
     #[arg(short = 'w', long = "write-out", value_enum, default_value_t = Format::Text)]
@@ -175,6 +185,17 @@ pub struct RunArgs {
     /// `fast` (ferrocd's binary protocol).
     #[arg(long, value_enum, default_value_t = Protocol::Grpc)]
     pub protocol: Protocol,
+    /// Also write the latency distribution to FILE as HdrHistogram
+    /// percentile-distribution text (`.hgrm`, milliseconds).
+    #[arg(long, value_name = "FILE")]
+    pub hgrm_out: Option<PathBuf>,
+    /// Also write the JSON report (with the percentile curve and the
+    /// encoded histogram) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json_out: Option<PathBuf>,
+    /// Also write a latency-by-percentile plot of the run to FILE (SVG).
+    #[arg(long, value_name = "FILE")]
+    pub svg_out: Option<PathBuf>,
 }
 
 impl RunArgs {

@@ -30,9 +30,10 @@ pub(crate) struct Outcome {
     pub first_error: Option<String>,
     /// From the first request sent to the last answer.
     pub elapsed: Duration,
-    /// Server CPU time spent during the run, with `--server-pid`.
+    /// Server CPU time spent during the run, with `--server-pid` (summed
+    /// over the pids).
     pub server_cpu: Option<Duration>,
-    /// Server peak RSS after the run, with `--server-pid`.
+    /// Server peak RSS after the run, with `--server-pid` (summed).
     pub server_peak_rss_kib: Option<u64>,
 }
 
@@ -135,11 +136,7 @@ pub(crate) async fn drive<C: Client>(run: &RunArgs, clients: Vec<C>) -> anyhow::
         }));
     }
     gate.wait().await;
-    let cpu_before = run
-        .server_pid
-        .iter()
-        .map(|p| server::cpu_time(*p))
-        .sum::<anyhow::Result<Duration>>()?;
+    let cpu_before = server::cpu_time_sum(&run.server_pid)?;
     let start = Instant::now();
     let _ = start_tx.send(Some(start));
     let progress = live.map(|l| {
@@ -164,26 +161,11 @@ pub(crate) async fn drive<C: Client>(run: &RunArgs, clients: Vec<C>) -> anyhow::
     if let Some(p) = progress {
         p.await?;
     }
-    let server_cpu = if run.server_pid.is_empty() {
-        None
-    } else {
-        let after = run
-            .server_pid
-            .iter()
-            .map(|p| server::cpu_time(*p))
-            .sum::<anyhow::Result<Duration>>()?;
-        Some(after.saturating_sub(cpu_before))
+    let server_cpu = match cpu_before {
+        Some(before) => server::cpu_time_sum(&run.server_pid)?.map(|c| c.saturating_sub(before)),
+        None => None,
     };
-    let server_peak_rss_kib = if run.server_pid.is_empty() {
-        None
-    } else {
-        Some(
-            run.server_pid
-                .iter()
-                .map(|p| server::peak_rss_kib(*p))
-                .sum::<anyhow::Result<u64>>()?,
-        )
-    };
+    let server_peak_rss_kib = server::peak_rss_kib_sum(&run.server_pid)?;
     Ok(Outcome {
         hist,
         completed: shared.completed.load(Ordering::Relaxed),

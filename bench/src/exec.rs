@@ -62,7 +62,7 @@ pub(crate) fn finish(
         params,
         outcome,
     };
-    report::print(&report, run.write_out);
+    report::print(&report, run.write_out)?;
     if outcome.errors > 0 {
         bail!(
             "{} of {} requests failed; first error: {}",

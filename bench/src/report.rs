@@ -1,10 +1,14 @@
 //! The summary of a run: throughput, latency percentiles and the server's
 //! resource use, as text for people or JSON for scripts.
 
+use std::path::Path;
+
+use anyhow::Context;
 use serde_json::{Value, json};
 
 use crate::cli::{Format, RunArgs};
 use crate::driver::Outcome;
+use crate::{hgrm, plot};
 
 /// One run's report.
 #[derive(Debug)]
@@ -17,8 +21,13 @@ pub(crate) struct Report<'a> {
 }
 
 /// Latency percentiles reported, with their labels.
-const PERCENTILES: [(&str, f64); 4] =
-    [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9)];
+pub(crate) const PERCENTILES: [(&str, f64); 5] = [
+    ("p50", 50.0),
+    ("p90", 90.0),
+    ("p99", 99.0),
+    ("p99.9", 99.9),
+    ("p99.99", 99.99),
+];
 
 impl Report<'_> {
     fn ops_per_sec(&self) -> f64 {
@@ -41,27 +50,44 @@ impl Report<'_> {
         let o = self.outcome;
         let h = &o.hist;
         let mut latency = serde_json::Map::new();
+        latency.insert("min".into(), json!(h.min()));
         latency.insert("mean".into(), json!(round2(h.mean())));
+        latency.insert("stdev".into(), json!(round2(h.stdev())));
         for (name, q) in PERCENTILES {
             latency.insert(name.into(), json!(h.value_at_quantile(q / 100.0)));
         }
         latency.insert("max".into(), json!(h.max()));
+        let curve: Vec<Value> = hgrm::curve(h, 1.0)
+            .into_iter()
+            .map(|(p, count)| json!([p.quantile, p.value as u64, count]))
+            .collect();
         let mut j = json!({
             "workload": self.workload,
             "endpoints": self.run.endpoints,
             "clients": self.run.clients,
             "conns": self.run.conns,
             "total": self.run.total_ops(),
+            "max_secs": self.run.max_secs(),
+            "rate": self.run.rate,
+            "warmup": self.run.warmup,
+            "request_timeout_secs": self.run.request_timeout_secs,
+            "protocol": format!("{:?}", self.run.protocol).to_lowercase(),
             "completed": o.completed,
             "errors": o.errors,
             "first_error": o.first_error,
             "elapsed_secs": (o.elapsed.as_secs_f64() * 1e3).round() / 1e3,
             "ops_per_sec": round2(self.ops_per_sec()),
             "latency_us": latency,
+            // [quantile, highest value of its bucket in µs, running count],
+            // 5 ticks per half distance, as in the .hgrm output.
+            "latency_curve_us": curve,
+            // HdrHistogram's compressed V2 encoding, base64: runs merge.
+            "histogram": hgrm::encode(h),
             "server": (!self.run.server_pid.is_empty()).then(|| json!({
-                "pid": self.run.server_pid,
+                "pids": self.run.server_pid,
                 "cpu_secs": o.server_cpu.map(|c| c.as_secs_f64()),
                 "cpu_ms_per_1k_ops": self.cpu_ms_per_1k().map(round2),
+                "ops_per_cpu_sec": self.cpu_ms_per_1k().filter(|&c| c > 0.0).map(|c| round2(1e6 / c)),
                 "peak_rss_kib": o.server_peak_rss_kib,
             })),
         });
@@ -91,26 +117,24 @@ impl Report<'_> {
             self.run.conns,
             params.join(", ")
         );
-        let pcts: Vec<String> = PERCENTILES
+        let names: Vec<&str> = PERCENTILES.iter().map(|(name, _)| *name).collect();
+        let values: Vec<String> = PERCENTILES
             .iter()
-            .map(|(name, q)| format!("{name} {}", ms(h.value_at_quantile(q / 100.0))))
+            .map(|(_, q)| ms(h.value_at_quantile(q / 100.0)))
             .collect();
         s += &format!(
-            "  latency ms: mean {:.3}, {}, max {}\n",
+            "  latency min/{}/max ms: {}/{}/{}, mean {:.3}\n",
+            names.join("/"),
+            ms(h.min()),
+            values.join("/"),
+            ms(h.max()),
             h.mean() / 1e3,
-            pcts.join(", "),
-            ms(h.max())
         );
         if !self.run.server_pid.is_empty() {
-            let pid = self
-                .run
-                .server_pid
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join("+");
+            let pids: Vec<String> = self.run.server_pid.iter().map(u32::to_string).collect();
             s += &format!(
-                "  server pid {pid}: cpu {:.2} s, {} ms per 1k ops, peak rss {} MiB\n",
+                "  server pid {}: cpu {:.2} s, {} ms per 1k ops, peak rss {} MiB\n",
+                pids.join("+"),
                 o.server_cpu.map_or(0.0, |c| c.as_secs_f64()),
                 self.cpu_ms_per_1k()
                     .map_or("-".to_string(), |v| format!("{v:.1}")),
@@ -133,10 +157,39 @@ fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
-/// Prints the report to stdout.
-pub(crate) fn print(report: &Report<'_>, format: Format) {
+/// Prints the report to stdout and writes the files `--hgrm-out`,
+/// `--json-out` and `--svg-out` ask for.
+pub(crate) fn print(report: &Report<'_>, format: Format) -> anyhow::Result<()> {
     match format {
         Format::Text => print!("{}", report.to_text()),
         Format::Json => println!("{}", report.to_json()),
     }
+    let run = report.run;
+    let h = &report.outcome.hist;
+    if let Some(path) = &run.hgrm_out {
+        write(path, &hgrm::percentile_distribution(h))?;
+    }
+    if let Some(path) = &run.json_out {
+        write(path, &format!("{:#}\n", report.to_json()))?;
+    }
+    if let Some(path) = &run.svg_out {
+        let series = plot::Series {
+            label: report.workload.to_string(),
+            points: hgrm::curve(h, 1000.0).into_iter().map(|(p, _)| p).collect(),
+        };
+        let title = format!(
+            "{}: {} clients, {} ok, {:.0} ops/s",
+            report.workload,
+            run.clients,
+            report.outcome.completed,
+            report.ops_per_sec()
+        );
+        write(path, &plot::svg(&title, &[series], plot::YScale::Linear))?;
+    }
+    Ok(())
+}
+
+/// Writes `text` to `path`, naming the file in the error.
+pub(crate) fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }

@@ -11,6 +11,30 @@ pub(crate) fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     cpu_time_from_stat(&stat).with_context(|| format!("parsing {path}"))
 }
 
+/// CPU time of the processes `pids` together; `None` for no pids.
+pub(crate) fn cpu_time_sum(pids: &[u32]) -> anyhow::Result<Option<Duration>> {
+    if pids.is_empty() {
+        return Ok(None);
+    }
+    let mut sum = Duration::ZERO;
+    for &pid in pids {
+        sum += cpu_time(pid)?;
+    }
+    Ok(Some(sum))
+}
+
+/// Peak RSS of the processes `pids` added up, in KiB; `None` for no pids.
+pub(crate) fn peak_rss_kib_sum(pids: &[u32]) -> anyhow::Result<Option<u64>> {
+    if pids.is_empty() {
+        return Ok(None);
+    }
+    let mut sum = 0;
+    for &pid in pids {
+        sum += peak_rss_kib(pid)?;
+    }
+    Ok(Some(sum))
+}
+
 /// utime and stime are fields 14 and 15 of `/proc/PID/stat`, in clock
 /// ticks. Field 2 (the command name) is in parentheses and may contain
 /// spaces and ')', so counting starts after the last ')', at field 3.
