@@ -124,12 +124,7 @@ pub struct PermArgs {
 fn header_only(ctx: &Ctx, h: Option<&pb::ResponseHeader>, simple: String) -> R<String> {
     Ok(match ctx.fmt {
         Format::Simple => simple,
-        Format::Json => {
-            Obj::new()
-                .raw_opt("header", print::header_json(h))
-                .end()
-                + "\n"
-        }
+        Format::Json => Obj::new().raw_opt("header", print::header_json(h)).end() + "\n",
         Format::Fields => {
             let mut s = String::new();
             print::header_lines(&mut s, h);
@@ -190,9 +185,7 @@ fn new_password(name: &str, interactive: bool) -> R<String> {
     if p1.is_empty() {
         return Err(Fail::args("empty password"));
     }
-    let p2 = read_password(&format!(
-        "Type password of {name} again for confirmation: "
-    ))?;
+    let p2 = read_password(&format!("Type password of {name} again for confirmation: "))?;
     if p1 != p2 {
         return Err(Fail::args("given passwords are different"));
     }
@@ -204,7 +197,9 @@ pub async fn user(ctx: &Ctx, cmd: UserCmd) -> R {
     match cmd {
         UserCmd::Add(a) => {
             if a.args.len() != 1 {
-                return Err(Fail::args("user add command requires user name as its argument"));
+                return Err(Fail::args(
+                    "user add command requires user name as its argument",
+                ));
             }
             let (name, password) = match a.args[0].split_once(':') {
                 Some((n, p)) => (n.to_string(), p.to_string()),
@@ -232,7 +227,10 @@ pub async fn user(ctx: &Ctx, cmd: UserCmd) -> R {
             )?);
         }
         UserCmd::Delete(a) => {
-            let name = one(&a.args, "user delete command requires user name as its argument")?;
+            let name = one(
+                &a.args,
+                "user delete command requires user name as its argument",
+            )?;
             let c = ctx.client().await?;
             let r = c
                 .call::<m::UserDelete>(pb::AuthUserDeleteRequest { name: name.clone() })
@@ -244,7 +242,10 @@ pub async fn user(ctx: &Ctx, cmd: UserCmd) -> R {
             )?);
         }
         UserCmd::Get(a) => {
-            let name = one(&a.args, "user get command requires user name as its argument")?;
+            let name = one(
+                &a.args,
+                "user get command requires user name as its argument",
+            )?;
             let c = ctx.client().await?;
             let r = c
                 .call::<m::UserGet>(pb::AuthUserGetRequest { name: name.clone() })
@@ -290,7 +291,10 @@ pub async fn user(ctx: &Ctx, cmd: UserCmd) -> R {
             out(&s);
         }
         UserCmd::Passwd(a) => {
-            let name = one(&a.args, "user passwd command requires user name as its argument")?;
+            let name = one(
+                &a.args,
+                "user passwd command requires user name as its argument",
+            )?;
             let password = new_password(&name, a.interactive)?;
             let c = ctx.client().await?;
             let r = c
@@ -307,7 +311,10 @@ pub async fn user(ctx: &Ctx, cmd: UserCmd) -> R {
             )?);
         }
         UserCmd::GrantRole(a) => {
-            let [user, role] = two(&a.args, "user grant command requires user name and role name as its argument")?;
+            let [user, role] = two(
+                &a.args,
+                "user grant command requires user name and role name as its argument",
+            )?;
             let c = ctx.client().await?;
             let r = c
                 .call::<m::UserGrantRole>(pb::AuthUserGrantRoleRequest {
@@ -322,7 +329,10 @@ pub async fn user(ctx: &Ctx, cmd: UserCmd) -> R {
             )?);
         }
         UserCmd::RevokeRole(a) => {
-            let [user, role] = two(&a.args, "user revoke-role requires user name and role name as its argument")?;
+            let [user, role] = two(
+                &a.args,
+                "user revoke-role requires user name and role name as its argument",
+            )?;
             let c = ctx.client().await?;
             let r = c
                 .call::<m::UserRevokeRole>(pb::AuthUserRevokeRoleRequest {
@@ -390,18 +400,26 @@ fn role_simple(name: &str, r: &pb::AuthRoleGetResponse) -> String {
 /// The key and range end of a permission command line.
 fn perm_range(a: &PermArgs, key: &str, end: Option<&String>) -> R<(Vec<u8>, Vec<u8>)> {
     if a.prefix && a.from_key {
-        return Err(Fail::args("--from-key and --prefix flags are mutually exclusive"));
+        return Err(Fail::args(
+            "--from-key and --prefix flags are mutually exclusive",
+        ));
     }
     let k = key.as_bytes().to_vec();
     Ok(if a.prefix {
         if end.is_some() {
             return Err(Fail::args("unexpected endkey argument with --prefix flag"));
         }
-        let e = if k.is_empty() { vec![0] } else { print::prefix_end(&k) };
+        let e = if k.is_empty() {
+            vec![0]
+        } else {
+            print::prefix_end(&k)
+        };
         (if k.is_empty() { vec![0] } else { k }, e)
     } else if a.from_key {
         if end.is_some() {
-            return Err(Fail::args("unexpected endkey argument with --from-key flag"));
+            return Err(Fail::args(
+                "unexpected endkey argument with --from-key flag",
+            ));
         }
         (if k.is_empty() { vec![0] } else { k }, vec![0])
     } else {
@@ -413,7 +431,10 @@ fn perm_range(a: &PermArgs, key: &str, end: Option<&String>) -> R<(Vec<u8>, Vec<
 pub async fn role(ctx: &Ctx, cmd: RoleCmd) -> R {
     match cmd {
         RoleCmd::Add(a) => {
-            let name = one(&a.args, "role add command requires role name as its argument")?;
+            let name = one(
+                &a.args,
+                "role add command requires role name as its argument",
+            )?;
             let c = ctx.client().await?;
             let r = c
                 .call::<m::RoleAdd>(pb::AuthRoleAddRequest { name: name.clone() })
@@ -425,7 +446,10 @@ pub async fn role(ctx: &Ctx, cmd: RoleCmd) -> R {
             )?);
         }
         RoleCmd::Delete(a) => {
-            let name = one(&a.args, "role delete command requires role name as its argument")?;
+            let name = one(
+                &a.args,
+                "role delete command requires role name as its argument",
+            )?;
             let c = ctx.client().await?;
             let r = c
                 .call::<m::RoleDelete>(pb::AuthRoleDeleteRequest { role: name.clone() })
@@ -437,7 +461,10 @@ pub async fn role(ctx: &Ctx, cmd: RoleCmd) -> R {
             )?);
         }
         RoleCmd::Get(a) => {
-            let name = one(&a.args, "role get command requires role name as its argument")?;
+            let name = one(
+                &a.args,
+                "role get command requires role name as its argument",
+            )?;
             let c = ctx.client().await?;
             let r = c
                 .call::<m::RoleGet>(pb::AuthRoleGetRequest { role: name.clone() })
@@ -518,7 +545,7 @@ pub async fn role(ctx: &Ctx, cmd: RoleCmd) -> R {
                 "READWRITE" => authpb::permission::Type::Readwrite,
                 _ => {
                     return Err(Fail::args(format!(
-                        "invalid permission type {}",
+                        "invalid permission type: {}",
                         a.args[1]
                     )));
                 }

@@ -118,7 +118,12 @@ async fn acquire(c: &Client, pfx: &[u8], lease: i64, value: &[u8]) -> R<mvccpb::
         let Some(last) = older.kvs.first() else {
             return Ok(mine);
         };
-        let from = older.header.as_ref().map(|h| h.revision).unwrap_or_default() + 1;
+        let from = older
+            .header
+            .as_ref()
+            .map(|h| h.revision)
+            .unwrap_or_default()
+            + 1;
         let (_w, mut s) = c
             .watch(
                 last.key.clone(),
@@ -132,8 +137,7 @@ async fn acquire(c: &Client, pfx: &[u8], lease: i64, value: &[u8]) -> R<mvccpb::
                     if r.canceled || r.compact_revision != 0 {
                         break 'wait;
                     }
-                    if r
-                        .events
+                    if r.events
                         .iter()
                         .any(|e| e.r#type == mvccpb::event::EventType::Delete as i32)
                     {
@@ -169,7 +173,9 @@ async fn until_signal() {
 /// `lock`.
 pub async fn lock(ctx: &Ctx, a: LockArgs) -> R {
     let Some((name, cmd)) = a.args.split_first() else {
-        return Err(Fail::args("lock takes a lock name argument and an optional command to execute"));
+        return Err(Fail::args(
+            "lock takes a lock name argument and an optional command to execute",
+        ));
     };
     let cmd: Vec<String> = match cmd.first().map(String::as_str) {
         Some("--") => cmd[1..].to_vec(),
@@ -190,9 +196,7 @@ pub async fn lock(ctx: &Ctx, a: LockArgs) -> R {
         return Ok(());
     }
     let status = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(&cmd[0])
-            .args(&cmd[1..])
-            .status()
+        std::process::Command::new(&cmd[0]).args(&cmd[1..]).status()
     })
     .await
     .map_err(|e| Fail::err(e.to_string()))?;
@@ -207,7 +211,9 @@ pub async fn lock(ctx: &Ctx, a: LockArgs) -> R {
 /// `elect`.
 pub async fn elect(ctx: &Ctx, a: ElectArgs) -> R {
     if a.args.is_empty() || a.args.len() > 2 {
-        return Err(Fail::args("elect takes one election name argument and an optional proposal"));
+        return Err(Fail::args(
+            "elect takes one election name argument and an optional proposal",
+        ));
     }
     let pfx = format!("{}/", a.args[0]).into_bytes();
     let c = ctx.client().await?;

@@ -97,12 +97,7 @@ pub struct CompactArgs {
 
 /// The key and range end of a command line (clientv3's `WithPrefix` /
 /// `WithFromKey` rules: an empty key means every key).
-fn key_range(
-    args: &[String],
-    prefix: bool,
-    from_key: bool,
-    usage: &str,
-) -> R<(Vec<u8>, Vec<u8>)> {
+fn key_range(args: &[String], prefix: bool, from_key: bool, usage: &str) -> R<(Vec<u8>, Vec<u8>)> {
     if args.is_empty() || args.len() > 2 {
         return Err(Fail::args(usage));
     }
@@ -131,7 +126,10 @@ fn key_range(
             (key, vec![0])
         }
     } else {
-        let end = args.get(1).map(|e| e.as_bytes().to_vec()).unwrap_or_default();
+        let end = args
+            .get(1)
+            .map(|e| e.as_bytes().to_vec())
+            .unwrap_or_default();
         (key, end)
     })
 }

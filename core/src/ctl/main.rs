@@ -27,6 +27,9 @@ use ferrocd_net::client::{Client, ConnectOptions, Protocol};
 use crate::error::{EXIT_BAD_CONNECTION, EXIT_ERROR, Fail, R};
 use crate::print::Format;
 
+/// How long `--protocol auto` waits for ferrocd's handshake answer.
+const FAST_PROBE: Duration = Duration::from_millis(200);
+
 /// etcdctl's global flags.
 #[derive(Debug, Clone, Args)]
 pub struct Global {
@@ -177,8 +180,27 @@ impl Ctx {
     }
 
     /// A client of `endpoints`.
+    ///
+    /// `auto` probes the fast protocol with a short handshake first: the
+    /// client's own `Auto` waits the whole dial timeout for an etcd (which
+    /// never answers the handshake) before it falls back to gRPC. A server
+    /// that misses the probe is still served correctly, over gRPC.
     pub async fn client_for(&self, endpoints: &[String]) -> R<Client> {
         let opts = self.options()?;
+        if self.protocol() == Protocol::Auto {
+            let probe = opts
+                .clone()
+                .with_protocol(Protocol::Fast)
+                .with_dial_timeout(self.g.dial_timeout.min(FAST_PROBE));
+            match Client::connect(endpoints, Some(probe)).await {
+                Ok(c) => return Ok(c),
+                Err(ferrocd_net::client::Error::Connect(_)) => {}
+                Err(e) => return Err(self.connect_fail(e)),
+            }
+            return Client::connect(endpoints, Some(opts.with_protocol(Protocol::Grpc)))
+                .await
+                .map_err(|e| self.connect_fail(e));
+        }
         Client::connect(endpoints, Some(opts))
             .await
             .map_err(|e| self.connect_fail(e))

@@ -75,7 +75,13 @@ pub async fn run(ctx: &Ctx, cmd: MemberCmd) -> R {
             let id = member_id(&a.args)?;
             let c = ctx.client().await?;
             let r = c.member_remove(id).await?;
-            out(&changed(ctx, "removed from", id, r.header.as_ref(), &r.members)?);
+            out(&changed(
+                ctx,
+                "removed from",
+                id,
+                r.header.as_ref(),
+                &r.members,
+            )?);
             Ok(())
         }
         MemberCmd::Update(a) => {
@@ -86,14 +92,26 @@ pub async fn run(ctx: &Ctx, cmd: MemberCmd) -> R {
             let urls = a.peer_urls.split(',').map(str::to_string).collect();
             let c = ctx.client().await?;
             let r = c.member_update(id, urls).await?;
-            out(&changed(ctx, "updated in", id, r.header.as_ref(), &r.members)?);
+            out(&changed(
+                ctx,
+                "updated in",
+                id,
+                r.header.as_ref(),
+                &r.members,
+            )?);
             Ok(())
         }
         MemberCmd::Promote(a) => {
             let id = member_id(&a.args)?;
             let c = ctx.client().await?;
             let r = c.member_promote(id).await?;
-            out(&changed(ctx, "promoted in", id, r.header.as_ref(), &r.members)?);
+            out(&changed(
+                ctx,
+                "promoted in",
+                id,
+                r.header.as_ref(),
+                &r.members,
+            )?);
             Ok(())
         }
     }
@@ -131,7 +149,12 @@ fn list_out(ctx: &Ctx, r: &pb::MemberListResponse) -> R<String> {
     let row = |m: &pb::Member| {
         vec![
             format!("{:x}", m.id),
-            if m.name.is_empty() { "unstarted" } else { "started" }.to_string(),
+            if m.name.is_empty() {
+                "unstarted"
+            } else {
+                "started"
+            }
+            .to_string(),
             m.name.clone(),
             m.peer_ur_ls.join(", "),
             m.client_ur_ls.join(", "),

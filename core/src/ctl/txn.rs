@@ -323,9 +323,7 @@ fn txn_obj(r: &pb::TxnResponse) -> String {
                 Some(Response::ResponseDeleteRange(x)) => Obj::new()
                     .raw("response_delete_range", &kv::del_obj(x))
                     .end(),
-                Some(Response::ResponseTxn(x)) => {
-                    Obj::new().raw("response_txn", &txn_obj(x)).end()
-                }
+                Some(Response::ResponseTxn(x)) => Obj::new().raw("response_txn", &txn_obj(x)).end(),
                 None => "null".to_string(),
             };
             Obj::new().raw("Response", &inner).end()
@@ -362,7 +360,10 @@ mod tests {
     fn parses_etcdctl_syntax() {
         let input = "value(\"t1\") = \"a\"\nmod(\"t1\") > \"0\"\n\nput t2 \"x y\"\nget t1 --prefix\n\ndel t3\n\n";
         let r = read_txn(&mut input.as_bytes(), false).expect("parses");
-        assert_eq!((r.compare.len(), r.success.len(), r.failure.len()), (2, 2, 1));
+        assert_eq!(
+            (r.compare.len(), r.success.len(), r.failure.len()),
+            (2, 2, 1)
+        );
         assert!(matches!(
             read_txn(&mut "bogus\n\n\n\n".as_bytes(), false),
             Err(Fail { code: 3, .. })
@@ -372,6 +373,9 @@ mod tests {
             e.msg,
             "malformed comparison: value(t1) = a; got value(\"\")  \"\""
         );
-        assert_eq!(argify("put a 'b c' \"d\\ne\"").unwrap(), ["put", "a", "b c", "d\ne"]);
+        assert_eq!(
+            argify("put a 'b c' \"d\\ne\"").unwrap(),
+            ["put", "a", "b c", "d\ne"]
+        );
     }
 }

@@ -110,7 +110,10 @@ async fn pump(ctx: &Ctx, stream: &mut WatchStream, exec: &[String]) -> R {
             break;
         }
     }
-    Err(Fail::new(EXIT_INTERRUPTED, "watch is canceled by the server"))
+    Err(Fail::new(
+        EXIT_INTERRUPTED,
+        "watch is canceled by the server",
+    ))
 }
 
 /// Print one response; `true` when it ends the watch.
