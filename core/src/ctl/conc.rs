@@ -212,7 +212,7 @@ pub async fn lock(ctx: &Ctx, a: LockArgs) -> R {
 pub async fn elect(ctx: &Ctx, a: ElectArgs) -> R {
     if a.args.is_empty() || a.args.len() > 2 {
         return Err(Fail::args(
-            "elect takes one election name argument and an optional proposal",
+            "elect takes one election name argument and an optional proposal argument",
         ));
     }
     let pfx = format!("{}/", a.args[0]).into_bytes();

@@ -97,8 +97,15 @@ pub struct CompactArgs {
 
 /// The key and range end of a command line (clientv3's `WithPrefix` /
 /// `WithFromKey` rules: an empty key means every key).
-fn key_range(args: &[String], prefix: bool, from_key: bool, usage: &str) -> R<(Vec<u8>, Vec<u8>)> {
-    if args.is_empty() || args.len() > 2 {
+fn key_range(
+    args: &[String],
+    prefix: bool,
+    from_key: bool,
+    usage: &str,
+    extra_ok: bool,
+) -> R<(Vec<u8>, Vec<u8>)> {
+    // etcdctl's get ignores arguments past the range end; del refuses them.
+    if args.is_empty() || (args.len() > 2 && !extra_ok) {
         return Err(Fail::args(usage));
     }
     if prefix && from_key {
@@ -151,6 +158,7 @@ pub fn get_options(a: &GetArgs) -> R<(Vec<u8>, GetOptions)> {
         a.prefix,
         a.from_key,
         "get command needs one argument as key and an optional argument as range_end",
+        true,
     )?;
     let mut o = GetOptions::new();
     if !end.is_empty() {
@@ -365,6 +373,7 @@ pub fn del_options(a: &DelArgs) -> R<(Vec<u8>, DeleteOptions)> {
         a.prefix,
         a.from_key,
         "del command needs one argument as key and an optional argument as range_end",
+        false,
     )?;
     let mut o = DeleteOptions::new();
     if !end.is_empty() {

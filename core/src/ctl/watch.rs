@@ -47,13 +47,8 @@ struct Line {
 }
 
 fn options(a: &WatchArgs) -> R<(Vec<u8>, WatchOptions)> {
-    if a.args.is_empty() || a.args.len() > 2 {
+    if a.args.is_empty() {
         return Err(Fail::args("bad number of arguments"));
-    }
-    if a.prefix && a.args.len() > 1 {
-        return Err(Fail::args(
-            "too many arguments, only accept one argument when `--prefix` is set",
-        ));
     }
     let key = a.args[0].as_bytes().to_vec();
     let mut o = WatchOptions::new();
@@ -63,6 +58,7 @@ fn options(a: &WatchArgs) -> R<(Vec<u8>, WatchOptions)> {
         }
         o = o.with_prefix();
     } else if let Some(end) = a.args.get(1) {
+        // Like etcdctl, arguments past the range end are ignored.
         o = o.with_range(end.as_bytes().to_vec());
     }
     if a.rev != 0 {
@@ -123,8 +119,7 @@ fn handle(ctx: &Ctx, r: &pb::WatchResponse, exec: &[String]) -> R<bool> {
         // Created confirmations and progress notifications.
         return Ok(false);
     }
-    out(&response_out(ctx, r));
-    if ends && ctx.fmt == Format::Simple {
+    if ends {
         let why = if r.compact_revision != 0 {
             "etcdserver: mvcc: required revision has been compacted".to_string()
         } else if !r.cancel_reason.is_empty() {
@@ -134,6 +129,7 @@ fn handle(ctx: &Ctx, r: &pb::WatchResponse, exec: &[String]) -> R<bool> {
         };
         eprintln!("watch was canceled ({why})");
     }
+    out(&response_out(ctx, r));
     if !exec.is_empty() {
         run_exec(r, exec)?;
     }
