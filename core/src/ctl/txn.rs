@@ -254,6 +254,8 @@ fn argify(line: &str) -> Option<Vec<String>> {
 /// One request line: `get …`, `put …` or `del …` with their flags.
 fn parse_op(line: &str) -> R<pb::RequestOp> {
     let invalid = || Fail::input(format!("invalid txn request: {line}"));
+    // etcdctl's words for a request without a key.
+    let refused = || Fail::input(format!("invalid txn compare request: {line}"));
     let words = argify(line).ok_or_else(invalid)?;
     let Some((cmd, args)) = words.split_first() else {
         return Err(invalid());
@@ -261,16 +263,25 @@ fn parse_op(line: &str) -> R<pb::RequestOp> {
     let op = match cmd.as_str() {
         "get" => {
             let a = TxnGet::try_parse_from(args).map_err(|_| invalid())?.a;
+            if a.args.is_empty() {
+                return Err(refused());
+            }
             let (key, o) = kv::get_options(&a)?;
             TxnOp::get(key, Some(o))
         }
         "put" => {
             let a = TxnPut::try_parse_from(args).map_err(|_| invalid())?.a;
+            if a.args.is_empty() {
+                return Err(refused());
+            }
             let (key, value, o) = kv::put_request(&a, false)?;
             TxnOp::put(key, value, Some(o))
         }
         "del" => {
             let a = TxnDel::try_parse_from(args).map_err(|_| invalid())?.a;
+            if a.args.is_empty() {
+                return Err(refused());
+            }
             let (key, o) = kv::del_options(&a)?;
             TxnOp::delete(key, Some(o))
         }
