@@ -1093,7 +1093,6 @@ fn watch_live_and_history() {
 /// with etcdctl's messages.
 #[test]
 fn watch_interactive() {
-    let _ = need_etcd!();
     let dir = tempdir();
     let fs = start(&ferrocd(), &dir, "ferrocd");
     let f = ferroctl();
