@@ -320,7 +320,7 @@ fn is_leader(r: &pb::StatusResponse) -> bool {
 
 async fn hashkv(ctx: &Ctx, eps: &[String], rev: i64) -> R {
     let mut list = Vec::new();
-    let mut failed = false;
+    let mut failed = None;
     for ep in eps {
         let r = match ctx.client_for(std::slice::from_ref(ep)).await {
             Err(f) => Err(f.msg),
@@ -330,7 +330,7 @@ async fn hashkv(ctx: &Ctx, eps: &[String], rev: i64) -> R {
             Ok(r) => list.push((ep.clone(), r)),
             Err(e) => {
                 eprintln!("Failed to get the hash of endpoint {ep} ({e})");
-                failed = true;
+                failed = Some(e);
             }
         }
     }
@@ -375,5 +375,9 @@ async fn hashkv(ctx: &Ctx, eps: &[String], rev: i64) -> R {
         }
     };
     out(&s);
-    if failed { Err(Fail::err("")) } else { Ok(()) }
+    // Unlike status, etcdctl ends hashkv with the (last) error.
+    match failed {
+        Some(e) => Err(Fail::err(e)),
+        None => Ok(()),
+    }
 }

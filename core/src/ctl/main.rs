@@ -288,9 +288,38 @@ async fn run(cli: Cli) -> R {
     }
 }
 
+/// Every `--endpoints` value when the flag is given more than once: like
+/// etcdctl's string-slice flag they add up (clap keeps the last one of a
+/// global flag given before and after the command).
+fn repeated_endpoints(args: impl Iterator<Item = String>) -> Option<Vec<String>> {
+    let mut found = Vec::new();
+    let mut n = 0;
+    let mut args = args;
+    while let Some(a) = args.next() {
+        if a == "--" {
+            break;
+        }
+        let v = if a == "--endpoints" {
+            args.next()
+        } else {
+            a.strip_prefix("--endpoints=").map(str::to_string)
+        };
+        if let Some(v) = v {
+            n += 1;
+            found.extend(v.split(',').map(str::to_string));
+        }
+    }
+    (n > 1).then_some(found)
+}
+
 fn main() {
     let cli = match Cli::try_parse() {
-        Ok(c) => c,
+        Ok(mut c) => {
+            if let Some(eps) = repeated_endpoints(std::env::args().skip(1)) {
+                c.global.endpoints = eps;
+            }
+            c
+        }
         Err(e) => {
             let code = if e.use_stderr() { EXIT_ERROR } else { 0 };
             let _ = e.print();

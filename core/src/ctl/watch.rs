@@ -82,9 +82,6 @@ impl PrevKv for WatchOptions {
 
 /// `watch`.
 pub async fn run(ctx: &Ctx, a: WatchArgs) -> R {
-    if ctx.fmt == Format::Table {
-        return Err(ctx.fmt.unsupported());
-    }
     if a.interactive {
         return interactive(ctx).await;
     }
@@ -118,6 +115,10 @@ fn handle(ctx: &Ctx, r: &pb::WatchResponse, exec: &[String]) -> R<bool> {
     if r.events.is_empty() && !ends {
         // Created confirmations and progress notifications.
         return Ok(false);
+    }
+    if ctx.fmt == Format::Table {
+        // etcdctl finds out at the first event.
+        return Err(ctx.fmt.unsupported());
     }
     if ends {
         let why = if r.compact_revision != 0 {

@@ -480,6 +480,12 @@ fn cases() -> Vec<Case> {
     v.push(c(&["alarm", "disarm"]));
     v.push(c(&["alarm", "disarm", "-w", "json"]));
     v.push(c(&["defrag"]).etcd_only());
+    v.push(c(&["move-leader", "{member}"]));
+    // An endpoint that is down (after the dial timeout).
+    let down = ["--endpoints", "127.0.0.1:1"];
+    v.push(c(&["endpoint", "health", down[0], down[1]]));
+    v.push(c(&["endpoint", "status", down[0], down[1]]).numbers());
+    v.push(c(&["endpoint", "hashkv", down[0], down[1], "-w", "json"]).numbers());
     // compaction (revisions must agree: two fresh servers only)
     v.push(c(&["compaction", "3"]).setup(abc).two_servers_only());
     v.push(c(&["get", "a", "--rev", "2"]).setup(abc).two_servers_only());
@@ -766,12 +772,19 @@ impl Target<'_> {
                 vars.insert("lease", id.to_string());
             }
         }
-        let out = run(
-            tool,
-            &self.ep,
-            &subst(&case.args, &vars),
-            case.stdin.as_deref(),
-        );
+        if case.args.iter().any(|a| a.contains("{member}")) {
+            let o = self.setup_run(&strs(&["member", "list"]));
+            let id = o.stdout.split(',').next().unwrap_or_default().to_string();
+            vars.insert("member", id);
+        }
+        let args: Vec<String> = subst(&case.args, &vars)
+            .into_iter()
+            .map(|a| match vars.get("member") {
+                Some(m) => a.replace("{member}", m),
+                None => a,
+            })
+            .collect();
+        let out = run(tool, &self.ep, &args, case.stdin.as_deref());
         for t in &case.teardown {
             self.setup_run(t);
         }
@@ -1364,4 +1377,103 @@ fn snapshot_save() {
     } else {
         assert!(std::fs::metadata(&path).expect("snapshot").len() > 0);
     }
+}
+
+/// `lease keep-alive` until the lease is revoked: the same lines from
+/// etcdctl and ferroctl on etcd, and from ferroctl on ferrocd.
+#[test]
+fn lease_keep_alive_until_revoked() {
+    let etcd = need_etcd!();
+    let dir = tempdir();
+    let es = start(&etcd, &dir, "etcd");
+    let fs = start(&ferrocd(), &dir, "ferrocd");
+    let f = ferroctl();
+    let id_re = Regex::new(r"\b[0-9a-f]{12,16}\b").expect("regex");
+    let mut seen = Vec::new();
+    for (tool, ep) in [
+        (etcdctl(), es.endpoint()),
+        (f.clone(), es.endpoint()),
+        (f.clone(), fs.endpoint()),
+    ] {
+        let granted = ok(&f, &ep, &["lease", "grant", "3"]);
+        let id = granted.split_whitespace().nth(1).expect("id").to_string();
+        let mut ka = Spawned::new(&tool, &ep, &["lease", "keep-alive", &id]);
+        // The first answer at once, the next after a third of the TTL.
+        let mut lines = ka.lines(2);
+        ok(&f, &ep, &["lease", "revoke", &id]);
+        // One more renewal may race the revoke; then the end.
+        let mut last = ka.lines(1).remove(0);
+        if last.contains("keepalived") {
+            last = ka.lines(1).remove(0);
+        }
+        lines.push(last);
+        seen.push(
+            lines
+                .iter()
+                .map(|l| id_re.replace_all(l, "ID").into_owned())
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(
+        seen[0],
+        [
+            "lease ID keepalived with TTL(3)",
+            "lease ID keepalived with TTL(3)",
+            "lease ID expired or revoked."
+        ]
+    );
+    assert_eq!(seen[1], seen[0]);
+    assert_eq!(seen[2], seen[0]);
+}
+
+/// etcdctl's environment variables stand in for the global flags.
+#[test]
+fn environment_variables() {
+    let dir = tempdir();
+    let fs = start(&ferrocd(), &dir, "ferrocd");
+    let f = ferroctl();
+    let ep = fs.endpoint();
+    ok(&f, &ep, &["put", "e", "v"]);
+    let run_env = |env: &[(&str, &str)], args: &[&str]| {
+        let o = Command::new(&f)
+            .envs(env.iter().copied())
+            .args(args)
+            .output()
+            .expect("ferroctl");
+        assert!(o.status.success(), "{o:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert_eq!(
+        run_env(&[("ETCDCTL_ENDPOINTS", &ep)], &["get", "e"]),
+        "e\nv\n"
+    );
+    assert_eq!(
+        run_env(
+            &[("ETCDCTL_ENDPOINTS", &ep), ("ETCDCTL_HEX", "true")],
+            &["get", "e"]
+        ),
+        "\\x65\n\\x76\n"
+    );
+    let j = run_env(
+        &[
+            ("ETCDCTL_ENDPOINTS", &ep),
+            ("ETCDCTL_WRITE_OUT", "json"),
+            ("ETCDCTL_DIAL_TIMEOUT", "1s"),
+            ("ETCDCTL_COMMAND_TIMEOUT", "3s"),
+            ("FERROCTL_PROTOCOL", "grpc"),
+        ],
+        &["get", "e"],
+    );
+    assert!(
+        j.starts_with("{\"header\":") && j.contains("\"value\":\"dg==\""),
+        "{j}"
+    );
+    // A flag beats its variable.
+    assert_eq!(
+        run_env(
+            &[("ETCDCTL_WRITE_OUT", "json")],
+            &["--endpoints", &ep, "-w", "simple", "get", "e"]
+        ),
+        "e\nv\n"
+    );
 }
