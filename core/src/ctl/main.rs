@@ -71,6 +71,29 @@ pub struct Global {
     #[arg(long, global = true, env = "FERROCTL_PROTOCOL", default_value = "auto",
           value_parser = ["auto", "fast", "grpc"])]
     pub protocol: String,
+    /// verify certificates of TLS-enabled secure servers using this CA bundle (not supported yet)
+    #[arg(long, global = true, env = "ETCDCTL_CACERT", hide = true)]
+    pub cacert: Option<String>,
+    /// identify secure client using this TLS certificate file (not supported yet)
+    #[arg(long, global = true, env = "ETCDCTL_CERT", hide = true)]
+    pub cert: Option<String>,
+    /// identify secure client using this TLS key file (not supported yet)
+    #[arg(long, global = true, env = "ETCDCTL_KEY", hide = true)]
+    pub key: Option<String>,
+    /// etcdctl's keepalive and transport flags: accepted, no effect here
+    #[arg(long = "keepalive-time", global = true, hide = true)]
+    pub keepalive_time: Option<String>,
+    /// (accepted, no effect)
+    #[arg(long = "keepalive-timeout", global = true, hide = true)]
+    pub keepalive_timeout: Option<String>,
+    /// (accepted, no effect)
+    #[arg(long = "insecure-transport", global = true, hide = true, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    pub insecure_transport: Option<String>,
+    /// (accepted, no effect)
+    #[arg(long, global = true, env = "ETCDCTL_DEBUG", hide = true, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    pub debug: Option<String>,
 }
 
 /// A command line interface for ferrocd and etcd v3.
@@ -264,6 +287,11 @@ async fn run(cli: Cli) -> R {
         return Ok(());
     }
     let fmt = Format::parse(&global.write_out)?;
+    if global.cacert.is_some() || global.cert.is_some() || global.key.is_some() {
+        return Err(Fail::feature(
+            "TLS (--cacert, --cert, --key) is not supported by ferroctl yet",
+        ));
+    }
     let ctx = Ctx { g: global, fmt };
     match cmd {
         Cmd::Get(a) => kv::get(&ctx, a).await,

@@ -1264,6 +1264,11 @@ fn lock_and_elect() {
         assert_eq!(l2[1], "p2");
         assert_eq!(obs.lines(2), l2);
     }
+    // etcdctl observes ferroctl's election.
+    let mut ours = Spawned::new(&f, &es.endpoint(), &["elect", "F", "mine"]);
+    let l = ours.lines(2);
+    let mut theirs = Spawned::new(&etcdctl(), &es.endpoint(), &["elect", "-l", "F"]);
+    assert_eq!(theirs.lines(2), l);
     // etcdctl and ferroctl lock each other out on etcd.
     let ep = es.endpoint();
     let mut held = Spawned::new(&f, &ep, &["lock", "M"]);
@@ -1468,6 +1473,25 @@ fn environment_variables() {
         j.starts_with("{\"header\":") && j.contains("\"value\":\"dg==\""),
         "{j}"
     );
+    // etcdctl's transport flags are taken (and do nothing); TLS is refused.
+    assert_eq!(
+        run_env(
+            &[],
+            &[
+                "--endpoints",
+                &ep,
+                "--debug",
+                "--insecure-transport",
+                "--keepalive-time=2s",
+                "get",
+                "e"
+            ]
+        ),
+        "e\nv\n"
+    );
+    let o = run(&f, &ep, &strs(&["--cacert", "ca.pem", "get", "e"]), None);
+    assert_eq!(o.code, Some(4), "{o:?}");
+    assert!(o.stderr.contains("TLS"), "{o:?}");
     // A flag beats its variable.
     assert_eq!(
         run_env(
