@@ -251,18 +251,28 @@ pub async fn user(ctx: &Ctx, cmd: UserCmd) -> R {
                 .call::<m::UserGet>(pb::AuthUserGetRequest { name: name.clone() })
                 .await?;
             let s = match ctx.fmt {
-                Format::Simple if a.detail => {
+                // etcdctl: the name, then each role as `role get` prints it.
+                _ if a.detail => {
                     let mut s = format!("User: {name}\n");
                     for role in &r.roles {
                         let rr = c
                             .call::<m::RoleGet>(pb::AuthRoleGetRequest { role: role.clone() })
                             .await?;
                         s.push('\n');
-                        s.push_str(&role_simple(role, &rr));
+                        match role_out(ctx, role, &rr) {
+                            Ok(x) => s.push_str(&x),
+                            Err(e) => {
+                                out(&s);
+                                return Err(e);
+                            }
+                        }
                     }
                     s
                 }
-                Format::Simple => format!("User: {name}\nRoles: {}\n", r.roles.join(" ")),
+                Format::Simple => {
+                    let roles: String = r.roles.iter().map(|x| format!(" {x}")).collect();
+                    format!("User: {name}\nRoles:{roles}\n")
+                }
                 Format::Json => {
                     Obj::new()
                         .raw_opt("header", print::header_json(r.header.as_ref()))
@@ -380,6 +390,45 @@ fn perm_line(p: &authpb::Permission) -> String {
     }
 }
 
+/// A RoleGet response in the context's format.
+fn role_out(ctx: &Ctx, name: &str, r: &pb::AuthRoleGetResponse) -> R<String> {
+    Ok(match ctx.fmt {
+        Format::Simple => role_simple(name, r),
+        Format::Json => {
+            let perms = r
+                .perm
+                .iter()
+                .map(|p| {
+                    Obj::new()
+                        .num_oe("permType", p.perm_type.into())
+                        .bytes_oe("key", &p.key)
+                        .bytes_oe("range_end", &p.range_end)
+                        .end()
+                })
+                .collect();
+            Obj::new()
+                .raw_opt("header", print::header_json(r.header.as_ref()))
+                .arr_oe("perm", perms)
+                .end()
+                + "\n"
+        }
+        Format::Fields => {
+            let mut s = String::new();
+            print::header_lines(&mut s, r.header.as_ref());
+            for p in &r.perm {
+                let t = authpb::permission::Type::try_from(p.perm_type)
+                    .map(|t| t.as_str_name())
+                    .unwrap_or("READ");
+                let _ = writeln!(s, "\"PermType\" :  {t}");
+                let _ = writeln!(s, "\"Key\" : {}", print::goq(&p.key));
+                let _ = writeln!(s, "\"RangeEnd\" : {}", print::goq(&p.range_end));
+            }
+            s
+        }
+        Format::Table => return Err(ctx.fmt.unsupported()),
+    })
+}
+
 fn role_simple(name: &str, r: &pb::AuthRoleGetResponse) -> String {
     use authpb::permission::Type;
     let mut s = format!("Role {name}\nKV Read:\n");
@@ -469,42 +518,7 @@ pub async fn role(ctx: &Ctx, cmd: RoleCmd) -> R {
             let r = c
                 .call::<m::RoleGet>(pb::AuthRoleGetRequest { role: name.clone() })
                 .await?;
-            let s = match ctx.fmt {
-                Format::Simple => role_simple(&name, &r),
-                Format::Json => {
-                    let perms = r
-                        .perm
-                        .iter()
-                        .map(|p| {
-                            Obj::new()
-                                .num_oe("permType", p.perm_type.into())
-                                .bytes_oe("key", &p.key)
-                                .bytes_oe("range_end", &p.range_end)
-                                .end()
-                        })
-                        .collect();
-                    Obj::new()
-                        .raw_opt("header", print::header_json(r.header.as_ref()))
-                        .arr_oe("perm", perms)
-                        .end()
-                        + "\n"
-                }
-                Format::Fields => {
-                    let mut s = String::new();
-                    print::header_lines(&mut s, r.header.as_ref());
-                    for p in &r.perm {
-                        let t = authpb::permission::Type::try_from(p.perm_type)
-                            .map(|t| t.as_str_name())
-                            .unwrap_or("READ");
-                        let _ = writeln!(s, "\"PermType\" :  {t}");
-                        let _ = writeln!(s, "\"Key\" : {}", print::goq(&p.key));
-                        let _ = writeln!(s, "\"RangeEnd\" : {}", print::goq(&p.range_end));
-                    }
-                    s
-                }
-                Format::Table => return Err(ctx.fmt.unsupported()),
-            };
-            out(&s);
+            out(&role_out(ctx, &name, &r)?);
         }
         RoleCmd::List => {
             let c = ctx.client().await?;

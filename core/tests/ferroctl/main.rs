@@ -661,11 +661,16 @@ fn cases() -> Vec<Case> {
             .into_iter()
             .map(|c| auth(c.setup(&u1_r1).teardown(no_u1_r1))),
     );
-    v.push(auth(
-        c(&["user", "get", "u1", "--detail"])
-            .setup(&u1_r1)
-            .teardown(no_u1_r1),
-    ));
+    v.extend(
+        formats(&["user", "get", "u1", "--detail"])
+            .into_iter()
+            .map(|c| auth(c.setup(&u1_r1).teardown(no_u1_r1))),
+    );
+    v.extend(
+        formats(&["user", "get", "u1"])
+            .into_iter()
+            .map(|c| auth(c.setup(u1).teardown(&[&["user", "delete", "u1"]]))),
+    );
     v.extend(
         formats(&["user", "list"])
             .into_iter()
