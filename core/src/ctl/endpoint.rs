@@ -38,7 +38,7 @@ pub struct HashArgs {
     #[arg(long)]
     pub cluster: bool,
     /// maximum revision to hash (default: all revisions)
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub rev: i64,
 }
 

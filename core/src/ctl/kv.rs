@@ -25,7 +25,7 @@ pub struct GetArgs {
     #[arg(long = "sort-by", default_value = "")]
     pub sort_by: String,
     /// Maximum number of results
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub limit: i64,
     /// Get keys with matching prefix
     #[arg(long)]
@@ -34,7 +34,7 @@ pub struct GetArgs {
     #[arg(long = "from-key")]
     pub from_key: bool,
     /// Specify the kv revision
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub rev: i64,
     /// Get only the keys
     #[arg(long = "keys-only")]
@@ -46,7 +46,6 @@ pub struct GetArgs {
     #[arg(long = "print-value-only")]
     pub print_value_only: bool,
     /// <key> [range_end]
-    #[arg(allow_hyphen_values = false)]
     pub args: Vec<String>,
 }
 

@@ -170,6 +170,7 @@ fn list_out(ctx: &Ctx, r: &pb::MemberListResponse) -> R<String> {
             }
             s
         }
+        Format::Json if ctx.g.hex => list_json_hex(r),
         Format::Json => members_obj(Obj::new(), r.header.as_ref(), &r.members).end() + "\n",
         Format::Fields => {
             let mut s = String::new();
@@ -202,6 +203,42 @@ fn list_out(ctx: &Ctx, r: &pb::MemberListResponse) -> R<String> {
             )
         }
     })
+}
+
+/// etcdctl's own JSON for `member list --hex`: ids as hex strings, and
+/// its spelling `clientURLS`.
+fn list_json_hex(r: &pb::MemberListResponse) -> String {
+    let h = r.header.unwrap_or_default();
+    let header = Obj::new()
+        .str("cluster_id", &format!("{:x}", h.cluster_id))
+        .str("member_id", &format!("{:x}", h.member_id))
+        .num_oe("revision", h.revision.into())
+        .num_oe("raft_term", h.raft_term.into())
+        .end();
+    let urls = |v: &[String]| {
+        if v.is_empty() {
+            "null".to_string()
+        } else {
+            print::array(v.iter().map(|u| print::json_str(u)).collect())
+        }
+    };
+    let members = r
+        .members
+        .iter()
+        .map(|m| {
+            Obj::new()
+                .str("ID", &format!("{:x}", m.id))
+                .str("name", &m.name)
+                .raw("peerURLs", &urls(&m.peer_ur_ls))
+                .raw("clientURLS", &urls(&m.client_ur_ls))
+                .end()
+        })
+        .collect();
+    Obj::new()
+        .raw("header", &header)
+        .raw("members", &print::array(members))
+        .end()
+        + "\n"
 }
 
 fn changed(

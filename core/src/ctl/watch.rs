@@ -24,7 +24,7 @@ pub struct WatchArgs {
     #[arg(long)]
     pub prefix: bool,
     /// Revision to start watching
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub rev: i64,
     /// get the previous key-value pair before the event happens
     #[arg(long = "prev-kv")]

@@ -458,6 +458,10 @@ fn cases() -> Vec<Case> {
         c.cluster_header = true;
         c
     }));
+    let mut hex = c(&["member", "list", "-w", "json", "--hex"]);
+    hex.cluster_header = true;
+    v.push(hex);
+    v.push(c(&["get", "a", "--limit", "-1", "--rev", "-1"]).setup(abc));
     v.extend(
         formats(&["endpoint", "status"])
             .into_iter()
