@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use clap::{Args, Subcommand};
 use ferrocd_net::pb::etcdserverpb as pb;
+use futures_util::future::join_all;
 use tonic::Code;
 
 use crate::error::{Fail, R};
@@ -124,10 +125,8 @@ async fn alarms(c: &ferrocd_net::client::Client) -> (bool, String) {
 }
 
 async fn health(ctx: &Ctx, eps: &[String]) -> R {
-    let mut hs = Vec::new();
-    for ep in eps {
-        hs.push(check(ctx, ep).await);
-    }
+    // All at once, as etcdctl does; reported in endpoint order.
+    let hs = join_all(eps.iter().map(|ep| check(ctx, ep))).await;
     let s = match ctx.fmt {
         Format::Simple => {
             let mut s = String::new();
@@ -201,11 +200,14 @@ fn go_strs(v: &[String]) -> String {
 async fn status(ctx: &Ctx, eps: &[String]) -> R {
     let mut list = Vec::new();
     let mut failed = false;
-    for ep in eps {
-        let r = match ctx.client_for(std::slice::from_ref(ep)).await {
+    let rs = join_all(eps.iter().map(|ep| async move {
+        match ctx.client_for(std::slice::from_ref(ep)).await {
             Err(f) => Err(f.msg),
             Ok(c) => c.status().await.map_err(|e| e.message()),
-        };
+        }
+    }))
+    .await;
+    for (ep, r) in eps.iter().zip(rs) {
         match r {
             Ok(r) => list.push((ep.clone(), r)),
             Err(e) => {
@@ -321,11 +323,14 @@ fn is_leader(r: &pb::StatusResponse) -> bool {
 async fn hashkv(ctx: &Ctx, eps: &[String], rev: i64) -> R {
     let mut list = Vec::new();
     let mut failed = None;
-    for ep in eps {
-        let r = match ctx.client_for(std::slice::from_ref(ep)).await {
+    let rs = join_all(eps.iter().map(|ep| async move {
+        match ctx.client_for(std::slice::from_ref(ep)).await {
             Err(f) => Err(f.msg),
             Ok(c) => c.hash_kv(rev).await.map_err(|e| e.message()),
-        };
+        }
+    }))
+    .await;
+    for (ep, r) in eps.iter().zip(rs) {
         match r {
             Ok(r) => list.push((ep.clone(), r)),
             Err(e) => {
