@@ -215,12 +215,14 @@ impl Ctx {
                 .clone()
                 .with_protocol(Protocol::Fast)
                 .with_dial_timeout(self.g.dial_timeout.min(FAST_PROBE));
-            match Client::connect(endpoints, Some(probe)).await {
-                Ok(c) => return Ok(c),
-                Err(ferrocd_net::client::Error::Connect(_)) => {}
+            let proto = match Client::connect(endpoints, Some(probe)).await {
+                // A ferrocd: connect again with the real dial timeout, which
+                // later re-dials (a long watch, a lock) then use too.
+                Ok(_) => Protocol::Fast,
+                Err(ferrocd_net::client::Error::Connect(_)) => Protocol::Grpc,
                 Err(e) => return Err(self.connect_fail(e)),
-            }
-            return Client::connect(endpoints, Some(opts.with_protocol(Protocol::Grpc)))
+            };
+            return Client::connect(endpoints, Some(opts.with_protocol(proto)))
                 .await
                 .map_err(|e| self.connect_fail(e));
         }

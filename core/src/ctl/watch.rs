@@ -87,26 +87,58 @@ pub async fn run(ctx: &Ctx, a: WatchArgs) -> R {
     }
     let (key, opts) = options(&a)?;
     let c = ctx.client().await?;
-    let (_watcher, mut stream) = c.watch(key, Some(opts)).await?;
-    pump(ctx, &mut stream, &a.exec).await
+    // Like etcdctl, outlive lost connections: watch again from the
+    // revision after the last one seen, so nothing is missed or repeated.
+    let mut next_rev = a.rev;
+    loop {
+        let o = if next_rev > 0 {
+            opts.clone().with_start_revision(next_rev)
+        } else {
+            opts.clone()
+        };
+        let (_watcher, mut stream) = match c.watch(key.clone(), Some(o)).await {
+            Ok(w) => w,
+            Err(e) if transient(&e) => {
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        loop {
+            match stream.message().await {
+                Ok(Some(r)) => {
+                    if let Some(kv) = r.events.last().and_then(|e| e.kv.as_ref()) {
+                        next_rev = kv.mod_revision + 1;
+                    } else if next_rev == 0
+                        && r.created
+                        && let Some(h) = &r.header
+                    {
+                        next_rev = h.revision + 1;
+                    }
+                    if handle(ctx, &r, &a.exec)? {
+                        return Err(canceled());
+                    }
+                }
+                Ok(None) => break,
+                Err(e) if transient(&e) => break,
+                Err(e) => return Err(Fail::err(e.message())),
+            }
+        }
+        tokio::time::sleep(RETRY).await;
+    }
 }
 
-/// Print responses until the watch ends.
-async fn pump(ctx: &Ctx, stream: &mut WatchStream, exec: &[String]) -> R {
-    loop {
-        let r = match stream.message().await {
-            Ok(Some(r)) => r,
-            Ok(None) => break,
-            Err(e) => return Err(Fail::err(e.message())),
-        };
-        if handle(ctx, &r, exec)? {
-            break;
-        }
-    }
-    Err(Fail::new(
-        EXIT_INTERRUPTED,
-        "watch is canceled by the server",
-    ))
+/// Pause between attempts to re-establish a watch.
+const RETRY: std::time::Duration = std::time::Duration::from_millis(300);
+
+fn canceled() -> Fail {
+    Fail::new(EXIT_INTERRUPTED, "watch is canceled by the server")
+}
+
+/// A failure a new connection may mend.
+fn transient(e: &ferrocd_net::client::Error) -> bool {
+    matches!(e, ferrocd_net::client::Error::Connect(_))
+        || matches!(e.code(), tonic::Code::Unavailable | tonic::Code::Unknown)
 }
 
 /// Print one response; `true` when it ends the watch.
