@@ -181,6 +181,8 @@ fn norm(s: &str, m: Mask) -> String {
     // Lease and member ids: hex in simple output, decimal in JSON/fields.
     s = replace(&s, r"\b[0-9a-f]{12,16}\b", "ID");
     s = replace(&s, r"\b\d{12,20}\b", "ID");
+    // etcdctl pads ids to 16 columns (`%16x`) in member messages.
+    s = replace(&s, r"(Member|cluster) +ID", "$1 ID");
     if m.revisions {
         s = replace(
             &s,
