@@ -1021,6 +1021,14 @@ impl Drop for Spawned {
     }
 }
 
+/// The next revision of the server: a watch from it sees every later
+/// write however long the watcher takes to start.
+fn next_rev(ep: &str) -> String {
+    let o = ok(&ferroctl(), ep, &["get", "-w", "json", "no such key"]);
+    let j: serde_json::Value = serde_json::from_str(&o).expect("json");
+    (j["header"]["revision"].as_i64().expect("revision") + 1).to_string()
+}
+
 fn ok(bin: &Path, ep: &str, args: &[&str]) -> String {
     let o = run(bin, ep, &strs(args), None);
     assert_eq!(o.code, Some(0), "{args:?}: {o:?}");
@@ -1044,10 +1052,12 @@ fn watch_live_and_history() {
         (f.clone(), es.endpoint()),
         (f.clone(), fs.endpoint()),
     ] {
-        let mut w = Spawned::new(&tool, &ep, &["watch", "w/", "--prefix", "--prev-kv"]);
-        // The watch is up once a put made before it was read never shows:
-        // give it a moment, then write.
-        std::thread::sleep(Duration::from_millis(700));
+        let rev = next_rev(&ep);
+        let mut w = Spawned::new(
+            &tool,
+            &ep,
+            &["watch", "w/", "--prefix", "--prev-kv", "--rev", &rev],
+        );
         ok(&f, &ep, &["put", "w/a", "1"]);
         ok(&f, &ep, &["put", "w/a", "2"]);
         ok(&f, &ep, &["put", "x", "not watched"]);
@@ -1094,19 +1104,21 @@ fn watch_live_and_history() {
     }
     // The exec form: the command sees the event in its environment.
     let o = {
+        let rev = next_rev(&fs.endpoint());
         let mut w = Spawned::new(
             &f,
             &fs.endpoint(),
             &[
                 "watch",
                 "e",
+                "--rev",
+                &rev,
                 "--",
                 "sh",
                 "-c",
                 "echo \"got $ETCD_WATCH_EVENT_TYPE $ETCD_WATCH_KEY $ETCD_WATCH_VALUE\"",
             ],
         );
-        std::thread::sleep(Duration::from_millis(700));
         ok(&f, &fs.endpoint(), &["put", "e", "v"]);
         w.lines(4)
     };
@@ -1128,15 +1140,27 @@ fn watch_interactive() {
         .spawn()
         .expect("spawn");
     let mut stdin = child.stdin.take().expect("stdin");
+    let rev = next_rev(&ep);
     stdin
-        .write_all(b"watch i1\nbogus x\nwatch\nwatch i2 --prefix\n")
+        .write_all(
+            format!("watch i1 --rev {rev}\nbogus x\nwatch\nwatch i2 --prefix --rev {rev}\n")
+                .as_bytes(),
+        )
         .expect("write");
-    std::thread::sleep(Duration::from_millis(700));
     ok(&f, &ep, &["put", "i1", "a"]);
     ok(&f, &ep, &["put", "i2x", "b"]);
-    std::thread::sleep(Duration::from_millis(300));
+    // Both events printed (in either order: two watches), then EOF.
+    let (tx, lines) = mpsc::channel();
+    let stdout = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let mut got: Vec<String> = (0..6)
+        .map(|_| lines.recv_timeout(LINE).expect("watch line"))
+        .collect();
     drop(stdin);
-    let out = reader(child.stdout.take().expect("stdout"));
     let err = reader(child.stderr.take().expect("stderr"));
     let deadline = Instant::now() + LINE;
     let code = loop {
@@ -1146,7 +1170,11 @@ fn watch_interactive() {
         assert!(Instant::now() < deadline, "watch -i did not end at EOF");
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert_eq!(out.recv().expect("out"), "PUT\ni1\na\nPUT\ni2x\nb\n");
+    got.extend(lines.try_iter());
+    if got[1] == "i2x" {
+        got.rotate_left(3);
+    }
+    assert_eq!(got, ["PUT", "i1", "a", "PUT", "i2x", "b"]);
     assert_eq!(
         err.recv().expect("err"),
         "Invalid command bogus x (only support watch)\nInvalid command watch (command type or key is not provided)\nError: error reading watch request line: EOF\n"
@@ -1519,8 +1547,8 @@ fn watch_outlives_a_restart() {
     let f = ferroctl();
     for s in &mut servers {
         let ep = s.endpoint();
-        let mut w = Spawned::new(&f, &ep, &["watch", "r", "--prefix"]);
-        std::thread::sleep(Duration::from_millis(700));
+        let rev = next_rev(&ep);
+        let mut w = Spawned::new(&f, &ep, &["watch", "r", "--prefix", "--rev", &rev]);
         ok(&f, &ep, &["put", "r1", "a"]);
         assert_eq!(w.lines(3), ["PUT", "r1", "a"]);
         s.terminate().expect("stop");
