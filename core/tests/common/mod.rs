@@ -175,12 +175,13 @@ impl Server {
 
     /// [`Server::start`] with more flags, given at every (re)start.
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
-        Self::start_bin(server_bin(), data_dir, extra)
+        Self::start_bin(&server_bin(), data_dir, extra)
     }
 
-    /// [`Server::start_with`] for another binary with etcd's flags (a real
-    /// etcd, see [`etcd_bin`]).
-    pub fn start_bin(bin: PathBuf, data_dir: &Path, extra: &[&str]) -> Server {
+    /// [`Server::start_with`] for a given server binary (e.g. a real etcd
+    /// beside the server under test).
+    pub fn start_bin(bin: &Path, data_dir: &Path, extra: &[&str]) -> Server {
+        let bin = bin.to_path_buf();
         let log_dir = data_dir.with_extension("logs");
         std::fs::create_dir_all(&log_dir).expect("create log dir");
         // Another process may take a port between our probe and the

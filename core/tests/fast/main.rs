@@ -524,7 +524,7 @@ async fn auto_protocol_falls_back_to_grpc_on_etcd() {
         return;
     };
     let dir = tempdir();
-    let server = Server::start_bin(etcd, &dir.path().join("etcd"), &[]);
+    let server = Server::start_bin(&etcd, &dir.path().join("etcd"), &[]);
     let c = Client::connect([server.endpoint()], None).await.unwrap();
     assert_eq!(c.protocol().await.unwrap(), Protocol::Grpc);
     c.put("k", "v", None).await.unwrap();
