@@ -261,13 +261,16 @@ impl<S: ClusterService> pb::maintenance_server::Maintenance for ClusterShim<S> {
 }
 
 #[tonic::async_trait]
+// The Cluster service's headers carry no revision: etcd 3.5 fills only
+// cluster id, member id and raft term there (checked against 3.5.1's
+// `member list -w json` and `member add -w json`).
 impl<S: ClusterService> pb::cluster_server::Cluster for ClusterShim<S> {
     async fn member_add(
         &self,
         req: Request<pb::MemberAddRequest>,
     ) -> Result<Response<pb::MemberAddResponse>, Status> {
         let r = req.into_inner();
-        let (added, members, rev) = self
+        let (added, members, _) = self
             .node
             .change_members(MemberChange::Add {
                 peer_urls: r.peer_ur_ls,
@@ -275,7 +278,7 @@ impl<S: ClusterService> pb::cluster_server::Cluster for ClusterShim<S> {
             })
             .await?;
         Ok(Response::new(pb::MemberAddResponse {
-            header: header(&self.node.info(), rev),
+            header: header(&self.node.info(), 0),
             member: added.map(member),
             members: members.into_iter().map(member).collect(),
         }))
@@ -286,12 +289,12 @@ impl<S: ClusterService> pb::cluster_server::Cluster for ClusterShim<S> {
         req: Request<pb::MemberRemoveRequest>,
     ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
         let id = req.into_inner().id;
-        let (_, members, rev) = self
+        let (_, members, _) = self
             .node
             .change_members(MemberChange::Remove { id })
             .await?;
         Ok(Response::new(pb::MemberRemoveResponse {
-            header: header(&self.node.info(), rev),
+            header: header(&self.node.info(), 0),
             members: members.into_iter().map(member).collect(),
         }))
     }
@@ -301,7 +304,7 @@ impl<S: ClusterService> pb::cluster_server::Cluster for ClusterShim<S> {
         req: Request<pb::MemberUpdateRequest>,
     ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
         let r = req.into_inner();
-        let (_, members, rev) = self
+        let (_, members, _) = self
             .node
             .change_members(MemberChange::Update {
                 id: r.id,
@@ -309,7 +312,7 @@ impl<S: ClusterService> pb::cluster_server::Cluster for ClusterShim<S> {
             })
             .await?;
         Ok(Response::new(pb::MemberUpdateResponse {
-            header: header(&self.node.info(), rev),
+            header: header(&self.node.info(), 0),
             members: members.into_iter().map(member).collect(),
         }))
     }
@@ -318,9 +321,9 @@ impl<S: ClusterService> pb::cluster_server::Cluster for ClusterShim<S> {
         &self,
         _req: Request<pb::MemberListRequest>,
     ) -> Result<Response<pb::MemberListResponse>, Status> {
-        let (members, rev) = self.node.members().await?;
+        let (members, _) = self.node.members().await?;
         Ok(Response::new(pb::MemberListResponse {
-            header: header(&self.node.info(), rev),
+            header: header(&self.node.info(), 0),
             members: members.into_iter().map(member).collect(),
         }))
     }
@@ -330,12 +333,12 @@ impl<S: ClusterService> pb::cluster_server::Cluster for ClusterShim<S> {
         req: Request<pb::MemberPromoteRequest>,
     ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
         let id = req.into_inner().id;
-        let (_, members, rev) = self
+        let (_, members, _) = self
             .node
             .change_members(MemberChange::Promote { id })
             .await?;
         Ok(Response::new(pb::MemberPromoteResponse {
-            header: header(&self.node.info(), rev),
+            header: header(&self.node.info(), 0),
             members: members.into_iter().map(member).collect(),
         }))
     }

@@ -27,9 +27,6 @@ use ferrocd_net::client::{Client, ConnectOptions, Protocol};
 use crate::error::{EXIT_BAD_CONNECTION, EXIT_ERROR, Fail, R};
 use crate::print::Format;
 
-/// How long `--protocol auto` waits for ferrocd's handshake answer.
-const FAST_PROBE: Duration = Duration::from_millis(200);
-
 /// etcdctl's global flags.
 #[derive(Debug, Clone, Args)]
 pub struct Global {
@@ -202,31 +199,11 @@ impl Ctx {
         }
     }
 
-    /// A client of `endpoints`.
-    ///
-    /// `auto` probes the fast protocol with a short handshake first: the
-    /// client's own `Auto` waits the whole dial timeout for an etcd (which
-    /// never answers the handshake) before it falls back to gRPC. A server
-    /// that misses the probe is still served correctly, over gRPC.
+    /// A client of `endpoints`: `auto` is the client's own, which tries
+    /// the fast handshake and falls back to gRPC at once on an etcd (its
+    /// port multiplexer closes the connection on the preamble's CRLF).
     pub async fn client_for(&self, endpoints: &[String]) -> R<Client> {
-        let opts = self.options()?;
-        if self.protocol() == Protocol::Auto {
-            let probe = opts
-                .clone()
-                .with_protocol(Protocol::Fast)
-                .with_dial_timeout(self.g.dial_timeout.min(FAST_PROBE));
-            let proto = match Client::connect(endpoints, Some(probe)).await {
-                // A ferrocd: connect again with the real dial timeout, which
-                // later re-dials (a long watch, a lock) then use too.
-                Ok(_) => Protocol::Fast,
-                Err(ferrocd_net::client::Error::Connect(_)) => Protocol::Grpc,
-                Err(e) => return Err(self.connect_fail(e)),
-            };
-            return Client::connect(endpoints, Some(opts.with_protocol(proto)))
-                .await
-                .map_err(|e| self.connect_fail(e));
-        }
-        Client::connect(endpoints, Some(opts))
+        Client::connect(endpoints, Some(self.options()?))
             .await
             .map_err(|e| self.connect_fail(e))
     }
