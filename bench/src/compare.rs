@@ -49,6 +49,10 @@ pub struct CompareArgs {
     /// No ferrocd target.
     #[arg(long, conflicts_with = "ferrocd")]
     pub no_ferrocd: bool,
+    /// Also measure ferrocd over its binary protocol: a target of its own
+    /// (`ferrocd fast`), same binary, every workload with `--protocol fast`.
+    #[arg(long, conflicts_with = "no_ferrocd")]
+    pub ferrocd_fast: bool,
     /// Members per target: 1, or 3 (a cluster; the workload runs against
     /// the leader and server CPU adds up all three).
     #[arg(long, default_value = "1", value_parser = parse_members)]
@@ -225,6 +229,8 @@ struct Target {
     slug: String,
     bin: PathBuf,
     is_etcd: bool,
+    /// Drive it over ferrocd's binary protocol.
+    fast: bool,
 }
 
 fn slug(s: &str) -> String {
@@ -279,6 +285,7 @@ fn targets(args: &CompareArgs) -> anyhow::Result<Vec<Target>> {
             label,
             bin,
             is_etcd: true,
+            fast: false,
         });
     }
     if !args.no_ferrocd {
@@ -290,11 +297,21 @@ fn targets(args: &CompareArgs) -> anyhow::Result<Vec<Target>> {
                  (cargo build --release -p ferrocd-core, or pass --ferrocd PATH or --no-ferrocd)",
             )?,
         };
+        if args.ferrocd_fast {
+            out.push(Target {
+                label: "ferrocd fast".into(),
+                slug: "ferrocd-fast".into(),
+                bin: bin.clone(),
+                is_etcd: false,
+                fast: true,
+            });
+        }
         out.push(Target {
             label: "ferrocd".into(),
             slug: "ferrocd".into(),
             bin,
             is_etcd: false,
+            fast: false,
         });
     }
     // Two etcds of one version still need distinct labels.
@@ -740,8 +757,12 @@ fn bench_args(
     endpoint: &str,
     pids: &[u32],
     total: u64,
+    fast: bool,
 ) -> Vec<String> {
     let mut out = w.argv.clone();
+    if fast {
+        out.extend(["--protocol".into(), "fast".into()]);
+    }
     out.extend(["--endpoints".into(), endpoint.into()]);
     for (name, value) in [
         ("--clients", args.clients.to_string()),
@@ -777,12 +798,13 @@ fn run_workload(
     endpoint: &str,
     pids: &[u32],
     stem: &Path,
+    fast: bool,
 ) -> anyhow::Result<RunResult> {
     // Prefill and connections come on top of the measured phase.
     let limit = Duration::from_secs_f64(args.max_secs + 120.0);
     if args.warmup > 0 {
         let mut cmd = Command::new(exe);
-        cmd.args(bench_args(args, w, endpoint, &[], args.warmup));
+        cmd.args(bench_args(args, w, endpoint, &[], args.warmup, fast));
         run_bounded(&mut cmd, limit).context("warm-up run")?;
     }
     let json_path = with_suffix(stem, "json");
@@ -790,7 +812,7 @@ fn run_workload(
     let err_path = with_suffix(stem, "stderr");
     let _ = std::fs::remove_file(&json_path);
     let mut cmd = Command::new(exe);
-    cmd.args(bench_args(args, w, endpoint, pids, args.total))
+    cmd.args(bench_args(args, w, endpoint, pids, args.total, fast))
         .args(["-w", "json", "--json-out"])
         .arg(&json_path)
         .arg("--hgrm-out")
@@ -830,23 +852,8 @@ fn run_workload(
 
 /// UTC calendar date and time of `t`, `YYYY-MM-DD HH:MM UTC`.
 pub(crate) fn utc_string(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let days = (secs / 86_400) as i64;
-    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
-    // Days since 1970-01-01 to a proleptic Gregorian date, by 400-year eras
-    // of 146097 days starting on March 1st.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02} UTC")
+    let s = humantime::format_rfc3339_seconds(t).to_string();
+    format!("{} {} UTC", &s[..10], &s[11..16])
 }
 
 /// The command line, quoted for a shell where needed.
@@ -928,7 +935,7 @@ pub(crate) fn run(args: &CompareArgs) -> anyhow::Result<()> {
                         .wait_ready(&rt, Duration::from_secs_f64(args.start_timeout_secs))
                         .with_context(|| format!("{} did not become ready", t.label))?;
                     let endpoint = format!("127.0.0.1:{}", cluster.client_ports[leader]);
-                    run_workload(args, &exe, w, &endpoint, &cluster.pids(), &stem)
+                    run_workload(args, &exe, w, &endpoint, &cluster.pids(), &stem, t.fast)
                 })();
                 check_interrupted()?;
                 let a = acc.entry((wi, ti)).or_default();
@@ -990,7 +997,7 @@ pub(crate) fn run(args: &CompareArgs) -> anyhow::Result<()> {
         workloads: workloads
             .iter()
             .map(|w| {
-                let shown = bench_args(args, w, "LEADER", &[0], args.total)
+                let shown = bench_args(args, w, "LEADER", &[0], args.total, false)
                     .join(" ")
                     .replace("--server-pid 0", "--server-pid PIDS");
                 (w.name.clone(), format!("ferrobench {shown}"))
