@@ -1087,15 +1087,15 @@ mod tests {
         };
         let defs = vec!["one=put --clients 1 --conns=1".to_string()];
         let w = resolve_workloads(&names("put,one"), &defs).unwrap();
-        let put = bench_args(&args, &w[0], "h:1", &[7, 8], 100).join(" ");
+        let put = bench_args(&args, &w[0], "h:1", &[7, 8], 100, false).join(" ");
         assert_eq!(
             put,
             "put --endpoints h:1 --clients 8 --conns 4 --max-secs 30 --total 100 --quiet --server-pid 7,8"
         );
-        let one = bench_args(&args, &w[1], "h:1", &[], 5).join(" ");
+        let one = bench_args(&args, &w[1], "h:1", &[], 5, true).join(" ");
         assert_eq!(
             one,
-            "put --clients 1 --conns=1 --endpoints h:1 --max-secs 30 --total 5 --quiet"
+            "put --clients 1 --conns=1 --protocol fast --endpoints h:1 --max-secs 30 --total 5 --quiet"
         );
         // Every line parses as a ferrobench command.
         for line in [put, one] {
