@@ -735,6 +735,19 @@ fn sets(argv: &[String], name: &str) -> bool {
         .any(|a| a == name || a.strip_prefix(name).is_some_and(|r| r.starts_with('=')))
 }
 
+/// The value a workload's own arguments give `name` (`--x v` or `--x=v`).
+fn flag_value(argv: &[String], name: &str) -> Option<String> {
+    argv.iter().enumerate().find_map(|(i, a)| {
+        if a == name {
+            argv.get(i + 1).cloned()
+        } else {
+            a.strip_prefix(name)
+                .and_then(|r| r.strip_prefix('='))
+                .map(str::to_string)
+        }
+    })
+}
+
 /// Options compare always sets itself; a `--workload-def` may not.
 const COMPARE_SETS: [&str; 9] = [
     "--endpoints",
@@ -981,7 +994,10 @@ pub(crate) fn run(args: &CompareArgs) -> anyhow::Result<()> {
         }
         let title = format!(
             "{}: {} clients, {} member(s), {} round(s) merged",
-            w.name, args.clients, args.members, args.rounds
+            w.name,
+            flag_value(&w.argv, "--clients").unwrap_or_else(|| args.clients.to_string()),
+            args.members,
+            args.rounds
         );
         report::write(
             &args.out.join(format!("{}.svg", w.name)),
