@@ -22,13 +22,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ferrocd_net::client::{
     Client, Compare, CompareOp, DeleteOptions, GetOptions, Txn, TxnOp, WatchOptions,
 };
-use ferrocd_net::pb::etcdserverpb::response_op::Response;
 
 use crate::cli::K8sArgs;
 use crate::conn;
 use crate::driver;
 use crate::exec::execute;
 use crate::mixed::mix;
+use crate::txn::seen_after;
 
 const KINDS: [&str; 5] = [
     "pods",
@@ -95,18 +95,10 @@ impl driver::Client for Op {
                         .and_then([TxnOp::put(k.clone(), object_value(n, i), None)])
                         .or_else([TxnOp::get(k, None)]);
                     conn.txn(txn).await.map(|r| {
-                        let new = if r.succeeded {
-                            r.header.map_or(0, |h| h.revision)
-                        } else {
+                        if !r.succeeded {
                             counts.conflict.fetch_add(1, Ordering::Relaxed);
-                            match r.responses.first().and_then(|o| o.response.as_ref()) {
-                                Some(Response::ResponseRange(rr)) => {
-                                    rr.kvs.first().map_or(0, |kv| kv.mod_revision)
-                                }
-                                _ => 0,
-                            }
-                        };
-                        seen.lock().expect("seen").insert(n, new);
+                        }
+                        seen.lock().expect("seen").insert(n, seen_after(&r));
                     })
                 }
                 75..90 => {

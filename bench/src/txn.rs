@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ferrocd_net::client::{Client, Compare, CompareOp, Txn, TxnOp};
+use ferrocd_net::pb::etcdserverpb::TxnResponse;
 use ferrocd_net::pb::etcdserverpb::response_op::Response;
 
 use crate::cli::TxnArgs;
@@ -55,21 +56,25 @@ impl driver::Client for Swapper {
         let (conn, seen, tally) = (self.conn.clone(), self.seen.clone(), self.tally.clone());
         async move {
             let r = conn.txn(txn).await.map_err(conn::status)?;
-            let new = if r.succeeded {
-                tally.won.fetch_add(1, Ordering::Relaxed);
-                r.header.map_or(0, |h| h.revision)
-            } else {
-                tally.lost.fetch_add(1, Ordering::Relaxed);
-                match r.responses.first().and_then(|o| o.response.as_ref()) {
-                    Some(Response::ResponseRange(rr)) => {
-                        rr.kvs.first().map_or(0, |kv| kv.mod_revision)
-                    }
-                    _ => 0,
-                }
-            };
+            let counter = if r.succeeded { &tally.won } else { &tally.lost };
+            counter.fetch_add(1, Ordering::Relaxed);
+            let new = seen_after(&r);
             seen.lock().expect("seen").insert(n, new);
             Ok(())
         }
+    }
+}
+
+/// The mod revision a compare-and-swap txn leaves the client knowing: the
+/// txn's own revision when it won, else the key's current one from the
+/// `get` of the failure branch (0 when the key is gone).
+pub(crate) fn seen_after(r: &TxnResponse) -> i64 {
+    if r.succeeded {
+        return r.header.as_ref().map_or(0, |h| h.revision);
+    }
+    match r.responses.first().and_then(|o| o.response.as_ref()) {
+        Some(Response::ResponseRange(rr)) => rr.kvs.first().map_or(0, |kv| kv.mod_revision),
+        _ => 0,
     }
 }
 

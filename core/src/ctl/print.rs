@@ -401,17 +401,9 @@ pub fn humanize_bytes(s: u64) -> String {
     }
 }
 
-/// The end of the range of every key with `key` as prefix.
-pub fn prefix_end(key: &[u8]) -> Vec<u8> {
-    let mut end = key.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
-}
+/// The end of the range of every key with `key` as prefix (the client
+/// library's, etcd's rule).
+pub use ferrocd_net::client::prefix_end;
 
 #[cfg(test)]
 mod tests {
