@@ -288,13 +288,16 @@ async fn serve_shard(
     let cluster = Arc::new(ClusterShim::new(node.clone()));
     // The binary protocol on the same port, over the same service objects
     // (connections that open with its magic; see `ferrocd_net::fast`).
-    let fast_server = Arc::new(ferrocd_net::fast::FastServer::new(
-        kv.clone(),
-        watch.clone(),
-        lease.clone(),
-        cluster.clone(),
-        limit,
-    ));
+    let fast_server = Arc::new(
+        ferrocd_net::fast::FastServer::new(
+            kv.clone(),
+            watch.clone(),
+            lease.clone(),
+            cluster.clone(),
+            limit,
+        )
+        .with_metrics(&metrics),
+    );
     let fast: ferrocd_net::FastHandler = Arc::new(move |conn| {
         tokio::spawn(fast_server.clone().serve(conn));
     });

@@ -110,7 +110,7 @@ pub const METHODS: &[(&str, &str, CallKind)] = &[
 
 /// gRPC code names as go-grpc-prometheus writes them (`grpc_code`), indexed
 /// by code number.
-const CODE_NAMES: [&str; 17] = [
+pub(crate) const CODE_NAMES: [&str; 17] = [
     "OK",
     "Canceled",
     "Unknown",

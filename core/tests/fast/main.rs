@@ -192,6 +192,17 @@ async fn both_protocols_give_the_same_answers_and_errors() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::Unimplemented);
+
+    // The fast path's requests are counted by method and code.
+    let (status, metrics) = common::http_get(server.client_port(), "/metrics").unwrap();
+    assert_eq!(status, 200);
+    for series in [
+        r#"ferrocd_fast_requests_total{code="OK",method="/etcdserverpb.KV/Put"} 2"#,
+        r#"ferrocd_fast_requests_total{code="InvalidArgument",method="/etcdserverpb.KV/Range"} 1"#,
+        r#"ferrocd_fast_requests_total{code="NotFound",method="/etcdserverpb.Lease/LeaseRevoke"} 1"#,
+    ] {
+        assert!(metrics.contains(series), "{series} not in\n{metrics}");
+    }
 }
 
 #[tokio::test]

@@ -49,6 +49,9 @@ pub struct FastServer<S> {
     lease: Arc<LeaseShim<S>>,
     cluster: Arc<ClusterShim<S>>,
     max_frame: usize,
+    /// `ferrocd_fast_requests_total{code, method}`: what gRPC's
+    /// `grpc_server_handled_total` counts, for the binary protocol.
+    handled: Option<prometheus::IntCounterVec>,
 }
 
 /// What one connection's reader keeps.
@@ -88,7 +91,27 @@ where
             lease,
             cluster,
             max_frame,
+            handled: None,
         }
+    }
+
+    /// Count every unary request by method and answer code in `metrics`
+    /// (`ferrocd_fast_requests_total`).
+    pub fn with_metrics(mut self, metrics: &crate::Metrics) -> Self {
+        let c = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "ferrocd_fast_requests_total",
+                "Unary requests served over ferrocd's binary protocol, by method and code.",
+            ),
+            &["code", "method"],
+        )
+        .expect("valid counter");
+        metrics
+            .registry()
+            .register(Box::new(c.clone()))
+            .expect("unique name");
+        self.handled = Some(c);
+        self
     }
 
     /// Serve one connection whose first bytes are the fast preamble,
@@ -359,11 +382,22 @@ where
     {
         let out = out.clone();
         let req = codec::decode::<M::Req>(payload).map_err(|e| e.to_string())?;
+        let handled = self.handled.clone();
         tokio::spawn(async move {
-            let frame = match call(request(req, token)).await {
-                Ok(resp) => answer(M::KIND | KIND_OK, id, &resp.into_inner()),
-                Err(st) => error_frame(id, &st),
+            let (frame, code) = match call(request(req, token)).await {
+                Ok(resp) => (
+                    answer(M::KIND | KIND_OK, id, &resp.into_inner()),
+                    tonic::Code::Ok,
+                ),
+                Err(st) => (error_frame(id, &st), st.code()),
             };
+            if let Some(h) = handled {
+                let name = crate::metrics::CODE_NAMES
+                    .get(code as usize)
+                    .copied()
+                    .unwrap_or("Unknown");
+                h.with_label_values(&[name, M::PATH]).inc();
+            }
             let _ = out.send(frame).await;
         });
         Ok(())
