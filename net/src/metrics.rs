@@ -152,6 +152,7 @@ struct Inner {
     db_size: IntGauge,
     watchers: IntGauge,
     keys: IntGauge,
+    fast_requests: IntCounterVec,
 }
 
 /// The node's metrics registry; clone freely (one `Arc`).
@@ -292,11 +293,29 @@ impl Metrics {
                 "Total number of watchers.",
             ),
             keys: gauge(r, "etcd_debugging_mvcc_keys_total", "Total number of keys."),
+            fast_requests: {
+                let c = IntCounterVec::new(
+                    Opts::new(
+                        "ferrocd_fast_requests_total",
+                        "Unary requests served over ferrocd's binary protocol, by method and code.",
+                    ),
+                    &["code", "method"],
+                )
+                .expect("valid counter");
+                r.register(Box::new(c.clone())).expect("unique name");
+                c
+            },
             registry,
         };
         Self {
             inner: Arc::new(inner),
         }
+    }
+
+    /// `ferrocd_fast_requests_total{code, method}`: what
+    /// `grpc_server_handled_total` counts, for the binary protocol.
+    pub fn fast_requests(&self) -> &IntCounterVec {
+        &self.inner.fast_requests
     }
 
     /// The underlying registry, to register more collectors (our own

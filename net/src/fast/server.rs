@@ -96,21 +96,10 @@ where
     }
 
     /// Count every unary request by method and answer code in `metrics`
-    /// (`ferrocd_fast_requests_total`).
+    /// (`ferrocd_fast_requests_total`). Any number of servers (one per
+    /// shard) may share one `Metrics`.
     pub fn with_metrics(mut self, metrics: &crate::Metrics) -> Self {
-        let c = prometheus::IntCounterVec::new(
-            prometheus::Opts::new(
-                "ferrocd_fast_requests_total",
-                "Unary requests served over ferrocd's binary protocol, by method and code.",
-            ),
-            &["code", "method"],
-        )
-        .expect("valid counter");
-        metrics
-            .registry()
-            .register(Box::new(c.clone()))
-            .expect("unique name");
-        self.handled = Some(c);
+        self.handled = Some(metrics.fast_requests().clone());
         self
     }
 
