@@ -41,6 +41,25 @@ const GRPC_OVERHEAD: usize = 512 * 1024;
 /// How long a shutdown lets in-flight client requests finish.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
+/// Stops the process when a shard thread panics. A dead shard would leave
+/// its `SO_REUSEPORT` socket's queued connections reset and the node
+/// serving on fewer cores without anyone noticing (seen once: a metrics
+/// registration that panicked on the second shard); a supervisor restarts
+/// a stopped member, and everything acknowledged is on disk.
+struct AbortOnPanic(usize);
+
+impl Drop for AbortOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!(
+                shard = self.0,
+                "shard thread panicked; stopping the process"
+            );
+            std::process::abort();
+        }
+    }
+}
+
 /// A running server: the node, its shards and runtimes.
 pub struct Server {
     node: Arc<Node>,
@@ -158,6 +177,7 @@ impl Server {
             let h = std::thread::Builder::new()
                 .name(format!("shard-{i}"))
                 .spawn(move || {
+                    let _fail_fast = AbortOnPanic(i);
                     if let Some(c) = core {
                         core_affinity::set_for_current(c);
                     }
