@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rkyv::util::AlignedVec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -21,7 +22,6 @@ use crate::peer::frame::{DecodeError, Frame, HEADER};
 /// Largest answer accepted (a big range can be large; etcd's client
 /// default is math.MaxInt32).
 const MAX_ANSWER: usize = 2 << 30;
-const WRITE_BATCH: usize = 256 * 1024;
 
 /// Why a call failed, and whether the request may have reached the server.
 #[derive(Debug)]
@@ -33,7 +33,9 @@ pub(crate) struct CallError {
     pub(crate) broken: bool,
 }
 
-type Reply = Result<(u8, Vec<u8>), Error>;
+/// An answer's kind and payload, copied out of the read buffer once,
+/// straight into an aligned buffer rkyv reads in place.
+type Reply = Result<(u8, AlignedVec<16>), Error>;
 
 enum Pending {
     Unary(oneshot::Sender<Reply>),
@@ -116,30 +118,15 @@ impl Conn {
     }
 
     fn start(stream: TcpStream, endpoint: &str) -> Conn {
-        let (mut rd, mut wr) = stream.into_split();
-        let (out, mut outbox) = mpsc::unbounded_channel::<Vec<u8>>();
+        let (mut rd, wr) = stream.into_split();
+        let (out, outbox) = mpsc::unbounded_channel::<Vec<u8>>();
         let shared = Arc::new(Shared {
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
             endpoint: endpoint.to_string(),
         });
-        tokio::spawn(async move {
-            let mut buf = Vec::with_capacity(WRITE_BATCH);
-            while let Some(first) = outbox.recv().await {
-                buf.clear();
-                buf.extend_from_slice(&first);
-                while buf.len() < WRITE_BATCH {
-                    match outbox.try_recv() {
-                        Ok(more) => buf.extend_from_slice(&more),
-                        Err(_) => break,
-                    }
-                }
-                if wr.write_all(&buf).await.is_err() {
-                    break;
-                }
-            }
-        });
+        tokio::spawn(crate::fast::write_coalesced(wr, outbox));
         let sh = shared.clone();
         tokio::spawn(async move {
             let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
@@ -148,7 +135,7 @@ impl Conn {
                 loop {
                     match Frame::header(&buf[start..], MAX_ANSWER) {
                         Ok((kind, id, total)) => {
-                            let payload = buf[start + HEADER..start + total].to_vec();
+                            let payload = codec::aligned(&buf[start + HEADER..start + total]);
                             sh.route(kind, id, payload);
                             start += total;
                         }
@@ -243,6 +230,11 @@ impl Conn {
             p.insert(id, Pending::Stream(tx));
         }
         if !self.send(M::KIND, id, &codec::encode(first)) {
+            self.shared
+                .pending
+                .lock()
+                .expect("pending lock")
+                .remove(&id);
             return Err(self.lost());
         }
         Ok((
@@ -260,11 +252,11 @@ impl Conn {
 pub(crate) fn decode_reply<T: Message>(kind: u8, reply: Reply) -> Result<T, (Error, bool)> {
     let (k, payload) = reply.map_err(|e| (e, true))?;
     if k == kind | KIND_OK {
-        return codec::decode::<T>(&payload)
+        return codec::decode_aligned::<T>(&payload)
             .map_err(|e| (Error::status(Code::Internal, e.to_string()), false));
     }
     if k == KIND_ERR {
-        let e = codec::decode::<ErrorReply>(&payload)
+        let e = codec::decode_aligned::<ErrorReply>(&payload)
             .map(|r| Error::from(r.into_status()))
             .unwrap_or_else(|e| Error::status(Code::Internal, e.to_string()));
         return Err((e, false));
@@ -276,7 +268,7 @@ pub(crate) fn decode_reply<T: Message>(kind: u8, reply: Reply) -> Result<T, (Err
 }
 
 impl Shared {
-    fn route(&self, kind: u8, id: u64, payload: Vec<u8>) {
+    fn route(&self, kind: u8, id: u64, payload: AlignedVec<16>) {
         let mut p = self.pending.lock().expect("pending lock");
         let last = kind == KIND_END || kind == KIND_ERR;
         match p.get(&id) {

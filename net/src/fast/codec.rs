@@ -57,11 +57,21 @@ pub fn encode<T: Archived>(msg: &T) -> Vec<u8> {
         .into_vec()
 }
 
-/// Validate and decode a payload.
+/// Validate and decode a payload (copied once to align it).
 pub fn decode<T: Archived>(payload: &[u8]) -> Result<T, PayloadError> {
-    let mut aligned = AlignedVec::<16>::with_capacity(payload.len());
-    aligned.extend_from_slice(payload);
-    rkyv::from_bytes::<T, rancor::Error>(&aligned).map_err(|e| PayloadError {
+    decode_aligned(&aligned(payload))
+}
+
+/// `payload` in a buffer rkyv can read in place.
+pub fn aligned(payload: &[u8]) -> AlignedVec<16> {
+    let mut a = AlignedVec::<16>::with_capacity(payload.len());
+    a.extend_from_slice(payload);
+    a
+}
+
+/// Validate and decode a payload that is aligned already.
+pub fn decode_aligned<T: Archived>(payload: &AlignedVec<16>) -> Result<T, PayloadError> {
+    rkyv::from_bytes::<T, rancor::Error>(payload).map_err(|e| PayloadError {
         what: std::any::type_name::<T>()
             .rsplit("::")
             .next()

@@ -104,3 +104,64 @@ pub fn put_frame(out: &mut Vec<u8>, kind: u8, id: u64, payload: &[u8]) {
     out.extend_from_slice(&id.to_le_bytes());
     out.extend_from_slice(payload);
 }
+
+/// Bytes gathered into one socket write by [`write_coalesced`].
+const WRITE_BATCH: usize = 256 * 1024;
+
+/// The queue a connection's writer task drains (bounded on the server,
+/// for backpressure; unbounded in the client, whose senders are sync).
+pub(crate) trait Outbox: Send {
+    /// The next frame; `None` once every sender is gone.
+    fn next(&mut self) -> impl Future<Output = Option<Vec<u8>>> + Send;
+    /// A frame already queued, without waiting.
+    fn more(&mut self) -> Option<Vec<u8>>;
+}
+
+impl Outbox for tokio::sync::mpsc::Receiver<Vec<u8>> {
+    fn next(&mut self) -> impl Future<Output = Option<Vec<u8>>> + Send {
+        self.recv()
+    }
+    fn more(&mut self) -> Option<Vec<u8>> {
+        self.try_recv().ok()
+    }
+}
+
+impl Outbox for tokio::sync::mpsc::UnboundedReceiver<Vec<u8>> {
+    fn next(&mut self) -> impl Future<Output = Option<Vec<u8>>> + Send {
+        self.recv()
+    }
+    fn more(&mut self) -> Option<Vec<u8>> {
+        self.try_recv().ok()
+    }
+}
+
+/// A connection's writer (both ends of the protocol): whatever is queued
+/// leaves in one write of up to 256 KiB; a lone frame is written as it is,
+/// without a copy. Ends when the queue closes or a write fails.
+pub(crate) async fn write_coalesced<W>(mut wr: W, mut outbox: impl Outbox)
+where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt;
+    let mut buf = Vec::with_capacity(WRITE_BATCH);
+    while let Some(first) = outbox.next().await {
+        let Some(second) = outbox.more() else {
+            if wr.write_all(&first).await.is_err() {
+                break;
+            }
+            continue;
+        };
+        buf.clear();
+        buf.extend_from_slice(&first);
+        buf.extend_from_slice(&second);
+        while buf.len() < WRITE_BATCH {
+            match outbox.more() {
+                Some(f) => buf.extend_from_slice(&f),
+                None => break,
+            }
+        }
+        if wr.write_all(&buf).await.is_err() {
+            break;
+        }
+    }
+}

@@ -38,8 +38,6 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const OUTBOX: usize = 4096;
 /// Stream messages queued per stream before the reader waits.
 const STREAM_INBOX: usize = 64;
-/// Bytes gathered into one socket write.
-const WRITE_BATCH: usize = 256 * 1024;
 
 /// Serves the binary protocol over a node's service objects.
 #[derive(Debug)]
@@ -135,24 +133,9 @@ where
             return;
         }
         let require_leader = flags & super::FLAG_REQUIRE_LEADER != 0;
-        let (mut rd, mut wr) = stream.into_split();
-        let (out, mut outbox) = mpsc::channel::<Vec<u8>>(OUTBOX);
-        let writer = tokio::spawn(async move {
-            let mut buf = Vec::with_capacity(WRITE_BATCH);
-            while let Some(first) = outbox.recv().await {
-                buf.clear();
-                buf.extend_from_slice(&first);
-                while buf.len() < WRITE_BATCH {
-                    match outbox.try_recv() {
-                        Ok(more) => buf.extend_from_slice(&more),
-                        Err(_) => break,
-                    }
-                }
-                if wr.write_all(&buf).await.is_err() {
-                    break;
-                }
-            }
-        });
+        let (mut rd, wr) = stream.into_split();
+        let (out, outbox) = mpsc::channel::<Vec<u8>>(OUTBOX);
+        let writer = tokio::spawn(super::write_coalesced(wr, outbox));
         let mut conn = ConnState {
             streams: HashMap::new(),
             token: None,
@@ -347,7 +330,8 @@ where
                     .find(|(u, _)| *u == k)
                     .map_or("", |(_, p)| *p);
                 let st = Status::unimplemented(format!("{path} is not implemented"));
-                let _ = out.try_send(error_frame(id, &st));
+                // Awaited: a full outbox must delay this answer, not drop it.
+                let _ = out.send(error_frame(id, &st)).await;
             }
             other => return Err(format!("unknown frame kind {other}")),
         }
