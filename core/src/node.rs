@@ -18,8 +18,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use ferrocd_mvcc as mvcc;
 use ferrocd_net::{
-    ClusterService, EtcdError, KvService, LeaseService, LeaseTtl, MemberChange, MemberInfo,
-    Metrics, NodeStatus, ServerInfo, WatchService,
+    AuthInfo, AuthReply, AuthRequest, AuthService, Authorizer, ClusterService, Credentials,
+    EtcdError, KvService, LeaseService, LeaseTtl, MemberChange, MemberInfo, Metrics, NodeStatus,
+    ServerInfo, WatchService,
 };
 use ferrocd_wal::{self as wal, UringFs, Worker};
 use openraft::async_runtime::WatchReceiver;
@@ -27,6 +28,7 @@ use openraft::{ChangeMembers, ReadPolicy, ServerState, SnapshotPolicy};
 use sha1::{Digest, Sha1};
 use tokio::sync::Notify;
 
+use crate::auth::{AuthAnswer, AuthOp, Caller, Jwt, Need, Perm, PermKind};
 use crate::compactor::Compactor;
 use crate::config::ClusterState;
 use crate::config::Config;
@@ -269,6 +271,13 @@ pub struct Node {
     data_dir: PathBuf,
     metrics: Metrics,
     network: PeerNetwork,
+    /// `--auth-token jwt,…`: signed tokens instead of simple ones.
+    jwt: Option<Jwt>,
+    /// `--bcrypt-cost`.
+    bcrypt_cost: u32,
+    /// `--client-cert-auth`: a verified client certificate's common name
+    /// names the user when no token is given.
+    client_cert_auth: bool,
 }
 
 impl std::fmt::Debug for Node {
@@ -362,6 +371,13 @@ impl Node {
         let election_ticks = (election_ms / heartbeat_ms).max(1);
         let min_ttl_ms = (3 * election_ticks / 2) * heartbeat_ms;
         let min_ttl = min_ttl_ms.div_ceil(1000) as i64;
+        let jwt = match cfg.auth_token.split_once(',') {
+            Some(("jwt", opts)) => Some(Jwt::from_options(opts).map_err(|e| anyhow::anyhow!(e))?),
+            None if cfg.auth_token == "jwt" => {
+                bail!("jwt: sign-method is required (--auth-token jwt,sign-method=…)")
+            }
+            _ => None,
+        };
         let sm = StateMachine::open(
             &member_dir.join("snap"),
             mvcc::Config {
@@ -379,6 +395,7 @@ impl Node {
             } else {
                 cfg.max_snapshots
             },
+            cfg.auth_token_ttl,
         )
         .context("loading the newest snapshot")?;
         let shared = sm.shared();
@@ -459,6 +476,9 @@ impl Node {
             data_dir: cfg.data_dir.clone(),
             metrics,
             network,
+            jwt,
+            bcrypt_cost: cfg.bcrypt_cost,
+            client_cert_auth: false,
         });
 
         let _ = node.me.set(Arc::downgrade(&node));
@@ -658,7 +678,7 @@ impl Node {
                 tracing::debug!(lease = id, "lease expired; revoking");
                 let node = self.clone();
                 tokio::spawn(async move {
-                    match node.propose(Op::LeaseRevoke { id }).await {
+                    match node.propose(Op::LeaseRevoke { id }, Caller::Internal).await {
                         Ok(_) | Err(EtcdError::LeaseNotFound) => {}
                         Err(e) => tracing::warn!(lease = id, error = %e, "revoking expired lease"),
                     }
@@ -688,7 +708,10 @@ impl Node {
                 was_leader = true;
             }
             if let Some(rev) = c.tick(Instant::now(), self.sm.store.revision()) {
-                match self.propose(Op::Compact { revision: rev }).await {
+                match self
+                    .propose(Op::Compact { revision: rev }, Caller::Internal)
+                    .await
+                {
                     Ok(_) => tracing::info!(revision = rev, "auto-compacted"),
                     Err(EtcdError::Compacted) => {}
                     Err(e) => tracing::warn!(revision = rev, error = %e, "auto-compaction failed"),
@@ -855,19 +878,19 @@ impl Node {
 
     /// Replicate `op`, wait until it is durable and applied, and return
     /// what the store said. On a follower the leader proposes it.
-    async fn propose(&self, op: Op) -> Result<Applied, EtcdError> {
+    async fn propose(&self, op: Op, caller: Caller) -> Result<Applied, EtcdError> {
         if self.stopping.load(Ordering::Relaxed) {
             return Err(EtcdError::Stopped);
         }
         let deadline = Instant::now() + self.request_timeout();
         loop {
             if self.raft.is_leader() {
-                match self.propose_here(op.clone()).await {
+                match self.propose_here(op.clone(), caller.clone()).await {
                     Err(EtcdError::NotLeader) | Err(EtcdError::NoLeader) => {}
                     r => return r,
                 }
             }
-            match self.call_leader(KIND_FORWARD, &op).await {
+            match self.call_leader(KIND_FORWARD, &(&op, &caller)).await {
                 // Leadership moved (here, or away from the member asked).
                 Err(EtcdError::LeaderChanged) | Err(EtcdError::NotLeader)
                     if Instant::now() < deadline =>
@@ -880,10 +903,11 @@ impl Node {
     }
 
     /// Propose `op` on this member, which must lead.
-    pub(crate) async fn propose_here(&self, op: Op) -> Result<Applied, EtcdError> {
+    pub(crate) async fn propose_here(&self, op: Op, caller: Caller) -> Result<Applied, EtcdError> {
         let cmd = Command {
             id: self.next_request_id(),
             op,
+            caller,
         };
         let size = postcard::experimental::serialized_size(&cmd).map_err(raft_err)?;
         if size > self.max_request_bytes {
@@ -896,7 +920,7 @@ impl Node {
             return Err(leader_err(e));
         }
         match rx.await {
-            Ok(r) => r.map_err(EtcdError::from),
+            Ok(r) => r,
             Err(_) => Err(EtcdError::Stopped),
         }
     }
@@ -1279,6 +1303,255 @@ fn unexpected(what: &str, a: Applied) -> EtcdError {
     EtcdError::Unknown(format!("internal: {what} applied as {a:?}"))
 }
 
+impl Node {
+    /// etcd's `doSerialize` tail: a read served for a user whose
+    /// credentials predate an auth change that landed meanwhile fails
+    /// with `revision of auth store is old` (the client re-authenticates).
+    fn still_current(&self, caller: &Caller) -> Result<(), EtcdError> {
+        let auth = self.sm.auth.load();
+        match caller {
+            Caller::User { revision, .. }
+                if auth.enabled && *revision != 0 && *revision != auth.revision =>
+            {
+                Err(EtcdError::AuthOldRevision)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The user of a simple token, once this member has applied the
+    /// entry that assigned it (a token is `<prefix>.<raft index>`; a
+    /// client may ask a follower that has not applied it yet).
+    async fn simple_token_user(&self, token: &str) -> Option<String> {
+        let index = crate::auth::simple_token_index(token)?;
+        let applied = self.sm.applied_log_id().map_or(0, |l| l.index());
+        if index > applied {
+            self.raft
+                .wait(Some(self.request_timeout()))
+                .applied_index_at_least(Some(index), "auth token applied")
+                .await
+                .ok()?;
+        }
+        self.sm
+            .tokens
+            .lock()
+            .expect("tokens lock")
+            .lookup(token, Instant::now())
+    }
+
+    /// A password's bcrypt hash (on a blocking thread: it is slow on
+    /// purpose), or the client's own hash (base64, as etcd takes it).
+    async fn hash_password(&self, password: String, hashed: String) -> Result<Vec<u8>, EtcdError> {
+        if !hashed.is_empty() {
+            use base64::Engine as _;
+            return base64::engine::general_purpose::STANDARD
+                .decode(hashed)
+                .map_err(|_| EtcdError::Unknown("auth: invalid hashed password".into()));
+        }
+        let cost = self.bcrypt_cost;
+        tokio::task::spawn_blocking(move || bcrypt::hash(password, cost))
+            .await
+            .map_err(raft_err)?
+            .map(String::into_bytes)
+            .map_err(raft_err)
+    }
+
+    /// etcd's Authenticate: check the password against the store as of a
+    /// linearizable read, then replicate the token assignment; retried
+    /// when the auth store changed in between.
+    async fn authenticate(
+        &self,
+        name: String,
+        password: String,
+    ) -> Result<(AuthReply, i64), EtcdError> {
+        for _ in 0..5 {
+            self.linearize().await?;
+            let st = self.sm.auth.load_full();
+            if !st.enabled {
+                return Err(EtcdError::AuthNotEnabled);
+            }
+            let hash = match st.users.get(&name) {
+                Some(u) if !u.no_password => String::from_utf8_lossy(&u.password).into_owned(),
+                _ => return Err(EtcdError::AuthFailed),
+            };
+            let pw = password.clone();
+            let ok =
+                tokio::task::spawn_blocking(move || bcrypt::verify(pw, &hash).unwrap_or(false))
+                    .await
+                    .map_err(raft_err)?;
+            if !ok {
+                tracing::info!(user = %name, "invalid password");
+                return Err(EtcdError::AuthFailed);
+            }
+            let prefix = self.jwt.is_none().then(crate::auth::simple_token_prefix);
+            let op = AuthOp::Authenticate {
+                name: name.clone(),
+                prefix,
+                checked_revision: st.revision,
+            };
+            match self.propose(Op::Auth(op), Caller::Anonymous).await {
+                Ok(Applied::Auth(
+                    AuthAnswer::Authenticated {
+                        name,
+                        revision,
+                        token,
+                    },
+                    rev,
+                )) => {
+                    let token = match (&self.jwt, token) {
+                        (Some(jwt), _) => jwt.sign(&name, revision).map_err(EtcdError::Unknown)?,
+                        (None, Some(t)) => t,
+                        (None, None) => {
+                            return Err(EtcdError::Unknown("internal: no token assigned".into()));
+                        }
+                    };
+                    return Ok((AuthReply::Token(token), rev));
+                }
+                Ok(a) => return Err(unexpected("authenticate", a)),
+                Err(EtcdError::AuthOldRevision) => {
+                    tracing::info!(user = %name, "auth store changed while checking a password; retrying");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(EtcdError::AuthOldRevision)
+    }
+}
+
+impl Authorizer for Node {
+    async fn authorize(&self, cred: Credentials) -> Result<Option<AuthInfo>, EtcdError> {
+        let revision = self.sm.auth.load().revision;
+        if !self.sm.auth.load().enabled {
+            return Ok(None);
+        }
+        if let Some(token) = cred.token {
+            let user = match &self.jwt {
+                Some(jwt) => jwt
+                    .verify(&token)
+                    .map(|(user, revision)| AuthInfo { user, revision }),
+                None => self
+                    .simple_token_user(&token)
+                    .await
+                    .map(|user| AuthInfo { user, revision }),
+            };
+            return match user {
+                Some(u) => Ok(Some(u)),
+                None => {
+                    tracing::warn!("invalid auth token");
+                    Err(EtcdError::InvalidAuthToken)
+                }
+            };
+        }
+        if self.client_cert_auth
+            && let Some(user) = cred.common_name
+        {
+            return Ok(Some(AuthInfo { user, revision }));
+        }
+        Ok(None)
+    }
+}
+
+fn permission(p: Perm) -> ferrocd_net::pb::authpb::Permission {
+    ferrocd_net::pb::authpb::Permission {
+        perm_type: p.kind.to_i32(),
+        key: p.key,
+        range_end: p.range_end,
+    }
+}
+
+impl AuthService for Node {
+    fn info(&self) -> ServerInfo {
+        KvService::info(self)
+    }
+
+    async fn auth(
+        &self,
+        who: Option<AuthInfo>,
+        req: AuthRequest,
+    ) -> Result<(AuthReply, i64), EtcdError> {
+        let op = match req {
+            AuthRequest::Authenticate { name, password } => {
+                return self.authenticate(name, password).await;
+            }
+            AuthRequest::Enable => AuthOp::Enable,
+            AuthRequest::Disable => AuthOp::Disable,
+            AuthRequest::Status => AuthOp::Status,
+            AuthRequest::UserAdd {
+                name,
+                password,
+                hashed_password,
+                no_password,
+            } => {
+                let password = if no_password {
+                    Vec::new()
+                } else {
+                    self.hash_password(password, hashed_password).await?
+                };
+                AuthOp::UserAdd {
+                    name,
+                    password,
+                    no_password,
+                }
+            }
+            AuthRequest::UserGet { name } => AuthOp::UserGet { name },
+            AuthRequest::UserList => AuthOp::UserList,
+            AuthRequest::UserDelete { name } => AuthOp::UserDelete { name },
+            AuthRequest::UserChangePassword {
+                name,
+                password,
+                hashed_password,
+            } => {
+                let password = self.hash_password(password, hashed_password).await?;
+                AuthOp::UserChangePassword { name, password }
+            }
+            AuthRequest::UserGrantRole { user, role } => AuthOp::UserGrantRole { user, role },
+            AuthRequest::UserRevokeRole { name, role } => AuthOp::UserRevokeRole { name, role },
+            AuthRequest::RoleAdd { name } => AuthOp::RoleAdd { name },
+            AuthRequest::RoleGet { role } => AuthOp::RoleGet { role },
+            AuthRequest::RoleList => AuthOp::RoleList,
+            AuthRequest::RoleDelete { role } => AuthOp::RoleDelete { role },
+            AuthRequest::RoleGrantPermission { name, perm } => {
+                let perm = match perm {
+                    None => None,
+                    Some(p) => Some(Perm {
+                        kind: PermKind::from_i32(p.perm_type).ok_or(EtcdError::InvalidAuthMgmt)?,
+                        key: p.key,
+                        range_end: p.range_end,
+                    }),
+                };
+                AuthOp::RoleGrantPermission { name, perm }
+            }
+            AuthRequest::RoleRevokePermission {
+                role,
+                key,
+                range_end,
+            } => AuthOp::RoleRevokePermission {
+                role,
+                key,
+                range_end,
+            },
+        };
+        let what = op.name();
+        match self.propose(Op::Auth(op), Caller::from_info(who)).await? {
+            Applied::Auth(answer, rev) => {
+                let reply = match answer {
+                    AuthAnswer::Done | AuthAnswer::Authenticated { .. } => AuthReply::Done,
+                    AuthAnswer::Status { enabled, revision } => {
+                        AuthReply::Status { enabled, revision }
+                    }
+                    AuthAnswer::Names(n) => AuthReply::Names(n),
+                    AuthAnswer::Perms(p) => {
+                        AuthReply::Perms(p.into_iter().map(permission).collect())
+                    }
+                };
+                tracing::info!(op = what, "auth store request applied");
+                Ok((reply, rev))
+            }
+            a => Err(unexpected(what, a)),
+        }
+    }
+}
+
 impl KvService for Node {
     fn info(&self) -> ServerInfo {
         ServerInfo {
@@ -1290,20 +1563,31 @@ impl KvService for Node {
 
     async fn range(
         &self,
+        who: Option<AuthInfo>,
         req: mvcc::RangeRequest,
         serializable: bool,
     ) -> Result<mvcc::RangeResponse, EtcdError> {
         if !serializable {
             self.linearize().await?;
         }
+        let caller = Caller::from_info(who);
+        self.sm
+            .auth
+            .load()
+            .check(&caller, &req.key, &req.range_end, Need::Read)?;
         let view = self.sm.store.snapshot();
         let r = view.range(&req).map_err(EtcdError::from)?.to_response();
+        self.still_current(&caller)?;
         Ok(r)
     }
 
-    async fn put(&self, req: mvcc::PutRequest) -> Result<mvcc::PutResponse, EtcdError> {
+    async fn put(
+        &self,
+        who: Option<AuthInfo>,
+        req: mvcc::PutRequest,
+    ) -> Result<mvcc::PutResponse, EtcdError> {
         self.check_quota(req.key.len() + req.value.len() + RECORD_OVERHEAD)?;
-        match self.propose(Op::Put(req)).await? {
+        match self.propose(Op::Put(req), Caller::from_info(who)).await? {
             Applied::Put(r) => Ok(r),
             a => Err(unexpected("put", a)),
         }
@@ -1311,27 +1595,44 @@ impl KvService for Node {
 
     async fn delete_range(
         &self,
+        who: Option<AuthInfo>,
         req: mvcc::DeleteRangeRequest,
     ) -> Result<mvcc::DeleteRangeResponse, EtcdError> {
-        match self.propose(Op::DeleteRange(req)).await? {
+        match self
+            .propose(Op::DeleteRange(req), Caller::from_info(who))
+            .await?
+        {
             Applied::DeleteRange(r) => Ok(r),
             a => Err(unexpected("delete_range", a)),
         }
     }
 
-    async fn txn(&self, req: mvcc::TxnRequest) -> Result<mvcc::TxnResponse, EtcdError> {
+    async fn txn(
+        &self,
+        who: Option<AuthInfo>,
+        req: mvcc::TxnRequest,
+    ) -> Result<mvcc::TxnResponse, EtcdError> {
         let cost = txn_put_bytes(&req);
         if cost > 0 {
             self.check_quota(cost)?;
         }
-        match self.propose(Op::Txn(req)).await? {
+        match self.propose(Op::Txn(req), Caller::from_info(who)).await? {
             Applied::Txn(r) => Ok(r),
             a => Err(unexpected("txn", a)),
         }
     }
 
-    async fn compact(&self, revision: i64, physical: bool) -> Result<i64, EtcdError> {
-        let rev = match self.propose(Op::Compact { revision }).await? {
+    async fn compact(
+        &self,
+        who: Option<AuthInfo>,
+        revision: i64,
+        physical: bool,
+    ) -> Result<i64, EtcdError> {
+        // etcd checks no permission for a compaction.
+        let rev = match self
+            .propose(Op::Compact { revision }, Caller::from_info(who))
+            .await?
+        {
             Applied::Compact(r) => r,
             a => return Err(unexpected("compact", a)),
         };
@@ -1348,6 +1649,18 @@ impl KvService for Node {
 impl WatchService for Node {
     fn info(&self) -> ServerInfo {
         KvService::info(self)
+    }
+
+    fn watch_permitted(
+        &self,
+        who: Option<&AuthInfo>,
+        key: &[u8],
+        range_end: &[u8],
+    ) -> Result<(), EtcdError> {
+        self.sm
+            .auth
+            .load()
+            .check(&Caller::from_info(who.cloned()), key, range_end, Need::Read)
     }
 
     fn open_stream(&self) -> (mvcc::StreamId, Arc<Notify>) {
@@ -1401,7 +1714,12 @@ impl LeaseService for Node {
         self.sm.store.revision()
     }
 
-    async fn grant(&self, id: i64, ttl: i64) -> Result<(i64, i64), EtcdError> {
+    async fn grant(
+        &self,
+        who: Option<AuthInfo>,
+        id: i64,
+        ttl: i64,
+    ) -> Result<(i64, i64), EtcdError> {
         if ttl > MAX_LEASE_TTL {
             return Err(EtcdError::LeaseTtlTooLarge);
         }
@@ -1413,14 +1731,20 @@ impl LeaseService for Node {
             .effective_ttl(ttl);
         self.check_quota(RECORD_OVERHEAD)?;
         let id = if id == 0 { self.new_lease_id() } else { id };
-        match self.propose(Op::LeaseGrant { id, ttl }).await? {
+        match self
+            .propose(Op::LeaseGrant { id, ttl }, Caller::from_info(who))
+            .await?
+        {
             Applied::LeaseGrant { id, ttl } => Ok((id, ttl)),
             a => Err(unexpected("lease grant", a)),
         }
     }
 
-    async fn revoke(&self, id: i64) -> Result<i64, EtcdError> {
-        match self.propose(Op::LeaseRevoke { id }).await? {
+    async fn revoke(&self, who: Option<AuthInfo>, id: i64) -> Result<i64, EtcdError> {
+        match self
+            .propose(Op::LeaseRevoke { id }, Caller::from_info(who))
+            .await?
+        {
             Applied::LeaseRevoke(rev) => Ok(rev),
             a => Err(unexpected("lease revoke", a)),
         }
@@ -1444,7 +1768,22 @@ impl LeaseService for Node {
         }
     }
 
-    async fn time_to_live(&self, id: i64, keys: bool) -> Result<LeaseTtl, EtcdError> {
+    async fn time_to_live(
+        &self,
+        who: Option<AuthInfo>,
+        id: i64,
+        keys: bool,
+    ) -> Result<LeaseTtl, EtcdError> {
+        // etcd: with keys, the caller must be able to read every key.
+        let caller = Caller::from_info(who);
+        if keys {
+            let auth = self.sm.auth.load();
+            if auth.enabled {
+                for k in self.sm.store.snapshot().lease_keys(id) {
+                    auth.check(&caller, k, &[], Need::Read)?;
+                }
+            }
+        }
         let deadline = Instant::now() + self.request_timeout();
         let (ttl, granted_ttl) = loop {
             let primary = self.sm.lessor.lock().expect("lessor lock").is_primary();
@@ -1462,6 +1801,9 @@ impl LeaseService for Node {
                 r => break r?,
             }
         };
+        if keys {
+            self.still_current(&caller)?;
+        }
         let keys = if keys {
             let view = self.sm.store.snapshot();
             view.lease_keys(id)
@@ -1486,6 +1828,13 @@ impl LeaseService for Node {
 impl ClusterService for Node {
     fn info(&self) -> ServerInfo {
         KvService::info(self)
+    }
+
+    fn admin_permitted(&self, who: Option<&AuthInfo>) -> Result<(), EtcdError> {
+        self.sm
+            .auth
+            .load()
+            .check_admin(&Caller::from_info(who.cloned()))
     }
 
     async fn status(&self) -> Result<NodeStatus, EtcdError> {

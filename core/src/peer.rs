@@ -115,8 +115,8 @@ impl PeerHandler for PeerService {
                 answer(receive_chunk(&node, chunk).await)
             }
             KIND_FORWARD => {
-                let op: Op = decode(&payload).map_err(bad)?;
-                answer(etcd(node.propose_here(op).await))
+                let (op, caller): (Op, crate::auth::Caller) = decode(&payload).map_err(bad)?;
+                answer(etcd(node.propose_here(op, caller).await))
             }
             KIND_READ_INDEX => answer(etcd(node.read_index_here().await)),
             KIND_LEASE_RENEW => {

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use ferrocd_net::{
-    ClusterShim, Gateway, KvShim, LeaseShim, Metrics, Versions, WatchShim, client_router,
+    AuthShim, ClusterShim, Gateway, KvShim, LeaseShim, Metrics, Versions, WatchShim, client_router,
     serve_client_with_fast,
 };
 use socket2::{Domain, Protocol, Socket, Type};
@@ -298,14 +298,16 @@ async fn serve_shard(
     >,
 ) {
     use ferrocd_net::pb::etcdserverpb::{
-        cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
-        maintenance_server::MaintenanceServer, watch_server::WatchServer,
+        auth_server::AuthServer, cluster_server::ClusterServer, kv_server::KvServer,
+        lease_server::LeaseServer, maintenance_server::MaintenanceServer,
+        watch_server::WatchServer,
     };
     let limit = max_request_bytes + GRPC_OVERHEAD;
     let kv = Arc::new(KvShim::new(node.clone(), max_txn_ops));
     let watch = Arc::new(WatchShim::new(node.clone(), max_request_bytes));
     let lease = Arc::new(LeaseShim::new(node.clone()));
     let cluster = Arc::new(ClusterShim::new(node.clone()));
+    let auth = Arc::new(AuthShim::new(node.clone()));
     // The binary protocol on the same port, over the same service objects
     // (connections that open with its magic; see `ferrocd_net::fast`).
     let fast_server = Arc::new(
@@ -314,6 +316,7 @@ async fn serve_shard(
             watch.clone(),
             lease.clone(),
             cluster.clone(),
+            auth.clone(),
             limit,
         )
         .with_metrics(&metrics),
@@ -344,6 +347,7 @@ async fn serve_shard(
         .add_service(LeaseServer::from_arc(lease.clone()).max_decoding_message_size(limit))
         .add_service(MaintenanceServer::from_arc(cluster.clone()))
         .add_service(ClusterServer::from_arc(cluster.clone()))
+        .add_service(AuthServer::from_arc(auth.clone()).max_decoding_message_size(limit))
         .add_service(health.clone());
         let health_node = node.clone();
         let gateway = Gateway::new(
@@ -358,7 +362,8 @@ async fn serve_shard(
         .watch(watch.clone())
         .lease(lease.clone())
         .maintenance(cluster.clone())
-        .cluster(cluster.clone());
+        .cluster(cluster.clone())
+        .auth(auth.clone());
         let router = client_router(grpc.routes(), gateway);
         let mut stop = stop.clone();
         let metrics = metrics.clone();

@@ -29,6 +29,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, Guard> for Builder {
             Lessor::new(2),
             ferrocd_net::Metrics::new(),
             5,
+            std::time::Duration::from_secs(300),
         )
         .expect("state machine");
         Ok((Guard { _dir: dir }, log, sm))
@@ -57,6 +58,7 @@ async fn acknowledged_appends_survive_power_loss() {
         payload: EntryPayload::Normal(Command {
             id: index,
             op: Op::Put(mvcc::PutRequest::new(format!("k{index}"), vec![7u8; 100])),
+            caller: ferrocd_core::auth::Caller::Anonymous,
         }),
     };
     for crash_after in [0u64, 1, 7, 40] {

@@ -300,6 +300,14 @@ impl WriteBatch<'_> {
         self.store.config.event_prev_kv
     }
 
+    /// Keys attached to lease `id` as of the requests applied so far, in
+    /// key order (auth checks a lease's keys before a revoke).
+    pub fn lease_keys(&self, id: i64) -> Vec<Vec<u8>> {
+        lease::keys_of(&self.state, id)
+            .map(|k| k.to_vec())
+            .collect()
+    }
+
     /// The revision after the requests applied so far.
     pub fn revision(&self) -> i64 {
         self.state.revision

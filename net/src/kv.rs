@@ -11,6 +11,7 @@ use std::sync::Arc;
 use ferrocd_mvcc as mvcc;
 use tonic::{Request, Response, Status};
 
+use crate::auth::{AuthInfo, Authorizer, Credentials};
 use crate::convert;
 use crate::pb::etcdserverpb as pb;
 use crate::status::EtcdError;
@@ -28,34 +29,40 @@ pub struct ServerInfo {
 
 /// The KV operations a node provides, on store types. Writes resolve once
 /// durable on a majority and applied; `range` with `serializable` may be
-/// served from the local store without a raft round.
-pub trait KvService: Send + Sync + 'static {
+/// served from the local store without a raft round. `who` is the caller
+/// ([`Authorizer::authorize`]); the node checks its permissions.
+pub trait KvService: Authorizer {
     /// Header fields for responses.
     fn info(&self) -> ServerInfo;
     /// Range read.
     fn range(
         &self,
+        who: Option<AuthInfo>,
         req: mvcc::RangeRequest,
         serializable: bool,
     ) -> impl Future<Output = Result<mvcc::RangeResponse, EtcdError>> + Send;
     /// Put.
     fn put(
         &self,
+        who: Option<AuthInfo>,
         req: mvcc::PutRequest,
     ) -> impl Future<Output = Result<mvcc::PutResponse, EtcdError>> + Send;
     /// Delete a key or range.
     fn delete_range(
         &self,
+        who: Option<AuthInfo>,
         req: mvcc::DeleteRangeRequest,
     ) -> impl Future<Output = Result<mvcc::DeleteRangeResponse, EtcdError>> + Send;
     /// Transaction.
     fn txn(
         &self,
+        who: Option<AuthInfo>,
         req: mvcc::TxnRequest,
     ) -> impl Future<Output = Result<mvcc::TxnResponse, EtcdError>> + Send;
     /// Compact history below `revision`; returns the store revision.
     fn compact(
         &self,
+        who: Option<AuthInfo>,
         revision: i64,
         physical: bool,
     ) -> impl Future<Output = Result<i64, EtcdError>> + Send;
@@ -87,8 +94,9 @@ impl<S: KvService> pb::kv_server::Kv for KvShim<S> {
         &self,
         req: Request<pb::RangeRequest>,
     ) -> Result<Response<pb::RangeResponse>, Status> {
+        let who = self.node.authorize(Credentials::of(&req)).await?;
         let (r, serializable) = convert::range_request(req.into_inner())?;
-        let resp = self.node.range(r, serializable).await?;
+        let resp = self.node.range(who, r, serializable).await?;
         Ok(Response::new(convert::range_response(
             &self.node.info(),
             resp,
@@ -96,8 +104,9 @@ impl<S: KvService> pb::kv_server::Kv for KvShim<S> {
     }
 
     async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+        let who = self.node.authorize(Credentials::of(&req)).await?;
         let r = convert::put_request(req.into_inner())?;
-        let resp = self.node.put(r).await?;
+        let resp = self.node.put(who, r).await?;
         Ok(Response::new(convert::put_response(
             &self.node.info(),
             resp,
@@ -108,8 +117,9 @@ impl<S: KvService> pb::kv_server::Kv for KvShim<S> {
         &self,
         req: Request<pb::DeleteRangeRequest>,
     ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
+        let who = self.node.authorize(Credentials::of(&req)).await?;
         let r = convert::delete_request(req.into_inner())?;
-        let resp = self.node.delete_range(r).await?;
+        let resp = self.node.delete_range(who, r).await?;
         Ok(Response::new(convert::delete_response(
             &self.node.info(),
             resp,
@@ -117,8 +127,9 @@ impl<S: KvService> pb::kv_server::Kv for KvShim<S> {
     }
 
     async fn txn(&self, req: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
+        let who = self.node.authorize(Credentials::of(&req)).await?;
         let r = convert::txn_request(req.into_inner(), self.max_txn_ops)?;
-        let resp = self.node.txn(r).await?;
+        let resp = self.node.txn(who, r).await?;
         Ok(Response::new(convert::txn_response(
             &self.node.info(),
             resp,
@@ -129,8 +140,9 @@ impl<S: KvService> pb::kv_server::Kv for KvShim<S> {
         &self,
         req: Request<pb::CompactionRequest>,
     ) -> Result<Response<pb::CompactionResponse>, Status> {
+        let who = self.node.authorize(Credentials::of(&req)).await?;
         let r = req.into_inner();
-        let rev = self.node.compact(r.revision, r.physical).await?;
+        let rev = self.node.compact(who, r.revision, r.physical).await?;
         Ok(Response::new(pb::CompactionResponse {
             header: convert::header(&self.node.info(), rev),
         }))

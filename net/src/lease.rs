@@ -13,6 +13,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::auth::{AuthInfo, Authorizer, Credentials};
 use crate::convert::header;
 use crate::kv::ServerInfo;
 use crate::pb::etcdserverpb as pb;
@@ -29,8 +30,10 @@ pub struct LeaseTtl {
     pub keys: Vec<Vec<u8>>,
 }
 
-/// The lease operations a node provides.
-pub trait LeaseService: Send + Sync + 'static {
+/// The lease operations a node provides; `who` is the caller (a revoke
+/// needs write permission on every key of the lease, time-to-live with
+/// keys read permission, as in etcd).
+pub trait LeaseService: Authorizer {
     /// Header fields.
     fn info(&self) -> ServerInfo;
     /// The current revision (lease responses carry it).
@@ -38,17 +41,23 @@ pub trait LeaseService: Send + Sync + 'static {
     /// Grant a lease (`id` 0: the node picks one); returns (id, ttl).
     fn grant(
         &self,
+        who: Option<AuthInfo>,
         id: i64,
         ttl: i64,
     ) -> impl Future<Output = Result<(i64, i64), EtcdError>> + Send;
     /// Revoke a lease and delete its keys; returns the header revision.
-    fn revoke(&self, id: i64) -> impl Future<Output = Result<i64, EtcdError>> + Send;
+    fn revoke(
+        &self,
+        who: Option<AuthInfo>,
+        id: i64,
+    ) -> impl Future<Output = Result<i64, EtcdError>> + Send;
     /// Keep a lease alive; returns its TTL. `LeaseNotFound` for unknown or
     /// expired leases.
     fn keep_alive(&self, id: i64) -> impl Future<Output = Result<i64, EtcdError>> + Send;
     /// A lease's remaining TTL (and keys); `LeaseNotFound` if unknown.
     fn time_to_live(
         &self,
+        who: Option<AuthInfo>,
         id: i64,
         keys: bool,
     ) -> impl Future<Output = Result<LeaseTtl, EtcdError>> + Send;
@@ -119,8 +128,9 @@ impl<S: LeaseService> pb::lease_server::Lease for LeaseShim<S> {
         &self,
         req: Request<pb::LeaseGrantRequest>,
     ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
+        let who = self.node.authorize(Credentials::of(&req)).await?;
         let r = req.into_inner();
-        let (id, ttl) = self.node.grant(r.id, r.ttl).await?;
+        let (id, ttl) = self.node.grant(who, r.id, r.ttl).await?;
         Ok(Response::new(pb::LeaseGrantResponse {
             header: header(&self.node.info(), self.node.revision()),
             id,
@@ -133,7 +143,8 @@ impl<S: LeaseService> pb::lease_server::Lease for LeaseShim<S> {
         &self,
         req: Request<pb::LeaseRevokeRequest>,
     ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
-        let rev = self.node.revoke(req.into_inner().id).await?;
+        let who = self.node.authorize(Credentials::of(&req)).await?;
+        let rev = self.node.revoke(who, req.into_inner().id).await?;
         Ok(Response::new(pb::LeaseRevokeResponse {
             header: header(&self.node.info(), rev),
         }))
@@ -150,8 +161,9 @@ impl<S: LeaseService> pb::lease_server::Lease for LeaseShim<S> {
         &self,
         req: Request<pb::LeaseTimeToLiveRequest>,
     ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
+        let who = self.node.authorize(Credentials::of(&req)).await?;
         let r = req.into_inner();
-        let t = match self.node.time_to_live(r.id, r.keys).await {
+        let t = match self.node.time_to_live(who, r.id, r.keys).await {
             Ok(t) => t,
             Err(EtcdError::LeaseNotFound) => LeaseTtl {
                 ttl: -1,

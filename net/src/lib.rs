@@ -27,6 +27,7 @@
 //! [`client_router`] and [`serve_client`] put it and the gRPC services on
 //! one port. [`Metrics`]: the Prometheus registry with etcd's metric names.
 
+mod auth;
 pub mod client;
 pub mod convert;
 pub mod fast;
@@ -40,6 +41,10 @@ pub mod peer;
 mod status;
 mod watch;
 
+pub use auth::{
+    AuthInfo, AuthReply, AuthRequest, AuthService, AuthShim, Authorizer, ClientIdentity,
+    Credentials,
+};
 pub use gateway::{
     FastHandler, Gateway, HealthCheck, Versions, client_router, serve_client,
     serve_client_with_fast,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::auth::{AuthInfo, Authorizer, Credentials};
 use crate::convert::header;
 use crate::kv::ServerInfo;
 use crate::pb::etcdserverpb as pb;
@@ -84,9 +85,12 @@ pub enum MemberChange {
 }
 
 /// Cluster and maintenance information a node provides.
-pub trait ClusterService: Send + Sync + 'static {
+pub trait ClusterService: Authorizer {
     /// Header fields.
     fn info(&self) -> ServerInfo;
+    /// Whether `who` may run the admin-only maintenance calls (Defragment,
+    /// Snapshot, Hash, HashKV need the root role once auth is enabled).
+    fn admin_permitted(&self, who: Option<&AuthInfo>) -> Result<(), EtcdError>;
     /// This member's status.
     fn status(&self) -> impl Future<Output = Result<NodeStatus, EtcdError>> + Send;
     /// etcd's Alarm: `action` GET (0), ACTIVATE (1) or DEACTIVATE (2) of
@@ -133,6 +137,12 @@ impl<S> Clone for ClusterShim<S> {
 }
 
 impl<S: ClusterService> ClusterShim<S> {
+    /// etcd's `authMaintenanceServer` check: the caller must hold root.
+    async fn admin<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        let who = self.node.authorize(Credentials::of(req)).await?;
+        Ok(self.node.admin_permitted(who.as_ref())?)
+    }
+
     /// Serve `node`.
     pub fn new(node: Arc<S>) -> Self {
         Self { node }
@@ -209,15 +219,17 @@ impl<S: ClusterService> pb::maintenance_server::Maintenance for ClusterShim<S> {
 
     async fn defragment(
         &self,
-        _req: Request<pb::DefragmentRequest>,
+        req: Request<pb::DefragmentRequest>,
     ) -> Result<Response<pb::DefragmentResponse>, Status> {
+        self.admin(&req).await?;
         Err(unimplemented("Maintenance.Defragment"))
     }
 
     async fn hash(
         &self,
-        _req: Request<pb::HashRequest>,
+        req: Request<pb::HashRequest>,
     ) -> Result<Response<pb::HashResponse>, Status> {
+        self.admin(&req).await?;
         Err(unimplemented("Maintenance.Hash"))
     }
 
@@ -225,6 +237,7 @@ impl<S: ClusterService> pb::maintenance_server::Maintenance for ClusterShim<S> {
         &self,
         req: Request<pb::HashKvRequest>,
     ) -> Result<Response<pb::HashKvResponse>, Status> {
+        self.admin(&req).await?;
         let (hash, compact_revision, hash_revision, rev) =
             self.node.hash_kv(req.into_inner().revision).await?;
         Ok(Response::new(pb::HashKvResponse {
@@ -237,8 +250,9 @@ impl<S: ClusterService> pb::maintenance_server::Maintenance for ClusterShim<S> {
 
     async fn snapshot(
         &self,
-        _req: Request<pb::SnapshotRequest>,
+        req: Request<pb::SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
+        self.admin(&req).await?;
         Err(unimplemented("Maintenance.Snapshot"))
     }
 

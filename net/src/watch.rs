@@ -19,22 +19,32 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::auth::{AuthInfo, Authorizer, Credentials};
 use crate::convert;
 use crate::kv::ServerInfo;
 use crate::pb::etcdserverpb as pb;
 use crate::pb::mvccpb;
+use crate::status::EtcdError;
 
 /// Responses moved from the hub per wake-up.
 const DRAIN_BATCH: usize = 64;
 
 /// What the node provides for watches (a thin layer over `mvcc::Hub`).
-pub trait WatchService: Send + Sync + 'static {
+pub trait WatchService: Authorizer {
     /// Header fields.
     fn info(&self) -> ServerInfo;
     /// A new stream and the waker the node pokes when it has responses.
     fn open_stream(&self) -> (StreamId, Arc<Notify>);
     /// The client went away.
     fn close_stream(&self, stream: StreamId);
+    /// Whether `who` may watch `key`..`range_end` (read permission, as
+    /// etcd checks each create request).
+    fn watch_permitted(
+        &self,
+        who: Option<&AuthInfo>,
+        key: &[u8],
+        range_end: &[u8],
+    ) -> Result<(), EtcdError>;
     /// Register a watcher; returns it and the current revision.
     fn watch(&self, stream: StreamId, req: mvcc::WatchRequest) -> (WatcherId, i64);
     /// Cancel a watcher.
@@ -109,10 +119,33 @@ pub fn event(e: &mvcc::Event) -> mvccpb::Event {
 }
 
 impl<S: WatchService> Session<S> {
-    fn create(&mut self, c: pb::WatchCreateRequest) -> pb::WatchResponse {
+    fn create(
+        &mut self,
+        c: pb::WatchCreateRequest,
+        who: Result<Option<AuthInfo>, EtcdError>,
+    ) -> pb::WatchResponse {
         let info = self.node.info();
         // etcd: an empty key means "\0", the smallest key.
         let key = if c.key.is_empty() { vec![0] } else { c.key };
+        // etcd refuses a watch the caller may not read with a created and
+        // canceled response (watch id -1) naming the reason.
+        if let Err(e) = who.and_then(|w| self.node.watch_permitted(w.as_ref(), &key, &c.range_end))
+        {
+            let reason = match e {
+                EtcdError::InvalidAuthToken | EtcdError::AuthOldRevision | EtcdError::UserEmpty => {
+                    e
+                }
+                _ => EtcdError::PermissionDenied,
+            };
+            return pb::WatchResponse {
+                header: header(&info, self.node.revision()),
+                watch_id: -1,
+                created: true,
+                canceled: true,
+                cancel_reason: reason.message().to_owned(),
+                ..Default::default()
+            };
+        }
         let wire_id = if c.watch_id != 0 {
             if self.by_wire.contains_key(&c.watch_id) {
                 return pb::WatchResponse {
@@ -257,15 +290,24 @@ impl<S: WatchService> pb::watch_server::Watch for WatchShim<S> {
             .metadata()
             .get("hasleader")
             .is_some_and(|v| v.as_bytes() == b"true");
+        let cred = Credentials::of(&req);
         let inbound = req.into_inner();
-        self.session(inbound, require_leader).map(Response::new)
+        self.session(inbound, require_leader, cred)
+            .map(Response::new)
     }
 }
 
 impl<S: WatchService> WatchShim<S> {
     /// One watch stream: requests in, responses out. The gRPC method and
     /// the binary protocol both run their streams through here.
-    pub fn session<I>(&self, mut inbound: I, require_leader: bool) -> Result<WatchStream, Status>
+    /// `cred` names the caller: each create request is checked against
+    /// its read permissions.
+    pub fn session<I>(
+        &self,
+        mut inbound: I,
+        require_leader: bool,
+        cred: Credentials,
+    ) -> Result<WatchStream, Status>
     where
         I: Stream<Item = Result<pb::WatchRequest, Status>> + Send + Unpin + 'static,
     {
@@ -313,7 +355,10 @@ impl<S: WatchService> WatchShim<S> {
                         };
                         use pb::watch_request::RequestUnion as U;
                         let resp = match req.request_union {
-                            Some(U::CreateRequest(c)) => Some(s.create(c)),
+                            Some(U::CreateRequest(c)) => {
+                                let who = node.authorize(cred.clone()).await;
+                                Some(s.create(c, who))
+                            }
                             Some(U::CancelRequest(c)) => s.cancel(c.watch_id),
                             Some(U::ProgressRequest(_)) => {
                                 node.request_progress(stream);

@@ -16,6 +16,8 @@ use std::fmt;
 use ferrocd_mvcc as mvcc;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{AuthOp, Caller};
+
 pub use log_store::LogStore;
 pub use network::{
     KIND_APPEND, KIND_FORWARD, KIND_LEASE_RENEW, KIND_LEASE_TTL, KIND_MEMBER_CHANGE, KIND_MEMBERS,
@@ -74,6 +76,9 @@ pub struct Command {
     pub id: u64,
     /// What to apply.
     pub op: Op,
+    /// Who asked: the apply step checks its permissions (etcd's request
+    /// header user and auth revision).
+    pub caller: Caller,
 }
 
 /// What a [`Command`] does to the store.
@@ -102,6 +107,9 @@ pub enum Op {
         /// Lease id.
         id: i64,
     },
+    /// An Auth service request (users, roles, enable/disable,
+    /// authenticate).
+    Auth(AuthOp),
 }
 
 impl fmt::Display for Command {
@@ -113,6 +121,7 @@ impl fmt::Display for Command {
             Op::Compact { .. } => "compact",
             Op::LeaseGrant { .. } => "lease_grant",
             Op::LeaseRevoke { .. } => "lease_revoke",
+            Op::Auth(a) => a.name(),
         };
         write!(f, "{what}#{}", self.id)
     }
@@ -145,8 +154,19 @@ mod tests {
             Op::Compact { revision: 7 },
             Op::LeaseGrant { id: 9, ttl: 60 },
             Op::LeaseRevoke { id: 9 },
+            Op::Auth(AuthOp::UserGrantRole {
+                user: "u".into(),
+                role: "r".into(),
+            }),
         ] {
-            let c = Command { id: 42, op };
+            let c = Command {
+                id: 42,
+                op,
+                caller: Caller::User {
+                    name: "u".into(),
+                    revision: 3,
+                },
+            };
             let back: Command = decode(&encode(&c).unwrap()).unwrap();
             assert_eq!(back, c);
         }

@@ -27,6 +27,8 @@ use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use tokio::sync::oneshot;
 
+use crate::auth::{AuthAnswer, AuthState, Request, SimpleTokens, TokenEffect};
+
 use super::{Command, LogId, Op, TypeConfig, decode, encode};
 use crate::lessor::Lessor;
 use crate::watches::Watches;
@@ -64,10 +66,12 @@ pub enum Applied {
     },
     /// LeaseRevoke: the header revision.
     LeaseRevoke(i64),
+    /// An auth op's answer, with the header revision.
+    Auth(AuthAnswer, i64),
 }
 
 /// A command that the store refused (it changed nothing).
-pub type ApplyError = mvcc::Error;
+pub type ApplyError = ferrocd_net::EtcdError;
 
 type Waiter = oneshot::Sender<Result<Applied, ApplyError>>;
 
@@ -91,6 +95,10 @@ pub struct SmShared {
     metrics: Metrics,
     /// Set when a compaction left physical work for the background.
     compacting: Mutex<bool>,
+    /// The replicated auth store (replaced whole on every change).
+    pub auth: arc_swap::ArcSwap<AuthState>,
+    /// This member's simple tokens.
+    pub tokens: Mutex<SimpleTokens>,
 }
 
 impl std::fmt::Debug for SmShared {
@@ -156,10 +164,20 @@ pub struct StateMachine {
     shared: Arc<SmShared>,
 }
 
-/// Bytes in front of the mvcc payload: `u32 LE meta length`, postcard
-/// `SnapshotMeta`, zero padding to a multiple of 16 (the mvcc payload must
-/// start 16-byte aligned in the mapping).
-fn meta_prefix(meta: &SnapshotMeta) -> io::Result<Vec<u8>> {
+/// What a snapshot holds besides the mvcc store: openraft's meta and the
+/// replicated state that lives outside the key space.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct SnapshotHead {
+    /// openraft's snapshot meta.
+    pub raft: SnapshotMeta,
+    /// The auth store.
+    pub auth: AuthState,
+}
+
+/// Bytes in front of the mvcc payload: `u32 LE head length`, postcard
+/// [`SnapshotHead`], zero padding to a multiple of 16 (the mvcc payload
+/// must start 16-byte aligned in the mapping).
+fn meta_prefix(meta: &SnapshotHead) -> io::Result<Vec<u8>> {
     let m = encode(meta)?;
     let mut out = Vec::with_capacity(m.len() + 20);
     out.extend_from_slice(&(m.len() as u32).to_le_bytes());
@@ -170,7 +188,7 @@ fn meta_prefix(meta: &SnapshotMeta) -> io::Result<Vec<u8>> {
 
 /// The openraft meta at the front of a snapshot's payload, and where the
 /// mvcc payload behind it starts (offset from the payload's start).
-fn parse_meta(file: &SnapshotFile, payload: &[u8]) -> io::Result<(SnapshotMeta, usize)> {
+fn parse_meta(file: &SnapshotFile, payload: &[u8]) -> io::Result<(SnapshotHead, usize)> {
     let bad = |why: &str| {
         io::Error::new(
             io::ErrorKind::InvalidData,
@@ -192,7 +210,7 @@ fn parse_meta(file: &SnapshotFile, payload: &[u8]) -> io::Result<(SnapshotMeta, 
 fn load_snapshot(
     file: &SnapshotFile,
     config: mvcc::Config,
-) -> io::Result<(SnapshotMeta, mvcc::Store)> {
+) -> io::Result<(SnapshotHead, mvcc::Store)> {
     let f = std::fs::File::open(&file.path)?;
     // SAFETY: snapshot files are sealed (written to a temp file, fsynced,
     // renamed) and never modified in place; nothing truncates a file
@@ -228,7 +246,7 @@ fn read_meta(file: &SnapshotFile) -> io::Result<SnapshotMeta> {
     let want = (4 + mlen).next_multiple_of(16).min(file.payload_len) as usize;
     let mut head = vec![0u8; want];
     f.read_exact_at(&mut head, file.payload_offset)?;
-    parse_meta(file, &head).map(|(m, _)| m)
+    parse_meta(file, &head).map(|(m, _)| m.raft)
 }
 
 impl StateMachine {
@@ -241,9 +259,10 @@ impl StateMachine {
         lessor: Lessor,
         metrics: Metrics,
         max_snapshots: usize,
+        token_ttl: std::time::Duration,
     ) -> io::Result<Self> {
         let snaps = SnapStore::open(UringFs, snap_dir)?;
-        let (log_id, membership, store) = match snaps.load_newest_valid()? {
+        let (log_id, membership, auth, store) = match snaps.load_newest_valid()? {
             Some(file) => {
                 let t = Instant::now();
                 let (meta, store) = load_snapshot(&file, store_config)?;
@@ -253,9 +272,19 @@ impl StateMachine {
                     ms = t.elapsed().as_millis() as u64,
                     "loaded snapshot"
                 );
-                (meta.last_log_id, meta.last_membership, store)
+                (
+                    meta.raft.last_log_id,
+                    meta.raft.last_membership,
+                    meta.auth,
+                    store,
+                )
             }
-            None => (None, Membership::default(), mvcc::Store::new(store_config)),
+            None => (
+                None,
+                Membership::default(),
+                AuthState::default(),
+                mvcc::Store::new(store_config),
+            ),
         };
         let now = Instant::now();
         let mut lessor = lessor;
@@ -274,6 +303,8 @@ impl StateMachine {
                 max_snapshots,
                 metrics,
                 compacting: Mutex::new(false),
+                auth: arc_swap::ArcSwap::from_pointee(auth),
+                tokens: Mutex::new(SimpleTokens::new(token_ttl)),
             }),
         })
     }
@@ -296,6 +327,9 @@ impl StateMachine {
         let mut revokes: Vec<i64> = Vec::new();
         let mut compacted = false;
         let mut applied = sh.applied();
+        let mut auth = sh.auth.load_full();
+        let mut auth_changed = false;
+        let mut token_effects: Vec<TokenEffect> = Vec::new();
         let mut wb = sh.store.write();
         for (entry, _) in &entries {
             wb.set_consistent_index(entry.index());
@@ -304,33 +338,75 @@ impl StateMachine {
                 EntryPayload::Membership(m) => {
                     applied.membership = Membership::new(Some(entry.log_id()), m.clone());
                 }
-                EntryPayload::Normal(Command { id, op }) => {
-                    let r = match op {
-                        Op::Put(req) => wb.put(req).map(|a| {
+                EntryPayload::Normal(Command { id, op, caller }) => {
+                    // etcd's auth applier: a write is checked against the
+                    // auth store as of its place in the log.
+                    let checked = {
+                        let lease_keys = |l: i64| wb.lease_keys(l);
+                        match op {
+                            Op::Put(req) => {
+                                auth.check_request(caller, &Request::Put(req), &lease_keys)
+                            }
+                            Op::DeleteRange(req) => {
+                                auth.check_request(caller, &Request::Delete(req), &lease_keys)
+                            }
+                            Op::Txn(req) => {
+                                auth.check_request(caller, &Request::Txn(req), &lease_keys)
+                            }
+                            Op::LeaseRevoke { id } => {
+                                auth.check_request(caller, &Request::LeaseRevoke(*id), &lease_keys)
+                            }
+                            _ => Ok(()),
+                        }
+                    };
+                    let r = match (checked, op) {
+                        (Err(e), _) => Err(e),
+                        (Ok(()), Op::Put(req)) => wb.put(req).map_err(ApplyError::from).map(|a| {
                             events.extend(a.events);
                             Applied::Put(a.response)
                         }),
-                        Op::DeleteRange(req) => wb.delete_range(req).map(|a| {
-                            events.extend(a.events);
-                            Applied::DeleteRange(a.response)
-                        }),
-                        Op::Txn(req) => wb.txn(req).map(|a| {
+                        (Ok(()), Op::DeleteRange(req)) => {
+                            wb.delete_range(req).map_err(ApplyError::from).map(|a| {
+                                events.extend(a.events);
+                                Applied::DeleteRange(a.response)
+                            })
+                        }
+                        (Ok(()), Op::Txn(req)) => wb.txn(req).map_err(ApplyError::from).map(|a| {
                             events.extend(a.events);
                             Applied::Txn(a.response)
                         }),
-                        Op::Compact { revision } => wb.compact(*revision).map(|rev| {
-                            compacted = true;
-                            Applied::Compact(rev)
-                        }),
-                        Op::LeaseGrant { id, ttl } => wb.lease_grant(*id, *ttl).map(|()| {
-                            grants.push((*id, *ttl));
-                            Applied::LeaseGrant { id: *id, ttl: *ttl }
-                        }),
-                        Op::LeaseRevoke { id } => wb.lease_revoke(*id).map(|a| {
-                            events.extend(a.events);
-                            revokes.push(*id);
-                            Applied::LeaseRevoke(a.response)
-                        }),
+                        (Ok(()), Op::Compact { revision }) => {
+                            wb.compact(*revision).map_err(ApplyError::from).map(|rev| {
+                                compacted = true;
+                                Applied::Compact(rev)
+                            })
+                        }
+                        (Ok(()), Op::LeaseGrant { id, ttl }) => wb
+                            .lease_grant(*id, *ttl)
+                            .map_err(ApplyError::from)
+                            .map(|()| {
+                                grants.push((*id, *ttl));
+                                Applied::LeaseGrant { id: *id, ttl: *ttl }
+                            }),
+                        (Ok(()), Op::LeaseRevoke { id }) => {
+                            wb.lease_revoke(*id).map_err(ApplyError::from).map(|a| {
+                                events.extend(a.events);
+                                revokes.push(*id);
+                                Applied::LeaseRevoke(a.response)
+                            })
+                        }
+                        (Ok(()), Op::Auth(aop)) => {
+                            let mut next = (*auth).clone();
+                            next.apply(caller, aop, entry.index())
+                                .map(|(answer, effect)| {
+                                    if next != *auth {
+                                        auth = Arc::new(next);
+                                        auth_changed = true;
+                                    }
+                                    token_effects.push(effect);
+                                    Applied::Auth(answer, wb.revision())
+                                })
+                        }
                     };
                     if *id != 0 {
                         results.push((*id, r));
@@ -340,6 +416,16 @@ impl StateMachine {
         }
         let revision = wb.revision();
         wb.commit();
+        if auth_changed {
+            sh.auth.store(auth);
+        }
+        if !token_effects.is_empty() {
+            let now = Instant::now();
+            let mut tokens = sh.tokens.lock().expect("tokens lock");
+            for e in token_effects {
+                tokens.effect(e, now);
+            }
+        }
         sh.metrics.observe_backend_commit(started.elapsed());
         if let Some((last, _)) = entries.last() {
             applied.log_id = Some(last.log_id());
@@ -381,18 +467,24 @@ impl StateMachine {
 
     fn build(&self) -> io::Result<Snapshot> {
         let sh = &*self.shared;
-        let (meta, view) = {
+        // Under the applied lock: the store, the auth state and the log id
+        // all as of the same applied entry.
+        let (head, view) = {
             let applied = sh.applied();
-            let meta = SnapshotMeta {
-                last_log_id: applied.log_id,
-                last_membership: applied.membership.clone(),
+            let head = SnapshotHead {
+                raft: SnapshotMeta {
+                    last_log_id: applied.log_id,
+                    last_membership: applied.membership.clone(),
+                },
+                auth: (**sh.auth.load()).clone(),
             };
-            (meta, sh.store.snapshot())
+            (head, sh.store.snapshot())
         };
+        let meta = head.raft.clone();
         let (term, index) = meta
             .last_log_id
             .map_or((0, 0), |l| (l.committed_leader_id().term, l.index()));
-        let prefix = meta_prefix(&meta)?;
+        let prefix = meta_prefix(&head)?;
         let t = Instant::now();
         let file = sh.snaps.save_with(term, index, |w| {
             w.write_all(&prefix)?;
@@ -484,13 +576,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         };
         let snapshot = SnapshotData { file };
         let (file_meta, store) = load_snapshot(&snapshot.file, sh.store.config().clone())?;
-        if file_meta.last_log_id != meta.last_log_id {
+        if file_meta.raft.last_log_id != meta.last_log_id {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
                     "{}: snapshot covers {:?}, openraft installs {:?}",
                     snapshot.file.path.display(),
-                    file_meta.last_log_id,
+                    file_meta.raft.last_log_id,
                     meta.last_log_id
                 ),
             ));
@@ -498,6 +590,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut applied = sh.applied();
         let leases = store.snapshot().lease_ttls();
         sh.store.install(store);
+        sh.auth.store(Arc::new(file_meta.auth));
+        sh.tokens
+            .lock()
+            .expect("tokens lock")
+            .effect(TokenEffect::Clear, Instant::now());
         applied.log_id = meta.last_log_id;
         applied.membership = meta.last_membership.clone();
         drop(applied);

@@ -21,15 +21,17 @@ use tonic::{Request, Status};
 use super::codec::{self, ErrorReply, Message};
 use super::methods::{self as m, Streaming, Unary};
 use super::{KIND_CLOSE, KIND_END, KIND_ERR, KIND_OK};
+use crate::auth::Credentials;
 use crate::pb::etcdserverpb as pb;
+use crate::pb::etcdserverpb::auth_server::Auth;
 use crate::pb::etcdserverpb::cluster_server::Cluster;
 use crate::pb::etcdserverpb::kv_server::Kv;
 use crate::pb::etcdserverpb::lease_server::Lease;
 use crate::pb::etcdserverpb::maintenance_server::Maintenance;
 use crate::peer::frame::{DecodeError, Frame};
 use crate::{
-    ClusterService, ClusterShim, KvService, KvShim, LeaseService, LeaseShim, WatchService,
-    WatchShim,
+    AuthService, AuthShim, ClusterService, ClusterShim, KvService, KvShim, LeaseService, LeaseShim,
+    WatchService, WatchShim,
 };
 
 /// How long a new connection may take to send its preamble.
@@ -46,6 +48,7 @@ pub struct FastServer<S> {
     watch: Arc<WatchShim<S>>,
     lease: Arc<LeaseShim<S>>,
     cluster: Arc<ClusterShim<S>>,
+    auth: Arc<AuthShim<S>>,
     max_frame: usize,
     /// `ferrocd_fast_requests_total{code, method}`: what gRPC's
     /// `grpc_server_handled_total` counts, for the binary protocol.
@@ -72,7 +75,7 @@ enum Inbound {
 
 impl<S> FastServer<S>
 where
-    S: KvService + WatchService + LeaseService + ClusterService,
+    S: KvService + WatchService + LeaseService + ClusterService + AuthService,
 {
     /// Serve the same service objects as the shard's gRPC server. Frames
     /// longer than `max_frame` bytes close their connection.
@@ -81,6 +84,7 @@ where
         watch: Arc<WatchShim<S>>,
         lease: Arc<LeaseShim<S>>,
         cluster: Arc<ClusterShim<S>>,
+        auth: Arc<AuthShim<S>>,
         max_frame: usize,
     ) -> Self {
         Self {
@@ -88,6 +92,7 @@ where
             watch,
             lease,
             cluster,
+            auth,
             max_frame,
             handled: None,
         }
@@ -290,6 +295,23 @@ where
             HashKv => cluster.hash_kv,
             MoveLeader => cluster.move_leader,
             Downgrade => cluster.downgrade,
+            AuthEnable => auth.auth_enable,
+            AuthDisable => auth.auth_disable,
+            AuthStatus => auth.auth_status,
+            Authenticate => auth.authenticate,
+            UserAdd => auth.user_add,
+            UserGet => auth.user_get,
+            UserList => auth.user_list,
+            UserDelete => auth.user_delete,
+            UserChangePassword => auth.user_change_password,
+            UserGrantRole => auth.user_grant_role,
+            UserRevokeRole => auth.user_revoke_role,
+            RoleAdd => auth.role_add,
+            RoleGet => auth.role_get,
+            RoleList => auth.role_list,
+            RoleDelete => auth.role_delete,
+            RoleGrantPermission => auth.role_grant_permission,
+            RoleRevokePermission => auth.role_revoke_permission,
         }
         let me = self.clone();
         match kind {
@@ -297,7 +319,16 @@ where
                 let (tx, rx) = mpsc::channel(STREAM_INBOX);
                 push(&tx, decode::<pb::WatchRequest>(kind, kind, payload)?).await;
                 streams.insert(id, Inbound::Watch(tx));
-                let replies = self.watch.session(ReceiverStream::new(rx), require_leader);
+                let cred = Credentials {
+                    token: tok
+                        .as_ref()
+                        .and_then(|t| t.to_str().ok())
+                        .map(str::to_owned),
+                    common_name: None,
+                };
+                let replies = self
+                    .watch
+                    .session(ReceiverStream::new(rx), require_leader, cred);
                 spawn_stream(id, kind, out.clone(), replies);
             }
             m::LeaseKeepAlive::KIND => {

@@ -37,6 +37,7 @@ use tonic::metadata::{MetadataKey, MetadataValue};
 use tonic::{Code, Status};
 
 use crate::metrics::Metrics;
+use crate::pb::etcdserverpb::auth_server::Auth;
 use crate::pb::etcdserverpb::cluster_server::Cluster;
 use crate::pb::etcdserverpb::kv_server::Kv;
 use crate::pb::etcdserverpb::lease_server::Lease;
@@ -333,6 +334,43 @@ impl Gateway {
                 let s = e.clone();
                 async move { s.member_promote(r).await }
             },
+        )
+    }
+
+    /// `/v3/auth/{enable,disable,status,authenticate}`,
+    /// `/v3/auth/user/{add,get,list,delete,changepw,grant,revoke}` and
+    /// `/v3/auth/role/{add,get,list,delete,grant,revoke}`.
+    #[must_use]
+    pub fn auth<A: Auth>(self, auth: Arc<A>) -> Self {
+        macro_rules! routes {
+            ($gw:expr, $($path:literal => $method:literal $call:ident,)*) => {
+                $gw$(.unary(&[$path], concat!("/etcdserverpb.Auth/", $method), {
+                    let a = auth.clone();
+                    move |r| {
+                        let s = a.clone();
+                        async move { s.$call(r).await }
+                    }
+                }))*
+            };
+        }
+        routes!(self,
+            "/auth/enable" => "AuthEnable" auth_enable,
+            "/auth/disable" => "AuthDisable" auth_disable,
+            "/auth/status" => "AuthStatus" auth_status,
+            "/auth/authenticate" => "Authenticate" authenticate,
+            "/auth/user/add" => "UserAdd" user_add,
+            "/auth/user/get" => "UserGet" user_get,
+            "/auth/user/list" => "UserList" user_list,
+            "/auth/user/delete" => "UserDelete" user_delete,
+            "/auth/user/changepw" => "UserChangePassword" user_change_password,
+            "/auth/user/grant" => "UserGrantRole" user_grant_role,
+            "/auth/user/revoke" => "UserRevokeRole" user_revoke_role,
+            "/auth/role/add" => "RoleAdd" role_add,
+            "/auth/role/get" => "RoleGet" role_get,
+            "/auth/role/list" => "RoleList" role_list,
+            "/auth/role/delete" => "RoleDelete" role_delete,
+            "/auth/role/grant" => "RoleGrantPermission" role_grant_permission,
+            "/auth/role/revoke" => "RoleRevokePermission" role_revoke_permission,
         )
     }
 

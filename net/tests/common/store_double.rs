@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 
 use ferrocd_mvcc as mvcc;
-use ferrocd_net::{EtcdError, KvService, ServerInfo};
+use ferrocd_net::{AuthInfo, Authorizer, Credentials, EtcdError, KvService, ServerInfo};
 
 /// The header fields every response of the double carries.
 pub const INFO: ServerInfo = ServerInfo {
@@ -41,6 +41,14 @@ impl StoreDouble {
     }
 }
 
+/// The double has no auth store: every caller is anonymous, as on a
+/// node with auth disabled.
+impl Authorizer for StoreDouble {
+    async fn authorize(&self, _cred: Credentials) -> Result<Option<AuthInfo>, EtcdError> {
+        Ok(None)
+    }
+}
+
 impl KvService for StoreDouble {
     fn info(&self) -> ServerInfo {
         INFO
@@ -48,28 +56,43 @@ impl KvService for StoreDouble {
 
     async fn range(
         &self,
+        _who: Option<AuthInfo>,
         req: mvcc::RangeRequest,
         _serializable: bool,
     ) -> Result<mvcc::RangeResponse, EtcdError> {
         Ok(self.store.snapshot().range(&req)?.to_response())
     }
 
-    async fn put(&self, req: mvcc::PutRequest) -> Result<mvcc::PutResponse, EtcdError> {
+    async fn put(
+        &self,
+        _who: Option<AuthInfo>,
+        req: mvcc::PutRequest,
+    ) -> Result<mvcc::PutResponse, EtcdError> {
         self.write(|b| b.put(&req).map(|a| a.response))
     }
 
     async fn delete_range(
         &self,
+        _who: Option<AuthInfo>,
         req: mvcc::DeleteRangeRequest,
     ) -> Result<mvcc::DeleteRangeResponse, EtcdError> {
         self.write(|b| b.delete_range(&req).map(|a| a.response))
     }
 
-    async fn txn(&self, req: mvcc::TxnRequest) -> Result<mvcc::TxnResponse, EtcdError> {
+    async fn txn(
+        &self,
+        _who: Option<AuthInfo>,
+        req: mvcc::TxnRequest,
+    ) -> Result<mvcc::TxnResponse, EtcdError> {
         self.write(|b| b.txn(&req).map(|a| a.response))
     }
 
-    async fn compact(&self, revision: i64, _physical: bool) -> Result<i64, EtcdError> {
+    async fn compact(
+        &self,
+        _who: Option<AuthInfo>,
+        revision: i64,
+        _physical: bool,
+    ) -> Result<i64, EtcdError> {
         self.write(|b| b.compact(revision))
     }
 }
