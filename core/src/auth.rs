@@ -315,12 +315,14 @@ pub enum AuthAnswer {
 pub enum TokenEffect {
     /// None.
     None,
-    /// Assign `token` to `user`.
+    /// Assign `token` to `user` (at raft `index`).
     Assign {
         /// Token.
         token: String,
         /// User.
         user: String,
+        /// The Authenticate entry's index.
+        index: u64,
     },
     /// Drop the user's tokens (deleted, password changed).
     Invalidate(String),
@@ -583,6 +585,7 @@ impl AuthState {
                     Some(t) => TokenEffect::Assign {
                         token: t.clone(),
                         user: name.clone(),
+                        index,
                     },
                     None => TokenEffect::None,
                 };
@@ -802,6 +805,10 @@ struct TokenEntry {
 pub struct SimpleTokens {
     ttl: Duration,
     tokens: HashMap<String, TokenEntry>,
+    /// Entries up to here were applied before this process started (they
+    /// are replayed from the log): their tokens stay lost, as etcd's do
+    /// across a restart, whether or not a snapshot covered them.
+    replayed_until: u64,
 }
 
 impl SimpleTokens {
@@ -810,14 +817,21 @@ impl SimpleTokens {
         Self {
             ttl,
             tokens: HashMap::new(),
+            replayed_until: 0,
         }
+    }
+
+    /// Entries up to `index` are replays of an earlier run.
+    pub fn set_replayed_until(&mut self, index: u64) {
+        self.replayed_until = index;
     }
 
     /// Apply a token side effect.
     pub fn effect(&mut self, e: TokenEffect, now: Instant) {
         match e {
             TokenEffect::None => {}
-            TokenEffect::Assign { token, user } => {
+            TokenEffect::Assign { index, .. } if index <= self.replayed_until => {}
+            TokenEffect::Assign { token, user, .. } => {
                 self.tokens.retain(|_, t| t.deadline > now);
                 self.tokens.insert(
                     token,
@@ -1220,6 +1234,18 @@ mod tests {
         let mut tokens = SimpleTokens::new(Duration::from_secs(300));
         tokens.effect(effect, now);
         assert_eq!(tokens.lookup("abc.42", now), Some("u".into()));
+        // A replay of the same entry after a restart assigns nothing.
+        let mut restarted = SimpleTokens::new(Duration::from_secs(300));
+        restarted.set_replayed_until(42);
+        restarted.effect(
+            TokenEffect::Assign {
+                token: "abc.42".into(),
+                user: "u".into(),
+                index: 42,
+            },
+            now,
+        );
+        assert_eq!(restarted.lookup("abc.42", now), None);
         assert_eq!(simple_token_index("abc.42"), Some(42));
         assert_eq!(simple_token_index("abc"), None);
         // Expiry without use.

@@ -399,6 +399,11 @@ impl Node {
         )
         .context("loading the newest snapshot")?;
         let shared = sm.shared();
+        shared
+            .tokens
+            .lock()
+            .expect("tokens lock")
+            .set_replayed_until(recovered.last_index.unwrap_or(0));
 
         let raft_config = openraft::Config {
             cluster_name: cfg.initial_cluster_token.clone(),

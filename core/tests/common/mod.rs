@@ -505,24 +505,44 @@ fn grpc_status(endpoint: &str) -> bool {
 
 /// A minimal HTTP/1.1 GET on loopback: (status code, body).
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    http(port, "GET", path, None)
+    http(port, "GET", path, None, None)
 }
 
 /// A minimal HTTP/1.1 POST of a JSON body on loopback: (status code, body).
 pub fn http_post(port: u16, path: &str, body: &str) -> Option<(u16, String)> {
-    http(port, "POST", path, Some(body))
+    http(port, "POST", path, Some(body), None)
+}
+
+/// [`http_post`] with an `Authorization` header (an auth token, as etcd's
+/// gateway takes it).
+pub fn http_post_with(
+    port: u16,
+    path: &str,
+    body: &str,
+    authorization: Option<&str>,
+) -> Option<(u16, String)> {
+    http(port, "POST", path, Some(body), authorization)
 }
 
 /// One request on a fresh connection (`Connection: close`), read to the
 /// end; bounded by 2 s socket timeouts. Chunked responses are not decoded:
 /// the gateway and `/health` answer with a `Content-Length`.
-fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> Option<(u16, String)> {
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    authorization: Option<&str>,
+) -> Option<(u16, String)> {
     let addr = ([127, 0, 0, 1], port).into();
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     s.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
     let mut req =
         format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    if let Some(a) = authorization {
+        req += &format!("Authorization: {a}\r\n");
+    }
     if let Some(b) = body {
         req += &format!(
             "Content-Type: application/json\r\nContent-Length: {}\r\n",
