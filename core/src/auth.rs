@@ -111,7 +111,7 @@ pub struct Role {
 }
 
 /// The replicated auth store.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthState {
     /// Auth enabled.
     pub enabled: bool,
@@ -121,6 +121,19 @@ pub struct AuthState {
     pub users: BTreeMap<String, User>,
     /// Roles by name.
     pub roles: BTreeMap<String, Role>,
+}
+
+/// A fresh store: auth off, revision 1 (etcd commits revision 1 when it
+/// creates its auth buckets).
+impl Default for AuthState {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            revision: 1,
+            users: BTreeMap::new(),
+            roles: BTreeMap::new(),
+        }
+    }
 }
 
 /// Who a replicated request runs as (etcd's request header user).

@@ -553,8 +553,8 @@ fn cases() -> Vec<Case> {
         v.push(c(&["txn"]).stdin(input));
     }
     tag(&mut v, "errors");
-    // auth, users, roles (ferrocd answers Unimplemented for now)
-    let auth = |c: Case| c.etcd_only();
+    // auth, users, roles
+    let auth = |c: Case| c;
     v.extend(formats(&["auth", "status"]).into_iter().map(auth));
     v.push(auth(c(&["auth", "enable"]).setup(root).teardown(unroot)));
     for args in [
@@ -943,6 +943,11 @@ fn ferrocd_and_etcd_agree_lease_member_endpoint() {
 #[test]
 fn ferrocd_and_etcd_agree_errors() {
     two_servers("errors");
+}
+
+#[test]
+fn ferrocd_and_etcd_agree_auth() {
+    two_servers("auth");
 }
 
 /// A long-running command whose stdout is read line by line.
