@@ -24,6 +24,7 @@ mod log;
 pub mod record;
 mod segment;
 mod snap;
+pub mod bolt;
 
 pub use error::{OpenError, ReadError, WriteError};
 pub use fs::{Fault, File, Fs, SimFs, UringFs, create_dir_all_durable};
