@@ -10,6 +10,7 @@
 //! - `lessor`: lease deadlines (sans-IO); `watches`: the watch hub behind
 //!   a lock with per-stream wakers.
 
+pub mod backend;
 mod compactor;
 pub mod config;
 mod lessor;

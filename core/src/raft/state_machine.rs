@@ -124,6 +124,13 @@ impl SmShared {
         self.applied().log_id
     }
 
+    /// A view of the store and the log id applied into it, taken together
+    /// (the apply loop commits while holding the applied lock).
+    pub fn view_and_log_id(&self) -> (mvcc::ReadView, Option<LogId>) {
+        let applied = self.applied();
+        (self.store.snapshot(), applied.log_id)
+    }
+
     /// Whether member `id` is in the applied (committed) membership.
     pub fn applied_membership_has(&self, id: u64) -> bool {
         self.applied()
