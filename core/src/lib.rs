@@ -17,6 +17,7 @@ mod lessor;
 mod node;
 mod peer;
 pub mod raft;
+pub mod restore;
 pub mod server;
 mod watches;
 

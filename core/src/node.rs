@@ -81,7 +81,7 @@ pub fn cluster_id(member_ids: &[u64]) -> u64 {
     u64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
 }
 
-fn url_strings(urls: &[url::Url]) -> Vec<String> {
+pub(crate) fn url_strings(urls: &[url::Url]) -> Vec<String> {
     urls.iter()
         .map(|u| u.as_str().trim_end_matches('/').to_string())
         .collect()
@@ -131,7 +131,8 @@ async fn load_or_create_ids(member_dir: &Path, cfg: &Config) -> anyhow::Result<I
     Ok(ids)
 }
 
-fn write_ids(member_dir: &Path, ids: Ids) -> anyhow::Result<()> {
+/// Write `member/ids` durably.
+pub(crate) fn write_ids(member_dir: &Path, ids: Ids) -> anyhow::Result<()> {
     let path = member_dir.join("ids");
     let tmp = member_dir.join("ids.tmp");
     {

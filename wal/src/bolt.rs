@@ -353,7 +353,7 @@ fn branch_page(id: u64, elems: &[&(Vec<u8>, u64)]) -> Vec<u8> {
 
 /// A file that is not a valid bbolt database: what is wrong and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid bolt database: {reason} (at byte offset {offset})")]
+#[error("invalid database: {reason} (at byte offset {offset})")]
 pub struct Invalid {
     /// Byte offset of the structure found wrong.
     pub offset: u64,
