@@ -577,6 +577,32 @@ impl<'a> Db<'a> {
         }
     }
 
+    /// Walk every bucket, nested ones included (at most [`MAX_DEPTH`]
+    /// levels); returns how many elements there are. What the fuzz target
+    /// and `snapshot status` rely on: any bytes give a count or an error.
+    pub fn check(&self) -> Result<u64, Invalid> {
+        fn visit(db: &Db<'_>, b: &Bucket<'_>, depth: usize, n: &mut u64) -> Result<(), Invalid> {
+            if depth > MAX_DEPTH {
+                return bad(0, "buckets nested too deep");
+            }
+            let mut subs = Vec::new();
+            db.walk(b, &mut |e| {
+                *n += 1;
+                if e.bucket {
+                    subs.push(e);
+                }
+                Ok(())
+            })?;
+            for e in subs {
+                visit(db, &db.open_bucket(&e)?, depth + 1, n)?;
+            }
+            Ok(())
+        }
+        let mut n = 0;
+        visit(self, &self.root(), 0, &mut n)?;
+        Ok(n)
+    }
+
     fn page(
         &self,
         id: u64,
