@@ -72,12 +72,15 @@ pub fn rev_key(rev: mvcc::Revision, tombstone: bool) -> Vec<u8> {
     k
 }
 
+/// A bucket's pairs, in key order.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 type Kvs<'a> = Box<dyn Iterator<Item = (Vec<u8>, Vec<u8>)> + 'a>;
 
 /// The auth buckets ("auth", "authRoles", "authUsers"). ferrocd has no
 /// auth state yet: this is what etcd 3.5.1 writes when auth was never
 /// enabled. The auth store fills these when it lands.
-pub fn auth_buckets() -> [(&'static [u8], Vec<(Vec<u8>, Vec<u8>)>); 3] {
+pub fn auth_buckets() -> [(&'static [u8], Pairs); 3] {
     [
         (
             b"auth",
@@ -113,7 +116,12 @@ fn buckets<'a>(view: &'a mvcc::ReadView, extra: &'a Extra) -> Vec<(&'static [u8]
     let mut alarms: Vec<_> = extra
         .alarms
         .iter()
-        .map(|&(member_id, alarm)| (pb::AlarmMember { member_id, alarm }.encode_to_vec(), Vec::new()))
+        .map(|&(member_id, alarm)| {
+            (
+                pb::AlarmMember { member_id, alarm }.encode_to_vec(),
+                Vec::new(),
+            )
+        })
         .collect();
     alarms.sort();
     alarms.dedup();
@@ -166,10 +174,16 @@ fn buckets<'a>(view: &'a mvcc::ReadView, extra: &'a Extra) -> Vec<(&'static [u8]
     // raftpb.ConfState's JSON, in Go's field order (empty lists omitted).
     let mut conf = String::from("{");
     if !voters.is_empty() {
-        conf.push_str(&format!("\"voters\":{},", serde_json::to_string(&voters).expect("json")));
+        conf.push_str(&format!(
+            "\"voters\":{},",
+            serde_json::to_string(&voters).expect("json")
+        ));
     }
     if !learners.is_empty() {
-        conf.push_str(&format!("\"learners\":{},", serde_json::to_string(&learners).expect("json")));
+        conf.push_str(&format!(
+            "\"learners\":{},",
+            serde_json::to_string(&learners).expect("json")
+        ));
     }
     conf.push_str("\"auto_leave\":false}");
     let mut meta = vec![
@@ -266,7 +280,9 @@ pub enum FileError {
         found: String,
     },
     /// No trailing sha256 and the caller did not skip the check.
-    #[error("snapshot file integrity check failed. {0} bytes is not a multiple of 512 plus a 32-byte sha256 (use --skip-hash-check to restore a copied database file)")]
+    #[error(
+        "snapshot file integrity check failed. {0} bytes is not a multiple of 512 plus a 32-byte sha256 (use --skip-hash-check to restore a copied database file)"
+    )]
     NoHash(u64),
     /// Not a valid bbolt file, or not in etcd's schema.
     #[error(transparent)]
@@ -360,7 +376,10 @@ fn read_u64(v: &[u8], what: &str) -> Result<u64, FileError> {
 
 fn read_rev(v: &[u8], what: &str) -> Result<mvcc::Revision, FileError> {
     if v.len() < 17 || v[8] != b'_' {
-        return Err(FileError::Schema(format!("{what}: bad revision bytes {}", hex(v))));
+        return Err(FileError::Schema(format!(
+            "{what}: bad revision bytes {}",
+            hex(v)
+        )));
     }
     Ok(mvcc::Revision::new(
         i64::from_be_bytes(v[..8].try_into().expect("8")),
@@ -379,9 +398,15 @@ pub fn load(data: &[u8], config: mvcc::Config) -> Result<Loaded, FileError> {
     if let Some(meta) = db.bucket(b"meta")? {
         db.walk(&meta, &mut |e| {
             let r = match e.key {
-                b"consistent_index" => read_u64(e.value, "consistent_index").map(|v| consistent_index = v),
-                b"finishedCompactRev" => read_rev(e.value, "finishedCompactRev").map(|r| finished = r.main),
-                b"scheduledCompactRev" => read_rev(e.value, "scheduledCompactRev").map(|r| scheduled = r.main),
+                b"consistent_index" => {
+                    read_u64(e.value, "consistent_index").map(|v| consistent_index = v)
+                }
+                b"finishedCompactRev" => {
+                    read_rev(e.value, "finishedCompactRev").map(|r| finished = r.main)
+                }
+                b"scheduledCompactRev" => {
+                    read_rev(e.value, "scheduledCompactRev").map(|r| scheduled = r.main)
+                }
                 _ => Ok(()),
             };
             if let Err(e) = r {
@@ -398,12 +423,23 @@ pub fn load(data: &[u8], config: mvcc::Config) -> Result<Loaded, FileError> {
             let r = read_rev(e.key, "key bucket").and_then(|rev| {
                 let tombstone = e.key.len() == 18 && e.key[17] == b't';
                 if e.key.len() != 17 && !tombstone {
-                    return Err(FileError::Schema(format!("key bucket: bad key {}", hex(e.key))));
+                    return Err(FileError::Schema(format!(
+                        "key bucket: bad key {}",
+                        hex(e.key)
+                    )));
                 }
                 let kv = mvccpb::KeyValue::decode(e.value)
                     .map_err(|x| FileError::Schema(format!("key bucket {rev:?}: {x}")))?;
-                b.record(rev, &kv.key, &kv.value, kv.create_revision, kv.version, kv.lease, tombstone)
-                    .map_err(|x| FileError::Schema(x.to_string()))
+                b.record(
+                    rev,
+                    &kv.key,
+                    &kv.value,
+                    kv.create_revision,
+                    kv.version,
+                    kv.lease,
+                    tombstone,
+                )
+                .map_err(|x| FileError::Schema(x.to_string()))
             });
             if let Err(x) = r {
                 failed = Some(x);
@@ -446,7 +482,8 @@ mod tests {
         b.put(&mvcc::PutRequest::new("a", "1")).unwrap();
         b.put(&mvcc::PutRequest::new("b", "2")).unwrap();
         b.put(&mvcc::PutRequest::new("a", "3")).unwrap();
-        b.delete_range(&mvcc::DeleteRangeRequest::new("b", "")).unwrap();
+        b.delete_range(&mvcc::DeleteRangeRequest::new("b", ""))
+            .unwrap();
         let mut p = mvcc::PutRequest::new("c", "4");
         p.lease = 7;
         b.put(&p).unwrap();
@@ -495,9 +532,18 @@ mod tests {
         })
         .unwrap();
         assert_eq!(keys[3].0, rev_key(mvcc::Revision::new(5, 0), true));
-        assert_eq!(keys[3].1, b"\x0a\x01b".to_vec(), "a delete holds only its key");
+        assert_eq!(
+            keys[3].1,
+            b"\x0a\x01b".to_vec(),
+            "a delete holds only its key"
+        );
         // The bytes etcd 3.5.1 stored for put a=1 at revision 2.
-        assert_eq!(keys[0].1, [0x0a, 0x01, 0x61, 0x10, 0x02, 0x18, 0x02, 0x20, 0x01, 0x2a, 0x01, 0x31]);
+        assert_eq!(
+            keys[0].1,
+            [
+                0x0a, 0x01, 0x61, 0x10, 0x02, 0x18, 0x02, 0x20, 0x01, 0x2a, 0x01, 0x31
+            ]
+        );
     }
 
     #[test]
@@ -561,8 +607,14 @@ mod tests {
         let mut bytes = include_bytes!("../../wal/tests/data/etcd-3.5.1-snapshot.db").to_vec();
         let n = bytes.len();
         bytes[n - 1] ^= 1;
-        assert!(matches!(verify(&bytes, false), Err(FileError::HashMismatch { .. })));
+        assert!(matches!(
+            verify(&bytes, false),
+            Err(FileError::HashMismatch { .. })
+        ));
         assert!(verify(&bytes, true).is_ok());
-        assert!(matches!(verify(&bytes[..n - 32 + 5], false), Err(FileError::NoHash(_))));
+        assert!(matches!(
+            verify(&bytes[..n - 32 + 5], false),
+            Err(FileError::NoHash(_))
+        ));
     }
 }

@@ -66,8 +66,10 @@ fn dir_is_empty(p: &Path) -> bool {
 /// Restore `file` into a new data dir. Errors carry etcdutl's messages;
 /// nothing is created unless the file and the flags are good.
 pub fn restore(file: &Path, o: &Options) -> Result<Restored, String> {
-    let data = std::fs::read(file).map_err(|e| format!("open {}: {}", file.display(), os_msg(&e)))?;
-    let cluster = crate::config::parse_initial_cluster(&o.initial_cluster).map_err(|e| e.to_string())?;
+    let data =
+        std::fs::read(file).map_err(|e| format!("open {}: {}", file.display(), os_msg(&e)))?;
+    let cluster =
+        crate::config::parse_initial_cluster(&o.initial_cluster).map_err(|e| e.to_string())?;
     let mut members = BTreeMap::new();
     let mut me = None;
     for (name, urls) in &cluster {

@@ -12,8 +12,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-const CASES: &str =
-    "^(kv_|rev_|txn_|compact_|gateway_|watch_|lease_|endpoint_|http_|member_list|snapshot_save$|snapshot_status$)";
+const CASES: &str = "^(kv_|rev_|txn_|compact_|gateway_|watch_|lease_|endpoint_|http_|member_list|snapshot_save$|snapshot_status$)";
 
 #[test]
 fn shared_conformance_suite_single_node() {

@@ -32,7 +32,11 @@ pub(crate) fn history(state: &State) -> impl Iterator<Item = HistoryRecord<'_>> 
     // different points of it list the same history.
     let at = state.compact_revision;
     let keep: std::collections::HashSet<Revision> = if state.pending_compaction.is_some() {
-        state.keys.iter().filter_map(|(_, ki)| ki.keep(at)).collect()
+        state
+            .keys
+            .iter()
+            .filter_map(|(_, ki)| ki.keep(at))
+            .collect()
     } else {
         Default::default()
     };

@@ -185,8 +185,13 @@ fn history_rebuilds_an_equal_store() {
         for (id, ttl) in v.lease_ttls() {
             b.lease(id, ttl);
         }
-        b.finish(v.compact_revision(), 0, v.consistent_index(), Config::default())
-            .unwrap()
+        b.finish(
+            v.compact_revision(),
+            0,
+            v.consistent_index(),
+            Config::default(),
+        )
+        .unwrap()
     };
     let before: Vec<_> = s.snapshot().history().map(|h| h.rev).collect();
     let r = rebuild(&s);
@@ -198,10 +203,26 @@ fn history_rebuilds_an_equal_store() {
     same(&s, &r);
     // Out-of-order revisions are refused.
     let mut b = ferrocd_mvcc::Builder::new();
-    b.record(ferrocd_mvcc::Revision::new(5, 0), b"k", b"v", 5, 1, 0, false)
-        .unwrap();
+    b.record(
+        ferrocd_mvcc::Revision::new(5, 0),
+        b"k",
+        b"v",
+        5,
+        1,
+        0,
+        false,
+    )
+    .unwrap();
     assert!(
-        b.record(ferrocd_mvcc::Revision::new(4, 0), b"k", b"v", 5, 2, 0, false)
-            .is_err()
+        b.record(
+            ferrocd_mvcc::Revision::new(4, 0),
+            b"k",
+            b"v",
+            5,
+            2,
+            0,
+            false
+        )
+        .is_err()
     );
 }

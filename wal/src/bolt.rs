@@ -132,7 +132,13 @@ fn leaf_page(id: u64, elems: &[Elem], pad: bool) -> Vec<u8> {
     let size = leaf_size(elems);
     let pages = size.div_ceil(PAGE_SIZE).max(1);
     let mut b = Vec::with_capacity(if pad { pages * PAGE_SIZE } else { size });
-    page_header(&mut b, id, FLAG_LEAF, elems.len(), if pad { pages - 1 } else { 0 });
+    page_header(
+        &mut b,
+        id,
+        FLAG_LEAF,
+        elems.len(),
+        if pad { pages - 1 } else { 0 },
+    );
     let mut data = PAGE_HEADER + elems.len() * ELEM;
     for (i, e) in elems.iter().enumerate() {
         let at = PAGE_HEADER + i * ELEM;
@@ -435,7 +441,15 @@ impl<'a> Db<'a> {
             Ok((ps, ..)) => parse_meta(data, *ps),
             Err(_) => [4096usize, 8192, 16384, 65536, 512, 1024, 2048, 32768]
                 .into_iter()
-                .map(|ps| parse_meta(data, ps).and_then(|m| if m.0 == ps { Ok(m) } else { bad(ps, "page size mismatch") }))
+                .map(|ps| {
+                    parse_meta(data, ps).and_then(|m| {
+                        if m.0 == ps {
+                            Ok(m)
+                        } else {
+                            bad(ps, "page size mismatch")
+                        }
+                    })
+                })
                 .find(Result::is_ok)
                 .unwrap_or_else(|| bad(PAGE_SIZE, "no valid second meta page")),
         };
@@ -612,7 +626,10 @@ impl<'a> Db<'a> {
     ) -> Result<(), Invalid> {
         let off = (id as usize).saturating_mul(self.page_size);
         if id < 2 || id >= self.hwm {
-            return bad(off, format!("page {id} out of range (high water mark {})", self.hwm));
+            return bad(
+                off,
+                format!("page {id} out of range (high water mark {})", self.hwm),
+            );
         }
         if depth > MAX_DEPTH {
             return bad(off, "tree too deep");
@@ -665,7 +682,7 @@ impl<'a> Db<'a> {
                     u32_at(page, at + 12),
                 );
                 let key = slice(at, pos, ks)?;
-                let value = slice(at, pos.checked_add(ks).unwrap_or(u32::MAX), vs)?;
+                let value = slice(at, pos.saturating_add(ks), vs)?;
                 if key.is_empty() {
                     return bad(off + at, "empty key");
                 }
@@ -676,7 +693,10 @@ impl<'a> Db<'a> {
                 })?;
             }
             Ok(())
-        } else if flags & FLAG_BRANCH != 0 && flags & (FLAG_LEAF | FLAG_META | FLAG_FREELIST) == 0 && !inline {
+        } else if flags & FLAG_BRANCH != 0
+            && flags & (FLAG_LEAF | FLAG_META | FLAG_FREELIST) == 0
+            && !inline
+        {
             if count == 0 {
                 return bad(off, "empty branch page");
             }

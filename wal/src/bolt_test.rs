@@ -208,7 +208,17 @@ fn a_page_referenced_twice_is_refused() {
     // A branch pointing at the same leaf twice would double the keys (and
     // a chain of such pages would take exponential time): refused.
     let mut w = Writer::new(Cursor::new(Vec::new())).unwrap();
-    let leaf = w.write_page(&leaf_page(2, &[Elem { key: b"k".to_vec(), value: vec![], flags: 0 }], true)).unwrap();
+    let leaf = w
+        .write_page(&leaf_page(
+            2,
+            &[Elem {
+                key: b"k".to_vec(),
+                value: vec![],
+                flags: 0,
+            }],
+            true,
+        ))
+        .unwrap();
     let a = (b"a".to_vec(), leaf);
     let b = (b"b".to_vec(), leaf);
     let branch = w.write_page(&branch_page(3, &[&a, &b])).unwrap();

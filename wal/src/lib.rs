@@ -17,6 +17,7 @@
 //!
 //! Byte layouts are drawn in `docs/FORMAT.md`.
 
+pub mod bolt;
 mod error;
 mod fs;
 mod group_commit;
@@ -24,7 +25,6 @@ mod log;
 pub mod record;
 mod segment;
 mod snap;
-pub mod bolt;
 
 pub use error::{OpenError, ReadError, WriteError};
 pub use fs::{Fault, File, Fs, SimFs, UringFs, create_dir_all_durable};

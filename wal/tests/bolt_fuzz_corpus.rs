@@ -12,7 +12,9 @@ fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/bolt_db")
 }
 
-fn file(build: impl FnOnce(&mut Writer<Cursor<Vec<u8>>>) -> Vec<(Vec<u8>, ferrocd_wal::bolt::BucketValue)>) -> Vec<u8> {
+fn file(
+    build: impl FnOnce(&mut Writer<Cursor<Vec<u8>>>) -> Vec<(Vec<u8>, ferrocd_wal::bolt::BucketValue)>,
+) -> Vec<u8> {
     let mut w = Writer::new(Cursor::new(Vec::new())).unwrap();
     let top = build(&mut w);
     w.finish(top).unwrap().0.into_inner()
@@ -48,7 +50,8 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     bad_root[PAGE_SIZE + 32] = 0xff;
     let mut bad_leaf = big.clone();
     // A leaf element's key position far past its page.
-    bad_leaf[2 * PAGE_SIZE + 16 + 4..2 * PAGE_SIZE + 16 + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+    bad_leaf[2 * PAGE_SIZE + 16 + 4..2 * PAGE_SIZE + 16 + 8]
+        .copy_from_slice(&u32::MAX.to_le_bytes());
     vec![
         ("valid-small", small.clone()),
         ("valid-big", big.clone()),

@@ -208,7 +208,10 @@ pub fn write_restored_snapshot(
 ) -> io::Result<SnapshotFile> {
     use openraft::vote::RaftLeaderId;
     let first = *members.keys().next().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "a restored cluster needs a member")
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a restored cluster needs a member",
+        )
     })?;
     let leader = openraft::alias::LeaderIdOf::<TypeConfig>::new(0, first).to_committed();
     let log_id = LogId::new(leader, 0);

@@ -61,7 +61,8 @@ fn run(mut cmd: Command) -> Output {
 
 fn ferroctl(args: &[&str]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ferroctl"));
-    c.args(["--dial-timeout=3s", "--command-timeout=20s"]).args(args);
+    c.args(["--dial-timeout=3s", "--command-timeout=20s"])
+        .args(args);
     run(c)
 }
 
@@ -103,7 +104,10 @@ impl Member {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(s) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("ferrocd exited: {s}\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+                panic!(
+                    "ferrocd exited: {s}\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
             }
             if common::http_get(self.client, "/health")
                 .is_some_and(|(c, b)| c == 200 && b.contains(r#""health":"true""#))
@@ -138,9 +142,24 @@ fn spawn(dir: &Path, name: &str, client: u16, peer: u16, initial: &str, token: &
     let child = Command::new(env!("CARGO_BIN_EXE_ferrocd"))
         .args(["--name", name, "--data-dir"])
         .arg(dir)
-        .args(["--listen-client-urls", &curl, "--advertise-client-urls", &curl])
-        .args(["--listen-peer-urls", &purl, "--initial-advertise-peer-urls", &purl])
-        .args(["--initial-cluster", initial, "--initial-cluster-token", token])
+        .args([
+            "--listen-client-urls",
+            &curl,
+            "--advertise-client-urls",
+            &curl,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &purl,
+            "--initial-advertise-peer-urls",
+            &purl,
+        ])
+        .args([
+            "--initial-cluster",
+            initial,
+            "--initial-cluster-token",
+            token,
+        ])
         .args(["--log-level", "warn"])
         .stdin(Stdio::null())
         .stdout(out.try_clone().unwrap())
@@ -178,7 +197,9 @@ fn etcdctl_status(bin: &Path, file: &Path) -> Option<serde_json::Value> {
         return None;
     }
     let mut c = Command::new(bin);
-    c.env("ETCDCTL_API", "3").args(["snapshot", "status", "-w", "json"]).arg(file);
+    c.env("ETCDCTL_API", "3")
+        .args(["snapshot", "status", "-w", "json"])
+        .arg(file);
     Some(json(&ok(&run(c))))
 }
 
@@ -186,7 +207,10 @@ fn etcdctl_status(bin: &Path, file: &Path) -> Option<serde_json::Value> {
 fn hash(endpoint: &str) -> u32 {
     use ferrocd_net::pb::etcdserverpb::HashRequest;
     use ferrocd_net::pb::etcdserverpb::maintenance_client::MaintenanceClient;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let mut c = MaintenanceClient::new(common::connect(endpoint).await);
         tokio::time::timeout(Duration::from_secs(10), c.hash(HashRequest {}))
@@ -199,7 +223,13 @@ fn hash(endpoint: &str) -> u32 {
 }
 
 fn status(file: &Path) -> serde_json::Value {
-    json(&ok(&ferroctl(&["snapshot", "status", "-w", "json", file.to_str().unwrap()])))
+    json(&ok(&ferroctl(&[
+        "snapshot",
+        "status",
+        "-w",
+        "json",
+        file.to_str().unwrap(),
+    ])))
 }
 
 #[test]
@@ -207,7 +237,14 @@ fn save_status_restore_one_member() {
     let dir = common::tempdir();
     let (client, peer) = (free_port(), free_port());
     let initial = format!("s1=http://127.0.0.1:{peer}");
-    let mut src = spawn(&dir.path().join("src"), "s1", client, peer, &initial, "etcd-cluster");
+    let mut src = spawn(
+        &dir.path().join("src"),
+        "s1",
+        client,
+        peer,
+        &initial,
+        "etcd-cluster",
+    );
     src.wait_ready();
     let lease = write_history(&|a| src.ctl(a));
     let before = ok(&src.ctl(&["get", "", "--prefix", "-w", "json"]));
@@ -219,7 +256,10 @@ fn save_status_restore_one_member() {
     // Equal state, equal file: a second save is byte-identical.
     let file2 = dir.path().join("backup2.db");
     ok(&src.ctl(&["snapshot", "save", file2.to_str().unwrap()]));
-    assert_eq!(std::fs::read(&file).unwrap(), std::fs::read(&file2).unwrap());
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        std::fs::read(&file2).unwrap()
+    );
 
     let st = status(&file);
     assert_eq!(st["revision"], 56, "{st}");
@@ -255,8 +295,15 @@ fn save_status_restore_one_member() {
     ok(&r);
     // A second restore into the same dir is refused, as etcdctl's.
     let again = ferroctl(&[
-        "snapshot", "restore", file.to_str().unwrap(), "--data-dir", rdir.to_str().unwrap(),
-        "--name", "r1", "--initial-cluster", &initial,
+        "snapshot",
+        "restore",
+        file.to_str().unwrap(),
+        "--data-dir",
+        rdir.to_str().unwrap(),
+        "--name",
+        "r1",
+        "--initial-cluster",
+        &initial,
     ]);
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("not empty or could not be read"));
@@ -269,10 +316,21 @@ fn save_status_restore_one_member() {
         v.as_object_mut().unwrap().remove("header");
         v
     };
-    assert_eq!(strip(&after), strip(&before), "keys, revisions, versions, leases");
-    assert_eq!(strip(&ok(&m.ctl(&["get", "a", "--rev", "3", "-w", "json"]))), strip(&at3), "history");
+    assert_eq!(
+        strip(&after),
+        strip(&before),
+        "keys, revisions, versions, leases"
+    );
+    assert_eq!(
+        strip(&ok(&m.ctl(&["get", "a", "--rev", "3", "-w", "json"]))),
+        strip(&at3),
+        "history"
+    );
     let compacted = m.ctl(&["get", "a", "--rev", "2"]);
-    assert!(!compacted.status.success(), "revisions below the compaction stay compacted");
+    assert!(
+        !compacted.status.success(),
+        "revisions below the compaction stay compacted"
+    );
     let leases = ok(&m.ctl(&["lease", "list"]));
     assert!(leases.contains(&lease), "{leases}");
     let ttl = ok(&m.ctl(&["lease", "timetolive", &lease, "--keys"]));
@@ -291,7 +349,10 @@ fn save_status_restore_one_member() {
     let mut m = spawn(&rdir, "r1", client, peer, &initial, "tok");
     m.wait_ready();
     assert_eq!(ok(&m.ctl(&["get", "a", "--print-value-only"])).trim(), "3");
-    assert_eq!(ok(&m.ctl(&["get", "new", "--print-value-only"])).trim(), "v");
+    assert_eq!(
+        ok(&m.ctl(&["get", "new", "--print-value-only"])).trim(),
+        "v"
+    );
 }
 
 #[test]
@@ -299,7 +360,14 @@ fn restore_three_members_from_one_file() {
     let dir = common::tempdir();
     let (client, peer) = (free_port(), free_port());
     let initial = format!("s1=http://127.0.0.1:{peer}");
-    let mut src = spawn(&dir.path().join("src"), "s1", client, peer, &initial, "etcd-cluster");
+    let mut src = spawn(
+        &dir.path().join("src"),
+        "s1",
+        client,
+        peer,
+        &initial,
+        "etcd-cluster",
+    );
     src.wait_ready();
     write_history(&|a| src.ctl(a));
     let file = dir.path().join("backup.db");
@@ -317,10 +385,19 @@ fn restore_three_members_from_one_file() {
     for (i, (c, p)) in ports.iter().enumerate() {
         let d = dir.path().join(format!("m{i}"));
         ok(&ferroctl(&[
-            "snapshot", "restore", file.to_str().unwrap(), "--data-dir", d.to_str().unwrap(),
-            "--name", &format!("m{i}"), "--initial-cluster", &initial,
-            "--initial-cluster-token", "tok3",
-            "--initial-advertise-peer-urls", &format!("http://127.0.0.1:{p}"),
+            "snapshot",
+            "restore",
+            file.to_str().unwrap(),
+            "--data-dir",
+            d.to_str().unwrap(),
+            "--name",
+            &format!("m{i}"),
+            "--initial-cluster",
+            &initial,
+            "--initial-cluster-token",
+            "tok3",
+            "--initial-advertise-peer-urls",
+            &format!("http://127.0.0.1:{p}"),
         ]));
         members.push(spawn(&d, &format!("m{i}"), *c, *p, &initial, "tok3"));
     }
@@ -332,16 +409,43 @@ fn restore_three_members_from_one_file() {
     ok(&members[1].ctl(&["put", "after", "restore"]));
     for m in &members {
         assert_eq!(ok(&m.ctl(&["get", "a", "--print-value-only"])).trim(), "3");
-        assert_eq!(ok(&m.ctl(&["get", "after", "--print-value-only"])).trim(), "restore");
-        assert_eq!(ok(&m.ctl(&["get", "k/049", "--print-value-only"])).trim().len(), 49 * 40);
+        assert_eq!(
+            ok(&m.ctl(&["get", "after", "--print-value-only"])).trim(),
+            "restore"
+        );
+        assert_eq!(
+            ok(&m.ctl(&["get", "k/049", "--print-value-only"]))
+                .trim()
+                .len(),
+            49 * 40
+        );
     }
     // Every member has the same state: equal Hash and HashKV.
-    let eps = members.iter().map(Member::endpoint).collect::<Vec<_>>().join(",");
-    let hashes = json(&ok(&ferroctl(&["--endpoints", &eps, "endpoint", "hashkv", "-w", "json"])));
-    let hs: Vec<_> = hashes.as_array().unwrap().iter().map(|h| h["HashKV"]["hash"].clone()).collect();
+    let eps = members
+        .iter()
+        .map(Member::endpoint)
+        .collect::<Vec<_>>()
+        .join(",");
+    let hashes = json(&ok(&ferroctl(&[
+        "--endpoints",
+        &eps,
+        "endpoint",
+        "hashkv",
+        "-w",
+        "json",
+    ])));
+    let hs: Vec<_> = hashes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["HashKV"]["hash"].clone())
+        .collect();
     assert!(hs.windows(2).all(|w| w[0] == w[1]), "{hashes}");
     let h: Vec<u32> = members.iter().map(|m| hash(&m.endpoint())).collect();
-    assert!(h.windows(2).all(|w| w[0] == w[1]), "Maintenance.Hash differs: {h:?}");
+    assert!(
+        h.windows(2).all(|w| w[0] == w[1]),
+        "Maintenance.Hash differs: {h:?}"
+    );
 }
 
 #[test]
@@ -349,7 +453,14 @@ fn corrupt_and_truncated_files_are_refused() {
     let dir = common::tempdir();
     let (client, peer) = (free_port(), free_port());
     let initial = format!("s1=http://127.0.0.1:{peer}");
-    let mut src = spawn(&dir.path().join("src"), "s1", client, peer, &initial, "etcd-cluster");
+    let mut src = spawn(
+        &dir.path().join("src"),
+        "s1",
+        client,
+        peer,
+        &initial,
+        "etcd-cluster",
+    );
     src.wait_ready();
     write_history(&|a| src.ctl(a));
     let file = dir.path().join("backup.db");
@@ -368,10 +479,16 @@ fn corrupt_and_truncated_files_are_refused() {
 
     let st = ferroctl(&["snapshot", "status", bad.to_str().unwrap()]);
     assert_eq!(st.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&st.stderr).contains("expected sha256"), "{st:?}");
+    assert!(
+        String::from_utf8_lossy(&st.stderr).contains("expected sha256"),
+        "{st:?}"
+    );
     let st = ferroctl(&["snapshot", "status", trunc.to_str().unwrap()]);
     assert_eq!(st.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&st.stderr).contains("invalid database"), "{st:?}");
+    assert!(
+        String::from_utf8_lossy(&st.stderr).contains("invalid database"),
+        "{st:?}"
+    );
     // A db without its checksum (copied from a data dir) has a status...
     ok(&ferroctl(&["snapshot", "status", nosha.to_str().unwrap()]));
 
@@ -381,7 +498,13 @@ fn corrupt_and_truncated_files_are_refused() {
         (&nosha, "snapshot missing hash but --skip-hash-check=false"),
     ] {
         let d = dir.path().join("r");
-        let r = ferroctl(&["snapshot", "restore", f.to_str().unwrap(), "--data-dir", d.to_str().unwrap()]);
+        let r = ferroctl(&[
+            "snapshot",
+            "restore",
+            f.to_str().unwrap(),
+            "--data-dir",
+            d.to_str().unwrap(),
+        ]);
         assert_eq!(r.status.code(), Some(1), "{r:?}");
         assert!(String::from_utf8_lossy(&r.stderr).contains(want), "{r:?}");
         assert!(!d.exists(), "a refused restore creates nothing");
@@ -389,13 +512,20 @@ fn corrupt_and_truncated_files_are_refused() {
     // ...and restores with --skip-hash-check.
     let d = dir.path().join("r");
     ok(&ferroctl(&[
-        "snapshot", "restore", nosha.to_str().unwrap(), "--data-dir", d.to_str().unwrap(),
+        "snapshot",
+        "restore",
+        nosha.to_str().unwrap(),
+        "--data-dir",
+        d.to_str().unwrap(),
         "--skip-hash-check",
     ]));
     assert!(d.join("member/ids").exists());
     let missing = ferroctl(&["snapshot", "status", "/nonexistent.db"]);
     assert_eq!(missing.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("Error: stat /nonexistent.db: no such file or directory"));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr)
+            .contains("Error: stat /nonexistent.db: no such file or directory")
+    );
 }
 
 /// Migration both ways with a real etcd 3.5.1 (`$ETCD_BIN`): etcd's saved
@@ -403,7 +533,9 @@ fn corrupt_and_truncated_files_are_refused() {
 /// restored with `etcdutl` starts a real etcd with the same keys.
 #[test]
 fn migrate_from_and_to_real_etcd() {
-    let Some(etcd) = common::etcd_bin() else { return };
+    let Some(etcd) = common::etcd_bin() else {
+        return;
+    };
     let etcdutl = etcd.with_file_name("etcdutl");
     let dir = common::tempdir();
     let e = common::Server::start_bin(&etcd, &dir.path().join("etcd"), &[]);
@@ -413,15 +545,28 @@ fn migrate_from_and_to_real_etcd() {
     }
     let before = ectl(&["get", "", "--prefix", "-w", "json"]).json();
     let efile = dir.path().join("etcd.db");
-    assert_eq!(ectl(&["snapshot", "save", efile.to_str().unwrap()]).code, Some(0));
-    assert_eq!(status(&efile), etcdctl_status(&common::etcdctl_bin(), &efile).unwrap());
+    assert_eq!(
+        ectl(&["snapshot", "save", efile.to_str().unwrap()]).code,
+        Some(0)
+    );
+    assert_eq!(
+        status(&efile),
+        etcdctl_status(&common::etcdctl_bin(), &efile).unwrap()
+    );
 
     let (client, peer) = (free_port(), free_port());
     let initial = format!("f1=http://127.0.0.1:{peer}");
     let fdir = dir.path().join("f1");
     ok(&ferroctl(&[
-        "snapshot", "restore", efile.to_str().unwrap(), "--data-dir", fdir.to_str().unwrap(),
-        "--name", "f1", "--initial-cluster", &initial,
+        "snapshot",
+        "restore",
+        efile.to_str().unwrap(),
+        "--data-dir",
+        fdir.to_str().unwrap(),
+        "--name",
+        "f1",
+        "--initial-cluster",
+        &initial,
     ]));
     let mut f = spawn(&fdir, "f1", client, peer, &initial, "etcd-cluster");
     f.wait_ready();
@@ -438,20 +583,47 @@ fn migrate_from_and_to_real_etcd() {
     let (c2, p2) = (free_port(), free_port());
     let init2 = format!("e2=http://127.0.0.1:{p2}");
     let mut cmd = Command::new(&etcdutl);
-    cmd.args(["snapshot", "restore"]).arg(&ffile).arg("--data-dir").arg(&edir)
-        .args(["--name", "e2", "--initial-cluster", &init2, "--initial-advertise-peer-urls", &format!("http://127.0.0.1:{p2}")]);
+    cmd.args(["snapshot", "restore"])
+        .arg(&ffile)
+        .arg("--data-dir")
+        .arg(&edir)
+        .args([
+            "--name",
+            "e2",
+            "--initial-cluster",
+            &init2,
+            "--initial-advertise-peer-urls",
+            &format!("http://127.0.0.1:{p2}"),
+        ]);
     ok(&run(cmd));
     let curl = format!("http://127.0.0.1:{c2}");
     let purl = format!("http://127.0.0.1:{p2}");
     let log = std::fs::File::create(dir.path().join("etcd2.log")).unwrap();
     let child = Command::new(&etcd)
-        .args(["--name", "e2", "--data-dir"]).arg(&edir)
-        .args(["--listen-client-urls", &curl, "--advertise-client-urls", &curl])
-        .args(["--listen-peer-urls", &purl, "--initial-advertise-peer-urls", &purl])
+        .args(["--name", "e2", "--data-dir"])
+        .arg(&edir)
+        .args([
+            "--listen-client-urls",
+            &curl,
+            "--advertise-client-urls",
+            &curl,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &purl,
+            "--initial-advertise-peer-urls",
+            &purl,
+        ])
         .args(["--initial-cluster", &init2])
-        .stdout(log.try_clone().unwrap()).stderr(log)
-        .spawn().unwrap();
-    let mut e2 = Member { child: Some(child), client: c2, log: dir.path().join("etcd2.log") };
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut e2 = Member {
+        child: Some(child),
+        client: c2,
+        log: dir.path().join("etcd2.log"),
+    };
     e2.wait_ready();
     let mut got = json(&ok(&e2.ctl(&["get", "", "--prefix", "-w", "json"])));
     got.as_object_mut().unwrap().remove("header");
