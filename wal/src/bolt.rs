@@ -566,7 +566,7 @@ impl<'a> Db<'a> {
 
     /// Visit every element of `b` in key order (nested buckets appear as
     /// elements; open them with [`Db::open_bucket`]). Every page is
-    /// visited at most once and trees at most [`MAX_DEPTH`] deep, so a
+    /// visited at most once and trees at most `MAX_DEPTH` (64) deep, so a
     /// corrupt file ends in an error, never in a loop or a panic.
     pub fn walk(
         &self,
@@ -591,7 +591,7 @@ impl<'a> Db<'a> {
         }
     }
 
-    /// Walk every bucket, nested ones included (at most [`MAX_DEPTH`]
+    /// Walk every bucket, nested ones included (at most `MAX_DEPTH` (64)
     /// levels); returns how many elements there are. What the fuzz target
     /// and `snapshot status` rely on: any bytes give a count or an error.
     pub fn check(&self) -> Result<u64, Invalid> {

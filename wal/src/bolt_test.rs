@@ -250,7 +250,8 @@ proptest! {
     /// panic or a hang.
     #[test]
     fn prop_corruption_never_panics(flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
-        let mut bytes = write(&sample());
+        static SAMPLE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let mut bytes = SAMPLE.get_or_init(|| write(&sample())).clone();
         for (i, x) in flips {
             let at = i.index(bytes.len());
             bytes[at] ^= x | 1;
