@@ -800,7 +800,7 @@ fn nonempty(v: Vec<Url>, flag: &str) -> Result<Vec<Url>, ConfigError> {
 
 /// `name1=http://a:2380,name1=http://b:2380,name2=http://c:2380`: a member
 /// may appear several times, once per peer URL, as etcd's `URLsMap`.
-fn parse_initial_cluster(spec: &str) -> Result<BTreeMap<String, Vec<Url>>, ConfigError> {
+pub fn parse_initial_cluster(spec: &str) -> Result<BTreeMap<String, Vec<Url>>, ConfigError> {
     let mut out: BTreeMap<String, Vec<Url>> = BTreeMap::new();
     for part in spec.split(',') {
         let part = part.trim();

@@ -11,12 +11,14 @@
 //!   a lock with per-stream wakers.
 
 pub mod auth;
+pub mod backend;
 mod compactor;
 pub mod config;
 mod lessor;
 mod node;
 mod peer;
 pub mod raft;
+pub mod restore;
 pub mod server;
 mod watches;
 

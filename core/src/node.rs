@@ -83,7 +83,7 @@ pub fn cluster_id(member_ids: &[u64]) -> u64 {
     u64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
 }
 
-fn url_strings(urls: &[url::Url]) -> Vec<String> {
+pub(crate) fn url_strings(urls: &[url::Url]) -> Vec<String> {
     urls.iter()
         .map(|u| u.as_str().trim_end_matches('/').to_string())
         .collect()
@@ -133,7 +133,8 @@ async fn load_or_create_ids(member_dir: &Path, cfg: &Config) -> anyhow::Result<I
     Ok(ids)
 }
 
-fn write_ids(member_dir: &Path, ids: Ids) -> anyhow::Result<()> {
+/// Write `member/ids` durably.
+pub(crate) fn write_ids(member_dir: &Path, ids: Ids) -> anyhow::Result<()> {
     let path = member_dir.join("ids");
     let tmp = member_dir.join("ids.tmp");
     {
@@ -1946,5 +1947,71 @@ impl ClusterService for Node {
 
     async fn members(&self) -> Result<(Vec<MemberInfo>, i64), EtcdError> {
         Ok((self.member_infos(None), self.sm.store.revision()))
+    }
+
+    async fn snapshot(&self) -> Result<(std::fs::File, u64), EtcdError> {
+        let (view, extra) = self.backend_state().await?;
+        let dir = self.data_dir.join("member");
+        let name = format!(
+            "snapshot-export.{}.{:x}.tmp",
+            std::process::id(),
+            rand::random::<u64>()
+        );
+        let t = Instant::now();
+        let revision = view.revision();
+        let r = tokio::task::spawn_blocking(move || -> std::io::Result<(std::fs::File, u64)> {
+            // Unlinked at once: the open file lives until the stream ends,
+            // and a crash leaves nothing behind.
+            let path = dir.join(name);
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)?;
+            std::fs::remove_file(&path)?;
+            let w = std::io::BufWriter::with_capacity(1 << 20, f);
+            let (w, size) = crate::backend::write(&view, &extra, w)?;
+            let f = w.into_inner().map_err(|e| e.into_error())?;
+            Ok((f, size))
+        })
+        .await
+        .map_err(|e| EtcdError::Unknown(e.to_string()))?;
+        let (f, size) = r.map_err(|e| EtcdError::Unknown(format!("snapshot: {e}")))?;
+        tracing::info!(
+            revision,
+            bytes = size,
+            ms = t.elapsed().as_millis() as u64,
+            "sending database snapshot"
+        );
+        Ok((f, size))
+    }
+
+    async fn hash(&self) -> Result<(u32, i64), EtcdError> {
+        let (view, extra) = self.backend_state().await?;
+        let rev = view.revision();
+        let h = tokio::task::spawn_blocking(move || crate::backend::hash(&view, &extra))
+            .await
+            .map_err(|e| EtcdError::Unknown(e.to_string()))?;
+        Ok((h, rev))
+    }
+}
+
+impl Node {
+    /// A consistent view of the store with the applied term, plus the
+    /// members and alarms: what goes into the backend file.
+    async fn backend_state(&self) -> Result<(mvcc::ReadView, crate::backend::Extra), EtcdError> {
+        let (members, _) = self.members().await?;
+        let alarms = ClusterService::alarm(self, 0, 0, 0).await?;
+        let (view, log_id, auth) = self.sm.view_and_log_id();
+        let term = log_id.map_or(0, |l| l.committed_leader_id().term);
+        Ok((
+            view,
+            crate::backend::Extra {
+                members,
+                alarms,
+                term,
+                auth,
+            },
+        ))
     }
 }

@@ -38,6 +38,7 @@ mod lease;
 mod range;
 mod record;
 mod request;
+mod restore;
 mod revision;
 mod snapshot;
 mod state;
@@ -55,6 +56,7 @@ pub use request::{
     HashKv, PutRequest, PutResponse, RangeRequest, RangeResponse, RangeResult, RequestOp,
     ResponseOp, SortOrder, SortTarget, TxnRequest, TxnResponse,
 };
+pub use restore::{Builder, HistoryRecord};
 pub use revision::Revision;
 pub use store::{Config, ReadView, Store, WriteBatch};
 pub use watch::{

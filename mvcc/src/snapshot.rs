@@ -38,7 +38,7 @@ use rkyv::with::InlineAsBox;
 use crate::btree::BTree;
 use crate::error::{Error, Result};
 use crate::key_index::{Generation, KeyIndex};
-use crate::record::{self, KvRef, RecordBytes};
+use crate::record::{self, RecordBytes};
 use crate::revision::Revision;
 use crate::state::{Key, PendingCompaction, State};
 
@@ -493,18 +493,6 @@ pub(crate) fn load_mapped(map: Arc<Mmap>, offset: usize, len: usize, name: &str)
             done_through: None,
         });
     }
-    // The lease index is derived: every live key's newest record names its
-    // lease.
-    let mut pairs: Vec<((i64, Key), ())> = state
-        .keys
-        .iter()
-        .filter_map(|(k, ki)| {
-            let found = ki.get(state.revision)?;
-            let lease = KvRef::new(state.revs.get(&found.modified)?).lease();
-            (lease != 0).then(|| ((lease, k.clone()), ()))
-        })
-        .collect();
-    pairs.sort_by(|a, b| a.0.cmp(&b.0));
-    state.lease_keys = BTree::from_sorted(pairs);
+    state.rebuild_lease_keys();
     Ok(state)
 }

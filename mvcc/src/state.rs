@@ -146,6 +146,22 @@ impl Default for State {
 }
 
 impl State {
+    /// Derive the lease index: every live key's newest record names its
+    /// lease.
+    pub(crate) fn rebuild_lease_keys(&mut self) {
+        let mut pairs: Vec<((i64, Key), ())> = self
+            .keys
+            .iter()
+            .filter_map(|(k, ki)| {
+                let found = ki.get(self.revision)?;
+                let lease = crate::record::KvRef::new(self.revs.get(&found.modified)?).lease();
+                (lease != 0).then(|| ((lease, k.clone()), ()))
+            })
+            .collect();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        self.lease_keys = BTree::from_sorted(pairs);
+    }
+
     /// The record of `key` as of main revision `at`, if it existed then.
     pub(crate) fn kv_at(&self, key: &[u8], at: i64) -> Option<&RecordBytes> {
         let found = self.keys.get(key)?.get(at)?;

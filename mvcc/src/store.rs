@@ -266,6 +266,13 @@ impl ReadView {
         lease::keys_of(&self.state, id).map(|k| &k[..]).collect()
     }
 
+    /// The whole revision history in (main, sub) order, as a finished
+    /// compaction leaves it (an etcd backend's `key` bucket); see the
+    /// `restore` module.
+    pub fn history(&self) -> impl Iterator<Item = crate::HistoryRecord<'_>> + '_ {
+        crate::restore::history(&self.state)
+    }
+
     /// Stream the whole view as a snapshot payload (see docs/FORMAT.md);
     /// returns the bytes written.
     pub fn write_snapshot(&self, w: &mut impl Write) -> std::io::Result<u64> {

@@ -17,6 +17,7 @@
 //!
 //! Byte layouts are drawn in `docs/FORMAT.md`.
 
+pub mod bolt;
 mod error;
 mod fs;
 mod group_commit;

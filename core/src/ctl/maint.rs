@@ -1,6 +1,7 @@
 //! Maintenance: `move-leader`, `alarm list|disarm`, `defrag`,
-//! `snapshot save` (and `snapshot status|restore`, which need ferrocd's
-//! own snapshot format and say so).
+//! `snapshot save|status|restore`. Snapshot files are etcd's backend files
+//! (bbolt plus a trailing sha256, see `ferrocd_core::backend`), the same
+//! from ferrocd and from etcd.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -42,10 +43,38 @@ pub struct DefragArgs {
 pub enum SnapshotCmd {
     /// Stores an etcd node backend snapshot to a given file
     Save(SnapArgs),
-    /// Gets backend snapshot status of a given file (not supported yet)
+    /// Gets backend snapshot status of a given file
     Status(SnapArgs),
-    /// Restores an etcd member snapshot to an etcd directory (not supported yet)
-    Restore(SnapArgs),
+    /// Restores an etcd member snapshot to an etcd directory
+    Restore(RestoreArgs),
+}
+
+/// `snapshot restore`: etcdctl 3.5's flags.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// <filename>
+    pub args: Vec<String>,
+    /// Path to the data directory
+    #[arg(long, default_value = "")]
+    pub data_dir: String,
+    /// Path to the WAL directory (use --data-dir if none given)
+    #[arg(long, default_value = "")]
+    pub wal_dir: String,
+    /// Initial cluster configuration for restore bootstrap
+    #[arg(long, default_value = "default=http://localhost:2380")]
+    pub initial_cluster: String,
+    /// Initial cluster token for the etcd cluster during restore bootstrap
+    #[arg(long, default_value = "etcd-cluster")]
+    pub initial_cluster_token: String,
+    /// List of this member's peer URLs to advertise to the rest of the cluster
+    #[arg(long, default_value = "http://localhost:2380")]
+    pub initial_advertise_peer_urls: String,
+    /// Human-readable name for this member
+    #[arg(long, default_value = "default")]
+    pub name: String,
+    /// Ignore snapshot integrity hash value (required if copied from data directory)
+    #[arg(long)]
+    pub skip_hash_check: bool,
 }
 
 /// `snapshot save|status|restore`.
@@ -188,11 +217,96 @@ pub async fn defrag(ctx: &Ctx, a: DefragArgs) -> R {
 pub async fn snapshot(ctx: &Ctx, cmd: SnapshotCmd) -> R {
     match cmd {
         SnapshotCmd::Save(a) => save(ctx, a).await,
-        SnapshotCmd::Status(_) | SnapshotCmd::Restore(_) => Err(Fail::feature(
-            "snapshot status and restore are not supported yet (they need ferrocd's own \
-             snapshot format; for an etcd snapshot use `etcdutl snapshot status|restore`)",
-        )),
+        SnapshotCmd::Status(a) => status(ctx, a),
+        SnapshotCmd::Restore(a) => restore(a),
     }
+}
+
+/// An I/O error as Go words it (`no such file or directory`).
+fn go_io(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_lowercase(),
+        None => s,
+    }
+}
+
+/// `snapshot status`: hash, revision, keys and size as etcdutl computes
+/// them. Unlike etcdctl (which ignores it), a trailing sha256 that does
+/// not match is an error.
+fn status(ctx: &Ctx, a: SnapArgs) -> R {
+    use ferrocd_core::backend;
+    if a.args.len() != 1 {
+        return Err(Fail::args("snapshot status requires exactly one argument"));
+    }
+    let path = &a.args[0];
+    let data = std::fs::read(path).map_err(|e| Fail::err(format!("stat {path}: {}", go_io(&e))))?;
+    let db = if data.len() % 512 == backend::SHA256_LEN {
+        backend::verify(&data, false).map_err(|e| Fail::err(e.to_string()))?
+    } else {
+        &data[..]
+    };
+    let st = backend::status(db).map_err(|e| Fail::err(e.to_string()))?;
+    let s = match ctx.fmt {
+        Format::Simple => format!(
+            "{:x}, {}, {}, {}\n",
+            st.hash,
+            st.revision,
+            st.total_key,
+            print::humanize_bytes(st.total_size)
+        ),
+        Format::Table => print::table(
+            &["HASH", "REVISION", "TOTAL KEYS", "TOTAL SIZE"],
+            &[vec![
+                format!("{:x}", st.hash),
+                st.revision.to_string(),
+                st.total_key.to_string(),
+                print::humanize_bytes(st.total_size),
+            ]],
+        ),
+        Format::Json => format!(
+            "{{\"hash\":{},\"revision\":{},\"totalKey\":{},\"totalSize\":{}}}\n",
+            st.hash, st.revision, st.total_key, st.total_size
+        ),
+        Format::Fields => format!(
+            "\"Hash\" : {}\n\"Revision\" : {}\n\"Keys\" : {}\n\"Size\" : {}\n",
+            st.hash, st.revision, st.total_key, st.total_size
+        ),
+    };
+    out(&s);
+    Ok(())
+}
+
+/// `snapshot restore`: a new ferrocd data dir (see
+/// `ferrocd_core::restore`).
+fn restore(a: RestoreArgs) -> R {
+    if a.args.len() != 1 {
+        return Err(Fail::args("snapshot restore requires exactly one argument"));
+    }
+    let data_dir = if a.data_dir.is_empty() {
+        format!("{}.etcd", a.name)
+    } else {
+        a.data_dir.clone()
+    };
+    let o = ferrocd_core::restore::Options {
+        name: a.name,
+        initial_cluster: a.initial_cluster,
+        initial_cluster_token: a.initial_cluster_token,
+        initial_advertise_peer_urls: a.initial_advertise_peer_urls,
+        data_dir: data_dir.clone().into(),
+        wal_dir: (!a.wal_dir.is_empty()).then(|| a.wal_dir.into()),
+        skip_hash_check: a.skip_hash_check,
+    };
+    let path = &a.args[0];
+    let r = ferrocd_core::restore::restore(std::path::Path::new(path), &o).map_err(Fail::err)?;
+    eprintln!(
+        "restored snapshot {path} into {data_dir} (member {:x}, cluster {:x}, revision {}, {})",
+        r.ids.member_id,
+        r.ids.cluster_id,
+        r.revision,
+        r.snapshot.display()
+    );
+    Ok(())
 }
 
 async fn save(ctx: &Ctx, a: SnapArgs) -> R {

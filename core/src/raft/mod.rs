@@ -24,7 +24,9 @@ pub use network::{
     KIND_PRE_VOTE, KIND_PUBLISH, KIND_READ_INDEX, KIND_SNAPSHOT, KIND_TRANSFER, KIND_VOTE,
     PeerNetwork, SnapshotChunk,
 };
-pub use state_machine::{Applied, ApplyError, SmShared, SnapshotData, StateMachine};
+pub use state_machine::{
+    Applied, ApplyError, SmShared, SnapshotData, StateMachine, write_restored_snapshot,
+};
 
 openraft::declare_raft_types!(
     /// openraft's types for ferrocd's one raft group: node ids are etcd

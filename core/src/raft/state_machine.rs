@@ -132,6 +132,17 @@ impl SmShared {
         self.applied().log_id
     }
 
+    /// A view of the store and the log id applied into it, taken together
+    /// (the apply loop commits while holding the applied lock).
+    pub fn view_and_log_id(&self) -> (mvcc::ReadView, Option<LogId>, AuthState) {
+        let applied = self.applied();
+        (
+            self.store.snapshot(),
+            applied.log_id,
+            (**self.auth.load()).clone(),
+        )
+    }
+
     /// Whether member `id` is in the applied (committed) membership.
     pub fn applied_membership_has(&self, id: u64) -> bool {
         self.applied()
@@ -204,6 +215,46 @@ fn parse_meta(file: &SnapshotFile, payload: &[u8]) -> io::Result<(SnapshotHead, 
         return Err(bad("snapshot meta longer than the payload"));
     }
     Ok((decode(&payload[4..4 + mlen])?, prefix))
+}
+
+/// Write the first snapshot of a restored member (`ferroctl snapshot
+/// restore`) into `snap_dir`: `store` as applied up to log index 0 (the
+/// index of the entry `Raft::initialize` would write) with `members` as
+/// the voters. Every member restored with the same flags writes the same
+/// log id and membership, so they form one cluster; openraft starts with
+/// the log empty after it and the first leader appends from index 1.
+pub fn write_restored_snapshot(
+    snap_dir: &Path,
+    store: &mvcc::Store,
+    members: std::collections::BTreeMap<u64, super::Member>,
+    auth: AuthState,
+) -> io::Result<SnapshotFile> {
+    use openraft::vote::RaftLeaderId;
+    let first = *members.keys().next().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a restored cluster needs a member",
+        )
+    })?;
+    let leader = openraft::alias::LeaderIdOf::<TypeConfig>::new(0, first).to_committed();
+    let log_id = LogId::new(leader, 0);
+    let voters = members.keys().copied().collect();
+    let membership = openraft::Membership::new(vec![voters], members)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    let head = SnapshotHead {
+        raft: SnapshotMeta {
+            last_log_id: Some(log_id),
+            last_membership: Membership::new(Some(log_id), membership),
+        },
+        auth,
+    };
+    let prefix = meta_prefix(&head)?;
+    let snaps = SnapStore::open(UringFs, snap_dir)?;
+    let view = store.snapshot();
+    snaps.save_with(0, 0, |w| {
+        w.write_all(&prefix)?;
+        view.write_snapshot(&mut &mut *w).map(|_| ())
+    })
 }
 
 /// Map a verified snapshot file and load its meta and store.

@@ -1365,17 +1365,21 @@ fn refused_command_lines_send_nothing() {
         Some("\"Count\" : 0")
     );
     assert!(ok(&f, &ep, &["endpoint", "status", "-w", "json"]).contains("\"revision\":1,"));
-    // Our own version line; snapshot status/restore say they are not
-    // supported yet.
+    // Our own version line; snapshot status/restore of a missing file
+    // fail as etcdctl's (exit 1, Go's wording).
     let v = ok(&f, &ep, &["version"]);
     assert!(
         v.starts_with("ferroctl version: ") && v.ends_with("\nAPI version: 3.5\n"),
         "{v}"
     );
-    for sub in ["status", "restore"] {
+    for (sub, op) in [("status", "stat"), ("restore", "open")] {
         let o = run(&f, &ep, &strs(&["snapshot", sub, "x.db"]), None);
-        assert_eq!(o.code, Some(4), "{o:?}");
-        assert!(o.stderr.contains("not supported yet"), "{o:?}");
+        assert_eq!(o.code, Some(1), "{o:?}");
+        assert_eq!(
+            o.stderr,
+            format!("Error: {op} x.db: no such file or directory\n"),
+            "{o:?}"
+        );
     }
 }
 
