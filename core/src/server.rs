@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use ferrocd_net::{
-    ClusterShim, Gateway, KvShim, LeaseShim, Metrics, Versions, WatchShim, client_router,
-    serve_client_with_fast,
+    ClusterShim, ElectionShim, Gateway, KvShim, LeaseShim, LockShim, Metrics, Versions, WatchShim,
+    client_router, serve_client_with_fast,
 };
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
@@ -301,11 +301,15 @@ async fn serve_shard(
         cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
         maintenance_server::MaintenanceServer, watch_server::WatchServer,
     };
+    use ferrocd_net::pb::v3electionpb::election_server::ElectionServer;
+    use ferrocd_net::pb::v3lockpb::lock_server::LockServer;
     let limit = max_request_bytes + GRPC_OVERHEAD;
     let kv = Arc::new(KvShim::new(node.clone(), max_txn_ops));
     let watch = Arc::new(WatchShim::new(node.clone(), max_request_bytes));
     let lease = Arc::new(LeaseShim::new(node.clone()));
     let cluster = Arc::new(ClusterShim::new(node.clone()));
+    let lock = Arc::new(LockShim::new(node.clone()));
+    let election = Arc::new(ElectionShim::new(node.clone()));
     // The binary protocol on the same port, over the same service objects
     // (connections that open with its magic; see `ferrocd_net::fast`).
     let fast_server = Arc::new(
@@ -316,6 +320,7 @@ async fn serve_shard(
             cluster.clone(),
             limit,
         )
+        .with_concurrency(lock.clone(), election.clone())
         .with_metrics(&metrics),
     );
     let fast: ferrocd_net::FastHandler = Arc::new(move |conn| {
@@ -344,6 +349,8 @@ async fn serve_shard(
         .add_service(LeaseServer::from_arc(lease.clone()).max_decoding_message_size(limit))
         .add_service(MaintenanceServer::from_arc(cluster.clone()))
         .add_service(ClusterServer::from_arc(cluster.clone()))
+        .add_service(LockServer::from_arc(lock.clone()).max_decoding_message_size(limit))
+        .add_service(ElectionServer::from_arc(election.clone()).max_decoding_message_size(limit))
         .add_service(health.clone());
         let health_node = node.clone();
         let gateway = Gateway::new(
@@ -358,7 +365,9 @@ async fn serve_shard(
         .watch(watch.clone())
         .lease(lease.clone())
         .maintenance(cluster.clone())
-        .cluster(cluster.clone());
+        .cluster(cluster.clone())
+        .lock(lock.clone())
+        .election(election.clone());
         let router = client_router(grpc.routes(), gateway);
         let mut stop = stop.clone();
         let metrics = metrics.clone();

@@ -22,17 +22,24 @@
 //! exact messages, in one table (`status`), and the mapping from store
 //! errors.
 //!
+//! [`LockShim`] and [`ElectionShim`] serve etcd's v3lock and v3election
+//! services over any [`ConcurrencyService`] (KV + Watch + Lease), with the
+//! recipes of etcd's `concurrency` package run on the server.
+//!
 //! [`Gateway`]: etcd's HTTP/JSON gateway (`/v3/kv/range`, `/v3/watch`, …,
 //! `/health`, `/version`, `/metrics`) over the same service impls;
 //! [`client_router`] and [`serve_client`] put it and the gRPC services on
 //! one port. [`Metrics`]: the Prometheus registry with etcd's metric names.
 
 pub mod client;
+mod concurrency;
 pub mod convert;
+mod election;
 pub mod fast;
 mod gateway;
 mod kv;
 mod lease;
+mod lock;
 mod maintenance;
 mod metrics;
 pub mod pb;
@@ -40,12 +47,15 @@ pub mod peer;
 mod status;
 mod watch;
 
+pub use concurrency::ConcurrencyService;
+pub use election::{ElectionShim, ObserveStream};
 pub use gateway::{
     FastHandler, Gateway, HealthCheck, Versions, client_router, serve_client,
     serve_client_with_fast,
 };
 pub use kv::{KvService, KvShim, ServerInfo};
 pub use lease::{LeaseService, LeaseShim, LeaseTtl};
+pub use lock::LockShim;
 pub use maintenance::{ClusterService, ClusterShim, MemberChange, MemberInfo, NodeStatus};
 pub use metrics::{
     CallKind, GrpcMetrics, GrpcMetricsLayer, METHODS, Metrics, MetricsBody, MetricsFuture,

@@ -195,6 +195,22 @@ impl Client {
         Ok(KeepAliveHandle { ttl: ttl_rx, task })
     }
 
+    /// Observe election `name`: the leader now (or the first one, when
+    /// there is none yet), then every change of leader or of its value.
+    /// Dropping the stream ends it.
+    pub async fn observe(&self, name: impl Into<Vec<u8>>) -> Result<ObserveStream> {
+        let (tx, rx) = self
+            .open::<m::Observe>(crate::pb::v3electionpb::LeaderRequest { name: name.into() })
+            .await?;
+        // gRPC: a server stream's request side ends after its one message.
+        // Fast: closing it would end the stream, so it lives with it.
+        let tx = match tx {
+            Sender::Fast(t) => Some(Sender::Fast(t)),
+            Sender::Grpc(_) => None,
+        };
+        Ok(ObserveStream { _tx: tx, inner: rx })
+    }
+
     /// Stream a snapshot of the connected member's store.
     pub async fn snapshot(&self) -> Result<SnapshotStream> {
         let (tx, rx) = self.open::<m::Snapshot>(pb::SnapshotRequest {}).await?;
@@ -288,6 +304,25 @@ reply_stream!(
     pb::LeaseKeepAliveResponse,
     "Keep-alive answers."
 );
+
+/// Leaders of an election, as [`Client::observe`] reports them.
+pub struct ObserveStream {
+    _tx: Option<Sender<crate::pb::v3electionpb::LeaderRequest>>,
+    inner: BoxStream<'static, Result<crate::pb::v3electionpb::LeaderResponse>>,
+}
+
+impl ObserveStream {
+    /// The next leader (or leader value); `None` when the stream ended.
+    pub async fn message(&mut self) -> Result<Option<crate::pb::v3electionpb::LeaderResponse>> {
+        self.inner.next().await.transpose()
+    }
+}
+
+impl std::fmt::Debug for ObserveStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ObserveStream")
+    }
+}
 
 /// Snapshot chunks, in order.
 pub struct SnapshotStream {
