@@ -80,6 +80,29 @@ impl Client {
         }
     }
 
+    /// Open server stream `M` with its one request: over the fast
+    /// protocol the client's side stays open (closing it ends the stream),
+    /// over gRPC it ends after the request.
+    async fn open_server_stream<M: Streaming>(
+        &self,
+        req: M::Req,
+    ) -> Result<(Option<Sender<M::Req>>, BoxStream<'static, Result<M::Resp>>)> {
+        let (conn, generation) = self.conn().await?;
+        if let Conn::Grpc(c) = conn {
+            return match c.server_stream::<M>(req).await {
+                Ok(s) => Ok((None, s)),
+                Err(e) => {
+                    if e.broken {
+                        self.drop_conn(generation).await;
+                    }
+                    Err(e.error)
+                }
+            };
+        }
+        let (tx, rx) = self.open::<M>(req).await?;
+        Ok((Some(tx), rx))
+    }
+
     /// Watch `key` (see [`WatchOptions`]): the [`Watcher`] adds and
     /// cancels watches on the stream, the [`WatchStream`] yields responses
     /// (the first one is the `created` confirmation).
@@ -200,20 +223,18 @@ impl Client {
     /// Dropping the stream ends it.
     pub async fn observe(&self, name: impl Into<Vec<u8>>) -> Result<ObserveStream> {
         let (tx, rx) = self
-            .open::<m::Observe>(crate::pb::v3electionpb::LeaderRequest { name: name.into() })
+            .open_server_stream::<m::Observe>(crate::pb::v3electionpb::LeaderRequest {
+                name: name.into(),
+            })
             .await?;
-        // gRPC: a server stream's request side ends after its one message.
-        // Fast: closing it would end the stream, so it lives with it.
-        let tx = match tx {
-            Sender::Fast(t) => Some(Sender::Fast(t)),
-            Sender::Grpc(_) => None,
-        };
         Ok(ObserveStream { _tx: tx, inner: rx })
     }
 
     /// Stream a snapshot of the connected member's store.
     pub async fn snapshot(&self) -> Result<SnapshotStream> {
-        let (tx, rx) = self.open::<m::Snapshot>(pb::SnapshotRequest {}).await?;
+        let (tx, rx) = self
+            .open_server_stream::<m::Snapshot>(pb::SnapshotRequest {})
+            .await?;
         Ok(SnapshotStream { _tx: tx, inner: rx })
     }
 }
@@ -326,7 +347,7 @@ impl std::fmt::Debug for ObserveStream {
 
 /// Snapshot chunks, in order.
 pub struct SnapshotStream {
-    _tx: Sender<pb::SnapshotRequest>,
+    _tx: Option<Sender<pb::SnapshotRequest>>,
     inner: BoxStream<'static, Result<pb::SnapshotResponse>>,
 }
 
