@@ -7,8 +7,7 @@
 //! What exists now: [`pb`], the etcd v3 gRPC API (packages `etcdserverpb`,
 //! `mvccpb`, `authpb`, `v3lockpb`, `v3electionpb`) generated from our own
 //! `.proto` files in `net/proto/`, with tonic clients and server traits.
-//! The clients already talk to a real etcd (`tests/etcd_wire.rs`); none of
-//! the services is implemented on our side yet.
+//! The clients talk to a real etcd too (`tests/etcd_wire.rs`).
 //!
 //! [`KvShim`] serves etcd's KV service over any [`KvService`] (the node
 //! implements it; a store-backed test double drives it in

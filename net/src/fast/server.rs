@@ -49,12 +49,15 @@ pub struct FastServer<S> {
     lease: Arc<LeaseShim<S>>,
     cluster: Arc<ClusterShim<S>>,
     /// The v3lock and v3election services, when served.
-    concurrency: Option<(Arc<LockShim<S>>, Arc<ElectionShim<S>>)>,
+    concurrency: Option<Concurrency<S>>,
     max_frame: usize,
     /// `ferrocd_fast_requests_total{code, method}`: what gRPC's
     /// `grpc_server_handled_total` counts, for the binary protocol.
     handled: Option<prometheus::IntCounterVec>,
 }
+
+/// The lock and election service objects.
+type Concurrency<S> = (Arc<LockShim<S>>, Arc<ElectionShim<S>>);
 
 /// What one connection's reader keeps.
 struct ConnState {
