@@ -307,6 +307,25 @@ async fn errors_and_leases(c: &Client, name: &str) {
     );
     c.lease_revoke(kv.lease).await.unwrap();
 
+    // etcd 3.5.1's quirk: Proclaim with lease 0 and rev 0 on a missing
+    // key creates it, on a fresh 60 s lease.
+    let q = format!("{name}-q/1");
+    c.proclaim(
+        el::LeaderKey {
+            name: name.as_bytes().to_vec(),
+            key: q.clone().into_bytes(),
+            rev: 0,
+            lease: 0,
+        },
+        "v",
+    )
+    .await
+    .unwrap();
+    let kv = c.get(q, None).await.unwrap().kvs.remove(0);
+    let ttl = c.lease_time_to_live(kv.lease, false).await.unwrap();
+    assert_eq!((kv.value, ttl.granted_ttl), (b"v".to_vec(), 60));
+    c.lease_revoke(kv.lease).await.unwrap();
+
     // A waiter that goes away withdraws its key (Lock and Campaign).
     let holder = c.lease_grant(30, 0).await.unwrap().id;
     let waiter = c.lease_grant(30, 0).await.unwrap().id;
@@ -444,6 +463,47 @@ fn gateway_lock_and_election_as_etcd() {
     assert_eq!(st, 200, "{r}");
     let key = r["key"].as_str().unwrap().to_string();
     assert_eq!(key, b64(format!("gw/{lid:x}").as_bytes()));
+    // A waiter whose HTTP client goes away withdraws its key.
+    let (_, r) = post(&server, "/v3/lease/grant", r#"{"TTL":30}"#);
+    let gone: i64 = r["ID"].as_str().unwrap().parse().unwrap();
+    let waiter_key = b64(format!("gw/{gone:x}").as_bytes());
+    {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", server.client_port())).unwrap();
+        let body = format!(r#"{{"name":"{}","lease":{gone}}}"#, b64(b"gw"));
+        write!(
+            s,
+            "POST /v3/lock/lock HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let deadline = Instant::now() + STEP;
+        loop {
+            let (_, r) = post(
+                &server,
+                "/v3/kv/range",
+                &format!(r#"{{"key":"{waiter_key}"}}"#),
+            );
+            if r["count"].as_str() == Some("1") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "waiter key never appeared");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let deadline = Instant::now() + STEP;
+    loop {
+        let (_, r) = post(
+            &server,
+            "/v3/kv/range",
+            &format!(r#"{{"key":"{waiter_key}"}}"#),
+        );
+        if r.get("count").is_none() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "gone waiter's key left: {r}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
     // A second locker blocks until the unlock.
     let port = server.client_port();
     let second = std::thread::spawn(move || {
