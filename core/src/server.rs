@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use ferrocd_net::{
-    AuthShim, ClusterShim, Gateway, KvShim, LeaseShim, Metrics, Versions, WatchShim, client_router,
-    serve_client_with_fast,
+    AuthShim, ClusterShim, ElectionShim, Gateway, KvShim, LeaseShim, LockShim, Metrics, Versions,
+    WatchShim, client_router, serve_client_with_fast,
 };
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
@@ -302,12 +302,16 @@ async fn serve_shard(
         lease_server::LeaseServer, maintenance_server::MaintenanceServer,
         watch_server::WatchServer,
     };
+    use ferrocd_net::pb::v3electionpb::election_server::ElectionServer;
+    use ferrocd_net::pb::v3lockpb::lock_server::LockServer;
     let limit = max_request_bytes + GRPC_OVERHEAD;
     let kv = Arc::new(KvShim::new(node.clone(), max_txn_ops));
     let watch = Arc::new(WatchShim::new(node.clone(), max_request_bytes));
     let lease = Arc::new(LeaseShim::new(node.clone()));
     let cluster = Arc::new(ClusterShim::new(node.clone()));
     let auth = Arc::new(AuthShim::new(node.clone()));
+    let lock = Arc::new(LockShim::new(node.clone()));
+    let election = Arc::new(ElectionShim::new(node.clone()));
     // The binary protocol on the same port, over the same service objects
     // (connections that open with its magic; see `ferrocd_net::fast`).
     let fast_server = Arc::new(
@@ -319,6 +323,7 @@ async fn serve_shard(
             auth.clone(),
             limit,
         )
+        .with_concurrency(lock.clone(), election.clone())
         .with_metrics(&metrics),
     );
     let fast: ferrocd_net::FastHandler = Arc::new(move |conn| {
@@ -348,6 +353,8 @@ async fn serve_shard(
         .add_service(MaintenanceServer::from_arc(cluster.clone()))
         .add_service(ClusterServer::from_arc(cluster.clone()))
         .add_service(AuthServer::from_arc(auth.clone()).max_decoding_message_size(limit))
+        .add_service(LockServer::from_arc(lock.clone()).max_decoding_message_size(limit))
+        .add_service(ElectionServer::from_arc(election.clone()).max_decoding_message_size(limit))
         .add_service(health.clone());
         let health_node = node.clone();
         let gateway = Gateway::new(
@@ -363,7 +370,9 @@ async fn serve_shard(
         .lease(lease.clone())
         .maintenance(cluster.clone())
         .cluster(cluster.clone())
-        .auth(auth.clone());
+        .auth(auth.clone())
+        .lock(lock.clone())
+        .election(election.clone());
         let router = client_router(grpc.routes(), gateway);
         let mut stop = stop.clone();
         let metrics = metrics.clone();

@@ -7,8 +7,7 @@
 //! What exists now: [`pb`], the etcd v3 gRPC API (packages `etcdserverpb`,
 //! `mvccpb`, `authpb`, `v3lockpb`, `v3electionpb`) generated from our own
 //! `.proto` files in `net/proto/`, with tonic clients and server traits.
-//! The clients already talk to a real etcd (`tests/etcd_wire.rs`); none of
-//! the services is implemented on our side yet.
+//! The clients talk to a real etcd too (`tests/etcd_wire.rs`).
 //!
 //! [`KvShim`] serves etcd's KV service over any [`KvService`] (the node
 //! implements it; a store-backed test double drives it in
@@ -22,6 +21,10 @@
 //! exact messages, in one table (`status`), and the mapping from store
 //! errors.
 //!
+//! [`LockShim`] and [`ElectionShim`] serve etcd's v3lock and v3election
+//! services over any [`ConcurrencyService`] (KV + Watch + Lease), with the
+//! recipes of etcd's `concurrency` package run on the server.
+//!
 //! [`Gateway`]: etcd's HTTP/JSON gateway (`/v3/kv/range`, `/v3/watch`, …,
 //! `/health`, `/version`, `/metrics`) over the same service impls;
 //! [`client_router`] and [`serve_client`] put it and the gRPC services on
@@ -29,11 +32,14 @@
 
 mod auth;
 pub mod client;
+mod concurrency;
 pub mod convert;
+mod election;
 pub mod fast;
 mod gateway;
 mod kv;
 mod lease;
+mod lock;
 mod maintenance;
 mod metrics;
 pub mod pb;
@@ -45,12 +51,15 @@ pub use auth::{
     AuthInfo, AuthReply, AuthRequest, AuthService, AuthShim, Authorizer, ClientIdentity,
     Credentials,
 };
+pub use concurrency::ConcurrencyService;
+pub use election::{ElectionShim, ObserveStream};
 pub use gateway::{
     FastHandler, Gateway, HealthCheck, Versions, client_router, serve_client,
     serve_client_with_fast,
 };
 pub use kv::{KvService, KvShim, ServerInfo};
 pub use lease::{LeaseService, LeaseShim, LeaseTtl};
+pub use lock::LockShim;
 pub use maintenance::{ClusterService, ClusterShim, MemberChange, MemberInfo, NodeStatus};
 pub use metrics::{
     CallKind, GrpcMetrics, GrpcMetricsLayer, METHODS, Metrics, MetricsBody, MetricsFuture,

@@ -64,8 +64,9 @@ fn first_created(pfx: &[u8]) -> GetOptions {
 }
 
 /// Create our key under `pfx` (or find it) and wait until it is the
-/// oldest: the key-value we own.
-async fn acquire(c: &Client, pfx: &[u8], lease: i64, value: &[u8]) -> R<mvccpb::KeyValue> {
+/// oldest: the key-value we own, and the revision it was ours at (the
+/// header etcdctl reports as `ETCD_LOCK_REV`).
+async fn acquire(c: &Client, pfx: &[u8], lease: i64, value: &[u8]) -> R<(mvccpb::KeyValue, i64)> {
     let mut key = pfx.to_vec();
     key.extend_from_slice(format!("{lease:x}").as_bytes());
     let t = Txn::new()
@@ -102,6 +103,7 @@ async fn acquire(c: &Client, pfx: &[u8], lease: i64, value: &[u8]) -> R<mvccpb::
         ..Default::default()
     };
     // Wait for every older key to go.
+    let mut waited = false;
     loop {
         let older = c
             .get(
@@ -116,8 +118,10 @@ async fn acquire(c: &Client, pfx: &[u8], lease: i64, value: &[u8]) -> R<mvccpb::
             )
             .await?;
         let Some(last) = older.kvs.first() else {
-            return Ok(mine);
+            let at = if waited { header_rev(&older) } else { rev };
+            return Ok((mine, at));
         };
+        waited = true;
         let from = older
             .header
             .as_ref()
@@ -147,6 +151,10 @@ async fn acquire(c: &Client, pfx: &[u8], lease: i64, value: &[u8]) -> R<mvccpb::
             }
         }
     }
+}
+
+fn header_rev(r: &ferrocd_net::pb::etcdserverpb::RangeResponse) -> i64 {
+    r.header.as_ref().map(|h| h.revision).unwrap_or_default()
 }
 
 async fn release(c: &Client, s: &Session, key: &[u8]) {
@@ -184,7 +192,7 @@ pub async fn lock(ctx: &Ctx, a: LockArgs) -> R {
     let c = ctx.client().await?;
     let s = session(&c, a.ttl).await?;
     let pfx = format!("{name}/").into_bytes();
-    let kv = acquire(&c, &pfx, s.lease, b"").await?;
+    let (kv, rev) = acquire(&c, &pfx, s.lease, b"").await?;
     if cmd.is_empty() {
         out(&format!(
             "{}\n{}\n",
@@ -195,8 +203,14 @@ pub async fn lock(ctx: &Ctx, a: LockArgs) -> R {
         release(&c, &s, &kv.key).await;
         return Ok(());
     }
+    // As etcdctl: the command learns the lock's key and revision.
+    let key_env = String::from_utf8_lossy(&kv.key).into_owned();
     let status = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(&cmd[0]).args(&cmd[1..]).status()
+        std::process::Command::new(&cmd[0])
+            .args(&cmd[1..])
+            .env("ETCD_LOCK_KEY", key_env)
+            .env("ETCD_LOCK_REV", rev.to_string())
+            .status()
     })
     .await
     .map_err(|e| Fail::err(e.to_string()))?;
@@ -224,7 +238,7 @@ pub async fn elect(ctx: &Ctx, a: ElectArgs) -> R {
         return Err(Fail::args("no proposal argument but -l not set"));
     };
     let s = session(&c, a.ttl).await?;
-    let kv = acquire(&c, &pfx, s.lease, proposal.as_bytes()).await?;
+    let (kv, _) = acquire(&c, &pfx, s.lease, proposal.as_bytes()).await?;
     out(&format!(
         "{}\n{}\n",
         print::raw(&kv.key, ctx.g.hex),

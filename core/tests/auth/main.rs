@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use ferrocd_net::pb::authpb;
 use ferrocd_net::pb::etcdserverpb as pb;
+use ferrocd_net::pb::v3electionpb::{self, election_client::ElectionClient};
+use ferrocd_net::pb::v3lockpb::{self, lock_client::LockClient};
 use pb::auth_client::AuthClient;
 use pb::cluster_client::ClusterClient;
 use pb::kv_client::KvClient;
@@ -101,6 +103,16 @@ fn expected(call: Call, rule: Rule, who: Who) -> Result<(), String> {
             "canceled: rpc error: code = PermissionDenied desc = etcdserver: permission denied"
                 .to_string()
         }
+        // The concurrency services call the KV as the caller, through an
+        // in-process client: its errors reach the client as Unknown.
+        Call::LockInside | Call::LockOutside | Call::ElectionLeaderInside => format!(
+            "Unknown: {}",
+            match d {
+                Deny::UserEmpty => "etcdserver: user name is empty",
+                Deny::BadToken => "etcdserver: invalid auth token",
+                Deny::Denied => "etcdserver: permission denied",
+            }
+        ),
         Call::HashKv => match d {
             Deny::UserEmpty => "Unknown: auth: user name is empty",
             Deny::BadToken => "Unknown: auth: invalid auth token",
@@ -292,6 +304,9 @@ enum Call {
     RoleList,
     RoleGetReader,
     RoleAdd,
+    LockInside,
+    LockOutside,
+    ElectionLeaderInside,
 }
 
 const CALLS: &[(Call, Rule)] = &[
@@ -323,6 +338,9 @@ const CALLS: &[(Call, Rule)] = &[
     (Call::RoleList, Rule::Admin),
     (Call::RoleGetReader, Rule::ReaderSelf),
     (Call::RoleAdd, Rule::Admin),
+    (Call::LockInside, Rule::Write),
+    (Call::LockOutside, Rule::Admin),
+    (Call::ElectionLeaderInside, Rule::Read),
 ];
 
 fn key_range(key: &str, end: &str) -> pb::RangeRequest {
@@ -568,6 +586,44 @@ async fn run(env: &Env, call: Call, who: Who) -> Result<(), String> {
                 ))
                 .await,
         ),
+        Call::LockInside | Call::LockOutside => {
+            let name = if call == Call::LockInside {
+                "/k/lk"
+            } else {
+                "/x/lk"
+            };
+            let id = lease_with_key(env, &format!("lk-{tag}")).await;
+            let r = LockClient::new(ch.clone())
+                .lock(req(
+                    v3lockpb::LockRequest {
+                        name: name.into(),
+                        lease: id,
+                    },
+                    t,
+                ))
+                .await;
+            // Let the next caller have it.
+            let _ = LeaseClient::new(ch)
+                .lease_revoke(req(pb::LeaseRevokeRequest { id }, env.root()))
+                .await;
+            outcome(r)
+        }
+        // The leader of an election nobody runs: permitted callers hear
+        // "no leader", the others their auth error.
+        Call::ElectionLeaderInside => {
+            let r = ElectionClient::new(ch)
+                .leader(req(
+                    v3electionpb::LeaderRequest {
+                        name: b"/k/el".to_vec(),
+                    },
+                    t,
+                ))
+                .await;
+            match outcome(r) {
+                Err(e) if e == "Unknown: election: no leader" => Ok(()),
+                other => other,
+            }
+        }
         Call::RoleAdd => outcome(
             AuthClient::new(ch)
                 .role_add(req(

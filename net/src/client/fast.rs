@@ -207,7 +207,14 @@ impl Conn {
                 .remove(&id);
             return Err(self.lost());
         }
+        // Dropped before the answer (the caller gave up, e.g. a timeout
+        // around a Lock that waits): tell the server, which cancels it.
+        let pending = Unanswered {
+            conn: self,
+            id: Some(id),
+        };
         let reply = rx.await.unwrap_or_else(|_| Err(self.lost().error));
+        pending.answered();
         decode_reply::<M::Resp>(M::KIND, reply).map_err(|(error, broken)| CallError {
             error,
             sent: true,
@@ -245,6 +252,33 @@ impl Conn {
             },
             rx,
         ))
+    }
+}
+
+/// A unary call in flight; dropped unanswered, it sends [`KIND_CLOSE`]
+/// with the call's id (the server cancels the call if it still runs).
+struct Unanswered<'a> {
+    conn: &'a Conn,
+    id: Option<u64>,
+}
+
+impl Unanswered<'_> {
+    fn answered(mut self) {
+        self.id = None;
+    }
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.conn
+                .shared
+                .pending
+                .lock()
+                .expect("pending lock")
+                .remove(&id);
+            self.conn.send(KIND_CLOSE, id, &[]);
+        }
     }
 }
 

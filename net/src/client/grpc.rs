@@ -111,6 +111,24 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// Call a server-streaming method: one request message, then the
+    /// request side ends (a tonic server reads a server stream's request
+    /// to its end before calling the method, so it must end).
+    pub(crate) async fn server_stream<M: Streaming>(
+        &self,
+        req: M::Req,
+    ) -> Result<futures_util::stream::BoxStream<'static, Result<M::Resp, Error>>, CallError> {
+        let mut g = self.ready().await?;
+        let codec = tonic_prost::ProstCodec::<M::Req, M::Resp>::default();
+        let resp = g
+            .server_streaming(self.request(req), PathAndQuery::from_static(M::PATH), codec)
+            .await
+            .map_err(status_error)?;
+        Ok(resp.into_inner().map(|r| r.map_err(Error::from)).boxed())
+    }
+}
+
 fn status_error(s: tonic::Status) -> CallError {
     // A status tonic made up because the connection failed (not one the
     // server sent) carries a transport source.

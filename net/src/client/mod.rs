@@ -57,8 +57,8 @@ pub use options::{
     WatchOptions, prefix_end,
 };
 pub use streams::{
-    KeepAliveHandle, LeaseKeepAliveStream, LeaseKeeper, ResumingWatch, SnapshotStream, WatchStream,
-    Watcher,
+    KeepAliveHandle, LeaseKeepAliveStream, LeaseKeeper, ObserveStream, ResumingWatch,
+    SnapshotStream, WatchStream, Watcher,
 };
 
 use crate::fast::methods::{self as m, Unary};
@@ -563,4 +563,87 @@ impl Client {
     pub async fn defragment(&self) -> Result<pb::DefragmentResponse> {
         self.call::<m::Defragment>(pb::DefragmentRequest {}).await
     }
+
+    // ----- Lock and election (server-side recipes) -----
+
+    /// Acquire lock `name` with `lease` (0: the server grants a 60 s lease
+    /// nobody keeps alive); waits while others hold it. Dropping the
+    /// future withdraws the request (the server deletes the waiter's key).
+    /// The answer's `key` is what [`Client::unlock`] takes.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: ferrocd_net::client::Client) -> Result<(), ferrocd_net::client::Error> {
+    /// let lease = client.lease_grant(10, 0).await?.id;
+    /// let held = client.lock("jobs", lease).await?;
+    /// // ... critical section ...
+    /// client.unlock(held.key).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn lock(
+        &self,
+        name: impl Into<Vec<u8>>,
+        lease: i64,
+    ) -> Result<crate::pb::v3lockpb::LockResponse> {
+        self.call::<m::Lock>(crate::pb::v3lockpb::LockRequest {
+            name: name.into(),
+            lease,
+        })
+        .await
+    }
+
+    /// Release a lock: delete the key [`Client::lock`] returned.
+    pub async fn unlock(
+        &self,
+        key: impl Into<Vec<u8>>,
+    ) -> Result<crate::pb::v3lockpb::UnlockResponse> {
+        self.call::<m::Unlock>(crate::pb::v3lockpb::UnlockRequest { key: key.into() })
+            .await
+    }
+
+    /// Campaign in election `name` with `lease` and `value`; resolves once
+    /// leader. Dropping the future withdraws the candidacy.
+    pub async fn campaign(
+        &self,
+        name: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+        lease: i64,
+    ) -> Result<el::CampaignResponse> {
+        self.call::<m::Campaign>(el::CampaignRequest {
+            name: name.into(),
+            lease,
+            value: value.into(),
+        })
+        .await
+    }
+
+    /// As leader, set the election's value (`election: not leader` if no
+    /// longer).
+    pub async fn proclaim(
+        &self,
+        leader: el::LeaderKey,
+        value: impl Into<Vec<u8>>,
+    ) -> Result<el::ProclaimResponse> {
+        self.call::<m::Proclaim>(el::ProclaimRequest {
+            leader: Some(leader),
+            value: value.into(),
+        })
+        .await
+    }
+
+    /// The election's leader (`election: no leader` if none).
+    pub async fn leader(&self, name: impl Into<Vec<u8>>) -> Result<el::LeaderResponse> {
+        self.call::<m::Leader>(el::LeaderRequest { name: name.into() })
+            .await
+    }
+
+    /// Give up leadership (no error if no longer leader).
+    pub async fn resign(&self, leader: el::LeaderKey) -> Result<el::ResignResponse> {
+        self.call::<m::Resign>(el::ResignRequest {
+            leader: Some(leader),
+        })
+        .await
+    }
 }
+
+use crate::pb::v3electionpb as el;

@@ -80,6 +80,29 @@ impl Client {
         }
     }
 
+    /// Open server stream `M` with its one request: over the fast
+    /// protocol the client's side stays open (closing it ends the stream),
+    /// over gRPC it ends after the request.
+    async fn open_server_stream<M: Streaming>(
+        &self,
+        req: M::Req,
+    ) -> Result<(Option<Sender<M::Req>>, BoxStream<'static, Result<M::Resp>>)> {
+        let (conn, generation) = self.conn().await?;
+        if let Conn::Grpc(c) = conn {
+            return match c.server_stream::<M>(req).await {
+                Ok(s) => Ok((None, s)),
+                Err(e) => {
+                    if e.broken {
+                        self.drop_conn(generation).await;
+                    }
+                    Err(e.error)
+                }
+            };
+        }
+        let (tx, rx) = self.open::<M>(req).await?;
+        Ok((Some(tx), rx))
+    }
+
     /// Watch `key` (see [`WatchOptions`]): the [`Watcher`] adds and
     /// cancels watches on the stream, the [`WatchStream`] yields responses
     /// (the first one is the `created` confirmation).
@@ -195,9 +218,23 @@ impl Client {
         Ok(KeepAliveHandle { ttl: ttl_rx, task })
     }
 
+    /// Observe election `name`: the leader now (or the first one, when
+    /// there is none yet), then every change of leader or of its value.
+    /// Dropping the stream ends it.
+    pub async fn observe(&self, name: impl Into<Vec<u8>>) -> Result<ObserveStream> {
+        let (tx, rx) = self
+            .open_server_stream::<m::Observe>(crate::pb::v3electionpb::LeaderRequest {
+                name: name.into(),
+            })
+            .await?;
+        Ok(ObserveStream { _tx: tx, inner: rx })
+    }
+
     /// Stream a snapshot of the connected member's store.
     pub async fn snapshot(&self) -> Result<SnapshotStream> {
-        let (tx, rx) = self.open::<m::Snapshot>(pb::SnapshotRequest {}).await?;
+        let (tx, rx) = self
+            .open_server_stream::<m::Snapshot>(pb::SnapshotRequest {})
+            .await?;
         Ok(SnapshotStream { _tx: tx, inner: rx })
     }
 }
@@ -289,9 +326,28 @@ reply_stream!(
     "Keep-alive answers."
 );
 
+/// Leaders of an election, as [`Client::observe`] reports them.
+pub struct ObserveStream {
+    _tx: Option<Sender<crate::pb::v3electionpb::LeaderRequest>>,
+    inner: BoxStream<'static, Result<crate::pb::v3electionpb::LeaderResponse>>,
+}
+
+impl ObserveStream {
+    /// The next leader (or leader value); `None` when the stream ended.
+    pub async fn message(&mut self) -> Result<Option<crate::pb::v3electionpb::LeaderResponse>> {
+        self.inner.next().await.transpose()
+    }
+}
+
+impl std::fmt::Debug for ObserveStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ObserveStream")
+    }
+}
+
 /// Snapshot chunks, in order.
 pub struct SnapshotStream {
-    _tx: Sender<pb::SnapshotRequest>,
+    _tx: Option<Sender<pb::SnapshotRequest>>,
     inner: BoxStream<'static, Result<pb::SnapshotResponse>>,
 }
 

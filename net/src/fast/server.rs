@@ -28,10 +28,12 @@ use crate::pb::etcdserverpb::cluster_server::Cluster;
 use crate::pb::etcdserverpb::kv_server::Kv;
 use crate::pb::etcdserverpb::lease_server::Lease;
 use crate::pb::etcdserverpb::maintenance_server::Maintenance;
+use crate::pb::v3electionpb::election_server::Election;
+use crate::pb::v3lockpb::lock_server::Lock;
 use crate::peer::frame::{DecodeError, Frame};
 use crate::{
-    AuthService, AuthShim, ClusterService, ClusterShim, KvService, KvShim, LeaseService, LeaseShim,
-    WatchService, WatchShim,
+    AuthService, AuthShim, ClusterService, ClusterShim, ElectionShim, KvService, KvShim,
+    LeaseService, LeaseShim, LockShim, WatchService, WatchShim,
 };
 
 /// How long a new connection may take to send its preamble.
@@ -49,11 +51,16 @@ pub struct FastServer<S> {
     lease: Arc<LeaseShim<S>>,
     cluster: Arc<ClusterShim<S>>,
     auth: Arc<AuthShim<S>>,
+    /// The v3lock and v3election services, when served.
+    concurrency: Option<Concurrency<S>>,
     max_frame: usize,
     /// `ferrocd_fast_requests_total{code, method}`: what gRPC's
     /// `grpc_server_handled_total` counts, for the binary protocol.
     handled: Option<prometheus::IntCounterVec>,
 }
+
+/// The lock and election service objects.
+type Concurrency<S> = (Arc<LockShim<S>>, Arc<ElectionShim<S>>);
 
 /// What one connection's reader keeps.
 struct ConnState {
@@ -65,7 +72,15 @@ struct ConnState {
     out: mpsc::Sender<Vec<u8>>,
     /// Streams are require-leader streams.
     require_leader: bool,
+    /// Calls that may wait for long (Lock, Campaign), by id: a
+    /// [`KIND_CLOSE`] with their id, or the connection's end, cancels them
+    /// (their services then withdraw the waiter's key), as a gRPC cancel
+    /// does.
+    waiting: Waiting,
 }
+
+/// See [`ConnState::waiting`].
+type Waiting = Arc<std::sync::Mutex<HashMap<u64, tokio::task::AbortHandle>>>;
 
 /// A client-to-server stream in progress.
 enum Inbound {
@@ -93,9 +108,21 @@ where
             lease,
             cluster,
             auth,
+            concurrency: None,
             max_frame,
             handled: None,
         }
+    }
+
+    /// Serve the v3lock and v3election methods too (without them they
+    /// answer `Unimplemented`).
+    pub fn with_concurrency(
+        mut self,
+        lock: Arc<LockShim<S>>,
+        election: Arc<ElectionShim<S>>,
+    ) -> Self {
+        self.concurrency = Some((lock, election));
+        self
     }
 
     /// Count every unary request by method and answer code in `metrics`
@@ -146,6 +173,7 @@ where
             token: None,
             out: out.clone(),
             require_leader,
+            waiting: Waiting::default(),
         };
         let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
         let mut start = 0usize;
@@ -198,6 +226,10 @@ where
                 Ok(_) => {}
             }
         }
+        // The client is gone: so are its waiting calls.
+        for (_, task) in conn.waiting.lock().expect("waiting lock").drain() {
+            task.abort();
+        }
         drop(conn);
         drop(out);
         let _ = writer.await;
@@ -216,10 +248,20 @@ where
             token,
             out,
             require_leader,
+            waiting,
         } = conn;
         let require_leader = *require_leader;
         if kind == KIND_CLOSE {
             streams.remove(&id);
+            let task = waiting.lock().expect("waiting lock").remove(&id);
+            if let Some(task) = task {
+                task.abort();
+                // Ends an Observe stream on the client's side too (a
+                // cancelled unary call's id is unknown there by now).
+                let mut end = Vec::with_capacity(13);
+                super::put_frame(&mut end, KIND_END, id, &[]);
+                let _ = out.send(end).await;
+            }
             return Ok(());
         }
         if kind == super::KIND_TOKEN {
@@ -267,7 +309,7 @@ where
                         let me = self.clone();
                         return self.unary::<m::$method, _, _>(id, payload, out, tok, move |r| async move {
                             me.$svc.$call(r).await
-                        });
+                        }).map(drop);
                     })*
                     _ => {}
                 }
@@ -312,6 +354,59 @@ where
             RoleDelete => auth.role_delete,
             RoleGrantPermission => auth.role_grant_permission,
             RoleRevokePermission => auth.role_revoke_permission,
+        }
+        if let Some((lock, election)) = &self.concurrency {
+            // Lock and election: unary calls, the waiting ones cancellable.
+            macro_rules! conc {
+                ($($method:ident => $svc:ident . $call:ident, $waits:literal;)*) => {
+                    match kind {
+                        $(m::$method::KIND => {
+                            let svc = $svc.clone();
+                            if !$waits {
+                                return self.unary::<m::$method, _, _>(id, payload, out, tok, move |r| async move {
+                                    svc.$call(r).await
+                                }).map(drop);
+                            }
+                            let done = waiting.clone();
+                            let mut w = waiting.lock().expect("waiting lock");
+                            let task = self.unary::<m::$method, _, _>(id, payload, out, tok, move |r| async move {
+                                let res = svc.$call(r).await;
+                                done.lock().expect("waiting lock").remove(&id);
+                                res
+                            })?;
+                            w.insert(id, task);
+                            return Ok(());
+                        })*
+                        _ => {}
+                    }
+                };
+            }
+            conc! {
+                Lock => lock.lock, true;
+                Unlock => lock.unlock, false;
+                Campaign => election.campaign, true;
+                Proclaim => election.proclaim, false;
+                Leader => election.leader, false;
+                Resign => election.resign, false;
+            }
+            if kind == m::Observe::KIND {
+                let req = request(
+                    decode::<crate::pb::v3electionpb::LeaderRequest>(kind, kind, payload)?,
+                    tok,
+                );
+                let replies = Ok(election.observe_stream(req));
+                // A server stream that lasts until the client closes it
+                // (or the connection ends): cancellable like a waiting call.
+                let done = waiting.clone();
+                let out = out.clone();
+                let mut w = waiting.lock().expect("waiting lock");
+                let task = tokio::spawn(async move {
+                    forward(id, kind, out, replies).await;
+                    done.lock().expect("waiting lock").remove(&id);
+                });
+                w.insert(id, task.abort_handle());
+                return Ok(());
+            }
         }
         let me = self.clone();
         match kind {
@@ -378,7 +473,7 @@ where
         out: &mpsc::Sender<Vec<u8>>,
         token: Option<Token>,
         call: F,
-    ) -> Result<(), String>
+    ) -> Result<tokio::task::AbortHandle, String>
     where
         M: Unary,
         F: FnOnce(Request<M::Req>) -> Fut + Send + 'static,
@@ -387,7 +482,7 @@ where
         let out = out.clone();
         let req = codec::decode::<M::Req>(payload).map_err(|e| e.to_string())?;
         let handled = self.handled.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let (frame, code) = match call(request(req, token)).await {
                 Ok(resp) => (
                     answer(M::KIND | KIND_OK, id, &resp.into_inner()),
@@ -404,7 +499,7 @@ where
             }
             let _ = out.send(frame).await;
         });
-        Ok(())
+        Ok(task.abort_handle())
     }
 }
 

@@ -43,6 +43,8 @@ use crate::pb::etcdserverpb::kv_server::Kv;
 use crate::pb::etcdserverpb::lease_server::Lease;
 use crate::pb::etcdserverpb::maintenance_server::Maintenance;
 use crate::pb::etcdserverpb::watch_server::Watch;
+use crate::pb::v3electionpb::election_server::Election;
+use crate::pb::v3lockpb::lock_server::Lock;
 
 pub use port::{FastHandler, client_router, serve_client, serve_client_with_fast};
 
@@ -371,6 +373,75 @@ impl Gateway {
             "/auth/role/delete" => "RoleDelete" role_delete,
             "/auth/role/grant" => "RoleGrantPermission" role_grant_permission,
             "/auth/role/revoke" => "RoleRevokePermission" role_revoke_permission,
+        )
+    }
+
+    /// `/v3/lock/{lock,unlock}`. A lock request waits as long as the lock
+    /// is held elsewhere; a client that goes away while waiting withdraws
+    /// it (the request's future is dropped, as a gRPC cancel does).
+    #[must_use]
+    pub fn lock<L: Lock>(self, lock: Arc<L>) -> Self {
+        let (a, b) = (lock.clone(), lock);
+        self.unary(&["/lock/lock"], "/v3lockpb.Lock/Lock", move |r| {
+            let s = a.clone();
+            async move { s.lock(r).await }
+        })
+        .unary(&["/lock/unlock"], "/v3lockpb.Lock/Unlock", move |r| {
+            let s = b.clone();
+            async move { s.unlock(r).await }
+        })
+    }
+
+    /// `/v3/election/{campaign,proclaim,leader,resign}` and the
+    /// `/v3/election/observe` stream (`{"result":...}` lines).
+    #[must_use]
+    pub fn election<E: Election>(self, election: Arc<E>) -> Self {
+        let (a, b, c, d, e) = (
+            election.clone(),
+            election.clone(),
+            election.clone(),
+            election.clone(),
+            election,
+        );
+        self.unary(
+            &["/election/campaign"],
+            "/v3electionpb.Election/Campaign",
+            move |r| {
+                let s = a.clone();
+                async move { s.campaign(r).await }
+            },
+        )
+        .unary(
+            &["/election/proclaim"],
+            "/v3electionpb.Election/Proclaim",
+            move |r| {
+                let s = b.clone();
+                async move { s.proclaim(r).await }
+            },
+        )
+        .unary(
+            &["/election/leader"],
+            "/v3electionpb.Election/Leader",
+            move |r| {
+                let s = c.clone();
+                async move { s.leader(r).await }
+            },
+        )
+        .unary(
+            &["/election/resign"],
+            "/v3electionpb.Election/Resign",
+            move |r| {
+                let s = d.clone();
+                async move { s.resign(r).await }
+            },
+        )
+        .server_streaming(
+            &["/election/observe"],
+            "/v3electionpb.Election/Observe",
+            move |r| {
+                let s = e.clone();
+                async move { s.observe(r).await }
+            },
         )
     }
 
