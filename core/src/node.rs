@@ -37,6 +37,7 @@ use crate::raft::{
     KIND_MEMBERS, KIND_PUBLISH, KIND_READ_INDEX, LogStore, Member, Op, PeerNetwork, Raft, SmShared,
     StateMachine,
 };
+use crate::raft::{ALARM_NOSPACE, DbSize};
 
 /// The etcd server version whose API and behaviour ferrocd implements
 /// (reported by Status and `/version`).
@@ -252,8 +253,9 @@ pub struct Node {
     term: AtomicU64,
     leader: AtomicU64,
     stopping: AtomicBool,
-    /// The NOSPACE alarm (see `check_quota`).
-    nospace: AtomicBool,
+    /// Set while this member proposes its NOSPACE alarm (see
+    /// `check_quota`), so concurrent writes past the quota propose it once.
+    raising_nospace: AtomicBool,
     quota: u64,
     stop: Arc<Notify>,
     /// Linearizable reads waiting for a read-index round.
@@ -447,7 +449,7 @@ impl Node {
             term: AtomicU64::new(0),
             leader: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
-            nospace: AtomicBool::new(false),
+            raising_nospace: AtomicBool::new(false),
             quota: cfg.quota_backend_bytes,
             stop: Arc::new(Notify::new()),
             reads: Mutex::new(ReadBatch::new(&metrics)),
@@ -701,7 +703,7 @@ impl Node {
     async fn sample_gauges(self: Arc<Self>) {
         loop {
             let view = self.sm.store.snapshot();
-            self.metrics.set_db_size(view.size_bytes());
+            self.metrics.set_db_size(self.sm.db_size().total);
             self.metrics.set_keys(view.key_count() as u64);
             self.metrics.set_watchers(self.sm.watches.len() as u64);
             drop(view);
@@ -753,25 +755,82 @@ impl Node {
         *self.last_leader_contact.lock().expect("contact lock") = Some(Instant::now());
     }
 
-    /// etcd's backend quota (`quota.go`): a write that would take the
-    /// store past `--quota-backend-bytes` raises the NOSPACE alarm, and
-    /// while it is raised every such write is refused with
-    /// `etcdserver: mvcc: database space exceeded`; reads, deletes and
-    /// compactions still go through. Clear it with `etcdctl alarm disarm`
-    /// after compacting.
-    fn check_quota(&self, cost: usize) -> Result<(), EtcdError> {
-        if self.nospace.load(Ordering::Relaxed) {
-            return Err(EtcdError::NoSpace);
+    /// etcd's backend quota (`quota.go`, `quotaAlarmer`): a write whose
+    /// cost would take the backend (`dbSize`, not the bytes in use: see
+    /// DESIGN.md, "Space") to `--quota-backend-bytes` raises the NOSPACE
+    /// alarm for this member through raft and is refused with
+    /// `etcdserver: mvcc: database space exceeded`. While any NOSPACE
+    /// alarm is raised the apply loop refuses every write that adds data
+    /// on every member (etcd's capped applier); reads, deletes,
+    /// compactions, lease revokes and Defragment still go through. Clear
+    /// it with `etcdctl alarm disarm` after compacting and defragmenting.
+    async fn check_quota(&self, cost: usize) -> Result<(), EtcdError> {
+        let size = self.sm.db_size().total;
+        if size + (cost as u64) < self.quota {
+            return Ok(());
         }
-        if self.sm.store.snapshot().size_bytes() + cost as u64 >= self.quota {
-            if !self.nospace.swap(true, Ordering::Relaxed) {
-                tracing::warn!(
-                    quota = self.quota,
-                    "database space exceeded; NOSPACE alarm raised"
-                );
+        if !self.sm.has_alarm(self.ids.member_id, ALARM_NOSPACE)
+            && !self.raising_nospace.swap(true, Ordering::SeqCst)
+        {
+            tracing::warn!(
+                quota = self.quota,
+                db_size = size,
+                cost,
+                "database space exceeded; raising the NOSPACE alarm"
+            );
+            let r = self
+                .propose(Op::Alarm {
+                    activate: true,
+                    member_id: self.ids.member_id,
+                    alarm: ALARM_NOSPACE,
+                })
+                .await;
+            self.raising_nospace.store(false, Ordering::SeqCst);
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "raising the NOSPACE alarm failed");
             }
-            return Err(EtcdError::NoSpace);
         }
+        Err(EtcdError::NoSpace)
+    }
+
+    /// etcd's Defragment, on this member: finish any pending physical
+    /// compaction, then write a fresh snapshot of the store (only live
+    /// records), which becomes the backend's base: `dbSize` drops to its
+    /// size, older snapshot files beyond `--max-snapshots` are purged and
+    /// openraft purges the log behind it (keeping
+    /// `--snapshot-catchup-entries` for slow followers).
+    async fn defragment_here(&self) -> Result<(), EtcdError> {
+        if self.stopping.load(Ordering::Relaxed) {
+            return Err(EtcdError::Stopped);
+        }
+        let t = Instant::now();
+        let before = self.sm.db_size();
+        let sm = self.sm.clone();
+        tokio::task::spawn_blocking(move || sm.finish_compaction())
+            .await
+            .map_err(raft_err)?;
+        let built = self.sm.snapshots_taken();
+        self.raft.trigger().snapshot().await.map_err(raft_err)?;
+        // A snapshot openraft was already building when we asked may
+        // predate the compaction: wait for one more than we saw if so.
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while self.sm.snapshots_taken() == built {
+            if Instant::now() >= deadline {
+                return Err(EtcdError::Timeout);
+            }
+            if self.stopping.load(Ordering::Relaxed) {
+                return Err(EtcdError::Stopped);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let after = self.sm.db_size();
+        tracing::info!(
+            db_size_before = before.total,
+            db_size_after = after.total,
+            in_use = after.in_use,
+            ms = t.elapsed().as_millis() as u64,
+            "defragmented"
+        );
         Ok(())
     }
 
@@ -1255,11 +1314,11 @@ impl Node {
     }
 }
 
-/// etcd's alarm type number for NOSPACE.
-const ALARM_NOSPACE: i32 = 1;
-/// Bytes a record costs besides its key and value (etcd counts a fixed
-/// overhead per put the same way).
-const RECORD_OVERHEAD: usize = 64;
+/// What etcd's quota charges a put besides its key and value
+/// (`kvOverhead` in etcd 3.5's `quota.go`).
+const RECORD_OVERHEAD: usize = 256;
+/// What etcd's quota charges a lease grant (`leaseOverhead`).
+const LEASE_OVERHEAD: usize = 64;
 
 /// Bytes the puts of a txn (both branches, nested too) would add; 0 when
 /// it has none (such a txn is never refused for space, as in etcd).
@@ -1302,7 +1361,8 @@ impl KvService for Node {
     }
 
     async fn put(&self, req: mvcc::PutRequest) -> Result<mvcc::PutResponse, EtcdError> {
-        self.check_quota(req.key.len() + req.value.len() + RECORD_OVERHEAD)?;
+        self.check_quota(req.key.len() + req.value.len() + RECORD_OVERHEAD)
+            .await?;
         match self.propose(Op::Put(req)).await? {
             Applied::Put(r) => Ok(r),
             a => Err(unexpected("put", a)),
@@ -1322,7 +1382,7 @@ impl KvService for Node {
     async fn txn(&self, req: mvcc::TxnRequest) -> Result<mvcc::TxnResponse, EtcdError> {
         let cost = txn_put_bytes(&req);
         if cost > 0 {
-            self.check_quota(cost)?;
+            self.check_quota(cost).await?;
         }
         match self.propose(Op::Txn(req)).await? {
             Applied::Txn(r) => Ok(r),
@@ -1411,7 +1471,7 @@ impl LeaseService for Node {
             .lock()
             .expect("lessor lock")
             .effective_ttl(ttl);
-        self.check_quota(RECORD_OVERHEAD)?;
+        self.check_quota(LEASE_OVERHEAD).await?;
         let id = if id == 0 { self.new_lease_id() } else { id };
         match self.propose(Op::LeaseGrant { id, ttl }).await? {
             Applied::LeaseGrant { id, ttl } => Ok((id, ttl)),
@@ -1490,11 +1550,24 @@ impl ClusterService for Node {
 
     async fn status(&self) -> Result<NodeStatus, EtcdError> {
         let m = self.raft.metrics().borrow_watched().clone();
-        let db_size = self.sm.store.snapshot().size_bytes() as i64;
+        let DbSize { total, in_use } = self.sm.db_size();
+        // etcd lists every raised alarm as its protobuf text form.
+        let errors = self
+            .sm
+            .alarms(0)
+            .into_iter()
+            .map(|(member, alarm)| {
+                format!(
+                    "memberID:{member} alarm:{} ",
+                    crate::raft::alarm_name(alarm)
+                )
+            })
+            .collect();
         Ok(NodeStatus {
             version: ETCD_VERSION.into(),
-            db_size,
-            db_size_in_use: db_size,
+            db_size: total as i64,
+            db_size_in_use: in_use as i64,
+            errors,
             leader: m.current_leader.unwrap_or(0),
             raft_index: m.last_log_index.unwrap_or(0),
             raft_term: m.current_term,
@@ -1510,30 +1583,32 @@ impl ClusterService for Node {
         member_id: u64,
         alarm: i32,
     ) -> Result<Vec<(u64, i32)>, EtcdError> {
-        let nospace = || vec![(self.ids.member_id, ALARM_NOSPACE)];
-        match (action, alarm) {
-            // GET: the active alarms.
-            (0, _) => Ok(if self.nospace.load(Ordering::Relaxed) {
-                nospace()
-            } else {
-                Vec::new()
-            }),
-            // ACTIVATE NOSPACE on this member: the response lists it.
-            (1, ALARM_NOSPACE) if member_id == self.ids.member_id => {
-                self.nospace.store(true, Ordering::Relaxed);
-                Ok(nospace())
+        match action {
+            // GET: the raised alarms (of type `alarm`, all for NONE), as
+            // of a linearizable read (etcd sends GET through raft).
+            0 => {
+                self.linearize().await?;
+                Ok(self.sm.alarms(alarm))
             }
-            // DEACTIVATE NOSPACE: the response lists what was cleared.
-            (2, ALARM_NOSPACE) if member_id == self.ids.member_id => {
-                Ok(if self.nospace.swap(false, Ordering::Relaxed) {
-                    nospace()
-                } else {
-                    Vec::new()
-                })
+            // ACTIVATE / DEACTIVATE: replicated; the response lists what
+            // was raised or cleared.
+            1 | 2 => {
+                let op = Op::Alarm {
+                    activate: action == 1,
+                    member_id,
+                    alarm,
+                };
+                match self.propose(op).await? {
+                    Applied::Alarm(list) => Ok(list),
+                    a => Err(unexpected("alarm", a)),
+                }
             }
-            (1 | 2, _) => Ok(Vec::new()),
             _ => Err(EtcdError::Unknown(format!("unknown alarm action {action}"))),
         }
+    }
+
+    async fn defragment(&self) -> Result<(), EtcdError> {
+        self.defragment_here().await
     }
 
     async fn hash_kv(&self, revision: i64) -> Result<(u32, i64, i64, i64), EtcdError> {

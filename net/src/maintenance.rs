@@ -1,7 +1,7 @@
-//! The etcd Maintenance and Cluster services: `Maintenance.Status` and
-//! `Cluster.MemberList` over a node. The other methods answer
-//! `Unimplemented` until the issues that build them (maintenance, auth and
-//! cluster membership).
+//! The etcd Maintenance and Cluster services over a node: Status, Alarm,
+//! Defragment, HashKV, MoveLeader and the membership calls. Hash,
+//! Snapshot and Downgrade answer `Unimplemented` until the issues that
+//! build them.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,10 +21,14 @@ use crate::status::EtcdError;
 pub struct NodeStatus {
     /// etcd API version we implement (e.g. "3.5.0").
     pub version: String,
-    /// Bytes the store takes.
+    /// etcd's `dbSize`: bytes the backend takes on disk (see DESIGN.md,
+    /// "Space").
     pub db_size: i64,
-    /// Bytes in use (no free pages in our store: the same as `db_size`).
+    /// etcd's `dbSizeInUse`: bytes of the records held.
     pub db_size_in_use: i64,
+    /// Raised alarms, as etcd's Status lists them
+    /// (`memberID:<id> alarm:NOSPACE `).
+    pub errors: Vec<String>,
     /// Leader member id (0: none).
     pub leader: u64,
     /// Last raft index.
@@ -98,6 +102,9 @@ pub trait ClusterService: Send + Sync + 'static {
         member_id: u64,
         alarm: i32,
     ) -> impl Future<Output = Result<Vec<(u64, i32)>, EtcdError>> + Send;
+    /// etcd's Defragment of this member's backend (see DESIGN.md,
+    /// "Space"); returns once it is done.
+    fn defragment(&self) -> impl Future<Output = Result<(), EtcdError>> + Send;
     /// etcd's HashKV at `revision` (0: current): (hash, compact revision,
     /// hashed revision, header revision).
     fn hash_kv(
@@ -201,7 +208,7 @@ impl<S: ClusterService> pb::maintenance_server::Maintenance for ClusterShim<S> {
             raft_index: s.raft_index,
             raft_term: s.raft_term,
             raft_applied_index: s.raft_applied_index,
-            errors: Vec::new(),
+            errors: s.errors,
             db_size_in_use: s.db_size_in_use,
             is_learner: s.is_learner,
         }))
@@ -211,7 +218,11 @@ impl<S: ClusterService> pb::maintenance_server::Maintenance for ClusterShim<S> {
         &self,
         _req: Request<pb::DefragmentRequest>,
     ) -> Result<Response<pb::DefragmentResponse>, Status> {
-        Err(unimplemented("Maintenance.Defragment"))
+        self.node.defragment().await?;
+        let rev = self.node.status().await.map(|s| s.revision).unwrap_or(0);
+        Ok(Response::new(pb::DefragmentResponse {
+            header: header(&self.node.info(), rev),
+        }))
     }
 
     async fn hash(

@@ -22,7 +22,10 @@ pub use network::{
     KIND_PRE_VOTE, KIND_PUBLISH, KIND_READ_INDEX, KIND_SNAPSHOT, KIND_TRANSFER, KIND_VOTE,
     PeerNetwork, SnapshotChunk,
 };
-pub use state_machine::{Applied, ApplyError, SmShared, SnapshotData, StateMachine};
+pub(crate) use state_machine::alarm_name;
+pub use state_machine::{
+    ALARM_CORRUPT, ALARM_NOSPACE, Applied, ApplyError, DbSize, SmShared, SnapshotData, StateMachine,
+};
 
 openraft::declare_raft_types!(
     /// openraft's types for ferrocd's one raft group: node ids are etcd
@@ -102,6 +105,17 @@ pub enum Op {
         /// Lease id.
         id: i64,
     },
+    /// etcd Alarm ACTIVATE / DEACTIVATE: the alarm list is replicated
+    /// state (etcd keeps it in its backend's `alarm` bucket), so every
+    /// member applies it and a restart keeps it.
+    Alarm {
+        /// Raise (true) or clear (false).
+        activate: bool,
+        /// The member the alarm is about.
+        member_id: u64,
+        /// etcd's `AlarmType` number (NOSPACE 1, CORRUPT 2).
+        alarm: i32,
+    },
 }
 
 impl fmt::Display for Command {
@@ -113,6 +127,7 @@ impl fmt::Display for Command {
             Op::Compact { .. } => "compact",
             Op::LeaseGrant { .. } => "lease_grant",
             Op::LeaseRevoke { .. } => "lease_revoke",
+            Op::Alarm { .. } => "alarm",
         };
         write!(f, "{what}#{}", self.id)
     }
@@ -145,6 +160,11 @@ mod tests {
             Op::Compact { revision: 7 },
             Op::LeaseGrant { id: 9, ttl: 60 },
             Op::LeaseRevoke { id: 9 },
+            Op::Alarm {
+                activate: true,
+                member_id: 3,
+                alarm: 1,
+            },
         ] {
             let c = Command { id: 42, op };
             let back: Command = decode(&encode(&c).unwrap()).unwrap();

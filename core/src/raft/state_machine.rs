@@ -10,10 +10,22 @@
 //!
 //! Snapshots are mvcc snapshots inside the `wal` crate's snapshot files
 //! (`snap/<term>-<index>.snap`); the payload starts with openraft's
-//! snapshot meta (see docs/FORMAT.md, "Raft snapshot payload"). They are
-//! loaded through a memory map: records stay in the mapping.
+//! snapshot meta and the node's own replicated state that does not live
+//! in the store (the alarm list; see docs/FORMAT.md, "Raft snapshot
+//! payload"). They are loaded through a memory map: records stay in the
+//! mapping.
+//!
+//! Alarms (etcd's `alarm` bucket): `Op::Alarm` raises or clears an alarm
+//! on every member; while any NOSPACE alarm is raised, puts, txns with a
+//! put and lease grants are refused at apply (etcd's capped applier), so
+//! every member refuses the same writes.
+//!
+//! Backend size (see DESIGN.md, "Space"): `db_size` is the newest
+//! snapshot file plus the record bytes written since it; `db_size_in_use`
+//! is the live record bytes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -35,6 +47,23 @@ use ferrocd_net::Metrics;
 type Membership = openraft::alias::StoredMembershipOf<TypeConfig>;
 type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
 type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
+
+/// etcd's `AlarmType` NOSPACE.
+pub const ALARM_NOSPACE: i32 = 1;
+/// etcd's `AlarmType` CORRUPT.
+pub const ALARM_CORRUPT: i32 = 2;
+
+/// The backend's size as etcd's Status reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbSize {
+    /// etcd's `dbSize`: the newest snapshot file plus the record bytes
+    /// written since (they sit in the WAL until the next snapshot).
+    /// Compaction does not lower it; a new snapshot (Defragment) does.
+    pub total: u64,
+    /// etcd's `dbSizeInUse`: bytes of the records the store holds (every
+    /// revision not compacted away).
+    pub in_use: u64,
+}
 
 /// A snapshot handed to openraft: a verified file in the snap directory.
 #[derive(Debug, Clone)]
@@ -64,6 +93,9 @@ pub enum Applied {
     },
     /// LeaseRevoke: the header revision.
     LeaseRevoke(i64),
+    /// Alarm: what the response lists (the alarm raised or cleared, or
+    /// nothing when there was nothing to change), as (member, type).
+    Alarm(Vec<(u64, i32)>),
 }
 
 /// A command that the store refused (it changed nothing).
@@ -74,6 +106,38 @@ type Waiter = oneshot::Sender<Result<Applied, ApplyError>>;
 struct AppliedState {
     log_id: Option<LogId>,
     membership: Membership,
+    /// Raised alarms, (member id, alarm type): replicated state.
+    alarms: BTreeSet<(u64, i32)>,
+    /// Bytes of the newest snapshot file (0: none).
+    snapshot_bytes: u64,
+    /// The store's `written_bytes` as of that snapshot.
+    written_at_snapshot: u64,
+}
+
+impl AppliedState {
+    fn nospace(&self) -> bool {
+        self.alarms.iter().any(|&(_, a)| a == ALARM_NOSPACE)
+    }
+}
+
+/// What a snapshot payload starts with besides openraft's meta: state
+/// the node replicates outside the store. Encoded (postcard) right after
+/// the meta, inside the length-prefixed area, so a file written before
+/// it existed (meta only) still loads, with no alarms.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct NodeState {
+    /// Raised alarms, (member id, alarm type), ascending.
+    alarms: Vec<(u64, i32)>,
+}
+
+/// Whether a txn (either branch, nested too) has a put: etcd's capped
+/// applier refuses it while NOSPACE is raised.
+fn txn_has_put(t: &mvcc::TxnRequest) -> bool {
+    t.success.iter().chain(&t.failure).any(|op| match op {
+        mvcc::RequestOp::Put(_) => true,
+        mvcc::RequestOp::Txn(t) => txn_has_put(t),
+        _ => false,
+    })
 }
 
 /// State shared by the state machine, the snapshot builder and the node.
@@ -91,6 +155,9 @@ pub struct SmShared {
     metrics: Metrics,
     /// Set when a compaction left physical work for the background.
     compacting: Mutex<bool>,
+    /// Snapshots built or installed by this process (Defragment waits for
+    /// the next one).
+    snapshots: AtomicU64,
 }
 
 impl std::fmt::Debug for SmShared {
@@ -117,6 +184,37 @@ impl SmShared {
     /// Forget a waiter (its proposal failed).
     pub fn forget(&self, id: u64) {
         self.waiters.lock().expect("waiters lock").remove(&id);
+    }
+
+    /// The raised alarms, (member id, alarm type), ascending; only those
+    /// of type `alarm` unless it is 0 (NONE: all).
+    pub fn alarms(&self, alarm: i32) -> Vec<(u64, i32)> {
+        self.applied()
+            .alarms
+            .iter()
+            .filter(|&&(_, a)| alarm == 0 || a == alarm)
+            .copied()
+            .collect()
+    }
+
+    /// Whether alarm `alarm` is raised for `member`.
+    pub fn has_alarm(&self, member: u64, alarm: i32) -> bool {
+        self.applied().alarms.contains(&(member, alarm))
+    }
+
+    /// The backend's size (see [`DbSize`]).
+    pub fn db_size(&self) -> DbSize {
+        let a = self.applied();
+        let view = self.store.snapshot();
+        DbSize {
+            total: a.snapshot_bytes + view.written_bytes().saturating_sub(a.written_at_snapshot),
+            in_use: view.size_bytes(),
+        }
+    }
+
+    /// Snapshots built or installed so far by this process.
+    pub fn snapshots_taken(&self) -> u64 {
+        self.snapshots.load(Ordering::SeqCst)
     }
 
     /// The last applied log id.
@@ -150,6 +248,16 @@ impl SmShared {
     }
 }
 
+/// etcd's name of an alarm type.
+pub(crate) fn alarm_name(alarm: i32) -> &'static str {
+    match alarm {
+        0 => "NONE",
+        ALARM_NOSPACE => "NOSPACE",
+        ALARM_CORRUPT => "CORRUPT",
+        _ => "UNKNOWN",
+    }
+}
+
 /// The state machine handle openraft owns (a clone is the builder).
 #[derive(Clone, Debug)]
 pub struct StateMachine {
@@ -157,10 +265,12 @@ pub struct StateMachine {
 }
 
 /// Bytes in front of the mvcc payload: `u32 LE meta length`, postcard
-/// `SnapshotMeta`, zero padding to a multiple of 16 (the mvcc payload must
-/// start 16-byte aligned in the mapping).
-fn meta_prefix(meta: &SnapshotMeta) -> io::Result<Vec<u8>> {
-    let m = encode(meta)?;
+/// `SnapshotMeta` then postcard [`NodeState`] (both inside that length),
+/// zero padding to a multiple of 16 (the mvcc payload must start 16-byte
+/// aligned in the mapping).
+fn meta_prefix(meta: &SnapshotMeta, node: &NodeState) -> io::Result<Vec<u8>> {
+    let mut m = encode(meta)?;
+    m.extend_from_slice(&encode(node)?);
     let mut out = Vec::with_capacity(m.len() + 20);
     out.extend_from_slice(&(m.len() as u32).to_le_bytes());
     out.extend_from_slice(&m);
@@ -170,7 +280,10 @@ fn meta_prefix(meta: &SnapshotMeta) -> io::Result<Vec<u8>> {
 
 /// The openraft meta at the front of a snapshot's payload, and where the
 /// mvcc payload behind it starts (offset from the payload's start).
-fn parse_meta(file: &SnapshotFile, payload: &[u8]) -> io::Result<(SnapshotMeta, usize)> {
+fn parse_meta(
+    file: &SnapshotFile,
+    payload: &[u8],
+) -> io::Result<(SnapshotMeta, NodeState, usize)> {
     let bad = |why: &str| {
         io::Error::new(
             io::ErrorKind::InvalidData,
@@ -185,14 +298,22 @@ fn parse_meta(file: &SnapshotFile, payload: &[u8]) -> io::Result<(SnapshotMeta, 
     if prefix > payload.len() {
         return Err(bad("snapshot meta longer than the payload"));
     }
-    Ok((decode(&payload[4..4 + mlen])?, prefix))
+    let (meta, rest) = postcard::take_from_bytes::<SnapshotMeta>(&payload[4..4 + mlen])
+        .map_err(|e| bad(&format!("snapshot meta: {e}")))?;
+    // Files written before the node state existed end here: no alarms.
+    let node = if rest.is_empty() {
+        NodeState::default()
+    } else {
+        decode(rest).map_err(|e| bad(&format!("node state: {e}")))?
+    };
+    Ok((meta, node, prefix))
 }
 
 /// Map a verified snapshot file and load its meta and store.
 fn load_snapshot(
     file: &SnapshotFile,
     config: mvcc::Config,
-) -> io::Result<(SnapshotMeta, mvcc::Store)> {
+) -> io::Result<(SnapshotMeta, NodeState, mvcc::Store)> {
     let f = std::fs::File::open(&file.path)?;
     // SAFETY: snapshot files are sealed (written to a temp file, fsynced,
     // renamed) and never modified in place; nothing truncates a file
@@ -206,7 +327,7 @@ fn load_snapshot(
             format!("{}: payload shorter than its length", file.path.display()),
         ));
     }
-    let (meta, prefix) = parse_meta(file, &map[start..end])?;
+    let (meta, node, prefix) = parse_meta(file, &map[start..end])?;
     let store = mvcc::Store::load_mapped(map, start + prefix, end - start - prefix, config)
         .map_err(|e| {
             io::Error::new(
@@ -214,7 +335,12 @@ fn load_snapshot(
                 format!("{}: {e}", file.path.display()),
             )
         })?;
-    Ok((meta, store))
+    Ok((meta, node, store))
+}
+
+/// Bytes a snapshot file takes on disk.
+fn file_bytes(file: &SnapshotFile) -> u64 {
+    std::fs::metadata(&file.path).map_or(file.payload_offset + file.payload_len, |m| m.len())
 }
 
 /// Only the meta of a verified snapshot file (a few hundred bytes read;
@@ -228,7 +354,7 @@ fn read_meta(file: &SnapshotFile) -> io::Result<SnapshotMeta> {
     let want = (4 + mlen).next_multiple_of(16).min(file.payload_len) as usize;
     let mut head = vec![0u8; want];
     f.read_exact_at(&mut head, file.payload_offset)?;
-    parse_meta(file, &head).map(|(m, _)| m)
+    parse_meta(file, &head).map(|(m, _, _)| m)
 }
 
 impl StateMachine {
@@ -243,20 +369,31 @@ impl StateMachine {
         max_snapshots: usize,
     ) -> io::Result<Self> {
         let snaps = SnapStore::open(UringFs, snap_dir)?;
-        let (log_id, membership, store) = match snaps.load_newest_valid()? {
+        let (log_id, membership, node, snapshot_bytes, store) = match snaps.load_newest_valid()? {
             Some(file) => {
                 let t = Instant::now();
-                let (meta, store) = load_snapshot(&file, store_config)?;
+                let (meta, node, store) = load_snapshot(&file, store_config)?;
                 tracing::info!(
                     file = %file.path.display(),
                     revision = store.revision(),
                     ms = t.elapsed().as_millis() as u64,
                     "loaded snapshot"
                 );
-                (meta.last_log_id, meta.last_membership, store)
+                if !node.alarms.is_empty() {
+                    tracing::warn!(alarms = ?node.alarms, "alarms raised (from the snapshot)");
+                }
+                let bytes = file_bytes(&file);
+                (meta.last_log_id, meta.last_membership, node, bytes, store)
             }
-            None => (None, Membership::default(), mvcc::Store::new(store_config)),
+            None => (
+                None,
+                Membership::default(),
+                NodeState::default(),
+                0,
+                mvcc::Store::new(store_config),
+            ),
         };
+        let written_at_snapshot = store.snapshot().written_bytes();
         let now = Instant::now();
         let mut lessor = lessor;
         for (id, ttl) in store.snapshot().lease_ttls() {
@@ -269,11 +406,18 @@ impl StateMachine {
                 watches,
                 lessor: Mutex::new(lessor),
                 waiters: Mutex::new(HashMap::new()),
-                applied: Mutex::new(AppliedState { log_id, membership }),
+                applied: Mutex::new(AppliedState {
+                    log_id,
+                    membership,
+                    alarms: node.alarms.into_iter().collect(),
+                    snapshot_bytes,
+                    written_at_snapshot,
+                }),
                 snaps,
                 max_snapshots,
                 metrics,
                 compacting: Mutex::new(false),
+                snapshots: AtomicU64::new(0),
             }),
         })
     }
@@ -305,7 +449,16 @@ impl StateMachine {
                     applied.membership = Membership::new(Some(entry.log_id()), m.clone());
                 }
                 EntryPayload::Normal(Command { id, op }) => {
+                    // etcd's capped applier: while NOSPACE is raised
+                    // anywhere, nothing that adds data applies.
+                    let capped = applied.nospace()
+                        && match op {
+                            Op::Put(_) | Op::LeaseGrant { .. } => true,
+                            Op::Txn(t) => txn_has_put(t),
+                            _ => false,
+                        };
                     let r = match op {
+                        _ if capped => Err(mvcc::Error::NoSpace),
                         Op::Put(req) => wb.put(req).map(|a| {
                             events.extend(a.events);
                             Applied::Put(a.response)
@@ -331,6 +484,35 @@ impl StateMachine {
                             revokes.push(*id);
                             Applied::LeaseRevoke(a.response)
                         }),
+                        Op::Alarm {
+                            activate,
+                            member_id,
+                            alarm,
+                        } => {
+                            let key = (*member_id, *alarm);
+                            let changed = if *activate {
+                                applied.alarms.insert(key)
+                            } else {
+                                applied.alarms.remove(&key)
+                            };
+                            if changed {
+                                tracing::warn!(
+                                    member = %format!("{member_id:016x}"),
+                                    alarm = alarm_name(*alarm),
+                                    raised = *activate,
+                                    "alarm {}",
+                                    if *activate { "raised" } else { "disarmed" }
+                                );
+                            }
+                            // etcd lists the alarm raised even when it was
+                            // already (the stored one), a cleared one only
+                            // when it was raised.
+                            Ok(Applied::Alarm(if changed || *activate {
+                                vec![key]
+                            } else {
+                                Vec::new()
+                            }))
+                        }
                     };
                     if *id != 0 {
                         results.push((*id, r));
@@ -381,18 +563,21 @@ impl StateMachine {
 
     fn build(&self) -> io::Result<Snapshot> {
         let sh = &*self.shared;
-        let (meta, view) = {
+        let (meta, node, view) = {
             let applied = sh.applied();
             let meta = SnapshotMeta {
                 last_log_id: applied.log_id,
                 last_membership: applied.membership.clone(),
             };
-            (meta, sh.store.snapshot())
+            let node = NodeState {
+                alarms: applied.alarms.iter().copied().collect(),
+            };
+            (meta, node, sh.store.snapshot())
         };
         let (term, index) = meta
             .last_log_id
             .map_or((0, 0), |l| (l.committed_leader_id().term, l.index()));
-        let prefix = meta_prefix(&meta)?;
+        let prefix = meta_prefix(&meta, &node)?;
         let t = Instant::now();
         let file = sh.snaps.save_with(term, index, |w| {
             w.write_all(&prefix)?;
@@ -405,6 +590,14 @@ impl StateMachine {
             ms = t.elapsed().as_millis() as u64,
             "saved snapshot"
         );
+        {
+            // Newer entries may have applied meanwhile: what they wrote
+            // after `view` stays counted.
+            let mut a = sh.applied();
+            a.snapshot_bytes = file_bytes(&file);
+            a.written_at_snapshot = view.written_bytes();
+        }
+        sh.snapshots.fetch_add(1, Ordering::SeqCst);
         if let Err(e) = sh.snaps.purge(sh.max_snapshots) {
             tracing::warn!(error = %e, "purging old snapshots failed");
         }
@@ -483,7 +676,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(io::Error::other)??
         };
         let snapshot = SnapshotData { file };
-        let (file_meta, store) = load_snapshot(&snapshot.file, sh.store.config().clone())?;
+        let (file_meta, node, store) = load_snapshot(&snapshot.file, sh.store.config().clone())?;
         if file_meta.last_log_id != meta.last_log_id {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -497,10 +690,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         let mut applied = sh.applied();
         let leases = store.snapshot().lease_ttls();
+        let written = store.snapshot().written_bytes();
         sh.store.install(store);
         applied.log_id = meta.last_log_id;
         applied.membership = meta.last_membership.clone();
+        applied.alarms = node.alarms.into_iter().collect();
+        applied.snapshot_bytes = file_bytes(&snapshot.file);
+        applied.written_at_snapshot = written;
         drop(applied);
+        sh.snapshots.fetch_add(1, Ordering::SeqCst);
         let now = Instant::now();
         let mut lessor = sh.lessor.lock().expect("lessor lock");
         for id in lessor.ids() {
