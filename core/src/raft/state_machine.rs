@@ -724,3 +724,81 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file() -> SnapshotFile {
+        SnapshotFile {
+            path: "test.snap".into(),
+            term: 1,
+            index: 7,
+            payload_offset: 0,
+            payload_len: 0,
+        }
+    }
+
+    fn meta() -> SnapshotMeta {
+        SnapshotMeta {
+            last_log_id: None,
+            last_membership: Membership::default(),
+        }
+    }
+
+    #[test]
+    fn node_state_round_trips_behind_the_meta() {
+        let node = NodeState {
+            alarms: vec![(3, ALARM_NOSPACE), (9, ALARM_CORRUPT)],
+        };
+        let mut payload = meta_prefix(&meta(), &node).unwrap();
+        assert_eq!(payload.len() % 16, 0);
+        let prefix = payload.len();
+        payload.extend_from_slice(b"mvcc payload");
+        let (m, n, at) = parse_meta(&file(), &payload).unwrap();
+        assert_eq!(m, meta());
+        assert_eq!(n, node);
+        assert_eq!(at, prefix);
+    }
+
+    /// A file written before the node state existed (meta only) loads
+    /// with no alarms.
+    #[test]
+    fn meta_only_payload_loads_without_alarms() {
+        let m = encode(&meta()).unwrap();
+        let mut payload = (m.len() as u32).to_le_bytes().to_vec();
+        payload.extend_from_slice(&m);
+        payload.resize(payload.len().next_multiple_of(16), 0);
+        let (back, node, _) = parse_meta(&file(), &payload).unwrap();
+        assert_eq!(back, meta());
+        assert_eq!(node, NodeState::default());
+    }
+
+    #[test]
+    fn a_bad_node_state_is_refused() {
+        let mut m = encode(&meta()).unwrap();
+        m.extend_from_slice(&[0xff; 12]);
+        let mut payload = (m.len() as u32).to_le_bytes().to_vec();
+        payload.extend_from_slice(&m);
+        payload.resize(payload.len().next_multiple_of(16), 0);
+        let e = parse_meta(&file(), &payload).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("node state"), "{e}");
+    }
+
+    #[test]
+    fn capped_writes_are_those_that_add_data() {
+        let mut t = mvcc::TxnRequest::default();
+        assert!(!txn_has_put(&t));
+        t.failure.push(mvcc::RequestOp::DeleteRange(
+            mvcc::DeleteRangeRequest::new("a", "b"),
+        ));
+        assert!(!txn_has_put(&t));
+        let mut inner = mvcc::TxnRequest::default();
+        inner
+            .success
+            .push(mvcc::RequestOp::Put(mvcc::PutRequest::new("k", "v")));
+        t.success.push(mvcc::RequestOp::Txn(inner));
+        assert!(txn_has_put(&t));
+    }
+}
