@@ -469,7 +469,11 @@ impl Node {
         tokio::spawn(node.clone().sample_gauges());
         tokio::spawn(
             node.clone()
-                .auto_compact(Compactor::new(cfg.auto_compaction)),
+                .auto_compact(Compactor::new(
+                    cfg.auto_compaction,
+                    Instant::now(),
+                    node.sm.store.revision(),
+                )),
         );
         tokio::spawn(
             node.sm
@@ -669,33 +673,34 @@ impl Node {
         }
     }
 
-    /// etcd's compactor: on the leader, compact as the retention says.
+    /// etcd's compactor (see `compactor.rs`): every member samples, the
+    /// leader compacts through raft.
     async fn auto_compact(self: Arc<Self>, mut c: Compactor) {
         let Some(every) = c.poll_interval() else {
             return;
         };
-        let mut was_leader = false;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = self.stop.notified() => return,
             }
             let leader = self.raft.is_leader();
-            if !leader {
-                was_leader = false;
+            let Some(rev) = c.tick(Instant::now(), self.sm.store.revision(), leader) else {
                 continue;
-            }
-            if !was_leader {
-                c.reset();
-                was_leader = true;
-            }
-            if let Some(rev) = c.tick(Instant::now(), self.sm.store.revision()) {
-                match self.propose(Op::Compact { revision: rev }).await {
-                    Ok(_) => tracing::info!(revision = rev, "auto-compacted"),
-                    Err(EtcdError::Compacted) => {}
-                    Err(e) => tracing::warn!(revision = rev, error = %e, "auto-compaction failed"),
+            };
+            tracing::info!(revision = rev, "starting auto compaction");
+            let ok = match self.propose(Op::Compact { revision: rev }).await {
+                Ok(_) => {
+                    tracing::info!(revision = rev, "completed auto compaction");
+                    true
                 }
-            }
+                Err(EtcdError::Compacted) => true,
+                Err(e) => {
+                    tracing::warn!(revision = rev, error = %e, "failed auto compaction");
+                    false
+                }
+            };
+            c.done(Instant::now(), ok);
         }
     }
 

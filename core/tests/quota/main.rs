@@ -465,3 +465,52 @@ fn defrag_shrinks_db_size_and_keeps_the_data() {
         big
     );
 }
+
+/// `--auto-compaction-mode periodic --auto-compaction-retention 2s`
+/// (etcd accepts a duration; a bare number is hours): revisions are
+/// compacted once they are older than the retention, never before.
+#[test]
+fn periodic_auto_compaction_keeps_the_retention() {
+    let tmp = tempdir();
+    let s = Server::start_with(
+        &tmp.path().join("data"),
+        &[
+            "--auto-compaction-mode",
+            "periodic",
+            "--auto-compaction-retention",
+            "2s",
+        ],
+    );
+    for i in 0..10 {
+        s.ctl(&["put", "a", &i.to_string()]).ok();
+    }
+    let written = Instant::now();
+    let last = revision(&s);
+    let compacted = |rev: i64| {
+        let out = s.ctl(&["get", "a", &format!("--rev={rev}")]);
+        if out.code == Some(0) {
+            return false;
+        }
+        assert!(
+            out.stderr
+                .contains("etcdserver: mvcc: required revision has been compacted"),
+            "{out:?}"
+        );
+        true
+    };
+    while !compacted(last - 1) {
+        assert!(
+            written.elapsed() < Duration::from_secs(10),
+            "revision {} not compacted 10 s after it was written (retention 2 s)",
+            last - 1
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let took = written.elapsed();
+    assert!(
+        took >= Duration::from_millis(1900),
+        "compacted {took:?} after the write, inside the 2 s retention"
+    );
+    // The newest revision is never compacted away (it is the key's value).
+    assert_eq!(s.ctl(&["get", "a", "--print-value-only"]).ok().trim(), "9");
+}
