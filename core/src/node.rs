@@ -32,12 +32,12 @@ use crate::config::ClusterState;
 use crate::config::Config;
 use crate::lessor::{Lessor, MAX_LEASE_TTL, RenewError};
 use crate::peer::PeerService;
+use crate::raft::{ALARM_NOSPACE, DbSize};
 use crate::raft::{
     Applied, Command, KIND_FORWARD, KIND_LEASE_RENEW, KIND_LEASE_TTL, KIND_MEMBER_CHANGE,
     KIND_MEMBERS, KIND_PUBLISH, KIND_READ_INDEX, LogStore, Member, Op, PeerNetwork, Raft, SmShared,
     StateMachine,
 };
-use crate::raft::{ALARM_NOSPACE, DbSize};
 
 /// The etcd server version whose API and behaviour ferrocd implements
 /// (reported by Status and `/version`).
@@ -266,6 +266,10 @@ pub struct Node {
     me: std::sync::OnceLock<std::sync::Weak<Node>>,
     /// Notified when this member was removed from the cluster.
     removed: Notify,
+    /// Set (and `failed_notify` notified) when raft stopped on a fatal
+    /// error, e.g. a WAL write that failed on a full disk.
+    failed: Mutex<Option<String>>,
+    failed_notify: Notify,
     token: String,
     wal_worker: Mutex<Option<Worker<UringFs>>>,
     data_dir: PathBuf,
@@ -456,6 +460,8 @@ impl Node {
             last_leader_contact: Mutex::new(None),
             me: std::sync::OnceLock::new(),
             removed: Notify::new(),
+            failed: Mutex::new(None),
+            failed_notify: Notify::new(),
             token: cfg.initial_cluster_token.clone(),
             wal_worker: Mutex::new(Some(worker)),
             data_dir: cfg.data_dir.clone(),
@@ -467,14 +473,11 @@ impl Node {
         tokio::spawn(node.clone().track_leadership());
         tokio::spawn(node.clone().expire_leases());
         tokio::spawn(node.clone().sample_gauges());
-        tokio::spawn(
-            node.clone()
-                .auto_compact(Compactor::new(
-                    cfg.auto_compaction,
-                    Instant::now(),
-                    node.sm.store.revision(),
-                )),
-        );
+        tokio::spawn(node.clone().auto_compact(Compactor::new(
+            cfg.auto_compaction,
+            Instant::now(),
+            node.sm.store.revision(),
+        )));
         tokio::spawn(
             node.sm
                 .watches
@@ -548,6 +551,21 @@ impl Node {
         self.removed.notified().await
     }
 
+    /// Resolves with the reason when raft stopped on a fatal error (a
+    /// failed WAL write or fsync, a failed snapshot install): the member
+    /// can no longer serve and must stop, as etcd exits when it cannot
+    /// save its raft log. Restart it once the disk is fixed; recovery
+    /// keeps everything acknowledged.
+    pub async fn failed(&self) -> String {
+        loop {
+            let notified = self.failed_notify.notified();
+            if let Some(why) = self.failed.lock().expect("failed lock").clone() {
+                return why;
+            }
+            notified.await;
+        }
+    }
+
     /// The ids.
     pub fn ids(&self) -> Ids {
         self.ids
@@ -588,14 +606,21 @@ impl Node {
         let mut was_leader = false;
         let mut seen_self = false;
         loop {
-            let (term, leader, is_leader) = {
+            let (term, leader, is_leader, fatal) = {
                 let m = rx.borrow_watched();
                 (
                     m.current_term,
                     m.current_leader.unwrap_or(0),
                     m.state == ServerState::Leader,
+                    m.running_state.as_ref().err().map(|f| f.to_string()),
                 )
             };
+            if let Some(why) = fatal {
+                tracing::error!(error = %why, "raft stopped on a fatal error; stopping the member");
+                *self.failed.lock().expect("failed lock") = Some(why);
+                self.failed_notify.notify_waiters();
+                return;
+            }
             self.term.store(term, Ordering::Relaxed);
             self.leader.store(leader, Ordering::Relaxed);
             {

@@ -12,8 +12,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-const CASES: &str =
-    "^(kv_|rev_|txn_|compact_|gateway_|watch_|lease_|endpoint_|http_|member_list|defrag|alarm_list_empty)";
+const CASES: &str = "^(kv_|rev_|txn_|compact_|gateway_|watch_|lease_|endpoint_|http_|member_list|defrag|alarm_list_empty)";
 
 #[test]
 fn shared_conformance_suite_single_node() {

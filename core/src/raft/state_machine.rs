@@ -25,9 +25,9 @@
 //! is the live record bytes.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::io;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -280,10 +280,7 @@ fn meta_prefix(meta: &SnapshotMeta, node: &NodeState) -> io::Result<Vec<u8>> {
 
 /// The openraft meta at the front of a snapshot's payload, and where the
 /// mvcc payload behind it starts (offset from the payload's start).
-fn parse_meta(
-    file: &SnapshotFile,
-    payload: &[u8],
-) -> io::Result<(SnapshotMeta, NodeState, usize)> {
+fn parse_meta(file: &SnapshotFile, payload: &[u8]) -> io::Result<(SnapshotMeta, NodeState, usize)> {
     let bad = |why: &str| {
         io::Error::new(
             io::ErrorKind::InvalidData,
@@ -790,9 +787,10 @@ mod tests {
     fn capped_writes_are_those_that_add_data() {
         let mut t = mvcc::TxnRequest::default();
         assert!(!txn_has_put(&t));
-        t.failure.push(mvcc::RequestOp::DeleteRange(
-            mvcc::DeleteRangeRequest::new("a", "b"),
-        ));
+        t.failure
+            .push(mvcc::RequestOp::DeleteRange(mvcc::DeleteRangeRequest::new(
+                "a", "b",
+            )));
         assert!(!txn_has_put(&t));
         let mut inner = mvcc::TxnRequest::default();
         inner

@@ -118,10 +118,7 @@ fn nospace_alarm_single_member_as_etcd() {
     }
     let (n, out) = refused.expect("a 200 kB quota never refused 600 kB of puts");
     assert!(n >= 3, "refused after only {n} puts of 30 kB");
-    assert!(
-        out.stderr.contains(&format!("Error: {NOSPACE}")),
-        "{out:?}"
-    );
+    assert!(out.stderr.contains(&format!("Error: {NOSPACE}")), "{out:?}");
     let (id, full_size, _, errors) = status(&s.ctl(&["endpoint", "status", "-w", "json"]));
     let listed = format!("memberID:{id} alarm:NOSPACE ");
     assert_eq!(errors, vec![listed.clone()]);
@@ -157,21 +154,20 @@ fn nospace_alarm_single_member_as_etcd() {
     };
     assert_eq!(txn(&ep, read_txn), None);
     assert_eq!(s.ctl(&["get", "k0", "--keys-only"]).ok().trim(), "k0");
-    assert_eq!(
-        s.ctl(&["del", "k", "--prefix"]).ok().trim(),
-        n.to_string()
-    );
-    assert!(
-        s.ctl(&["lease", "revoke", &lease])
-            .ok()
-            .contains("revoked")
-    );
+    assert_eq!(s.ctl(&["del", "k", "--prefix"]).ok().trim(), n.to_string());
+    assert!(s.ctl(&["lease", "revoke", &lease]).ok().contains("revoked"));
     let rev = revision(&s);
     s.ctl(&["compaction", &rev.to_string()]).ok();
     // Compaction frees records (in use) but not the backend (dbSize).
     let (_, size, in_use, _) = status(&s.ctl(&["endpoint", "status", "-w", "json"]));
-    assert!(size >= full_size, "dbSize {size} shrank below {full_size} without a defrag");
-    assert!(in_use < 1000, "dbSizeInUse {in_use} after deleting everything");
+    assert!(
+        size >= full_size,
+        "dbSize {size} shrank below {full_size} without a defrag"
+    );
+    assert!(
+        in_use < 1000,
+        "dbSizeInUse {in_use} after deleting everything"
+    );
 
     // Disarmed before a defrag, the next big put raises it again.
     assert_eq!(s.ctl(&["alarm", "disarm"]).ok(), format!("{listed}\n"));
@@ -185,7 +181,10 @@ fn nospace_alarm_single_member_as_etcd() {
         format!("Finished defragmenting etcd member[{ep}]\n")
     );
     let (_, size, _, errors) = status(&s.ctl(&["endpoint", "status", "-w", "json"]));
-    assert!(size < full_size / 4, "dbSize {size} after defrag (was {full_size})");
+    assert!(
+        size < full_size / 4,
+        "dbSize {size} after defrag (was {full_size})"
+    );
     assert_eq!(errors, vec![listed.clone()], "defrag does not disarm");
     assert_eq!(s.ctl(&["alarm", "disarm"]).ok(), format!("{listed}\n"));
     assert_eq!(s.ctl(&["alarm", "list"]).ok(), "");
@@ -278,7 +277,10 @@ impl Cluster {
     fn wait_ready(&self, i: usize) {
         let t = Instant::now();
         while common::http_get(self.members[i].1, "/health").map(|r| r.0) != Some(200) {
-            assert!(t.elapsed() < Duration::from_secs(30), "member {i} not ready");
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "member {i} not ready"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -311,7 +313,12 @@ impl Drop for Cluster {
 fn ctl(endpoints: &str, args: &[&str]) -> CtlOutput {
     let out = Command::new(common::etcdctl_bin())
         .env("ETCDCTL_API", "3")
-        .args(["--endpoints", endpoints, "--dial-timeout=3s", "--command-timeout=15s"])
+        .args([
+            "--endpoints",
+            endpoints,
+            "--dial-timeout=3s",
+            "--command-timeout=15s",
+        ])
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -376,10 +383,7 @@ fn nospace_on_three_members_survives_a_restart_and_clears_after_defrag() {
     }
     // Deletes go through (and push the log past a few snapshots).
     for i in 0..6 {
-        assert_eq!(
-            c.ctl(i % 3, &["del", &format!("k{i:02}")]).ok().trim(),
-            "1"
-        );
+        assert_eq!(c.ctl(i % 3, &["del", &format!("k{i:02}")]).ok().trim(), "1");
     }
 
     // A restarted member still has the alarm and refuses writes.
@@ -402,7 +406,7 @@ fn nospace_on_three_members_survives_a_restart_and_clears_after_defrag() {
     let all = (0..3).map(|i| c.ep(i)).collect::<Vec<_>>().join(",");
     let defrag = ctl(&all, &["defrag", "--cluster"]).ok().to_string();
     assert_eq!(defrag.lines().count(), 3, "{defrag}");
-    for i in 0..3 {
+    for (i, was) in before.iter().enumerate() {
         let line = format!(
             "Finished defragmenting etcd member[http://127.0.0.1:{}]",
             c.members[i].1
@@ -410,9 +414,8 @@ fn nospace_on_three_members_survives_a_restart_and_clears_after_defrag() {
         assert!(defrag.lines().any(|l| l == line), "{defrag}");
         let (_, size, _, _) = status(&c.ctl(i, &["endpoint", "status", "-w", "json"]));
         assert!(
-            size < 40_000 && size < before[i],
-            "member {i}: dbSize {size} after defrag (was {})",
-            before[i]
+            size < 40_000 && size < *was,
+            "member {i}: dbSize {size} after defrag (was {was})"
         );
     }
     assert_eq!(c.ctl(0, &["alarm", "disarm"]).ok(), format!("{listed}\n"));
@@ -443,7 +446,10 @@ fn defrag_shrinks_db_size_and_keeps_the_data() {
     s.ctl(&["compaction", &rev.to_string()]).ok();
     let (_, compacted, in_use, _) = status(&s.ctl(&["endpoint", "status", "-w", "json"]));
     assert!(compacted >= grown, "compaction alone shrank dbSize");
-    assert!(in_use < 4 * 20_000 + 4096, "in use {in_use} after compaction");
+    assert!(
+        in_use < 4 * 20_000 + 4096,
+        "in use {in_use} after compaction"
+    );
     assert_eq!(
         s.ctl(&["defrag"]).ok(),
         format!("Finished defragmenting etcd member[{}]\n", s.endpoint())
@@ -455,15 +461,15 @@ fn defrag_shrinks_db_size_and_keeps_the_data() {
     s.restart();
     let (_, after_restart, _, _) = status(&s.ctl(&["endpoint", "status", "-w", "json"]));
     assert_eq!(after_restart, size, "a restart sees the same backend");
-    let keys = s.ctl(&["get", "k", "--prefix", "--keys-only"]).ok().to_string();
+    let keys = s
+        .ctl(&["get", "k", "--prefix", "--keys-only"])
+        .ok()
+        .to_string();
     assert_eq!(
         keys.split_whitespace().collect::<Vec<_>>(),
         vec!["k0", "k1", "k2"]
     );
-    assert_eq!(
-        s.ctl(&["get", "k1", "--print-value-only"]).ok().trim(),
-        big
-    );
+    assert_eq!(s.ctl(&["get", "k1", "--print-value-only"]).ok().trim(), big);
 }
 
 /// `--auto-compaction-mode periodic --auto-compaction-retention 2s`
