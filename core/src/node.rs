@@ -470,6 +470,7 @@ impl Node {
         });
 
         let _ = node.me.set(Arc::downgrade(&node));
+        node.metrics.set_quota_backend_bytes(node.quota);
         tokio::spawn(node.clone().track_leadership());
         tokio::spawn(node.clone().expire_leases());
         tokio::spawn(node.clone().sample_gauges());
@@ -733,7 +734,9 @@ impl Node {
     async fn sample_gauges(self: Arc<Self>) {
         loop {
             let view = self.sm.store.snapshot();
-            self.metrics.set_db_size(self.sm.db_size().total);
+            let size = self.sm.db_size();
+            self.metrics.set_db_size(size.total);
+            self.metrics.set_db_size_in_use(size.in_use);
             self.metrics.set_keys(view.key_count() as u64);
             self.metrics.set_watchers(self.sm.watches.len() as u64);
             drop(view);
@@ -833,6 +836,13 @@ impl Node {
         if self.stopping.load(Ordering::Relaxed) {
             return Err(EtcdError::Stopped);
         }
+        self.metrics.set_defrag_inflight(true);
+        let r = self.defragment_steps().await;
+        self.metrics.set_defrag_inflight(false);
+        r
+    }
+
+    async fn defragment_steps(&self) -> Result<(), EtcdError> {
         let t = Instant::now();
         let before = self.sm.db_size();
         let sm = self.sm.clone();
@@ -1350,18 +1360,22 @@ const RECORD_OVERHEAD: usize = 256;
 /// What etcd's quota charges a lease grant (`leaseOverhead`).
 const LEASE_OVERHEAD: usize = 64;
 
-/// Bytes the puts of a txn (both branches, nested too) would add; 0 when
-/// it has none (such a txn is never refused for space, as in etcd).
+/// What etcd's quota charges a txn (`costTxn`): the larger of its two
+/// branches, each the sum of its puts' costs; 0 when it has no put (such
+/// a txn is never refused for space). etcd charges a nested txn nothing,
+/// which lets its puts past a full backend; ferrocd charges it its own
+/// cost (and the capped apply refuses it too).
 fn txn_put_bytes(t: &mvcc::TxnRequest) -> usize {
-    t.success
-        .iter()
-        .chain(&t.failure)
-        .map(|op| match op {
-            mvcc::RequestOp::Put(p) => p.key.len() + p.value.len() + RECORD_OVERHEAD,
-            mvcc::RequestOp::Txn(t) => txn_put_bytes(t),
-            _ => 0,
-        })
-        .sum()
+    let branch = |ops: &[mvcc::RequestOp]| -> usize {
+        ops.iter()
+            .map(|op| match op {
+                mvcc::RequestOp::Put(p) => p.key.len() + p.value.len() + RECORD_OVERHEAD,
+                mvcc::RequestOp::Txn(t) => txn_put_bytes(t),
+                _ => 0,
+            })
+            .sum()
+    };
+    branch(&t.success).max(branch(&t.failure))
 }
 
 fn unexpected(what: &str, a: Applied) -> EtcdError {
@@ -1697,5 +1711,33 @@ impl ClusterService for Node {
 
     async fn members(&self) -> Result<(Vec<MemberInfo>, i64), EtcdError> {
         Ok((self.member_infos(None), self.sm.store.revision()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(k: &str, v: &str) -> mvcc::RequestOp {
+        mvcc::RequestOp::Put(mvcc::PutRequest::new(k, v))
+    }
+
+    /// etcd's `costTxn`: the larger branch, 256 bytes per put on top of
+    /// key and value; reads and deletes cost nothing.
+    #[test]
+    fn txn_cost_is_the_larger_branch() {
+        let mut t = mvcc::TxnRequest::default();
+        t.success
+            .push(mvcc::RequestOp::DeleteRange(mvcc::DeleteRangeRequest::new(
+                "a", "b",
+            )));
+        assert_eq!(txn_put_bytes(&t), 0);
+        t.success.push(put("k", "vv"));
+        t.failure.push(put("kk", "v"));
+        t.failure.push(put("x", ""));
+        assert_eq!(txn_put_bytes(&t), (3 + 256) + (1 + 256));
+        let mut outer = mvcc::TxnRequest::default();
+        outer.success.push(mvcc::RequestOp::Txn(t));
+        assert_eq!(txn_put_bytes(&outer), 3 + 256 + 1 + 256);
     }
 }

@@ -520,3 +520,99 @@ fn periodic_auto_compaction_keeps_the_retention() {
     // The newest revision is never compacted away (it is the key's value).
     assert_eq!(s.ctl(&["get", "a", "--print-value-only"]).ok().trim(), "9");
 }
+
+/// Unmounts a test tmpfs (lazily: a killed server may still hold files).
+struct Mount(PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The data dir on a disk that fills up: a 72 MiB tmpfs (the WAL
+/// preallocates one 64 MiB segment; the roll to the next one finds no
+/// space). The put that hits the full disk gets the error (not a hang),
+/// the member stops with status 1 (etcd exits when it cannot write its
+/// WAL), and once the disk has room again a restart serves every
+/// acknowledged put. Needs a tmpfs mount (root); elsewhere it says so and
+/// checks nothing (the WAL-level tests in `wal/tests/full.rs` cover the
+/// same ground through `SimFs`).
+#[test]
+fn full_disk_stops_the_member_and_a_restart_keeps_every_acknowledged_put() {
+    let tmp = tempdir();
+    let disk = tmp.path().join("disk");
+    std::fs::create_dir(&disk).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=72m", "tmpfs"])
+        .arg(&disk)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("note: cannot mount a tmpfs here (needs root); not testing a full disk");
+        return;
+    }
+    let _mount = Mount(disk.clone());
+    let mut s = Server::start(&disk.join("data"));
+    let value = "v".repeat(1 << 20);
+    let ep = s.endpoint();
+    let (acked, failed) = rt().block_on(async {
+        let mut kv = KvClient::new(common::connect(&ep).await)
+            .max_decoding_message_size(4 << 20)
+            .max_encoding_message_size(4 << 20);
+        let mut acked = 0;
+        for i in 0..120 {
+            let put = pb::PutRequest {
+                key: format!("k{i:03}").into_bytes(),
+                value: value.clone().into_bytes(),
+                ..Default::default()
+            };
+            let r = tokio::time::timeout(Duration::from_secs(30), kv.put(put)).await;
+            match r {
+                Ok(Ok(_)) => acked = i + 1,
+                Ok(Err(status)) => return (acked, status),
+                Err(_) => panic!("put {i} hung for 30 s on a full disk"),
+            }
+        }
+        panic!("120 MiB of puts fit a 72 MiB disk");
+    });
+    assert!(
+        failed.message().contains("No space left on device"),
+        "{failed:?}"
+    );
+    let status = s
+        .wait_exit(Duration::from_secs(20))
+        .expect("the member kept running with a failed WAL");
+    assert_eq!(status.code(), Some(1), "{status:?}");
+    // An operator makes room; the member comes back with everything.
+    let grown = Command::new("mount")
+        .args(["-o", "remount,size=256m"])
+        .arg(&disk)
+        .status()
+        .unwrap();
+    assert!(grown.success());
+    // It replays ~70 MB of WAL (a debug build on a busy machine: give it
+    // time).
+    s.restart_within(Duration::from_secs(120));
+    let keys = s
+        .ctl(&["get", "k", "--prefix", "--keys-only"])
+        .ok()
+        .to_string();
+    let keys: Vec<&str> = keys.split_whitespace().collect();
+    assert!(
+        keys.len() >= acked,
+        "{} keys, {acked} acknowledged",
+        keys.len()
+    );
+    for i in 0..acked {
+        assert_eq!(keys[i], format!("k{i:03}"));
+    }
+    let last = format!("k{:03}", acked - 1);
+    let v = s
+        .ctl(&["get", &last, "--print-value-only"])
+        .ok()
+        .to_string();
+    assert_eq!(v.trim_end().len(), value.len());
+    assert_eq!(s.ctl(&["put", "after", "v"]).ok().trim(), "OK");
+}
