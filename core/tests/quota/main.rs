@@ -605,8 +605,8 @@ fn full_disk_stops_the_member_and_a_restart_keeps_every_acknowledged_put() {
         "{} keys, {acked} acknowledged",
         keys.len()
     );
-    for i in 0..acked {
-        assert_eq!(keys[i], format!("k{i:03}"));
+    for (i, key) in keys.iter().take(acked).enumerate() {
+        assert_eq!(*key, format!("k{i:03}"));
     }
     let last = format!("k{:03}", acked - 1);
     let v = s
