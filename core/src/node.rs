@@ -849,19 +849,23 @@ impl Node {
         tokio::task::spawn_blocking(move || sm.finish_compaction())
             .await
             .map_err(raft_err)?;
-        let built = self.sm.snapshots_taken();
-        self.raft.trigger().snapshot().await.map_err(raft_err)?;
-        // A snapshot openraft was already building when we asked may
-        // predate the compaction: wait for one more than we saw if so.
+        // A snapshot whose store view is taken from now on has no
+        // compacted records; one openraft was already building when we
+        // asked may predate the compaction, and then we ask again.
+        let want = self.sm.snapshot_views() + 1;
         let deadline = Instant::now() + Duration::from_secs(600);
-        while self.sm.snapshots_taken() == built {
-            if Instant::now() >= deadline {
-                return Err(EtcdError::Timeout);
+        while self.sm.snapshot_saved() < want {
+            let saved = self.sm.snapshot_saved();
+            self.raft.trigger().snapshot().await.map_err(raft_err)?;
+            while self.sm.snapshot_saved() == saved {
+                if Instant::now() >= deadline {
+                    return Err(EtcdError::Timeout);
+                }
+                if self.stopping.load(Ordering::Relaxed) {
+                    return Err(EtcdError::Stopped);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            if self.stopping.load(Ordering::Relaxed) {
-                return Err(EtcdError::Stopped);
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let after = self.sm.db_size();
         tracing::info!(

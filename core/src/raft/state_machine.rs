@@ -155,9 +155,12 @@ pub struct SmShared {
     metrics: Metrics,
     /// Set when a compaction left physical work for the background.
     compacting: Mutex<bool>,
-    /// Snapshots built or installed by this process (Defragment waits for
-    /// the next one).
-    snapshots: AtomicU64,
+    /// Store views taken for snapshots (built or installed) by this
+    /// process, numbered from 1 (taken under the applied lock).
+    snap_views: AtomicU64,
+    /// The highest such number whose snapshot is saved (Defragment waits
+    /// for one whose view was taken after it finished compacting).
+    snap_saved: AtomicU64,
 }
 
 impl std::fmt::Debug for SmShared {
@@ -212,9 +215,16 @@ impl SmShared {
         }
     }
 
-    /// Snapshots built or installed so far by this process.
-    pub fn snapshots_taken(&self) -> u64 {
-        self.snapshots.load(Ordering::SeqCst)
+    /// How many store views were taken for snapshots so far: a snapshot
+    /// numbered above this one shows the store as it is now or later.
+    pub fn snapshot_views(&self) -> u64 {
+        self.snap_views.load(Ordering::SeqCst)
+    }
+
+    /// The number of the newest snapshot view saved (see
+    /// [`SmShared::snapshot_views`]).
+    pub fn snapshot_saved(&self) -> u64 {
+        self.snap_saved.load(Ordering::SeqCst)
     }
 
     /// The last applied log id.
@@ -414,7 +424,8 @@ impl StateMachine {
                 max_snapshots,
                 metrics,
                 compacting: Mutex::new(false),
-                snapshots: AtomicU64::new(0),
+                snap_views: AtomicU64::new(0),
+                snap_saved: AtomicU64::new(0),
             }),
         })
     }
@@ -560,8 +571,9 @@ impl StateMachine {
 
     fn build(&self) -> io::Result<Snapshot> {
         let sh = &*self.shared;
-        let (meta, node, view) = {
+        let (meta, node, view, number) = {
             let applied = sh.applied();
+            let number = sh.snap_views.fetch_add(1, Ordering::SeqCst) + 1;
             let meta = SnapshotMeta {
                 last_log_id: applied.log_id,
                 last_membership: applied.membership.clone(),
@@ -569,7 +581,7 @@ impl StateMachine {
             let node = NodeState {
                 alarms: applied.alarms.iter().copied().collect(),
             };
-            (meta, node, sh.store.snapshot())
+            (meta, node, sh.store.snapshot(), number)
         };
         let (term, index) = meta
             .last_log_id
@@ -594,7 +606,7 @@ impl StateMachine {
             a.snapshot_bytes = file_bytes(&file);
             a.written_at_snapshot = view.written_bytes();
         }
-        sh.snapshots.fetch_add(1, Ordering::SeqCst);
+        sh.snap_saved.fetch_max(number, Ordering::SeqCst);
         if let Err(e) = sh.snaps.purge(sh.max_snapshots) {
             tracing::warn!(error = %e, "purging old snapshots failed");
         }
@@ -694,8 +706,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         applied.alarms = node.alarms.into_iter().collect();
         applied.snapshot_bytes = file_bytes(&snapshot.file);
         applied.written_at_snapshot = written;
+        let number = sh.snap_views.fetch_add(1, Ordering::SeqCst) + 1;
+        sh.snap_saved.fetch_max(number, Ordering::SeqCst);
         drop(applied);
-        sh.snapshots.fetch_add(1, Ordering::SeqCst);
         let now = Instant::now();
         let mut lessor = sh.lessor.lock().expect("lessor lock");
         for id in lessor.ids() {

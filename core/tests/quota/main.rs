@@ -363,9 +363,12 @@ fn nospace_on_three_members_survives_a_restart_and_clears_after_defrag() {
 
     // Every member knows the alarm and refuses writes; reads work.
     for i in 0..3 {
+        // `alarm list` is linearizable (a member may not have applied the
+        // alarm yet when the refused put returns); Status is local, as
+        // etcd's, so it comes after.
+        assert_eq!(c.ctl(i, &["alarm", "list"]).ok(), format!("{listed}\n"));
         let (_, _, _, errors) = status(&c.ctl(i, &["endpoint", "status", "-w", "json"]));
         assert_eq!(errors, vec![listed.clone()], "member {i}");
-        assert_eq!(c.ctl(i, &["alarm", "list"]).ok(), format!("{listed}\n"));
         let put = c.ctl(i, &["put", "small", "v"]);
         assert!(put.stderr.contains(NOSPACE), "member {i}: {put:?}");
         assert_eq!(
@@ -400,6 +403,11 @@ fn nospace_on_three_members_survives_a_restart_and_clears_after_defrag() {
         .as_i64()
         .unwrap();
     c.ctl(1, &["compaction", &rev.to_string()]).ok();
+    // Defragment is local, as etcd's: let every member apply the
+    // compaction first (a linearizable read waits for it).
+    for i in 0..3 {
+        c.ctl(i, &["get", "x"]).ok();
+    }
     let before: Vec<i64> = (0..3)
         .map(|i| status(&c.ctl(i, &["endpoint", "status", "-w", "json"])).1)
         .collect();
