@@ -34,6 +34,7 @@ use crate::config::ClusterState;
 use crate::config::Config;
 use crate::lessor::{Lessor, MAX_LEASE_TTL, RenewError};
 use crate::peer::PeerService;
+use crate::raft::{ALARM_NOSPACE, DbSize};
 use crate::raft::{
     Applied, Command, KIND_FORWARD, KIND_LEASE_RENEW, KIND_LEASE_TTL, KIND_MEMBER_CHANGE,
     KIND_MEMBERS, KIND_PUBLISH, KIND_READ_INDEX, LogStore, Member, Op, PeerNetwork, Raft, SmShared,
@@ -255,8 +256,9 @@ pub struct Node {
     term: AtomicU64,
     leader: AtomicU64,
     stopping: AtomicBool,
-    /// The NOSPACE alarm (see `check_quota`).
-    nospace: AtomicBool,
+    /// Set while this member proposes its NOSPACE alarm (see
+    /// `check_quota`), so concurrent writes past the quota propose it once.
+    raising_nospace: AtomicBool,
     quota: u64,
     stop: Arc<Notify>,
     /// Linearizable reads waiting for a read-index round.
@@ -267,6 +269,10 @@ pub struct Node {
     me: std::sync::OnceLock<std::sync::Weak<Node>>,
     /// Notified when this member was removed from the cluster.
     removed: Notify,
+    /// Set (and `failed_notify` notified) when raft stopped on a fatal
+    /// error, e.g. a WAL write that failed on a full disk.
+    failed: Mutex<Option<String>>,
+    failed_notify: Notify,
     token: String,
     wal_worker: Mutex<Option<Worker<UringFs>>>,
     data_dir: PathBuf,
@@ -470,13 +476,15 @@ impl Node {
             term: AtomicU64::new(0),
             leader: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
-            nospace: AtomicBool::new(false),
+            raising_nospace: AtomicBool::new(false),
             quota: cfg.quota_backend_bytes,
             stop: Arc::new(Notify::new()),
             reads: Mutex::new(ReadBatch::new(&metrics)),
             last_leader_contact: Mutex::new(None),
             me: std::sync::OnceLock::new(),
             removed: Notify::new(),
+            failed: Mutex::new(None),
+            failed_notify: Notify::new(),
             token: cfg.initial_cluster_token.clone(),
             wal_worker: Mutex::new(Some(worker)),
             data_dir: cfg.data_dir.clone(),
@@ -488,13 +496,15 @@ impl Node {
         });
 
         let _ = node.me.set(Arc::downgrade(&node));
+        node.metrics.set_quota_backend_bytes(node.quota);
         tokio::spawn(node.clone().track_leadership());
         tokio::spawn(node.clone().expire_leases());
         tokio::spawn(node.clone().sample_gauges());
-        tokio::spawn(
-            node.clone()
-                .auto_compact(Compactor::new(cfg.auto_compaction)),
-        );
+        tokio::spawn(node.clone().auto_compact(Compactor::new(
+            cfg.auto_compaction,
+            Instant::now(),
+            node.sm.store.revision(),
+        )));
         tokio::spawn(
             node.sm
                 .watches
@@ -568,6 +578,21 @@ impl Node {
         self.removed.notified().await
     }
 
+    /// Resolves with the reason when raft stopped on a fatal error (a
+    /// failed WAL write or fsync, a failed snapshot install): the member
+    /// can no longer serve and must stop, as etcd exits when it cannot
+    /// save its raft log. Restart it once the disk is fixed; recovery
+    /// keeps everything acknowledged.
+    pub async fn failed(&self) -> String {
+        loop {
+            let notified = self.failed_notify.notified();
+            if let Some(why) = self.failed.lock().expect("failed lock").clone() {
+                return why;
+            }
+            notified.await;
+        }
+    }
+
     /// The ids.
     pub fn ids(&self) -> Ids {
         self.ids
@@ -608,14 +633,21 @@ impl Node {
         let mut was_leader = false;
         let mut seen_self = false;
         loop {
-            let (term, leader, is_leader) = {
+            let (term, leader, is_leader, fatal) = {
                 let m = rx.borrow_watched();
                 (
                     m.current_term,
                     m.current_leader.unwrap_or(0),
                     m.state == ServerState::Leader,
+                    m.running_state.as_ref().err().map(|f| f.to_string()),
                 )
             };
+            if let Some(why) = fatal {
+                tracing::error!(error = %why, "raft stopped on a fatal error; stopping the member");
+                *self.failed.lock().expect("failed lock") = Some(why);
+                self.failed_notify.notify_waiters();
+                return;
+            }
             self.term.store(term, Ordering::Relaxed);
             self.leader.store(leader, Ordering::Relaxed);
             {
@@ -693,36 +725,37 @@ impl Node {
         }
     }
 
-    /// etcd's compactor: on the leader, compact as the retention says.
+    /// etcd's compactor (see `compactor.rs`): every member samples, the
+    /// leader compacts through raft.
     async fn auto_compact(self: Arc<Self>, mut c: Compactor) {
         let Some(every) = c.poll_interval() else {
             return;
         };
-        let mut was_leader = false;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = self.stop.notified() => return,
             }
             let leader = self.raft.is_leader();
-            if !leader {
-                was_leader = false;
+            let Some(rev) = c.tick(Instant::now(), self.sm.store.revision(), leader) else {
                 continue;
-            }
-            if !was_leader {
-                c.reset();
-                was_leader = true;
-            }
-            if let Some(rev) = c.tick(Instant::now(), self.sm.store.revision()) {
-                match self
-                    .propose(Op::Compact { revision: rev }, Caller::Internal)
-                    .await
-                {
-                    Ok(_) => tracing::info!(revision = rev, "auto-compacted"),
-                    Err(EtcdError::Compacted) => {}
-                    Err(e) => tracing::warn!(revision = rev, error = %e, "auto-compaction failed"),
+            };
+            tracing::info!(revision = rev, "starting auto compaction");
+            let ok = match self
+                .propose(Op::Compact { revision: rev }, Caller::Internal)
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(revision = rev, "completed auto compaction");
+                    true
                 }
-            }
+                Err(EtcdError::Compacted) => true,
+                Err(e) => {
+                    tracing::warn!(revision = rev, error = %e, "failed auto compaction");
+                    false
+                }
+            };
+            c.done(Instant::now(), ok);
         }
     }
 
@@ -730,7 +763,9 @@ impl Node {
     async fn sample_gauges(self: Arc<Self>) {
         loop {
             let view = self.sm.store.snapshot();
-            self.metrics.set_db_size(view.size_bytes());
+            let size = self.sm.db_size();
+            self.metrics.set_db_size(size.total);
+            self.metrics.set_db_size_in_use(size.in_use);
             self.metrics.set_keys(view.key_count() as u64);
             self.metrics.set_watchers(self.sm.watches.len() as u64);
             drop(view);
@@ -782,25 +817,96 @@ impl Node {
         *self.last_leader_contact.lock().expect("contact lock") = Some(Instant::now());
     }
 
-    /// etcd's backend quota (`quota.go`): a write that would take the
-    /// store past `--quota-backend-bytes` raises the NOSPACE alarm, and
-    /// while it is raised every such write is refused with
-    /// `etcdserver: mvcc: database space exceeded`; reads, deletes and
-    /// compactions still go through. Clear it with `etcdctl alarm disarm`
-    /// after compacting.
-    fn check_quota(&self, cost: usize) -> Result<(), EtcdError> {
-        if self.nospace.load(Ordering::Relaxed) {
-            return Err(EtcdError::NoSpace);
+    /// etcd's backend quota (`quota.go`, `quotaAlarmer`): a write whose
+    /// cost would take the backend (`dbSize`, not the bytes in use: see
+    /// DESIGN.md, "Space") to `--quota-backend-bytes` raises the NOSPACE
+    /// alarm for this member through raft and is refused with
+    /// `etcdserver: mvcc: database space exceeded`. While any NOSPACE
+    /// alarm is raised the apply loop refuses every write that adds data
+    /// on every member (etcd's capped applier); reads, deletes,
+    /// compactions, lease revokes and Defragment still go through. Clear
+    /// it with `etcdctl alarm disarm` after compacting and defragmenting.
+    async fn check_quota(&self, cost: usize) -> Result<(), EtcdError> {
+        let size = self.sm.db_size().total;
+        if size + (cost as u64) < self.quota {
+            return Ok(());
         }
-        if self.sm.store.snapshot().size_bytes() + cost as u64 >= self.quota {
-            if !self.nospace.swap(true, Ordering::Relaxed) {
-                tracing::warn!(
-                    quota = self.quota,
-                    "database space exceeded; NOSPACE alarm raised"
-                );
+        if !self.sm.has_alarm(self.ids.member_id, ALARM_NOSPACE)
+            && !self.raising_nospace.swap(true, Ordering::SeqCst)
+        {
+            tracing::warn!(
+                quota = self.quota,
+                db_size = size,
+                cost,
+                "database space exceeded; raising the NOSPACE alarm"
+            );
+            let r = self
+                .propose(
+                    Op::Alarm {
+                        activate: true,
+                        member_id: self.ids.member_id,
+                        alarm: ALARM_NOSPACE,
+                    },
+                    Caller::Internal,
+                )
+                .await;
+            self.raising_nospace.store(false, Ordering::SeqCst);
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "raising the NOSPACE alarm failed");
             }
-            return Err(EtcdError::NoSpace);
         }
+        Err(EtcdError::NoSpace)
+    }
+
+    /// etcd's Defragment, on this member: finish any pending physical
+    /// compaction, then write a fresh snapshot of the store (only live
+    /// records), which becomes the backend's base: `dbSize` drops to its
+    /// size, older snapshot files beyond `--max-snapshots` are purged and
+    /// openraft purges the log behind it (keeping
+    /// `--snapshot-catchup-entries` for slow followers).
+    async fn defragment_here(&self) -> Result<(), EtcdError> {
+        if self.stopping.load(Ordering::Relaxed) {
+            return Err(EtcdError::Stopped);
+        }
+        self.metrics.set_defrag_inflight(true);
+        let r = self.defragment_steps().await;
+        self.metrics.set_defrag_inflight(false);
+        r
+    }
+
+    async fn defragment_steps(&self) -> Result<(), EtcdError> {
+        let t = Instant::now();
+        let before = self.sm.db_size();
+        let sm = self.sm.clone();
+        tokio::task::spawn_blocking(move || sm.finish_compaction())
+            .await
+            .map_err(raft_err)?;
+        // A snapshot whose store view is taken from now on has no
+        // compacted records; one openraft was already building when we
+        // asked may predate the compaction, and then we ask again.
+        let want = self.sm.snapshot_views() + 1;
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while self.sm.snapshot_saved() < want {
+            let saved = self.sm.snapshot_saved();
+            self.raft.trigger().snapshot().await.map_err(raft_err)?;
+            while self.sm.snapshot_saved() == saved {
+                if Instant::now() >= deadline {
+                    return Err(EtcdError::Timeout);
+                }
+                if self.stopping.load(Ordering::Relaxed) {
+                    return Err(EtcdError::Stopped);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        let after = self.sm.db_size();
+        tracing::info!(
+            db_size_before = before.total,
+            db_size_after = after.total,
+            in_use = after.in_use,
+            ms = t.elapsed().as_millis() as u64,
+            "defragmented"
+        );
         Ok(())
     }
 
@@ -1285,24 +1391,28 @@ impl Node {
     }
 }
 
-/// etcd's alarm type number for NOSPACE.
-const ALARM_NOSPACE: i32 = 1;
-/// Bytes a record costs besides its key and value (etcd counts a fixed
-/// overhead per put the same way).
-const RECORD_OVERHEAD: usize = 64;
+/// What etcd's quota charges a put besides its key and value
+/// (`kvOverhead` in etcd 3.5's `quota.go`).
+const RECORD_OVERHEAD: usize = 256;
+/// What etcd's quota charges a lease grant (`leaseOverhead`).
+const LEASE_OVERHEAD: usize = 64;
 
-/// Bytes the puts of a txn (both branches, nested too) would add; 0 when
-/// it has none (such a txn is never refused for space, as in etcd).
+/// What etcd's quota charges a txn (`costTxn`): the larger of its two
+/// branches, each the sum of its puts' costs; 0 when it has no put (such
+/// a txn is never refused for space). etcd charges a nested txn nothing,
+/// which lets its puts past a full backend; ferrocd charges it its own
+/// cost (and the capped apply refuses it too).
 fn txn_put_bytes(t: &mvcc::TxnRequest) -> usize {
-    t.success
-        .iter()
-        .chain(&t.failure)
-        .map(|op| match op {
-            mvcc::RequestOp::Put(p) => p.key.len() + p.value.len() + RECORD_OVERHEAD,
-            mvcc::RequestOp::Txn(t) => txn_put_bytes(t),
-            _ => 0,
-        })
-        .sum()
+    let branch = |ops: &[mvcc::RequestOp]| -> usize {
+        ops.iter()
+            .map(|op| match op {
+                mvcc::RequestOp::Put(p) => p.key.len() + p.value.len() + RECORD_OVERHEAD,
+                mvcc::RequestOp::Txn(t) => txn_put_bytes(t),
+                _ => 0,
+            })
+            .sum()
+    };
+    branch(&t.success).max(branch(&t.failure))
 }
 
 fn unexpected(what: &str, a: Applied) -> EtcdError {
@@ -1592,7 +1702,8 @@ impl KvService for Node {
         who: Option<AuthInfo>,
         req: mvcc::PutRequest,
     ) -> Result<mvcc::PutResponse, EtcdError> {
-        self.check_quota(req.key.len() + req.value.len() + RECORD_OVERHEAD)?;
+        self.check_quota(req.key.len() + req.value.len() + RECORD_OVERHEAD)
+            .await?;
         match self.propose(Op::Put(req), Caller::from_info(who)).await? {
             Applied::Put(r) => Ok(r),
             a => Err(unexpected("put", a)),
@@ -1620,7 +1731,7 @@ impl KvService for Node {
     ) -> Result<mvcc::TxnResponse, EtcdError> {
         let cost = txn_put_bytes(&req);
         if cost > 0 {
-            self.check_quota(cost)?;
+            self.check_quota(cost).await?;
         }
         match self.propose(Op::Txn(req), Caller::from_info(who)).await? {
             Applied::Txn(r) => Ok(r),
@@ -1735,7 +1846,7 @@ impl LeaseService for Node {
             .lock()
             .expect("lessor lock")
             .effective_ttl(ttl);
-        self.check_quota(RECORD_OVERHEAD)?;
+        self.check_quota(LEASE_OVERHEAD).await?;
         let id = if id == 0 { self.new_lease_id() } else { id };
         match self
             .propose(Op::LeaseGrant { id, ttl }, Caller::from_info(who))
@@ -1845,11 +1956,24 @@ impl ClusterService for Node {
 
     async fn status(&self) -> Result<NodeStatus, EtcdError> {
         let m = self.raft.metrics().borrow_watched().clone();
-        let db_size = self.sm.store.snapshot().size_bytes() as i64;
+        let DbSize { total, in_use } = self.sm.db_size();
+        // etcd lists every raised alarm as its protobuf text form.
+        let errors = self
+            .sm
+            .alarms(0)
+            .into_iter()
+            .map(|(member, alarm)| {
+                format!(
+                    "memberID:{member} alarm:{} ",
+                    crate::raft::alarm_name(alarm)
+                )
+            })
+            .collect();
         Ok(NodeStatus {
             version: ETCD_VERSION.into(),
-            db_size,
-            db_size_in_use: db_size,
+            db_size: total as i64,
+            db_size_in_use: in_use as i64,
+            errors,
             leader: m.current_leader.unwrap_or(0),
             raft_index: m.last_log_index.unwrap_or(0),
             raft_term: m.current_term,
@@ -1865,30 +1989,34 @@ impl ClusterService for Node {
         member_id: u64,
         alarm: i32,
     ) -> Result<Vec<(u64, i32)>, EtcdError> {
-        let nospace = || vec![(self.ids.member_id, ALARM_NOSPACE)];
-        match (action, alarm) {
-            // GET: the active alarms.
-            (0, _) => Ok(if self.nospace.load(Ordering::Relaxed) {
-                nospace()
-            } else {
-                Vec::new()
-            }),
-            // ACTIVATE NOSPACE on this member: the response lists it.
-            (1, ALARM_NOSPACE) if member_id == self.ids.member_id => {
-                self.nospace.store(true, Ordering::Relaxed);
-                Ok(nospace())
+        match action {
+            // GET: the raised alarms (of type `alarm`, all for NONE), as
+            // of a linearizable read (etcd sends GET through raft).
+            0 => {
+                self.linearize().await?;
+                Ok(self.sm.alarms(alarm))
             }
-            // DEACTIVATE NOSPACE: the response lists what was cleared.
-            (2, ALARM_NOSPACE) if member_id == self.ids.member_id => {
-                Ok(if self.nospace.swap(false, Ordering::Relaxed) {
-                    nospace()
-                } else {
-                    Vec::new()
-                })
+            // ACTIVATE / DEACTIVATE: replicated; the response lists what
+            // was raised or cleared.
+            1 | 2 => {
+                let op = Op::Alarm {
+                    activate: action == 1,
+                    member_id,
+                    alarm,
+                };
+                // etcd checks no permission for alarms (the shim has
+                // checked the token, if any).
+                match self.propose(op, Caller::Anonymous).await? {
+                    Applied::Alarm(list) => Ok(list),
+                    a => Err(unexpected("alarm", a)),
+                }
             }
-            (1 | 2, _) => Ok(Vec::new()),
             _ => Err(EtcdError::Unknown(format!("unknown alarm action {action}"))),
         }
+    }
+
+    async fn defragment(&self) -> Result<(), EtcdError> {
+        self.defragment_here().await
     }
 
     async fn hash_kv(&self, revision: i64) -> Result<(u32, i64, i64, i64), EtcdError> {
@@ -2013,5 +2141,33 @@ impl Node {
                 auth,
             },
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(k: &str, v: &str) -> mvcc::RequestOp {
+        mvcc::RequestOp::Put(mvcc::PutRequest::new(k, v))
+    }
+
+    /// etcd's `costTxn`: the larger branch, 256 bytes per put on top of
+    /// key and value; reads and deletes cost nothing.
+    #[test]
+    fn txn_cost_is_the_larger_branch() {
+        let mut t = mvcc::TxnRequest::default();
+        t.success
+            .push(mvcc::RequestOp::DeleteRange(mvcc::DeleteRangeRequest::new(
+                "a", "b",
+            )));
+        assert_eq!(txn_put_bytes(&t), 0);
+        t.success.push(put("k", "vv"));
+        t.failure.push(put("kk", "v"));
+        t.failure.push(put("x", ""));
+        assert_eq!(txn_put_bytes(&t), (3 + 256) + (1 + 256));
+        let mut outer = mvcc::TxnRequest::default();
+        outer.success.push(mvcc::RequestOp::Txn(t));
+        assert_eq!(txn_put_bytes(&outer), 3 + 256 + 1 + 256);
     }
 }

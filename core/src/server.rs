@@ -225,18 +225,23 @@ impl Server {
     /// Wait for SIGTERM or SIGINT, then shut down.
     pub fn run_until_signal(self) -> anyhow::Result<()> {
         let rt = self.raft_rt.as_ref().expect("runtime");
-        rt.block_on(async {
+        let failed = rt.block_on(async {
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => tracing::info!("received SIGINT; shutting down"),
-                _ = term.recv() => tracing::info!("received SIGTERM; shutting down"),
-                _ = self.node.removed() => {}
-            }
-            anyhow::Ok(())
+            let failed = tokio::select! {
+                _ = tokio::signal::ctrl_c() => { tracing::info!("received SIGINT; shutting down"); None }
+                _ = term.recv() => { tracing::info!("received SIGTERM; shutting down"); None }
+                _ = self.node.removed() => None,
+                why = self.node.failed() => Some(why),
+            };
+            anyhow::Ok(failed)
         })?;
         self.shutdown();
-        Ok(())
+        match failed {
+            // etcd exits (status 1) when it cannot save its raft log.
+            Some(why) => Err(anyhow::anyhow!("stopped on a fatal storage error: {why}")),
+            None => Ok(()),
+        }
     }
 
     /// Stop serving (in-flight requests get [`SHUTDOWN_GRACE`] to finish;

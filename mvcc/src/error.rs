@@ -40,6 +40,11 @@ pub enum Error {
     /// A put with `ignore_lease` also carries a lease.
     #[error("lease is provided")]
     LeaseProvided,
+    /// A write refused while the NOSPACE alarm is raised (the store itself
+    /// never returns it; the node's apply loop does, as etcd's capped
+    /// applier).
+    #[error("mvcc: database space exceeded")]
+    NoSpace,
     /// A snapshot file could not be read or is corrupt.
     #[error("snapshot {path}: {reason}")]
     Snapshot {

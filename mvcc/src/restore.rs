@@ -183,6 +183,8 @@ impl Builder {
                 done_through: None,
             }),
             record_bytes: self.record_bytes,
+            // A restored store has written what it holds.
+            written_bytes: self.record_bytes,
         };
         state.rebuild_lease_keys();
         Ok(Store::from_state(state, config))

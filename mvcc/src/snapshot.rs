@@ -466,8 +466,10 @@ pub(crate) fn load_mapped(map: Arc<Mmap>, offset: usize, len: usize, name: &str)
         consistent_index: meta.consistent_index.to_native(),
         pending_compaction: None,
         record_bytes: 0,
+        written_bytes: 0,
     };
     state.record_bytes = state.revs.iter().map(|(_, b)| b.bytes().len() as u64).sum();
+    state.written_bytes = state.record_bytes;
     if state.leases.len() != meta.leases.len() {
         return Err(snap_err(name, "lease ids out of order"));
     }

@@ -127,6 +127,11 @@ pub(crate) struct State {
     /// Bytes of all record archives in `revs` (the store's size as
     /// `Status` reports it).
     pub(crate) record_bytes: u64,
+    /// Bytes of every record archive ever added to `revs` in this process
+    /// (never lowered by compaction; starts at `record_bytes` when a
+    /// snapshot is loaded). The node counts its on-disk backend size from
+    /// it: what was written since the last snapshot.
+    pub(crate) written_bytes: u64,
 }
 
 impl Default for State {
@@ -141,6 +146,7 @@ impl Default for State {
             consistent_index: 0,
             pending_compaction: None,
             record_bytes: 0,
+            written_bytes: 0,
         }
     }
 }

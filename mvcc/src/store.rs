@@ -242,6 +242,14 @@ impl ReadView {
         self.state.record_bytes
     }
 
+    /// Bytes of every record ever added to this store in this process,
+    /// compacted ones included (a loaded snapshot counts as added once).
+    /// Grows with every write, never shrinks: the difference between two
+    /// views is what was written between them.
+    pub fn written_bytes(&self) -> u64 {
+        self.state.written_bytes
+    }
+
     /// Granted lease ids, ascending.
     pub fn leases(&self) -> Vec<i64> {
         self.state.leases.iter().map(|(id, _)| *id).collect()

@@ -103,6 +103,7 @@ impl<'s> TxnWrite<'s> {
         };
         let bytes = rec.to_bytes();
         self.state.record_bytes += bytes.bytes().len() as u64;
+        self.state.written_bytes += bytes.bytes().len() as u64;
         self.state.revs.insert(rev, bytes);
         let key_arc = match stored_key {
             Some(k) => {
@@ -174,6 +175,7 @@ impl<'s> TxnWrite<'s> {
         };
         let bytes = rec.to_bytes();
         self.state.record_bytes += bytes.bytes().len() as u64;
+        self.state.written_bytes += bytes.bytes().len() as u64;
         self.state.revs.insert(rev, bytes);
         let alive =
             Arc::make_mut(self.state.keys.get_mut(&key[..]).expect("present")).tombstone(rev);

@@ -1,5 +1,5 @@
-//! The etcd Maintenance and Cluster services over a node. Defragment and
-//! Downgrade answer `Unimplemented`.
+//! The etcd Maintenance and Cluster services over a node. Downgrade
+//! answers `Unimplemented`.
 //!
 //! Snapshot streams the node's backend file as etcd 3.5 does: 32 KiB
 //! blobs, each with the bytes remaining after it, then one last message
@@ -25,10 +25,14 @@ use crate::status::EtcdError;
 pub struct NodeStatus {
     /// etcd API version we implement (e.g. "3.5.0").
     pub version: String,
-    /// Bytes the store takes.
+    /// etcd's `dbSize`: bytes the backend takes on disk (see DESIGN.md,
+    /// "Space").
     pub db_size: i64,
-    /// Bytes in use (no free pages in our store: the same as `db_size`).
+    /// etcd's `dbSizeInUse`: bytes of the records held.
     pub db_size_in_use: i64,
+    /// Raised alarms, as etcd's Status lists them
+    /// (`memberID:<id> alarm:NOSPACE `).
+    pub errors: Vec<String>,
     /// Leader member id (0: none).
     pub leader: u64,
     /// Last raft index.
@@ -105,6 +109,9 @@ pub trait ClusterService: Authorizer {
         member_id: u64,
         alarm: i32,
     ) -> impl Future<Output = Result<Vec<(u64, i32)>, EtcdError>> + Send;
+    /// etcd's Defragment of this member's backend (see DESIGN.md,
+    /// "Space"); returns once it is done.
+    fn defragment(&self) -> impl Future<Output = Result<(), EtcdError>> + Send;
     /// etcd's HashKV at `revision` (0: current): (hash, compact revision,
     /// hashed revision, header revision).
     fn hash_kv(
@@ -279,7 +286,7 @@ impl<S: ClusterService> pb::maintenance_server::Maintenance for ClusterShim<S> {
             raft_index: s.raft_index,
             raft_term: s.raft_term,
             raft_applied_index: s.raft_applied_index,
-            errors: Vec::new(),
+            errors: s.errors,
             db_size_in_use: s.db_size_in_use,
             is_learner: s.is_learner,
         }))
@@ -290,7 +297,11 @@ impl<S: ClusterService> pb::maintenance_server::Maintenance for ClusterShim<S> {
         req: Request<pb::DefragmentRequest>,
     ) -> Result<Response<pb::DefragmentResponse>, Status> {
         self.admin(&req).await?;
-        Err(unimplemented("Maintenance.Defragment"))
+        self.node.defragment().await?;
+        let rev = self.node.status().await.map(|s| s.revision).unwrap_or(0);
+        Ok(Response::new(pb::DefragmentResponse {
+            header: header(&self.node.info(), rev),
+        }))
     }
 
     async fn hash(

@@ -150,6 +150,9 @@ struct Inner {
     has_leader: IntGauge,
     is_leader: IntGauge,
     db_size: IntGauge,
+    db_size_in_use: IntGauge,
+    quota_backend_bytes: IntGauge,
+    defrag_inflight: IntGauge,
     watchers: IntGauge,
     keys: IntGauge,
     fast_requests: IntCounterVec,
@@ -287,6 +290,21 @@ impl Metrics {
                 "etcd_mvcc_db_total_size_in_bytes",
                 "Total size of the underlying database physically allocated in bytes.",
             ),
+            db_size_in_use: gauge(
+                r,
+                "etcd_mvcc_db_total_size_in_use_in_bytes",
+                "Total size of the underlying database logically in use in bytes.",
+            ),
+            quota_backend_bytes: gauge(
+                r,
+                "etcd_server_quota_backend_bytes",
+                "Current backend storage quota size in bytes.",
+            ),
+            defrag_inflight: gauge(
+                r,
+                "etcd_disk_defrag_inflight",
+                "Whether or not defrag is active on the member. 1 means active, 0 means not.",
+            ),
             watchers: gauge(
                 r,
                 "etcd_debugging_mvcc_watcher_total",
@@ -372,6 +390,21 @@ impl Metrics {
     /// The store's size in bytes.
     pub fn set_db_size(&self, bytes: u64) {
         self.inner.db_size.set(saturate(bytes));
+    }
+
+    /// `etcd_mvcc_db_total_size_in_use_in_bytes`.
+    pub fn set_db_size_in_use(&self, bytes: u64) {
+        self.inner.db_size_in_use.set(saturate(bytes));
+    }
+
+    /// `etcd_server_quota_backend_bytes`.
+    pub fn set_quota_backend_bytes(&self, bytes: u64) {
+        self.inner.quota_backend_bytes.set(saturate(bytes));
+    }
+
+    /// `etcd_disk_defrag_inflight`.
+    pub fn set_defrag_inflight(&self, yes: bool) {
+        self.inner.defrag_inflight.set(i64::from(yes));
     }
 
     /// The number of open watchers.
@@ -621,6 +654,9 @@ mod tests {
         drop(m.start_call(i));
         m.set_has_leader(true);
         m.set_db_size(20480);
+        m.set_db_size_in_use(16384);
+        m.set_quota_backend_bytes(2 << 30);
+        m.set_defrag_inflight(true);
         m.observe_wal_fsync(Duration::from_micros(1500));
         let text = String::from_utf8(m.render()).unwrap();
         let ok = r#"grpc_server_handled_total{grpc_code="OK",grpc_method="Range",grpc_service="etcdserverpb.KV",grpc_type="unary"}"#;
@@ -640,6 +676,18 @@ mod tests {
         assert_eq!(
             line(&text, "etcd_mvcc_db_total_size_in_bytes "),
             "etcd_mvcc_db_total_size_in_bytes 20480"
+        );
+        assert_eq!(
+            line(&text, "etcd_mvcc_db_total_size_in_use_in_bytes "),
+            "etcd_mvcc_db_total_size_in_use_in_bytes 16384"
+        );
+        assert_eq!(
+            line(&text, "etcd_server_quota_backend_bytes "),
+            "etcd_server_quota_backend_bytes 2147483648"
+        );
+        assert_eq!(
+            line(&text, "etcd_disk_defrag_inflight "),
+            "etcd_disk_defrag_inflight 1"
         );
         assert_eq!(
             line(

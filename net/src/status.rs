@@ -398,6 +398,7 @@ impl From<ferrocd_mvcc::Error> for EtcdError {
             M::LeaseExists => E::LeaseExist,
             M::ValueProvided => E::ValueProvided,
             M::LeaseProvided => E::LeaseProvided,
+            M::NoSpace => E::NoSpace,
             other => E::Unknown(other.to_string()),
         }
     }

@@ -503,6 +503,11 @@ impl<F: Fs> Wal<F> {
             }
             wal.segments.push(Segment { name, path, file });
         }
+        // The same for the directory: a segment created just before the
+        // process died (e.g. a roll that failed on a full disk) has an
+        // entry that may not be durable; appends into it would be
+        // acknowledged and then lost with it at a power loss.
+        wal.fs.sync_dir(&wal.dir).map_err(io_err(&wal.dir))?;
         wal.durable_index = wal.last_index;
         recovered.first_index = wal.first_index();
         recovered.last_index = wal.last_index;

@@ -146,7 +146,35 @@ impl<F: Fs> SnapStore<F> {
         if self.fs.exists(&tmp) {
             self.fs.remove(&tmp)?;
         }
-        let mut file = self.fs.create(&tmp)?;
+        let r = self.write_tmp(&tmp, term, index, write);
+        if r.is_err() {
+            // A failed write (disk full, EIO) must not leave its partial
+            // temp file taking the space a retry needs; a crash leaves it
+            // behind, and the next save of the same snapshot replaces it.
+            let _ = self.fs.remove(&tmp);
+        }
+        let len = r?;
+        self.fs.rename(&tmp, &final_path)?;
+        self.fs.sync_dir(&self.dir)?;
+        Ok(SnapshotFile {
+            path: final_path,
+            term,
+            index,
+            payload_offset: PAYLOAD_OFFSET,
+            payload_len: len,
+        })
+    }
+
+    /// The temp file of [`SnapStore::save_with`], written and synced;
+    /// returns the payload length.
+    fn write_tmp(
+        &self,
+        tmp: &Path,
+        term: u64,
+        index: u64,
+        write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> io::Result<u64> {
+        let mut file = self.fs.create(tmp)?;
         let mut w = PayloadWriter {
             file: &mut file,
             at: PAYLOAD_OFFSET,
@@ -159,15 +187,7 @@ impl<F: Fs> SnapStore<F> {
         let (len, crc) = (w.len, w.hasher.clone().finalize());
         file.write_at(&header(term, index, len, crc), 0)?;
         file.sync_data()?;
-        self.fs.rename(&tmp, &final_path)?;
-        self.fs.sync_dir(&self.dir)?;
-        Ok(SnapshotFile {
-            path: final_path,
-            term,
-            index,
-            payload_offset: PAYLOAD_OFFSET,
-            payload_len: len,
-        })
+        Ok(len)
     }
 
     /// Every snapshot file name as (term, index), newest first.

@@ -24,8 +24,10 @@ pub use network::{
     KIND_PRE_VOTE, KIND_PUBLISH, KIND_READ_INDEX, KIND_SNAPSHOT, KIND_TRANSFER, KIND_VOTE,
     PeerNetwork, SnapshotChunk,
 };
+pub(crate) use state_machine::alarm_name;
 pub use state_machine::{
-    Applied, ApplyError, SmShared, SnapshotData, StateMachine, write_restored_snapshot,
+    ALARM_CORRUPT, ALARM_NOSPACE, Applied, ApplyError, DbSize, SmShared, SnapshotData,
+    StateMachine, write_restored_snapshot,
 };
 
 openraft::declare_raft_types!(
@@ -112,6 +114,17 @@ pub enum Op {
     /// An Auth service request (users, roles, enable/disable,
     /// authenticate).
     Auth(AuthOp),
+    /// etcd Alarm ACTIVATE / DEACTIVATE: the alarm list is replicated
+    /// state (etcd keeps it in its backend's `alarm` bucket), so every
+    /// member applies it and a restart keeps it.
+    Alarm {
+        /// Raise (true) or clear (false).
+        activate: bool,
+        /// The member the alarm is about.
+        member_id: u64,
+        /// etcd's `AlarmType` number (NOSPACE 1, CORRUPT 2).
+        alarm: i32,
+    },
 }
 
 impl fmt::Display for Command {
@@ -124,6 +137,7 @@ impl fmt::Display for Command {
             Op::LeaseGrant { .. } => "lease_grant",
             Op::LeaseRevoke { .. } => "lease_revoke",
             Op::Auth(a) => a.name(),
+            Op::Alarm { .. } => "alarm",
         };
         write!(f, "{what}#{}", self.id)
     }
@@ -160,6 +174,11 @@ mod tests {
                 user: "u".into(),
                 role: "r".into(),
             }),
+            Op::Alarm {
+                activate: true,
+                member_id: 3,
+                alarm: 1,
+            },
         ] {
             let c = Command {
                 id: 42,

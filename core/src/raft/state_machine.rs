@@ -10,12 +10,24 @@
 //!
 //! Snapshots are mvcc snapshots inside the `wal` crate's snapshot files
 //! (`snap/<term>-<index>.snap`); the payload starts with openraft's
-//! snapshot meta (see docs/FORMAT.md, "Raft snapshot payload"). They are
-//! loaded through a memory map: records stay in the mapping.
+//! snapshot meta and the node's own replicated state that does not live
+//! in the store (the alarm list; see docs/FORMAT.md, "Raft snapshot
+//! payload"). They are loaded through a memory map: records stay in the
+//! mapping.
+//!
+//! Alarms (etcd's `alarm` bucket): `Op::Alarm` raises or clears an alarm
+//! on every member; while any NOSPACE alarm is raised, puts, txns with a
+//! put and lease grants are refused at apply (etcd's capped applier), so
+//! every member refuses the same writes.
+//!
+//! Backend size (see DESIGN.md, "Space"): `db_size` is the newest
+//! snapshot file plus the record bytes written since it; `db_size_in_use`
+//! is the live record bytes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -37,6 +49,23 @@ use ferrocd_net::Metrics;
 type Membership = openraft::alias::StoredMembershipOf<TypeConfig>;
 type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
 type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
+
+/// etcd's `AlarmType` NOSPACE.
+pub const ALARM_NOSPACE: i32 = 1;
+/// etcd's `AlarmType` CORRUPT.
+pub const ALARM_CORRUPT: i32 = 2;
+
+/// The backend's size as etcd's Status reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbSize {
+    /// etcd's `dbSize`: the newest snapshot file plus the record bytes
+    /// written since (they sit in the WAL until the next snapshot).
+    /// Compaction does not lower it; a new snapshot (Defragment) does.
+    pub total: u64,
+    /// etcd's `dbSizeInUse`: bytes of the records the store holds (every
+    /// revision not compacted away).
+    pub in_use: u64,
+}
 
 /// A snapshot handed to openraft: a verified file in the snap directory.
 #[derive(Debug, Clone)]
@@ -68,6 +97,9 @@ pub enum Applied {
     LeaseRevoke(i64),
     /// An auth op's answer, with the header revision.
     Auth(AuthAnswer, i64),
+    /// Alarm: what the response lists (the alarm raised or cleared, or
+    /// nothing when there was nothing to change), as (member, type).
+    Alarm(Vec<(u64, i32)>),
 }
 
 /// A command that the store refused (it changed nothing).
@@ -78,6 +110,40 @@ type Waiter = oneshot::Sender<Result<Applied, ApplyError>>;
 struct AppliedState {
     log_id: Option<LogId>,
     membership: Membership,
+    /// Raised alarms, (member id, alarm type): replicated state.
+    alarms: BTreeSet<(u64, i32)>,
+    /// Bytes of the newest snapshot file (0: none).
+    snapshot_bytes: u64,
+    /// The store's `written_bytes` as of that snapshot.
+    written_at_snapshot: u64,
+}
+
+impl AppliedState {
+    fn nospace(&self) -> bool {
+        self.alarms.iter().any(|&(_, a)| a == ALARM_NOSPACE)
+    }
+}
+
+/// What a snapshot payload starts with besides openraft's meta: state
+/// the node replicates outside the store. Encoded (postcard) right after
+/// the meta, inside the length-prefixed area, so a file written before
+/// it existed (meta only) still loads, with no alarms.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct NodeState {
+    /// Raised alarms, (member id, alarm type), ascending.
+    alarms: Vec<(u64, i32)>,
+    /// The auth store.
+    auth: AuthState,
+}
+
+/// Whether a txn (either branch, nested too) has a put: etcd's capped
+/// applier refuses it while NOSPACE is raised.
+fn txn_has_put(t: &mvcc::TxnRequest) -> bool {
+    t.success.iter().chain(&t.failure).any(|op| match op {
+        mvcc::RequestOp::Put(_) => true,
+        mvcc::RequestOp::Txn(t) => txn_has_put(t),
+        _ => false,
+    })
 }
 
 /// State shared by the state machine, the snapshot builder and the node.
@@ -99,6 +165,12 @@ pub struct SmShared {
     pub auth: arc_swap::ArcSwap<AuthState>,
     /// This member's simple tokens.
     pub tokens: Mutex<SimpleTokens>,
+    /// Store views taken for snapshots (built or installed) by this
+    /// process, numbered from 1 (taken under the applied lock).
+    snap_views: AtomicU64,
+    /// The highest such number whose snapshot is saved (Defragment waits
+    /// for one whose view was taken after it finished compacting).
+    snap_saved: AtomicU64,
 }
 
 impl std::fmt::Debug for SmShared {
@@ -125,6 +197,44 @@ impl SmShared {
     /// Forget a waiter (its proposal failed).
     pub fn forget(&self, id: u64) {
         self.waiters.lock().expect("waiters lock").remove(&id);
+    }
+
+    /// The raised alarms, (member id, alarm type), ascending; only those
+    /// of type `alarm` unless it is 0 (NONE: all).
+    pub fn alarms(&self, alarm: i32) -> Vec<(u64, i32)> {
+        self.applied()
+            .alarms
+            .iter()
+            .filter(|&&(_, a)| alarm == 0 || a == alarm)
+            .copied()
+            .collect()
+    }
+
+    /// Whether alarm `alarm` is raised for `member`.
+    pub fn has_alarm(&self, member: u64, alarm: i32) -> bool {
+        self.applied().alarms.contains(&(member, alarm))
+    }
+
+    /// The backend's size (see [`DbSize`]).
+    pub fn db_size(&self) -> DbSize {
+        let a = self.applied();
+        let view = self.store.snapshot();
+        DbSize {
+            total: a.snapshot_bytes + view.written_bytes().saturating_sub(a.written_at_snapshot),
+            in_use: view.size_bytes(),
+        }
+    }
+
+    /// How many store views were taken for snapshots so far: a snapshot
+    /// numbered above this one shows the store as it is now or later.
+    pub fn snapshot_views(&self) -> u64 {
+        self.snap_views.load(Ordering::SeqCst)
+    }
+
+    /// The number of the newest snapshot view saved (see
+    /// [`SmShared::snapshot_views`]).
+    pub fn snapshot_saved(&self) -> u64 {
+        self.snap_saved.load(Ordering::SeqCst)
     }
 
     /// The last applied log id.
@@ -169,27 +279,29 @@ impl SmShared {
     }
 }
 
+/// etcd's name of an alarm type.
+pub(crate) fn alarm_name(alarm: i32) -> &'static str {
+    match alarm {
+        0 => "NONE",
+        ALARM_NOSPACE => "NOSPACE",
+        ALARM_CORRUPT => "CORRUPT",
+        _ => "UNKNOWN",
+    }
+}
+
 /// The state machine handle openraft owns (a clone is the builder).
 #[derive(Clone, Debug)]
 pub struct StateMachine {
     shared: Arc<SmShared>,
 }
 
-/// What a snapshot holds besides the mvcc store: openraft's meta and the
-/// replicated state that lives outside the key space.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub(crate) struct SnapshotHead {
-    /// openraft's snapshot meta.
-    pub raft: SnapshotMeta,
-    /// The auth store.
-    pub auth: AuthState,
-}
-
-/// Bytes in front of the mvcc payload: `u32 LE head length`, postcard
-/// [`SnapshotHead`], zero padding to a multiple of 16 (the mvcc payload
-/// must start 16-byte aligned in the mapping).
-fn meta_prefix(meta: &SnapshotHead) -> io::Result<Vec<u8>> {
-    let m = encode(meta)?;
+/// Bytes in front of the mvcc payload: `u32 LE meta length`, postcard
+/// `SnapshotMeta` then postcard [`NodeState`] (both inside that length),
+/// zero padding to a multiple of 16 (the mvcc payload must start 16-byte
+/// aligned in the mapping).
+fn meta_prefix(meta: &SnapshotMeta, node: &NodeState) -> io::Result<Vec<u8>> {
+    let mut m = encode(meta)?;
+    m.extend_from_slice(&encode(node)?);
     let mut out = Vec::with_capacity(m.len() + 20);
     out.extend_from_slice(&(m.len() as u32).to_le_bytes());
     out.extend_from_slice(&m);
@@ -199,7 +311,7 @@ fn meta_prefix(meta: &SnapshotHead) -> io::Result<Vec<u8>> {
 
 /// The openraft meta at the front of a snapshot's payload, and where the
 /// mvcc payload behind it starts (offset from the payload's start).
-fn parse_meta(file: &SnapshotFile, payload: &[u8]) -> io::Result<(SnapshotHead, usize)> {
+fn parse_meta(file: &SnapshotFile, payload: &[u8]) -> io::Result<(SnapshotMeta, NodeState, usize)> {
     let bad = |why: &str| {
         io::Error::new(
             io::ErrorKind::InvalidData,
@@ -214,7 +326,15 @@ fn parse_meta(file: &SnapshotFile, payload: &[u8]) -> io::Result<(SnapshotHead, 
     if prefix > payload.len() {
         return Err(bad("snapshot meta longer than the payload"));
     }
-    Ok((decode(&payload[4..4 + mlen])?, prefix))
+    let (meta, rest) = postcard::take_from_bytes::<SnapshotMeta>(&payload[4..4 + mlen])
+        .map_err(|e| bad(&format!("snapshot meta: {e}")))?;
+    // Files written before the node state existed end here: no alarms.
+    let node = if rest.is_empty() {
+        NodeState::default()
+    } else {
+        decode(rest).map_err(|e| bad(&format!("node state: {e}")))?
+    };
+    Ok((meta, node, prefix))
 }
 
 /// Write the first snapshot of a restored member (`ferroctl snapshot
@@ -241,14 +361,15 @@ pub fn write_restored_snapshot(
     let voters = members.keys().copied().collect();
     let membership = openraft::Membership::new(vec![voters], members)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-    let head = SnapshotHead {
-        raft: SnapshotMeta {
-            last_log_id: Some(log_id),
-            last_membership: Membership::new(Some(log_id), membership),
-        },
+    let meta = SnapshotMeta {
+        last_log_id: Some(log_id),
+        last_membership: Membership::new(Some(log_id), membership),
+    };
+    let node = NodeState {
+        alarms: Vec::new(),
         auth,
     };
-    let prefix = meta_prefix(&head)?;
+    let prefix = meta_prefix(&meta, &node)?;
     let snaps = SnapStore::open(UringFs, snap_dir)?;
     let view = store.snapshot();
     snaps.save_with(0, 0, |w| {
@@ -261,7 +382,7 @@ pub fn write_restored_snapshot(
 fn load_snapshot(
     file: &SnapshotFile,
     config: mvcc::Config,
-) -> io::Result<(SnapshotHead, mvcc::Store)> {
+) -> io::Result<(SnapshotMeta, NodeState, mvcc::Store)> {
     let f = std::fs::File::open(&file.path)?;
     // SAFETY: snapshot files are sealed (written to a temp file, fsynced,
     // renamed) and never modified in place; nothing truncates a file
@@ -275,7 +396,7 @@ fn load_snapshot(
             format!("{}: payload shorter than its length", file.path.display()),
         ));
     }
-    let (meta, prefix) = parse_meta(file, &map[start..end])?;
+    let (meta, node, prefix) = parse_meta(file, &map[start..end])?;
     let store = mvcc::Store::load_mapped(map, start + prefix, end - start - prefix, config)
         .map_err(|e| {
             io::Error::new(
@@ -283,7 +404,12 @@ fn load_snapshot(
                 format!("{}: {e}", file.path.display()),
             )
         })?;
-    Ok((meta, store))
+    Ok((meta, node, store))
+}
+
+/// Bytes a snapshot file takes on disk.
+fn file_bytes(file: &SnapshotFile) -> u64 {
+    std::fs::metadata(&file.path).map_or(file.payload_offset + file.payload_len, |m| m.len())
 }
 
 /// Only the meta of a verified snapshot file (a few hundred bytes read;
@@ -297,7 +423,7 @@ fn read_meta(file: &SnapshotFile) -> io::Result<SnapshotMeta> {
     let want = (4 + mlen).next_multiple_of(16).min(file.payload_len) as usize;
     let mut head = vec![0u8; want];
     f.read_exact_at(&mut head, file.payload_offset)?;
-    parse_meta(file, &head).map(|(m, _)| m.raft)
+    parse_meta(file, &head).map(|(m, _, _)| m)
 }
 
 impl StateMachine {
@@ -313,30 +439,31 @@ impl StateMachine {
         token_ttl: std::time::Duration,
     ) -> io::Result<Self> {
         let snaps = SnapStore::open(UringFs, snap_dir)?;
-        let (log_id, membership, auth, store) = match snaps.load_newest_valid()? {
+        let (log_id, membership, node, snapshot_bytes, store) = match snaps.load_newest_valid()? {
             Some(file) => {
                 let t = Instant::now();
-                let (meta, store) = load_snapshot(&file, store_config)?;
+                let (meta, node, store) = load_snapshot(&file, store_config)?;
                 tracing::info!(
                     file = %file.path.display(),
                     revision = store.revision(),
                     ms = t.elapsed().as_millis() as u64,
                     "loaded snapshot"
                 );
-                (
-                    meta.raft.last_log_id,
-                    meta.raft.last_membership,
-                    meta.auth,
-                    store,
-                )
+                if !node.alarms.is_empty() {
+                    tracing::warn!(alarms = ?node.alarms, "alarms raised (from the snapshot)");
+                }
+                let bytes = file_bytes(&file);
+                (meta.last_log_id, meta.last_membership, node, bytes, store)
             }
             None => (
                 None,
                 Membership::default(),
-                AuthState::default(),
+                NodeState::default(),
+                0,
                 mvcc::Store::new(store_config),
             ),
         };
+        let written_at_snapshot = store.snapshot().written_bytes();
         let now = Instant::now();
         let mut lessor = lessor;
         for (id, ttl) in store.snapshot().lease_ttls() {
@@ -349,13 +476,21 @@ impl StateMachine {
                 watches,
                 lessor: Mutex::new(lessor),
                 waiters: Mutex::new(HashMap::new()),
-                applied: Mutex::new(AppliedState { log_id, membership }),
+                applied: Mutex::new(AppliedState {
+                    log_id,
+                    membership,
+                    alarms: node.alarms.into_iter().collect(),
+                    snapshot_bytes,
+                    written_at_snapshot,
+                }),
                 snaps,
                 max_snapshots,
                 metrics,
                 compacting: Mutex::new(false),
-                auth: arc_swap::ArcSwap::from_pointee(auth),
+                auth: arc_swap::ArcSwap::from_pointee(node.auth),
                 tokens: Mutex::new(SimpleTokens::new(token_ttl)),
+                snap_views: AtomicU64::new(0),
+                snap_saved: AtomicU64::new(0),
             }),
         })
     }
@@ -390,11 +525,20 @@ impl StateMachine {
                     applied.membership = Membership::new(Some(entry.log_id()), m.clone());
                 }
                 EntryPayload::Normal(Command { id, op, caller }) => {
+                    // etcd's capped applier: while NOSPACE is raised
+                    // anywhere, nothing that adds data applies.
+                    let capped = applied.nospace()
+                        && match op {
+                            Op::Put(_) | Op::LeaseGrant { .. } => true,
+                            Op::Txn(t) => txn_has_put(t),
+                            _ => false,
+                        };
                     // etcd's auth applier: a write is checked against the
                     // auth store as of its place in the log.
                     let checked = {
                         let lease_keys = |l: i64| wb.lease_keys(l);
                         match op {
+                            _ if capped => Err(ApplyError::from(mvcc::Error::NoSpace)),
                             Op::Put(req) => {
                                 auth.check_request(caller, &Request::Put(req), &lease_keys)
                             }
@@ -458,6 +602,38 @@ impl StateMachine {
                                     Applied::Auth(answer, wb.revision())
                                 })
                         }
+                        (
+                            Ok(()),
+                            Op::Alarm {
+                                activate,
+                                member_id,
+                                alarm,
+                            },
+                        ) => {
+                            let key = (*member_id, *alarm);
+                            let changed = if *activate {
+                                applied.alarms.insert(key)
+                            } else {
+                                applied.alarms.remove(&key)
+                            };
+                            if changed {
+                                tracing::warn!(
+                                    member = %format!("{member_id:016x}"),
+                                    alarm = alarm_name(*alarm),
+                                    raised = *activate,
+                                    "alarm {}",
+                                    if *activate { "raised" } else { "disarmed" }
+                                );
+                            }
+                            // etcd lists the alarm raised even when it was
+                            // already (the stored one), a cleared one only
+                            // when it was raised.
+                            Ok(Applied::Alarm(if changed || *activate {
+                                vec![key]
+                            } else {
+                                Vec::new()
+                            }))
+                        }
                     };
                     if *id != 0 {
                         results.push((*id, r));
@@ -518,24 +694,23 @@ impl StateMachine {
 
     fn build(&self) -> io::Result<Snapshot> {
         let sh = &*self.shared;
-        // Under the applied lock: the store, the auth state and the log id
-        // all as of the same applied entry.
-        let (head, view) = {
+        let (meta, node, view, number) = {
             let applied = sh.applied();
-            let head = SnapshotHead {
-                raft: SnapshotMeta {
-                    last_log_id: applied.log_id,
-                    last_membership: applied.membership.clone(),
-                },
+            let number = sh.snap_views.fetch_add(1, Ordering::SeqCst) + 1;
+            let meta = SnapshotMeta {
+                last_log_id: applied.log_id,
+                last_membership: applied.membership.clone(),
+            };
+            let node = NodeState {
+                alarms: applied.alarms.iter().copied().collect(),
                 auth: (**sh.auth.load()).clone(),
             };
-            (head, sh.store.snapshot())
+            (meta, node, sh.store.snapshot(), number)
         };
-        let meta = head.raft.clone();
         let (term, index) = meta
             .last_log_id
             .map_or((0, 0), |l| (l.committed_leader_id().term, l.index()));
-        let prefix = meta_prefix(&head)?;
+        let prefix = meta_prefix(&meta, &node)?;
         let t = Instant::now();
         let file = sh.snaps.save_with(term, index, |w| {
             w.write_all(&prefix)?;
@@ -548,6 +723,14 @@ impl StateMachine {
             ms = t.elapsed().as_millis() as u64,
             "saved snapshot"
         );
+        {
+            // Newer entries may have applied meanwhile: what they wrote
+            // after `view` stays counted.
+            let mut a = sh.applied();
+            a.snapshot_bytes = file_bytes(&file);
+            a.written_at_snapshot = view.written_bytes();
+        }
+        sh.snap_saved.fetch_max(number, Ordering::SeqCst);
         if let Err(e) = sh.snaps.purge(sh.max_snapshots) {
             tracing::warn!(error = %e, "purging old snapshots failed");
         }
@@ -626,28 +809,34 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(io::Error::other)??
         };
         let snapshot = SnapshotData { file };
-        let (file_meta, store) = load_snapshot(&snapshot.file, sh.store.config().clone())?;
-        if file_meta.raft.last_log_id != meta.last_log_id {
+        let (file_meta, node, store) = load_snapshot(&snapshot.file, sh.store.config().clone())?;
+        if file_meta.last_log_id != meta.last_log_id {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
                     "{}: snapshot covers {:?}, openraft installs {:?}",
                     snapshot.file.path.display(),
-                    file_meta.raft.last_log_id,
+                    file_meta.last_log_id,
                     meta.last_log_id
                 ),
             ));
         }
         let mut applied = sh.applied();
         let leases = store.snapshot().lease_ttls();
+        let written = store.snapshot().written_bytes();
         sh.store.install(store);
-        sh.auth.store(Arc::new(file_meta.auth));
+        sh.auth.store(Arc::new(node.auth));
         sh.tokens
             .lock()
             .expect("tokens lock")
             .effect(TokenEffect::Clear, Instant::now());
         applied.log_id = meta.last_log_id;
         applied.membership = meta.last_membership.clone();
+        applied.alarms = node.alarms.into_iter().collect();
+        applied.snapshot_bytes = file_bytes(&snapshot.file);
+        applied.written_at_snapshot = written;
+        let number = sh.snap_views.fetch_add(1, Ordering::SeqCst) + 1;
+        sh.snap_saved.fetch_max(number, Ordering::SeqCst);
         drop(applied);
         let now = Instant::now();
         let mut lessor = sh.lessor.lock().expect("lessor lock");
@@ -672,5 +861,92 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta,
             snapshot: SnapshotData { file },
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file() -> SnapshotFile {
+        SnapshotFile {
+            path: "test.snap".into(),
+            term: 1,
+            index: 7,
+            payload_offset: 0,
+            payload_len: 0,
+        }
+    }
+
+    fn meta() -> SnapshotMeta {
+        SnapshotMeta {
+            last_log_id: None,
+            last_membership: Membership::default(),
+        }
+    }
+
+    #[test]
+    fn node_state_round_trips_behind_the_meta() {
+        let mut auth = AuthState::default();
+        auth.apply(
+            &crate::auth::Caller::Internal,
+            &crate::auth::AuthOp::RoleAdd { name: "r".into() },
+            1,
+        )
+        .unwrap();
+        let node = NodeState {
+            alarms: vec![(3, ALARM_NOSPACE), (9, ALARM_CORRUPT)],
+            auth,
+        };
+        let mut payload = meta_prefix(&meta(), &node).unwrap();
+        assert_eq!(payload.len() % 16, 0);
+        let prefix = payload.len();
+        payload.extend_from_slice(b"mvcc payload");
+        let (m, n, at) = parse_meta(&file(), &payload).unwrap();
+        assert_eq!(m, meta());
+        assert_eq!(n, node);
+        assert_eq!(at, prefix);
+    }
+
+    /// A file written before the node state existed (meta only) loads
+    /// with no alarms.
+    #[test]
+    fn meta_only_payload_loads_without_alarms() {
+        let m = encode(&meta()).unwrap();
+        let mut payload = (m.len() as u32).to_le_bytes().to_vec();
+        payload.extend_from_slice(&m);
+        payload.resize(payload.len().next_multiple_of(16), 0);
+        let (back, node, _) = parse_meta(&file(), &payload).unwrap();
+        assert_eq!(back, meta());
+        assert_eq!(node, NodeState::default());
+    }
+
+    #[test]
+    fn a_bad_node_state_is_refused() {
+        let mut m = encode(&meta()).unwrap();
+        m.extend_from_slice(&[0xff; 12]);
+        let mut payload = (m.len() as u32).to_le_bytes().to_vec();
+        payload.extend_from_slice(&m);
+        payload.resize(payload.len().next_multiple_of(16), 0);
+        let e = parse_meta(&file(), &payload).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("node state"), "{e}");
+    }
+
+    #[test]
+    fn capped_writes_are_those_that_add_data() {
+        let mut t = mvcc::TxnRequest::default();
+        assert!(!txn_has_put(&t));
+        t.failure
+            .push(mvcc::RequestOp::DeleteRange(mvcc::DeleteRangeRequest::new(
+                "a", "b",
+            )));
+        assert!(!txn_has_put(&t));
+        let mut inner = mvcc::TxnRequest::default();
+        inner
+            .success
+            .push(mvcc::RequestOp::Put(mvcc::PutRequest::new("k", "v")));
+        t.success.push(mvcc::RequestOp::Txn(inner));
+        assert!(txn_has_put(&t));
     }
 }

@@ -286,7 +286,13 @@ impl Server {
     /// Waits until `/health` says true or a gRPC `Status` answers, or the
     /// process exits, or [`READY_TIMEOUT`] passes.
     pub fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + READY_TIMEOUT;
+        self.wait_ready_within(READY_TIMEOUT)
+    }
+
+    /// [`Server::wait_ready`] with a bound of `within` (a member that
+    /// replays a large WAL).
+    pub fn wait_ready_within(&mut self, within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
         let mut tries = 0u32;
         loop {
             if let Some(status) = self
@@ -309,10 +315,7 @@ impl Server {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(format!(
-                    "not ready after {READY_TIMEOUT:?}\n{}",
-                    self.log_tail()
-                ));
+                return Err(format!("not ready after {within:?}\n{}", self.log_tail()));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -330,6 +333,23 @@ impl Server {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// Wait up to `within` for the server to exit by itself; its status,
+    /// or `None` (still running).
+    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            let child = self.child.as_mut()?;
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -362,8 +382,13 @@ impl Server {
     /// Starts the stopped server again on the same data dir and ports, and
     /// waits until it serves; panics with the log if it does not.
     pub fn restart(&mut self) {
+        self.restart_within(READY_TIMEOUT)
+    }
+
+    /// [`Server::restart`], waiting up to `within` for it to serve.
+    pub fn restart_within(&mut self, within: Duration) {
         self.spawn();
-        if let Err(e) = self.wait_ready() {
+        if let Err(e) = self.wait_ready_within(within) {
             panic!("restart failed: {e}");
         }
     }

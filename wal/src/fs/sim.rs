@@ -9,7 +9,10 @@
 //! durable contents, nothing else.
 //!
 //! Faults: [`SimFs::inject`] makes the next write or sync fail with an
-//! errno (EIO, ENOSPC), once.
+//! errno (EIO, ENOSPC), once. [`SimFs::fill_after`] models a disk that
+//! fills up: after that many more bytes, writes fail with ENOSPC (the
+//! write that crosses the line stores its first bytes, as a short write
+//! on Linux does) until [`SimFs::free_space`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -46,6 +49,27 @@ struct State {
     dirs: HashMap<PathBuf, Dir>,
     next_inode: u64,
     faults: Vec<Fault>,
+    /// Bytes that may still be written or allocated (`None`: no limit).
+    space_left: Option<u64>,
+}
+
+impl State {
+    /// Take up to `want` bytes of space: how many fit (all when there is
+    /// no limit).
+    fn take_space(&mut self, want: u64) -> u64 {
+        match &mut self.space_left {
+            None => want,
+            Some(left) => {
+                let got = want.min(*left);
+                *left -= got;
+                got
+            }
+        }
+    }
+}
+
+fn enospc() -> io::Error {
+    io::Error::from_raw_os_error(libc::ENOSPC)
 }
 
 /// The simulated filesystem; clones share state. The root directory `/`
@@ -150,6 +174,20 @@ impl SimFs {
         SimFs {
             state: Arc::new(Mutex::new(out)),
         }
+    }
+
+    /// The disk fills up after `bytes` more bytes written or allocated:
+    /// from then on writes and allocations fail with ENOSPC (the one that
+    /// crosses the line writes what fits first). Space never returns by
+    /// itself (removing files does not free it); see
+    /// [`SimFs::free_space`].
+    pub fn fill_after(&self, bytes: u64) {
+        self.lock().space_left = Some(bytes);
+    }
+
+    /// Space is back: no limit on writes any more.
+    pub fn free_space(&self) {
+        self.lock().space_left = None;
     }
 
     /// Fail the next matching operation once.
@@ -310,12 +348,16 @@ impl File for SimFile {
         if let Some(errno) = take_fault(&mut st, true) {
             return Err(io::Error::from_raw_os_error(errno));
         }
+        let fits = st.take_space(buf.len() as u64) as usize;
         let data = &mut st.inodes.get_mut(&self.id).expect("inode").current;
-        let end = offset as usize + buf.len();
+        let end = offset as usize + fits;
         if data.len() < end {
             data.resize(end, 0);
         }
-        data[offset as usize..end].copy_from_slice(buf);
+        data[offset as usize..end].copy_from_slice(&buf[..fits]);
+        if fits < buf.len() {
+            return Err(enospc());
+        }
         Ok(())
     }
 
@@ -340,8 +382,15 @@ impl File for SimFile {
 
     fn allocate(&mut self, len: u64) -> io::Result<()> {
         let mut st = self.fs.lock();
-        let data = &mut st.inodes.get_mut(&self.id).expect("inode").current;
-        if (data.len() as u64) < len {
+        let have = st.inodes[&self.id].current.len() as u64;
+        if have < len {
+            // fallocate is all or nothing.
+            let want = len - have;
+            if st.space_left.is_some_and(|left| left < want) {
+                return Err(enospc());
+            }
+            st.take_space(want);
+            let data = &mut st.inodes.get_mut(&self.id).expect("inode").current;
             data.resize(len as usize, 0);
         }
         Ok(())
@@ -413,5 +462,30 @@ mod tests {
             f.write_at(b"y", 1).unwrap_err().raw_os_error(),
             Some(libc::ENOSPC)
         );
+    }
+
+    #[test]
+    fn a_full_disk_writes_what_fits_then_refuses() {
+        let fs = SimFs::new();
+        let mut f = fs.create(Path::new("/a")).unwrap();
+        fs.fill_after(5);
+        f.write_at(b"abc", 0).unwrap();
+        let e = f.write_at(b"defg", 3).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
+        assert_eq!(fs.contents(Path::new("/a")).unwrap(), b"abcde");
+        assert_eq!(
+            f.write_at(b"x", 0).unwrap_err().raw_os_error(),
+            Some(libc::ENOSPC)
+        );
+        assert_eq!(
+            f.allocate(100).unwrap_err().raw_os_error(),
+            Some(libc::ENOSPC)
+        );
+        // Reads and syncs still work; space comes back when freed.
+        f.sync_data().unwrap();
+        fs.free_space();
+        f.write_at(b"x", 0).unwrap();
+        f.allocate(100).unwrap();
+        assert_eq!(fs.contents(Path::new("/a")).unwrap().len(), 100);
     }
 }
