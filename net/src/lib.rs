@@ -26,11 +26,17 @@
 //! `/health`, `/version`, `/metrics`) over the same service impls;
 //! [`client_router`] and [`serve_client`] put it and the gRPC services on
 //! one port. [`Metrics`]: the Prometheus registry with etcd's metric names.
+//!
+//! [`tls`]: rustls configs for the client and peer ports and for our
+//! clients; [`serve_client_tls`] runs the whole client port inside TLS.
+//! [`ClientIdentity::of`] gives a request's verified client-certificate
+//! CN (every protocol of the port; see `identity`).
 
 pub mod client;
 pub mod convert;
 pub mod fast;
 mod gateway;
+mod identity;
 mod kv;
 mod lease;
 mod maintenance;
@@ -38,12 +44,14 @@ mod metrics;
 pub mod pb;
 pub mod peer;
 mod status;
+pub mod tls;
 mod watch;
 
 pub use gateway::{
-    FastHandler, Gateway, HealthCheck, Versions, client_router, serve_client,
-    serve_client_with_fast,
+    ClientConn, ConnRead, ConnWrite, FastHandler, Gateway, HealthCheck, Prefixed, Versions,
+    client_router, serve_client, serve_client_tls, serve_client_with_fast,
 };
+pub use identity::{ClientIdentity, ConnInfo};
 pub use kv::{KvService, KvShim, ServerInfo};
 pub use lease::{LeaseService, LeaseShim, LeaseTtl};
 pub use maintenance::{ClusterService, ClusterShim, MemberChange, MemberInfo, NodeStatus};

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Status};
@@ -28,7 +27,7 @@ use crate::pb::etcdserverpb::lease_server::Lease;
 use crate::pb::etcdserverpb::maintenance_server::Maintenance;
 use crate::peer::frame::{DecodeError, Frame};
 use crate::{
-    ClusterService, ClusterShim, KvService, KvShim, LeaseService, LeaseShim, WatchService,
+    ClientConn, ClusterService, ConnInfo, ClusterShim, KvService, KvShim, LeaseService, LeaseShim, WatchService,
     WatchShim,
 };
 
@@ -58,6 +57,8 @@ struct ConnState {
     streams: HashMap<u64, Inbound>,
     /// The auth token the client set, if any.
     token: Option<Token>,
+    /// The connection's address and client certificate.
+    info: Arc<ConnInfo>,
     /// Answers to the writer task.
     out: mpsc::Sender<Vec<u8>>,
     /// Streams are require-leader streams.
@@ -103,10 +104,13 @@ where
 
     /// Serve one connection whose first bytes are the fast preamble,
     /// until the client closes it or breaks the protocol.
-    pub async fn serve(self: Arc<Self>, mut stream: TcpStream) {
-        let peer = stream
-            .peer_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    /// Plain or inside TLS; every request carries the connection's
+    /// [`ConnInfo`] (its client certificate's identity) as gRPC's do.
+    pub async fn serve(self: Arc<Self>, mut stream: ClientConn) {
+        let info = stream.info().clone();
+        let peer = info
+            .remote
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         let mut pre = [0u8; super::PREAMBLE];
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut pre)).await {
             Ok(Ok(_)) => {}
@@ -139,6 +143,7 @@ where
         let mut conn = ConnState {
             streams: HashMap::new(),
             token: None,
+            info: Arc::new(info),
             out: out.clone(),
             require_leader,
         };
@@ -209,6 +214,7 @@ where
         let ConnState {
             streams,
             token,
+            info,
             out,
             require_leader,
         } = conn;
@@ -225,7 +231,10 @@ where
             *token = Some(t);
             return Ok(());
         }
-        let tok = token.clone();
+        let tok = Meta {
+            token: token.clone(),
+            info: info.clone(),
+        };
         if let Some(open) = streams.get(&id) {
             // The next message of an open client stream.
             let sent = match open {
@@ -345,7 +354,7 @@ where
         id: u64,
         payload: &[u8],
         out: &mpsc::Sender<Vec<u8>>,
-        token: Option<Token>,
+        token: Meta,
         call: F,
     ) -> Result<(), String>
     where
@@ -380,12 +389,21 @@ where
 /// An auth token as gRPC metadata.
 type Token = tonic::metadata::MetadataValue<tonic::metadata::Ascii>;
 
-/// A request as the gRPC service sees it, with the connection's token.
-fn request<T>(msg: T, token: Option<Token>) -> Request<T> {
+/// What every request of a connection carries besides its message.
+#[derive(Clone)]
+struct Meta {
+    token: Option<Token>,
+    info: Arc<ConnInfo>,
+}
+
+/// A request as the gRPC service sees it: the connection's token as
+/// metadata, its [`ConnInfo`] as an extension (as tonic adds it).
+fn request<T>(msg: T, meta: Meta) -> Request<T> {
     let mut r = Request::new(msg);
-    if let Some(t) = token {
+    if let Some(t) = meta.token {
         r.metadata_mut().insert("token", t);
     }
+    r.extensions_mut().insert((*meta.info).clone());
     r
 }
 
