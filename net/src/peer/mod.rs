@@ -17,6 +17,12 @@
 //!   handler calls ordered are handled one at a time in arrival order
 //!   (raft appends must not overtake each other); the others run
 //!   concurrently.
+//! - TLS (`https://` peer URLs, etcd's `--peer-*` flags): the dialer
+//!   ([`PeerClient::with_tls`]) verifies the callee's certificate against
+//!   the peer CA and presents its own; the listener ([`serve_peers_tls`])
+//!   requires and verifies the caller's with `--peer-client-cert-auth`. A
+//!   failed handshake is logged on both sides with its reason; the dialer
+//!   logs each new dial failure once (not every retry).
 
 pub(crate) mod frame;
 
@@ -29,9 +35,8 @@ use std::time::{Duration, Instant};
 pub use frame::{
     DecodeError, Frame, HEADER, Hello, KIND_HELLO, MAX_FRAME, RESPONSE_ERR, RESPONSE_OK,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 
 /// How a call failed.
@@ -67,6 +72,8 @@ struct Dial {
     conn: Option<Arc<Conn>>,
     retry_at: Option<Instant>,
     backoff: Duration,
+    /// The last dial failure, logged once until it changes.
+    last_error: Option<String>,
 }
 
 /// A caller's side of the connection to one peer. Cheap to clone.
@@ -74,6 +81,7 @@ struct Dial {
 pub struct PeerClient {
     addr: Arc<str>,
     hello: Hello,
+    tls: Option<Arc<rustls::ClientConfig>>,
     next_id: Arc<AtomicU64>,
     dial: Arc<tokio::sync::Mutex<Dial>>,
 }
@@ -90,6 +98,8 @@ impl std::fmt::Debug for PeerClient {
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 const DIAL_TIMEOUT: Duration = Duration::from_secs(1);
+/// A TLS handshake (and the hello after it) may take a little longer.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn fail_all(pending: &Pending, err: PeerError) {
     let waiting: Vec<_> = pending
@@ -103,7 +113,7 @@ fn fail_all(pending: &Pending, err: PeerError) {
     }
 }
 
-async fn read_frame(r: &mut OwnedReadHalf, buf: &mut Vec<u8>) -> Result<Frame, String> {
+async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> Result<Frame, String> {
     loop {
         match Frame::decode(buf) {
             Ok((f, n)) => {
@@ -123,7 +133,7 @@ async fn read_frame(r: &mut OwnedReadHalf, buf: &mut Vec<u8>) -> Result<Frame, S
 }
 
 /// Write queued frames, many per syscall when they pile up.
-async fn write_loop(mut w: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
     let mut out = Vec::new();
     while let Some(first) = rx.recv().await {
         out.clear();
@@ -148,13 +158,22 @@ impl PeerClient {
         Self {
             addr: addr.into().into(),
             hello,
+            tls: None,
             next_id: Arc::new(AtomicU64::new(1)),
             dial: Arc::new(tokio::sync::Mutex::new(Dial {
                 conn: None,
                 retry_at: None,
                 backoff: BACKOFF_MIN,
+                last_error: None,
             })),
         }
+    }
+
+    /// Speak TLS to the peer (its peer URL is `https://`), verifying its
+    /// certificate for the address's host (an IP must be in its IP SANs).
+    pub fn with_tls(mut self, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// The address.
@@ -183,11 +202,18 @@ impl PeerClient {
             Ok(c) => {
                 d.backoff = BACKOFF_MIN;
                 d.retry_at = None;
+                if d.last_error.take().is_some() {
+                    tracing::info!(peer = %self.addr, "peer connection established");
+                }
                 let c = Arc::new(c);
                 d.conn = Some(c.clone());
                 Ok(c)
             }
             Err(why) => {
+                if d.last_error.as_deref() != Some(why.as_str()) {
+                    tracing::warn!(peer = %self.addr, error = %why, "failed to dial peer");
+                    d.last_error = Some(why.clone());
+                }
                 d.retry_at = Some(Instant::now() + d.backoff);
                 d.backoff = (d.backoff * 2).min(BACKOFF_MAX);
                 Err(unreachable(why))
@@ -201,7 +227,30 @@ impl PeerClient {
             .map_err(|_| "dial timed out".to_string())?
             .map_err(|e| e.to_string())?;
         let _ = stream.set_nodelay(true);
-        let (mut r, mut w) = stream.into_split();
+        let Some(tls) = &self.tls else {
+            let (r, w) = stream.into_split();
+            return self.hello(r, w).await;
+        };
+        let host = self.addr.rsplit_once(':').map_or(&*self.addr, |(h, _)| h);
+        let name = crate::tls::ClientTls::default()
+            .server_name(host)
+            .map_err(|e| e.to_string())?;
+        let connect = tokio_rustls::TlsConnector::from(tls.clone()).connect(name, stream);
+        let stream = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, connect)
+            .await
+            .map_err(|_| "tls: handshake timed out".to_string())?
+            .map_err(|e| format!("tls: {e}"))?;
+        let (r, w) = tokio::io::split(stream);
+        self.hello(r, w).await
+    }
+
+    /// The handshake on a connected stream, then the reader and writer
+    /// tasks.
+    async fn hello<R, W>(&self, mut r: R, mut w: W) -> Result<Conn, String>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let mut out = Vec::new();
         Frame {
             kind: KIND_HELLO,
@@ -301,14 +350,53 @@ pub async fn serve_peers<H: PeerHandler>(
     handler: Arc<H>,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_peers_tls(listener, handler, None, shutdown).await
+}
+
+/// [`serve_peers`], inside TLS when `tls` is given (an `https://` peer
+/// URL). A failed handshake closes the connection and is logged with its
+/// reason, as etcd logs it ("rejected connection").
+pub async fn serve_peers_tls<H: PeerHandler>(
+    listener: tokio::net::TcpListener,
+    handler: Arc<H>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
             r = listener.accept() => {
-                let Ok((stream, _)) = r else { continue };
+                let Ok((stream, remote)) = r else { continue };
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve_conn(stream, handler.clone()));
+                let handler = handler.clone();
+                match &acceptor {
+                    None => {
+                        let (r, w) = stream.into_split();
+                        tokio::spawn(serve_conn(r, w, handler));
+                    }
+                    Some(acceptor) => {
+                        let accept = acceptor.accept(stream);
+                        tokio::spawn(async move {
+                            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, accept).await {
+                                Ok(Ok(s)) => {
+                                    let (r, w) = tokio::io::split(s);
+                                    serve_conn(r, w, handler).await
+                                }
+                                Ok(Err(e)) => tracing::warn!(
+                                    remote_addr = %remote, error = %e,
+                                    "rejected peer connection"
+                                ),
+                                Err(_) => tracing::warn!(
+                                    remote_addr = %remote,
+                                    error = "tls: handshake timed out",
+                                    "rejected peer connection"
+                                ),
+                            }
+                        });
+                    }
+                }
             }
         }
     }
@@ -332,8 +420,12 @@ fn response(kind: u8, id: u64, r: Result<Vec<u8>, String>) -> Vec<u8> {
     out
 }
 
-async fn serve_conn<H: PeerHandler>(stream: TcpStream, handler: Arc<H>) {
-    let (mut r, w) = stream.into_split();
+async fn serve_conn<H, R, W>(mut r: R, w: W, handler: Arc<H>)
+where
+    H: PeerHandler,
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(write_loop(w, rx));
     let mut buf = Vec::new();
