@@ -303,3 +303,160 @@ impl ServerCertVerifier for SkipVerify {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+/// Test PKIs: a CA and certificates it signs, written as PEM files.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::PathBuf;
+
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+        KeyUsagePurpose, SanType,
+    };
+
+    /// A CA whose files live in `dir`.
+    pub(crate) struct Ca {
+        pub(crate) dir: PathBuf,
+        pub(crate) name: String,
+        cert: rcgen::Certificate,
+        key: KeyPair,
+    }
+
+    impl Ca {
+        pub(crate) fn new(dir: &std::path::Path, name: &str) -> Ca {
+            let key = KeyPair::generate().unwrap();
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.distinguished_name.push(DnType::CommonName, name);
+            p.key_usages = vec![
+                KeyUsagePurpose::KeyCertSign,
+                KeyUsagePurpose::CrlSign,
+                KeyUsagePurpose::DigitalSignature,
+            ];
+            let cert = p.self_signed(&key).unwrap();
+            std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+            Ca {
+                dir: dir.to_path_buf(),
+                name: name.to_string(),
+                cert,
+                key,
+            }
+        }
+
+        pub(crate) fn pem(&self) -> PathBuf {
+            self.dir.join(format!("{}.pem", self.name))
+        }
+
+        /// A certificate for 127.0.0.1/localhost with subject CN `cn`,
+        /// usable by servers and clients: `(cert, key)` files.
+        pub(crate) fn issue(&self, cn: &str) -> (PathBuf, PathBuf) {
+            let key = KeyPair::generate().unwrap();
+            let mut p = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+            p.subject_alt_names
+                .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+            p.distinguished_name.push(DnType::CommonName, cn);
+            p.extended_key_usages = vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ];
+            let cert = p.signed_by(&key, &self.cert, &self.key).unwrap();
+            let base = format!("{}-{cn}", self.name);
+            let (c, k) = (
+                self.dir.join(format!("{base}.pem")),
+                self.dir.join(format!("{base}-key.pem")),
+            );
+            std::fs::write(&c, cert.pem()).unwrap();
+            std::fs::write(&k, key.serialize_pem()).unwrap();
+            (c, k)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::Ca;
+    use super::*;
+
+    #[test]
+    fn configs_load_and_files_are_named_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new(dir.path(), "ca");
+        let (cert, key) = ca.issue("server");
+        let server = ServerTls {
+            cert: cert.clone(),
+            key: key.clone(),
+            trusted_ca: Some(ca.pem()),
+            client_cert_auth: true,
+        };
+        server.server_config(CLIENT_PORT_ALPN).unwrap();
+        ClientTls::with_ca(ca.pem())
+            .identity(&cert, &key)
+            .client_config(&[])
+            .unwrap();
+
+        let missing = ServerTls {
+            cert: dir.path().join("nope.pem"),
+            ..server.clone()
+        };
+        let e = missing.server_config(&[]).unwrap_err().to_string();
+        assert!(
+            e.starts_with("open ") && e.ends_with("nope.pem: no such file or directory"),
+            "{e}"
+        );
+        // a key file in place of the certificate, and the reverse
+        let e = ServerTls {
+            cert: key.clone(),
+            ..server.clone()
+        }
+        .server_config(&[])
+        .unwrap_err();
+        assert!(e.to_string().contains("no certificate found"), "{e}");
+        let e = ServerTls {
+            key: cert.clone(),
+            ..server.clone()
+        }
+        .server_config(&[])
+        .unwrap_err();
+        assert!(e.to_string().contains("no private key found"), "{e}");
+        // a key that does not belong to the certificate
+        let (_, other_key) = ca.issue("other");
+        let e = ServerTls {
+            key: other_key,
+            ..server
+        }
+        .server_config(&[])
+        .unwrap_err();
+        assert!(matches!(e, TlsError::Config(_)), "{e}");
+        // half a client identity
+        let half = ClientTls {
+            cert: Some(cert),
+            ..ClientTls::default()
+        };
+        assert!(half.client_config(&[]).is_err());
+    }
+
+    #[test]
+    fn server_names() {
+        let t = ClientTls::default();
+        assert!(matches!(
+            t.server_name("127.0.0.1").unwrap(),
+            ServerName::IpAddress(_)
+        ));
+        assert!(matches!(
+            t.server_name("[::1]").unwrap(),
+            ServerName::IpAddress(_)
+        ));
+        assert!(matches!(
+            t.server_name("localhost").unwrap(),
+            ServerName::DnsName(_)
+        ));
+        let t = ClientTls {
+            server_name: Some("etcd.example".into()),
+            ..ClientTls::default()
+        };
+        assert_eq!(
+            t.server_name("127.0.0.1").unwrap(),
+            ServerName::try_from("etcd.example").unwrap()
+        );
+    }
+}

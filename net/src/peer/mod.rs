@@ -589,6 +589,85 @@ mod tests {
         }
     }
 
+    /// A TLS peer port with peer-client-cert-auth, trusting `ca`.
+    async fn tls_server(ca: &crate::tls::testing::Ca) -> String {
+        let (cert, key) = ca.issue("server");
+        let cfg = crate::tls::ServerTls {
+            cert,
+            key,
+            trusted_ca: Some(ca.pem()),
+            client_cert_auth: true,
+        }
+        .server_config(&[])
+        .unwrap();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        tokio::spawn(serve_peers_tls(
+            l,
+            Arc::new(Echo { cluster: 9 }),
+            Some(cfg),
+            std::future::pending(),
+        ));
+        addr
+    }
+
+    fn tls_client(addr: &str, tls: crate::tls::ClientTls) -> PeerClient {
+        let hello = Hello {
+            cluster_id: 9,
+            from: 5,
+            to: 0,
+        };
+        PeerClient::new(addr, hello).with_tls(Some(tls.client_config(&[]).unwrap()))
+    }
+
+    #[tokio::test]
+    async fn tls_peers_verify_each_other() {
+        use crate::tls::{ClientTls, testing::Ca};
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new(dir.path(), "ca");
+        let other = Ca::new(dir.path(), "other");
+        let addr = tls_server(&ca).await;
+        let t = Duration::from_secs(5);
+
+        let (cert, key) = ca.issue("peer");
+        let good = tls_client(&addr, ClientTls::with_ca(ca.pem()).identity(&cert, &key));
+        let mut want = 5u64.to_le_bytes().to_vec();
+        want.push(7);
+        assert_eq!(good.call(2, vec![7], t).await.unwrap(), want);
+
+        let unreachable = |r: Result<Vec<u8>, PeerError>| match r {
+            Err(PeerError::Unreachable { why, .. }) => why,
+            r => panic!("{r:?}"),
+        };
+        // No client certificate: the server refuses the handshake (with
+        // TLS 1.3 the client learns it from the alert on its first read).
+        let anonymous = tls_client(&addr, ClientTls::with_ca(ca.pem()));
+        let why = unreachable(anonymous.call(2, vec![], t).await);
+        assert!(why.contains("CertificateRequired"), "{why}");
+        // A certificate from another CA.
+        let (cert2, key2) = other.issue("intruder");
+        let intruder = tls_client(&addr, ClientTls::with_ca(ca.pem()).identity(&cert2, &key2));
+        let why = unreachable(intruder.call(2, vec![], t).await);
+        assert!(why.contains("alert"), "{why}");
+        // The dialer does not trust a server from another CA.
+        let wrong_roots =
+            tls_client(&addr, ClientTls::with_ca(other.pem()).identity(&cert2, &key2));
+        let why = unreachable(wrong_roots.call(2, vec![], t).await);
+        assert!(why.contains("invalid peer certificate"), "{why}");
+        // Plaintext to a TLS port: no hello answer.
+        let plain = PeerClient::new(
+            addr.clone(),
+            Hello {
+                cluster_id: 9,
+                from: 5,
+                to: 0,
+            },
+        );
+        assert!(plain.call(2, vec![], t).await.is_err());
+        // The good client still works.
+        assert!(good.call(2, vec![1], t).await.is_ok());
+    }
+
     #[tokio::test]
     async fn dead_peer_is_unreachable_then_backs_off() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
