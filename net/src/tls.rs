@@ -27,6 +27,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+/// The rustls configs the functions here build (so callers need not
+/// depend on rustls themselves).
+pub use rustls::{ClientConfig, ServerConfig};
+
 /// ALPN protocols the client port offers: gRPC needs `h2`; the JSON
 /// gateway and `/metrics` are served over HTTP/1.1 too. A connection that
 /// offers none (the binary protocol's client) is accepted as well.
