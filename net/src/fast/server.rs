@@ -477,3 +477,34 @@ fn error_frame(id: u64, st: &Status) -> Vec<u8> {
     super::put_frame(&mut f, KIND_ERR, id, &payload);
     f
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ClientIdentity;
+
+    #[test]
+    fn requests_carry_the_connection_identity_and_token() {
+        let info = ConnInfo {
+            remote: Some(SocketAddr::from(([127, 0, 0, 1], 9))),
+            identity: Some(ClientIdentity {
+                common_name: "alice".into(),
+            }),
+        };
+        let meta = Meta {
+            token: Some("tok.1".parse().unwrap()),
+            info: Arc::new(info.clone()),
+        };
+        let r = request(pb::RangeRequest::default(), meta);
+        assert_eq!(ClientIdentity::of(&r).unwrap().common_name, "alice");
+        assert_eq!(ConnInfo::of(&r), Some(&info));
+        assert_eq!(r.metadata().get("token").unwrap(), "tok.1");
+        let plain = Meta {
+            token: None,
+            info: Arc::new(ConnInfo::default()),
+        };
+        let r = request(pb::RangeRequest::default(), plain);
+        assert_eq!(ClientIdentity::of(&r), None);
+        assert!(r.metadata().get("token").is_none());
+    }
+}
