@@ -884,7 +884,10 @@ fn go_url(u: &Url) -> String {
 fn check_tls(cfg: &Config, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
     let both = |t: &TlsFlags| -> Result<(), ConfigError> {
         if t.cert_file.is_none() || t.key_file.is_none() {
-            let show = |p: &Option<PathBuf>| p.as_ref().map_or(String::new(), |p| p.display().to_string());
+            let show = |p: &Option<PathBuf>| {
+                p.as_ref()
+                    .map_or(String::new(), |p| p.display().to_string())
+            };
             return Err(ConfigError::Invalid(format!(
                 "KeyFile and CertFile must both be present[key: {}, cert: {}]",
                 show(&t.key_file),
@@ -942,7 +945,11 @@ fn check_tls(cfg: &Config, warnings: &mut Vec<String>) -> Result<(), ConfigError
             }
         }
     }
-    if let Some(u) = cfg.listen_metrics_urls.iter().find(|u| u.scheme() == "https") {
+    if let Some(u) = cfg
+        .listen_metrics_urls
+        .iter()
+        .find(|u| u.scheme() == "https")
+    {
         return Err(ConfigError::Invalid(format!(
             "--listen-metrics-urls: {}: https metrics URLs are not supported by ferrocd",
             go_url(u)
@@ -1125,10 +1132,7 @@ mod tests {
             err(&["--enable-v2=true"]),
             ConfigError::Invalid(_)
         ));
-        assert!(matches!(
-            err(&["--auto-tls"]),
-            ConfigError::Invalid(_)
-        ));
+        assert!(matches!(err(&["--auto-tls"]), ConfigError::Invalid(_)));
         assert!(matches!(
             err(&["--peer-crl-file", "/crl.pem"]),
             ConfigError::Invalid(_)

@@ -90,11 +90,7 @@ fn url_strings(urls: &[url::Url]) -> Vec<String> {
 /// Read or create `member/ids` (cluster id and member id, hex, one per
 /// line), durably: a restart keeps its ids whatever the flags say, as
 /// etcd keeps them in its WAL.
-async fn load_or_create_ids(
-    member_dir: &Path,
-    cfg: &Config,
-    tls: &PeerTls,
-) -> anyhow::Result<Ids> {
+async fn load_or_create_ids(member_dir: &Path, cfg: &Config, tls: &PeerTls) -> anyhow::Result<Ids> {
     let path = member_dir.join("ids");
     if let Ok(text) = std::fs::read_to_string(&path) {
         let mut it = text.lines().map(|l| {

@@ -94,9 +94,10 @@ fn listen_addrs(cfg: &Config) -> anyhow::Result<Vec<(SocketAddr, ListenerTls)>> 
             "http" => None,
             "https" => {
                 if tls.is_none() {
-                    let files = cfg.client_tls.server().with_context(|| {
-                        format!("{u}: https needs --cert-file and --key-file")
-                    })?;
+                    let files = cfg
+                        .client_tls
+                        .server()
+                        .with_context(|| format!("{u}: https needs --cert-file and --key-file"))?;
                     tls = Some(files.server_config(ferrocd_net::tls::CLIENT_PORT_ALPN)?);
                 }
                 tls.clone()

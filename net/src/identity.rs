@@ -145,7 +145,7 @@ fn directory_string(tag: u8, v: &[u8]) -> Option<String> {
         0x0c | 0x13 | 0x16 | 0x14 => String::from_utf8(v.to_vec()).ok(),
         // BMPString: UTF-16BE
         0x1e => {
-            if v.len() % 2 != 0 {
+            if !v.len().is_multiple_of(2) {
                 return None;
             }
             let units: Vec<u16> = v
@@ -178,7 +178,10 @@ mod tests {
             (rcgen::DnType::OrganizationName, "org"),
             (rcgen::DnType::CommonName, "alice"),
         ]);
-        assert_eq!(ClientIdentity::from_cert(&der).unwrap().common_name, "alice");
+        assert_eq!(
+            ClientIdentity::from_cert(&der).unwrap().common_name,
+            "alice"
+        );
         let der = cert_with(&[(rcgen::DnType::CommonName, "r\u{00e9}sum\u{00e9} \u{4e2d}")]);
         assert_eq!(
             ClientIdentity::from_cert(&der).unwrap().common_name,

@@ -240,8 +240,10 @@ impl ClientTls {
             (c, k) => {
                 return Err(TlsError::Config(format!(
                     "a client certificate needs both a cert and a key file (cert: {}, key: {})",
-                    c.as_deref().map_or(String::new(), |p| p.display().to_string()),
-                    k.as_deref().map_or(String::new(), |p| p.display().to_string()),
+                    c.as_deref()
+                        .map_or(String::new(), |p| p.display().to_string()),
+                    k.as_deref()
+                        .map_or(String::new(), |p| p.display().to_string()),
                 )));
             }
         };

@@ -192,7 +192,10 @@ async fn client_cert_auth_exposes_the_cn_and_refuses_strangers() {
     let e = grpc_cn(s.addr, ClientTls::with_ca(ca.pem()))
         .await
         .unwrap_err();
-    assert!(e.contains("CertificateRequired") || e.contains("transport error"), "{e}");
+    assert!(
+        e.contains("CertificateRequired") || e.contains("transport error"),
+        "{e}"
+    );
     // A certificate from another CA.
     let (mallory, mallory_key) = other.issue("mallory");
     let e = grpc_cn(

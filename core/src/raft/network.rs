@@ -93,11 +93,7 @@ pub struct PeerNetwork {
 impl PeerNetwork {
     /// The network of member `me` in cluster `cluster_id`; members whose
     /// peer URL is `https://` are dialed with `tls`.
-    pub fn new(
-        cluster_id: u64,
-        me: u64,
-        tls: Option<Arc<ferrocd_net::tls::ClientConfig>>,
-    ) -> Self {
+    pub fn new(cluster_id: u64, me: u64, tls: Option<Arc<ferrocd_net::tls::ClientConfig>>) -> Self {
         Self {
             cluster_id,
             me,

@@ -253,15 +253,21 @@ async fn single_node_over_https() {
     assert!(r.contains(r#"{"health":"true""#), "{r}");
 
     // a client that does not trust the CA (the system's roots)
-    let e = Client::connect([&ep], Some(opts(Protocol::Grpc, Some(ClientTls::default()))))
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = Client::connect(
+        [&ep],
+        Some(opts(Protocol::Grpc, Some(ClientTls::default()))),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("invalid peer certificate"), "{e}");
-    let e = Client::connect([&ep], Some(opts(Protocol::Fast, Some(ClientTls::default()))))
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = Client::connect(
+        [&ep],
+        Some(opts(Protocol::Fast, Some(ClientTls::default()))),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("invalid peer certificate"), "{e}");
     // plaintext to the TLS port gets no answer
     let plain = Client::connect(
@@ -410,7 +416,10 @@ async fn peer_tls_cluster_elects_and_replicates() {
         }
         v
     };
-    assert!(leaders.iter().all(|l| *l == leaders[0] && *l != 0), "{leaders:?}");
+    assert!(
+        leaders.iter().all(|l| *l == leaders[0] && *l != 0),
+        "{leaders:?}"
+    );
     let members = cs[0].member_list().await.unwrap().members;
     assert_eq!(members.len(), 3);
     assert!(
@@ -438,8 +447,18 @@ async fn member_with_a_foreign_peer_certificate_cannot_join() {
     let other = Ca::new(tmp.path(), "other");
     let (procs, clients) = peer_tls_cluster(tmp.path(), [&ca, &ca, &other]);
     // m0 and m1 are a quorum of 3.
-    let c0 = ready(&format!("127.0.0.1:{}", clients[0]), opts(Protocol::Grpc, None), &procs[0]).await;
-    let _c1 = ready(&format!("127.0.0.1:{}", clients[1]), opts(Protocol::Grpc, None), &procs[1]).await;
+    let c0 = ready(
+        &format!("127.0.0.1:{}", clients[0]),
+        opts(Protocol::Grpc, None),
+        &procs[0],
+    )
+    .await;
+    let _c1 = ready(
+        &format!("127.0.0.1:{}", clients[1]),
+        opts(Protocol::Grpc, None),
+        &procs[1],
+    )
+    .await;
     c0.put("k", "v", None).await.unwrap();
     // m2 never hears from a leader and says why.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -451,14 +470,20 @@ async fn member_with_a_foreign_peer_certificate_cannot_join() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(log.contains("failed to dial peer"), "{log}");
-    assert!(log.contains("invalid peer certificate: UnknownIssuer"), "{log}");
+    assert!(
+        log.contains("invalid peer certificate: UnknownIssuer"),
+        "{log}"
+    );
     let m2 = Client::connect(
         [format!("127.0.0.1:{}", clients[2])],
         Some(opts(Protocol::Grpc, None).with_timeout(Duration::from_secs(2))),
     )
     .await;
     if let Ok(c) = m2 {
-        assert!(c.get("k", None).await.is_err(), "m2 serves without a leader");
+        assert!(
+            c.get("k", None).await.is_err(),
+            "m2 serves without a leader"
+        );
     }
     // The others refused it too.
     let l0 = procs[0].log();
@@ -482,7 +507,10 @@ fn https_urls_without_certificates_are_refused_at_start() {
             .stdin(Stdio::null())
             .output()
             .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let curl = format!("https://127.0.0.1:{port}");
     let (code, err) = run(&s(&[
@@ -506,6 +534,9 @@ fn https_urls_without_certificates_are_refused_at_start() {
         "/nonexistent/server-key.pem",
     ]));
     assert_eq!(code, Some(1), "{err}");
-    assert!(err.contains("open /nonexistent/server.pem: no such file or directory"), "{err}");
+    assert!(
+        err.contains("open /nonexistent/server.pem: no such file or directory"),
+        "{err}"
+    );
     assert!(!tmp.path().join("d").exists(), "the data dir was touched");
 }

@@ -103,7 +103,9 @@ impl Conn {
                 let mut s = match tokio::time::timeout(timeout, handshake).await {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => return Dial::Down(format!("dial tcp {addr}: tls: {e}")),
-                    Err(_) => return Dial::Down(format!("dial tcp {addr}: tls handshake timed out")),
+                    Err(_) => {
+                        return Dial::Down(format!("dial tcp {addr}: tls handshake timed out"));
+                    }
                 };
                 if let Some(no) = Self::handshake(&mut s, addr, timeout, flags).await {
                     return no;

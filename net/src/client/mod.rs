@@ -62,8 +62,8 @@ pub use streams::{
 };
 
 use crate::fast::methods::{self as m, Unary};
-pub use crate::tls::ClientTls;
 use crate::pb::etcdserverpb as pb;
+pub use crate::tls::ClientTls;
 
 /// Which wire protocol to speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -27,8 +27,8 @@ use crate::pb::etcdserverpb::lease_server::Lease;
 use crate::pb::etcdserverpb::maintenance_server::Maintenance;
 use crate::peer::frame::{DecodeError, Frame};
 use crate::{
-    ClientConn, ClusterService, ConnInfo, ClusterShim, KvService, KvShim, LeaseService, LeaseShim, WatchService,
-    WatchShim,
+    ClientConn, ClusterService, ClusterShim, ConnInfo, KvService, KvShim, LeaseService, LeaseShim,
+    WatchService, WatchShim,
 };
 
 /// How long a new connection may take to send its preamble.

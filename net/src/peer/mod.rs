@@ -650,8 +650,10 @@ mod tests {
         let why = unreachable(intruder.call(2, vec![], t).await);
         assert!(why.contains("alert"), "{why}");
         // The dialer does not trust a server from another CA.
-        let wrong_roots =
-            tls_client(&addr, ClientTls::with_ca(other.pem()).identity(&cert2, &key2));
+        let wrong_roots = tls_client(
+            &addr,
+            ClientTls::with_ca(other.pem()).identity(&cert2, &key2),
+        );
         let why = unreachable(wrong_roots.call(2, vec![], t).await);
         assert!(why.contains("invalid peer certificate"), "{why}");
         // Plaintext to a TLS port: no hello answer.
