@@ -171,6 +171,10 @@ pub struct Config {
     /// --peer-client-cert-auth`: TLS on the `https://` peer URLs, and the
     /// certificate this member presents when it dials a peer.
     pub peer_tls: TlsFlags,
+    /// `--experimental-peer-skip-client-san-verification`, default false:
+    /// with `--peer-client-cert-auth` a peer's certificate must name the
+    /// address it calls from (an IP SAN, or a DNS SAN resolving to it).
+    pub peer_skip_client_san_verification: bool,
 }
 
 /// One port's TLS flags (etcd's `TLSInfo`). Used only on `https://` URLs;
@@ -406,7 +410,7 @@ pub const FLAGS: &[Flag] = &[
     inert_bool("experimental-enable-lease-checkpoint", "false", "Persist lease remaining TTL periodically."),
     used("experimental-compaction-batch-limit", "1000", "Sets the maximum revisions deleted in each compaction batch."),
     used("experimental-snapshot-catchup-entries", "5000", "Number of entries for a slow follower to catch up after compacting the raft storage entries."),
-    inert_bool("experimental-peer-skip-client-san-verification", "false", "Skip verification of SAN field in client certificate for peer connections."),
+    used_bool("experimental-peer-skip-client-san-verification", "false", "Skip verification of SAN field in client certificate for peer connections."),
     used("experimental-watch-progress-notify-interval", "10m", "Duration of periodic watch progress notifications."),
     inert("experimental-warning-apply-duration", "100ms", "Time duration after which a warning is generated if request takes more time."),
     inert_bool("experimental-txn-mode-write-with-shared-buffer", "true", "Use shared buffer in write transactions."),
@@ -849,6 +853,10 @@ fn build(m: &ArgMatches) -> Result<Config, ConfigError> {
         name,
         client_tls: tls_flags(m, "")?,
         peer_tls: tls_flags(m, "peer-")?,
+        peer_skip_client_san_verification: parse_bool(
+            "experimental-peer-skip-client-san-verification",
+            &text(m, "experimental-peer-skip-client-san-verification"),
+        )?,
     })
 }
 
@@ -1272,6 +1280,12 @@ mod tests {
         .config;
         assert_eq!(c.client_tls.cert_file, Some(PathBuf::from("e.pem")));
         assert!(ok(&[]).config.client_tls.server().is_none());
+        assert!(!ok(&[]).config.peer_skip_client_san_verification);
+        assert!(
+            ok(&["--experimental-peer-skip-client-san-verification"])
+                .config
+                .peer_skip_client_san_verification
+        );
     }
 
     /// etcd 3.5.1's messages, seen by starting it with these flags.

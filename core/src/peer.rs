@@ -24,7 +24,7 @@ use crate::raft::{
 pub struct PeerTls {
     /// `--peer-cert-file --peer-key-file [--peer-trusted-ca-file
     /// --peer-client-cert-auth]`, when a listen peer URL is https.
-    pub server: Option<Arc<ferrocd_net::tls::ServerConfig>>,
+    pub server: Option<ferrocd_net::peer::ListenerTls>,
     /// Trust `--peer-trusted-ca-file` (the system's CAs without it),
     /// present the peer certificate.
     pub dialer: Option<Arc<ferrocd_net::tls::ClientConfig>>,
@@ -40,7 +40,14 @@ impl PeerTls {
                 .peer_tls
                 .server()
                 .context("https peer URLs need --peer-cert-file and --peer-key-file")?;
-            Some(files.server_config(&[])?)
+            Some(ferrocd_net::peer::ListenerTls {
+                config: files.server_config(&[])?,
+                client_san: if cfg.peer_skip_client_san_verification {
+                    ferrocd_net::peer::ClientSan::Skip
+                } else {
+                    ferrocd_net::peer::ClientSan::Verify
+                },
+            })
         } else {
             None
         };

@@ -46,10 +46,20 @@ impl Ca {
     /// A certificate for 127.0.0.1/localhost with subject CN `cn`,
     /// usable by servers and clients: `(cert, key)` files.
     pub fn issue(&self, cn: &str) -> (PathBuf, PathBuf) {
+        self.issue_for(
+            cn,
+            vec![
+                SanType::DnsName("localhost".try_into().unwrap()),
+                SanType::IpAddress("127.0.0.1".parse().unwrap()),
+            ],
+        )
+    }
+
+    /// A certificate with these subject alternative names.
+    pub fn issue_for(&self, cn: &str, sans: Vec<SanType>) -> (PathBuf, PathBuf) {
         let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        p.subject_alt_names
-            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.subject_alt_names = sans;
         p.distinguished_name.push(DnType::CommonName, cn);
         p.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,

@@ -353,16 +353,67 @@ pub async fn serve_peers<H: PeerHandler>(
     serve_peers_tls(listener, handler, None, shutdown).await
 }
 
+/// Whether a peer's client certificate must name the address it calls
+/// from (etcd's default; `--experimental-peer-skip-client-san-verification`
+/// skips it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientSan {
+    /// The caller's IP must be one of the certificate's IP SANs, or one of
+    /// its DNS SANs must resolve to it.
+    Verify,
+    /// Any address.
+    Skip,
+}
+
+/// A TLS peer listener's settings.
+#[derive(Debug, Clone)]
+pub struct ListenerTls {
+    /// Certificate, key, and client verification (`--peer-client-cert-auth`).
+    pub config: Arc<rustls::ServerConfig>,
+    /// Checking a verified client certificate against the caller's address.
+    pub client_san: ClientSan,
+}
+
+/// etcd's check of a peer's client certificate against the address it
+/// called from: one of its IP SANs is that address, or one of its DNS
+/// SANs resolves to it.
+async fn check_client_san(cert: &[u8], remote: std::net::IpAddr) -> Result<(), String> {
+    let der = rustls::pki_types::CertificateDer::from(cert);
+    let ee = webpki::EndEntityCert::try_from(&der).map_err(|e| format!("tls: {e}"))?;
+    let ip = rustls::pki_types::ServerName::IpAddress(remote.into());
+    if ee.verify_is_valid_for_subject_name(&ip).is_ok() {
+        return Ok(());
+    }
+    let names: Vec<String> = ee.valid_dns_names().map(str::to_string).collect();
+    for name in &names {
+        let resolved = tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::net::lookup_host((name.as_str(), 0)),
+        )
+        .await;
+        if let Ok(Ok(mut addrs)) = resolved
+            && addrs.any(|a| a.ip() == remote)
+        {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "tls: {remote:?} does not match the certificate's IP addresses or any of DNSNames {names:?}"
+    ))
+}
+
 /// [`serve_peers`], inside TLS when `tls` is given (an `https://` peer
-/// URL). A failed handshake closes the connection and is logged with its
-/// reason, as etcd logs it ("rejected connection").
+/// URL). A failed handshake (or a client certificate that does not name
+/// the caller's address, see [`ClientSan`]) closes the connection and is
+/// logged with its reason, as etcd logs it ("rejected connection").
 pub async fn serve_peers_tls<H: PeerHandler>(
     listener: tokio::net::TcpListener,
     handler: Arc<H>,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<ListenerTls>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let client_san = tls.as_ref().map_or(ClientSan::Skip, |t| t.client_san);
+    let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -381,6 +432,17 @@ pub async fn serve_peers_tls<H: PeerHandler>(
                         tokio::spawn(async move {
                             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, accept).await {
                                 Ok(Ok(s)) => {
+                                    let cert = s.get_ref().1.peer_certificates()
+                                        .and_then(|c| c.first())
+                                        .map(|c| c.to_vec());
+                                    if let (ClientSan::Verify, Some(cert)) = (client_san, cert)
+                                        && let Err(e) = check_client_san(&cert, remote.ip()).await
+                                    {
+                                        return tracing::warn!(
+                                            remote_addr = %remote, error = %e,
+                                            "rejected peer connection"
+                                        );
+                                    }
                                     let (r, w) = tokio::io::split(s);
                                     serve_conn(r, w, handler).await
                                 }
@@ -591,6 +653,10 @@ mod tests {
 
     /// A TLS peer port with peer-client-cert-auth, trusting `ca`.
     async fn tls_server(ca: &crate::tls::testing::Ca) -> String {
+        tls_server_san(ca, ClientSan::Verify).await
+    }
+
+    async fn tls_server_san(ca: &crate::tls::testing::Ca, client_san: ClientSan) -> String {
         let (cert, key) = ca.issue("server");
         let cfg = crate::tls::ServerTls {
             cert,
@@ -605,7 +671,10 @@ mod tests {
         tokio::spawn(serve_peers_tls(
             l,
             Arc::new(Echo { cluster: 9 }),
-            Some(cfg),
+            Some(ListenerTls {
+                config: cfg,
+                client_san,
+            }),
             std::future::pending(),
         ));
         addr
@@ -668,6 +737,44 @@ mod tests {
         assert!(plain.call(2, vec![], t).await.is_err());
         // The good client still works.
         assert!(good.call(2, vec![1], t).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn client_certificates_must_name_the_callers_address() {
+        use crate::tls::{ClientTls, testing::Ca};
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new(dir.path(), "ca");
+        let t = Duration::from_secs(5);
+        // Valid chain, but for another address and an unresolvable name.
+        let (cert, key) = ca.issue_for(
+            "elsewhere",
+            vec![
+                rcgen::SanType::IpAddress("10.9.9.9".parse().unwrap()),
+                rcgen::SanType::DnsName("peer.invalid".try_into().unwrap()),
+            ],
+        );
+        let tls = ClientTls::with_ca(ca.pem()).identity(&cert, &key);
+        let verify = tls_server_san(&ca, ClientSan::Verify).await;
+        assert!(
+            tls_client(&verify, tls.clone())
+                .call(2, vec![], t)
+                .await
+                .is_err()
+        );
+        let skip = tls_server_san(&ca, ClientSan::Skip).await;
+        assert!(tls_client(&skip, tls).call(2, vec![], t).await.is_ok());
+        // A DNS SAN that resolves to the caller is enough.
+        let (cert, key) = ca.issue_for(
+            "byname",
+            vec![rcgen::SanType::DnsName("localhost".try_into().unwrap())],
+        );
+        let by_name = ClientTls::with_ca(ca.pem()).identity(&cert, &key);
+        assert!(
+            tls_client(&verify, by_name)
+                .call(2, vec![], t)
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test]
