@@ -213,6 +213,19 @@ async fn client_cert_auth_exposes_the_cn_and_refuses_strangers() {
     .await
     .unwrap_err();
     assert!(e.contains("invalid peer certificate"), "{e}");
+    // The binary protocol's client says why it was refused.
+    let fast = ConnectOptions::new()
+        .with_protocol(Protocol::Auto)
+        .with_dial_timeout(Duration::from_secs(3))
+        .with_tls(ClientTls::with_ca(ca.pem()));
+    let e = Client::connect([format!("https://{}", s.addr)], Some(fast))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("tls: received fatal alert: CertificateRequired"),
+        "{e}"
+    );
     // Plaintext to a TLS port gets nothing.
     let plain = ConnectOptions::new()
         .with_protocol(Protocol::Grpc)

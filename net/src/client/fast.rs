@@ -136,8 +136,15 @@ impl Conn {
         // An etcd (or anything else) either closes the connection or waits
         // for more bytes: either way no preamble comes back.
         let got = tokio::time::timeout(timeout, s.read_exact(&mut pre)).await;
-        if !matches!(got, Ok(Ok(_))) {
-            return Some(Dial::NotFast);
+        match got {
+            Ok(Ok(_)) => {}
+            // A TLS alert (the server refused our certificate, or the
+            // lack of one: with TLS 1.3 it comes on the first read) is
+            // no reason to try gRPC on the same TLS port.
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Some(Dial::Down(format!("dial tcp {addr}: tls: {e}")));
+            }
+            _ => return Some(Dial::NotFast),
         }
         match proto::parse_preamble(&pre) {
             Some((_, proto::STATUS_OK)) => None,
