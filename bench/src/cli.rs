@@ -196,6 +196,19 @@ pub struct RunArgs {
     /// Also write a latency-by-percentile plot of the run to FILE (SVG).
     #[arg(long, value_name = "FILE")]
     pub svg_out: Option<PathBuf>,
+    /// TLS: verify servers with this CA bundle (as etcdctl's `--cacert`;
+    /// any TLS flag makes endpoints other than `http://` ones speak TLS).
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// TLS: present this client certificate (with `--key`).
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// TLS: the client certificate's key.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// TLS: accept any server certificate (testing only).
+    #[arg(long)]
+    pub insecure_skip_tls_verify: bool,
 }
 
 impl RunArgs {
@@ -207,6 +220,22 @@ impl RunArgs {
             (None, Some(_)) => u64::MAX,
             (None, None) => 10_000,
         }
+    }
+
+    /// The TLS options of the flags (`None`: plaintext unless an endpoint
+    /// is `https://`).
+    pub fn tls(&self) -> Option<ferrocd_net::client::ClientTls> {
+        let any = self.cacert.is_some()
+            || self.cert.is_some()
+            || self.key.is_some()
+            || self.insecure_skip_tls_verify;
+        any.then(|| ferrocd_net::client::ClientTls {
+            ca: self.cacert.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            server_name: None,
+            insecure_skip_verify: self.insecure_skip_tls_verify,
+        })
     }
 
     /// The time bound of the measured phase.

@@ -1,13 +1,15 @@
 //! The connections of one run: `--conns` clients of `ferrocd-net`'s
 //! client library, one connection each, spread round-robin over
 //! `--endpoints`, speaking etcd's gRPC (`--protocol grpc`, works against
-//! any etcd) or ferrocd's binary protocol (`--protocol fast`). The client
+//! any etcd) or ferrocd's binary protocol (`--protocol fast`), inside TLS
+//! with `--cacert/--cert/--key/--insecure-skip-tls-verify` or `https://`
+//! endpoints. The client
 //! never resends a write, so a bench error is a real error.
 
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use ferrocd_net::client::{Client, ConnectOptions, Protocol as ClientProtocol};
+use ferrocd_net::client::{Client, ClientTls, ConnectOptions, Protocol as ClientProtocol};
 
 use crate::cli::Protocol;
 
@@ -18,6 +20,7 @@ pub(crate) async fn connect_all(
     conns: u32,
     request_timeout: Duration,
     protocol: Protocol,
+    tls: Option<ClientTls>,
 ) -> anyhow::Result<Vec<Client>> {
     if endpoints.is_empty() {
         bail!("no --endpoints given");
@@ -25,13 +28,16 @@ pub(crate) async fn connect_all(
     let mut out = Vec::with_capacity(conns as usize);
     for i in 0..conns as usize {
         let ep = &endpoints[i % endpoints.len()];
-        let opts = ConnectOptions::new()
+        let mut opts = ConnectOptions::new()
             .with_protocol(match protocol {
                 Protocol::Grpc => ClientProtocol::Grpc,
                 Protocol::Fast => ClientProtocol::Fast,
             })
             .with_dial_timeout(Duration::from_secs(5))
             .with_timeout(request_timeout);
+        if let Some(t) = &tls {
+            opts = opts.with_tls(t.clone());
+        }
         let c = Client::connect([ep.as_str()], Some(opts))
             .await
             .with_context(|| format!("connecting to {ep} ({protocol:?})"))?;

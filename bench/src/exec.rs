@@ -41,6 +41,7 @@ where
             run.conns,
             std::time::Duration::from_secs_f64(run.request_timeout_secs),
             run.protocol,
+            run.tls(),
         )
         .await?;
         let clients = build(conns).await?;

@@ -61,6 +61,7 @@ pub(crate) fn run(args: &WatchArgs) -> anyhow::Result<()> {
             run.conns,
             Duration::from_secs_f64(run.request_timeout_secs),
             run.protocol,
+            run.tls(),
         )
         .await?;
         let mut watchers = Vec::new();

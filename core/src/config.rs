@@ -20,9 +20,16 @@
 //!   (bbolt freelist type, log rotation, …); accepted so unit files keep
 //!   working, and a non-default value is reported as a warning;
 //! - **refused**: options whose etcd meaning ferrocd does not provide
-//!   (the v2 API, skipping fsync, discovery, proxy mode, and TLS until it
-//!   lands). Silently ignoring them would change what the operator asked
-//!   for, so a non-default value is an error.
+//!   (the v2 API, skipping fsync, discovery, proxy mode, auto-TLS, CRLs,
+//!   allowed CN/hostname, cipher suite lists). Silently ignoring them
+//!   would change what the operator asked for, so a non-default value is
+//!   an error.
+//!
+//! TLS ([`TlsFlags`]) follows etcd: `https://` listen URLs need
+//! `--cert-file`/`--key-file` (peer: `--peer-cert-file`/`--peer-key-file`),
+//! refused with etcd's messages otherwise; TLS flags on `http://` URLs are
+//! ignored with etcd's warning per URL; mixed http/https lists serve each
+//! URL as its scheme says.
 //!
 //! Two flags are ferrocd's own: `--shards` (default: the number of cores)
 //! and `--log-format text|json`.
@@ -157,6 +164,63 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `--shards` (ours): shard executors, default the number of cores.
     pub shards: usize,
+    /// `--cert-file --key-file --trusted-ca-file --client-cert-auth`: TLS
+    /// on the `https://` client URLs.
+    pub client_tls: TlsFlags,
+    /// `--peer-cert-file --peer-key-file --peer-trusted-ca-file
+    /// --peer-client-cert-auth`: TLS on the `https://` peer URLs, and the
+    /// certificate this member presents when it dials a peer.
+    pub peer_tls: TlsFlags,
+    /// `--experimental-peer-skip-client-san-verification`, default false:
+    /// with `--peer-client-cert-auth` a peer's certificate must name the
+    /// address it calls from (an IP SAN, or a DNS SAN resolving to it).
+    pub peer_skip_client_san_verification: bool,
+}
+
+/// One port's TLS flags (etcd's `TLSInfo`). Used only on `https://` URLs;
+/// on `http://` ones etcd ignores them with a warning, and so do we.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFlags {
+    /// Certificate chain (PEM), leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// Private key (PEM).
+    pub key_file: Option<PathBuf>,
+    /// CAs that client certificates must chain to (and, on the peer port,
+    /// that a dialed peer's certificate must chain to); default: the
+    /// system's CA bundle.
+    pub trusted_ca_file: Option<PathBuf>,
+    /// Require and verify a client certificate.
+    pub client_cert_auth: bool,
+}
+
+impl TlsFlags {
+    /// No TLS flag given at all (etcd's `TLSInfo.Empty()`: no cert, no key).
+    pub fn is_empty(&self) -> bool {
+        self.cert_file.is_none() && self.key_file.is_none()
+    }
+
+    /// The listener's TLS settings (cert and key checked present by
+    /// [`parse`] wherever an `https://` URL needs them).
+    pub fn server(&self) -> Option<ferrocd_net::tls::ServerTls> {
+        Some(ferrocd_net::tls::ServerTls {
+            cert: self.cert_file.clone()?,
+            key: self.key_file.clone()?,
+            trusted_ca: self.trusted_ca_file.clone(),
+            client_cert_auth: self.client_cert_auth,
+        })
+    }
+
+    /// The dialer's settings for the peer port: trust the peer CA,
+    /// present this member's peer certificate.
+    pub fn dialer(&self) -> ferrocd_net::tls::ClientTls {
+        ferrocd_net::tls::ClientTls {
+            ca: self.trusted_ca_file.clone(),
+            cert: self.cert_file.clone(),
+            key: self.key_file.clone(),
+            server_name: None,
+            insecure_skip_verify: false,
+        }
+    }
 }
 
 /// Parsing failed, or the user asked for help or the version.
@@ -301,25 +365,26 @@ pub const FLAGS: &[Flag] = &[
     inert("proxy-dial-timeout", "1000", "Proxy setting (proxy mode is not supported)."),
     inert("proxy-write-timeout", "5000", "Proxy setting (proxy mode is not supported)."),
     inert("proxy-read-timeout", "0", "Proxy setting (proxy mode is not supported)."),
-    // Security: TLS is not implemented yet, so any TLS option is refused
-    // rather than serving plaintext where the operator asked for TLS.
-    refused("cert-file", "", "Path to the client server TLS cert file (not supported yet)."),
-    refused("key-file", "", "Path to the client server TLS key file (not supported yet)."),
-    refused_bool("client-cert-auth", "Enable client cert authentication (not supported yet)."),
-    refused("client-crl-file", "", "Client certificate revocation list (not supported yet)."),
-    refused("client-cert-allowed-hostname", "", "Allowed TLS hostname for client cert authentication (not supported yet)."),
-    refused("trusted-ca-file", "", "Path to the client server TLS trusted CA file (not supported yet)."),
-    refused_bool("auto-tls", "Client TLS using generated certificates (not supported yet)."),
-    refused("peer-cert-file", "", "Path to the peer server TLS cert file (not supported yet)."),
-    refused("peer-key-file", "", "Path to the peer server TLS key file (not supported yet)."),
-    refused_bool("peer-client-cert-auth", "Enable peer client cert authentication (not supported yet)."),
-    refused("peer-trusted-ca-file", "", "Path to the peer server TLS trusted CA file (not supported yet)."),
-    refused("peer-cert-allowed-cn", "", "Allowed CN for inter peer authentication (not supported yet)."),
-    refused("peer-cert-allowed-hostname", "", "Allowed TLS hostname for inter peer authentication (not supported yet)."),
-    refused_bool("peer-auto-tls", "Peer TLS using self-generated certificates (not supported yet)."),
+    // Security: TLS on the client and peer ports (rustls). What is not
+    // provided (generated certificates, CRLs, allowed CN/hostname, cipher
+    // suite lists) is refused rather than silently ignored.
+    used("cert-file", "", "Path to the client server TLS cert file."),
+    used("key-file", "", "Path to the client server TLS key file."),
+    used_bool("client-cert-auth", "false", "Enable client cert authentication."),
+    refused("client-crl-file", "", "Client certificate revocation list (not supported)."),
+    refused("client-cert-allowed-hostname", "", "Allowed TLS hostname for client cert authentication (not supported)."),
+    used("trusted-ca-file", "", "Path to the client server TLS trusted CA file."),
+    refused_bool("auto-tls", "Client TLS using generated certificates (not supported; use --cert-file/--key-file)."),
+    used("peer-cert-file", "", "Path to the peer server TLS cert file."),
+    used("peer-key-file", "", "Path to the peer server TLS key file."),
+    used_bool("peer-client-cert-auth", "false", "Enable peer client cert authentication."),
+    used("peer-trusted-ca-file", "", "Path to the peer server TLS trusted CA file."),
+    refused("peer-cert-allowed-cn", "", "Allowed CN for inter peer authentication (not supported)."),
+    refused("peer-cert-allowed-hostname", "", "Allowed TLS hostname for inter peer authentication (not supported)."),
+    refused_bool("peer-auto-tls", "Peer TLS using self-generated certificates (not supported; use --peer-cert-file/--peer-key-file)."),
     inert("self-signed-cert-validity", "1", "Validity period of auto-generated certificates, in years."),
-    refused("peer-crl-file", "", "Peer certificate revocation list (not supported yet)."),
-    refused("cipher-suites", "", "TLS cipher suites (not supported yet)."),
+    refused("peer-crl-file", "", "Peer certificate revocation list (not supported)."),
+    refused("cipher-suites", "", "TLS cipher suites (not supported; rustls's safe defaults are used)."),
     inert("cors", "*", "Comma-separated whitelist of origins for CORS."),
     inert("host-whitelist", "*", "Acceptable hostnames from HTTP client requests."),
     // Auth
@@ -345,7 +410,7 @@ pub const FLAGS: &[Flag] = &[
     inert_bool("experimental-enable-lease-checkpoint", "false", "Persist lease remaining TTL periodically."),
     used("experimental-compaction-batch-limit", "1000", "Sets the maximum revisions deleted in each compaction batch."),
     used("experimental-snapshot-catchup-entries", "5000", "Number of entries for a slow follower to catch up after compacting the raft storage entries."),
-    inert_bool("experimental-peer-skip-client-san-verification", "false", "Skip verification of SAN field in client certificate for peer connections."),
+    used_bool("experimental-peer-skip-client-san-verification", "false", "Skip verification of SAN field in client certificate for peer connections."),
     used("experimental-watch-progress-notify-interval", "10m", "Duration of periodic watch progress notifications."),
     inert("experimental-warning-apply-duration", "100ms", "Time duration after which a warning is generated if request takes more time."),
     inert_bool("experimental-txn-mode-write-with-shared-buffer", "true", "Use shared buffer in write transactions."),
@@ -451,6 +516,7 @@ where
     }
 
     let config = build(&matches)?;
+    check_tls(&config, &mut warnings)?;
     Ok(Parsed { config, warnings })
 }
 
@@ -570,10 +636,10 @@ fn parse_url(flag: &str, s: &str, listen: bool) -> Result<Url, ConfigError> {
     let url = Url::parse(s)
         .map_err(|e| ConfigError::Invalid(format!("--{flag}: invalid URL {s:?}: {e}")))?;
     match url.scheme() {
-        "http" => {}
-        "https" | "unixs" => {
+        "http" | "https" => {}
+        "unix" | "unixs" => {
             return Err(ConfigError::Invalid(format!(
-                "--{flag}: {s:?}: TLS is not supported yet; use http://"
+                "--{flag}: {s:?}: unix socket URLs are not supported by ferrocd; use http:// or https://"
             )));
         }
         other => {
@@ -785,7 +851,119 @@ fn build(m: &ArgMatches) -> Result<Config, ConfigError> {
         log_format,
         shards,
         name,
+        client_tls: tls_flags(m, "")?,
+        peer_tls: tls_flags(m, "peer-")?,
+        peer_skip_client_san_verification: parse_bool(
+            "experimental-peer-skip-client-san-verification",
+            &text(m, "experimental-peer-skip-client-san-verification"),
+        )?,
     })
+}
+
+/// `--cert-file`, `--key-file`, … (`prefix` `""`) or their `--peer-` twins.
+fn tls_flags(m: &ArgMatches, prefix: &str) -> Result<TlsFlags, ConfigError> {
+    let path = |name: &str| {
+        Some(text(m, &format!("{prefix}{name}")))
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+    };
+    let auth = format!("{prefix}client-cert-auth");
+    Ok(TlsFlags {
+        cert_file: path("cert-file"),
+        key_file: path("key-file"),
+        trusted_ca_file: path("trusted-ca-file"),
+        client_cert_auth: parse_bool(&auth, &text(m, &auth))?,
+    })
+}
+
+/// A URL as Go prints it (no `/` after the port).
+fn go_url(u: &Url) -> String {
+    let s = u.as_str();
+    if u.path() == "/" && u.query().is_none() && u.fragment().is_none() {
+        s.trim_end_matches('/').to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+/// etcd's TLS checks, with its messages: an `https://` listen URL needs a
+/// cert and a key (both), and TLS flags on `http://` URLs are ignored
+/// with a warning per URL.
+fn check_tls(cfg: &Config, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
+    let both = |t: &TlsFlags| -> Result<(), ConfigError> {
+        if t.cert_file.is_none() || t.key_file.is_none() {
+            let show = |p: &Option<PathBuf>| {
+                p.as_ref()
+                    .map_or(String::new(), |p| p.display().to_string())
+            };
+            return Err(ConfigError::Invalid(format!(
+                "KeyFile and CertFile must both be present[key: {}, cert: {}]",
+                show(&t.key_file),
+                show(&t.cert_file)
+            )));
+        }
+        Ok(())
+    };
+    for u in &cfg.listen_peer_urls {
+        if u.scheme() == "https" {
+            if cfg.peer_tls.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "cannot listen on TLS for {}:{}: KeyFile and CertFile are not presented",
+                    u.host_str().unwrap_or_default(),
+                    u.port().unwrap_or_default()
+                )));
+            }
+            both(&cfg.peer_tls)?;
+        } else {
+            if !cfg.peer_tls.is_empty() {
+                warnings.push(format!(
+                    "scheme is HTTP while key and cert files are present; ignoring key and cert files (peer-url {})",
+                    go_url(u)
+                ));
+            }
+            if cfg.peer_tls.client_cert_auth {
+                warnings.push(format!(
+                    "scheme is HTTP while --peer-client-cert-auth is enabled; ignoring client cert auth for this URL (peer-url {})",
+                    go_url(u)
+                ));
+            }
+        }
+    }
+    for u in &cfg.listen_client_urls {
+        if u.scheme() == "https" {
+            if cfg.client_tls.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "TLS key/cert (--cert-file, --key-file) must be provided for client url {} with HTTPS scheme",
+                    go_url(u)
+                )));
+            }
+            both(&cfg.client_tls)?;
+        } else {
+            if !cfg.client_tls.is_empty() {
+                warnings.push(format!(
+                    "scheme is HTTP while key and cert files are present; ignoring key and cert files (client-url {})",
+                    go_url(u)
+                ));
+            }
+            if cfg.client_tls.client_cert_auth {
+                warnings.push(format!(
+                    "scheme is HTTP while --client-cert-auth is enabled; ignoring client cert auth for this URL (client-url {})",
+                    go_url(u)
+                ));
+            }
+        }
+    }
+    if let Some(u) = cfg
+        .listen_metrics_urls
+        .iter()
+        .find(|u| u.scheme() == "https")
+    {
+        return Err(ConfigError::Invalid(format!(
+            "--listen-metrics-urls: {}: https metrics URLs are not supported by ferrocd",
+            go_url(u)
+        )));
+    }
+    Ok(())
 }
 
 /// etcd's default backend quota when `--quota-backend-bytes` is 0: 2 GiB.
@@ -962,8 +1140,9 @@ mod tests {
             err(&["--enable-v2=true"]),
             ConfigError::Invalid(_)
         ));
+        assert!(matches!(err(&["--auto-tls"]), ConfigError::Invalid(_)));
         assert!(matches!(
-            err(&["--cert-file", "/c.pem"]),
+            err(&["--peer-crl-file", "/crl.pem"]),
             ConfigError::Invalid(_)
         ));
         // defaults of refused flags are fine, as a unit file may spell them out
@@ -1039,6 +1218,152 @@ mod tests {
             ]),
             ConfigError::Invalid(_)
         ));
+    }
+
+    const HTTPS_CLIENT: [&str; 4] = [
+        "--listen-client-urls",
+        "https://127.0.0.1:2379",
+        "--advertise-client-urls",
+        "https://127.0.0.1:2379",
+    ];
+    const HTTPS_PEER: [&str; 6] = [
+        "--listen-peer-urls",
+        "https://127.0.0.1:2380",
+        "--initial-advertise-peer-urls",
+        "https://127.0.0.1:2380",
+        "--initial-cluster",
+        "default=https://127.0.0.1:2380",
+    ];
+
+    #[test]
+    fn tls_flags_are_parsed() {
+        let mut args = HTTPS_CLIENT.to_vec();
+        args.extend([
+            "--cert-file",
+            "s.pem",
+            "--key-file",
+            "s-key.pem",
+            "--trusted-ca-file",
+            "ca.pem",
+            "--client-cert-auth",
+        ]);
+        args.extend(HTTPS_PEER);
+        args.extend([
+            "--peer-cert-file=p.pem",
+            "--peer-key-file=p-key.pem",
+            "--peer-trusted-ca-file=pca.pem",
+            "--peer-client-cert-auth=true",
+        ]);
+        let p = ok(&args);
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        let c = p.config;
+        assert_eq!(c.listen_client_urls[0].scheme(), "https");
+        let t = c.client_tls.server().unwrap();
+        assert_eq!(
+            (t.cert, t.key, t.trusted_ca, t.client_cert_auth),
+            (
+                PathBuf::from("s.pem"),
+                PathBuf::from("s-key.pem"),
+                Some(PathBuf::from("ca.pem")),
+                true
+            )
+        );
+        let d = c.peer_tls.dialer();
+        assert_eq!(d.ca, Some(PathBuf::from("pca.pem")));
+        assert_eq!(d.cert, Some(PathBuf::from("p.pem")));
+        assert!(c.peer_tls.client_cert_auth);
+        // environment twins
+        let c = ok_env(
+            &HTTPS_CLIENT,
+            &[("ETCD_CERT_FILE", "e.pem"), ("ETCD_KEY_FILE", "e-key.pem")],
+        )
+        .config;
+        assert_eq!(c.client_tls.cert_file, Some(PathBuf::from("e.pem")));
+        assert!(ok(&[]).config.client_tls.server().is_none());
+        assert!(!ok(&[]).config.peer_skip_client_san_verification);
+        assert!(
+            ok(&["--experimental-peer-skip-client-san-verification"])
+                .config
+                .peer_skip_client_san_verification
+        );
+    }
+
+    /// etcd 3.5.1's messages, seen by starting it with these flags.
+    #[test]
+    fn tls_flag_combinations_refused_as_etcd() {
+        let e = err(&HTTPS_CLIENT);
+        assert_eq!(
+            e.to_string(),
+            "TLS key/cert (--cert-file, --key-file) must be provided for client url https://127.0.0.1:2379 with HTTPS scheme"
+        );
+        let mut args = HTTPS_CLIENT.to_vec();
+        args.extend(["--cert-file", "s.pem"]);
+        assert_eq!(
+            err(&args).to_string(),
+            "KeyFile and CertFile must both be present[key: , cert: s.pem]"
+        );
+        let mut args = HTTPS_CLIENT.to_vec();
+        args.extend(["--key-file", "k.pem"]);
+        assert_eq!(
+            err(&args).to_string(),
+            "KeyFile and CertFile must both be present[key: k.pem, cert: ]"
+        );
+        assert_eq!(
+            err(&HTTPS_PEER).to_string(),
+            "cannot listen on TLS for 127.0.0.1:2380: KeyFile and CertFile are not presented"
+        );
+        let mut args = HTTPS_PEER.to_vec();
+        args.extend(["--peer-cert-file", "p.pem"]);
+        assert_eq!(
+            err(&args).to_string(),
+            "KeyFile and CertFile must both be present[key: , cert: p.pem]"
+        );
+        // client TLS flags do not make an https peer URL work, nor the reverse
+        let mut args = HTTPS_PEER.to_vec();
+        args.extend(["--cert-file", "s.pem", "--key-file", "k.pem"]);
+        assert!(err(&args).to_string().starts_with("cannot listen on TLS"));
+        assert!(matches!(
+            err(&["--listen-client-urls", "unixs://127.0.0.1:2379"]),
+            ConfigError::Invalid(_)
+        ));
+        // https advertise URLs with http listeners are fine (etcd too)
+        ok(&["--advertise-client-urls", "https://127.0.0.1:2379"]);
+    }
+
+    #[test]
+    fn tls_flags_on_http_urls_are_ignored_with_warnings() {
+        let p = ok(&[
+            "--listen-client-urls",
+            "http://127.0.0.1:2379",
+            "--cert-file",
+            "s.pem",
+            "--key-file",
+            "k.pem",
+            "--client-cert-auth",
+            "--peer-cert-file",
+            "p.pem",
+            "--peer-key-file",
+            "pk.pem",
+        ]);
+        assert_eq!(
+            p.warnings,
+            vec![
+                "scheme is HTTP while key and cert files are present; ignoring key and cert files (peer-url http://127.0.0.1:2380)".to_string(),
+                "scheme is HTTP while key and cert files are present; ignoring key and cert files (client-url http://127.0.0.1:2379)".to_string(),
+                "scheme is HTTP while --client-cert-auth is enabled; ignoring client cert auth for this URL (client-url http://127.0.0.1:2379)".to_string(),
+            ]
+        );
+        // mixed: the https URL gets TLS, the http one a warning
+        let p = ok(&[
+            "--listen-client-urls",
+            "https://127.0.0.1:2379,http://127.0.0.1:2378",
+            "--cert-file",
+            "s.pem",
+            "--key-file",
+            "k.pem",
+        ]);
+        assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+        assert!(p.warnings[0].contains("http://127.0.0.1:2378"));
     }
 
     #[test]

@@ -33,7 +33,7 @@ use crate::compactor::Compactor;
 use crate::config::ClusterState;
 use crate::config::Config;
 use crate::lessor::{Lessor, MAX_LEASE_TTL, RenewError};
-use crate::peer::PeerService;
+use crate::peer::{PeerService, PeerTls};
 use crate::raft::{ALARM_NOSPACE, DbSize};
 use crate::raft::{
     Applied, Command, KIND_FORWARD, KIND_LEASE_RENEW, KIND_LEASE_TTL, KIND_MEMBER_CHANGE,
@@ -93,7 +93,7 @@ pub(crate) fn url_strings(urls: &[url::Url]) -> Vec<String> {
 /// Read or create `member/ids` (cluster id and member id, hex, one per
 /// line), durably: a restart keeps its ids whatever the flags say, as
 /// etcd keeps them in its WAL.
-async fn load_or_create_ids(member_dir: &Path, cfg: &Config) -> anyhow::Result<Ids> {
+async fn load_or_create_ids(member_dir: &Path, cfg: &Config, tls: &PeerTls) -> anyhow::Result<Ids> {
     let path = member_dir.join("ids");
     if let Ok(text) = std::fs::read_to_string(&path) {
         let mut it = text.lines().map(|l| {
@@ -107,7 +107,7 @@ async fn load_or_create_ids(member_dir: &Path, cfg: &Config) -> anyhow::Result<I
         });
     }
     if cfg.initial_cluster_state == ClusterState::Existing {
-        let ids = discover_ids(cfg).await?;
+        let ids = discover_ids(cfg, tls).await?;
         write_ids(member_dir, ids)?;
         return Ok(ids);
     }
@@ -151,7 +151,7 @@ pub(crate) fn write_ids(member_dir: &Path, ids: Ids) -> anyhow::Result<()> {
 /// etcd's join (`--initial-cluster-state existing`): ask the other members
 /// of `--initial-cluster` for the cluster's membership and find this member
 /// (added before with MemberAdd) by its peer URLs.
-async fn discover_ids(cfg: &Config) -> anyhow::Result<Ids> {
+async fn discover_ids(cfg: &Config, tls: &PeerTls) -> anyhow::Result<Ids> {
     let mine = url_strings(&cfg.initial_advertise_peer_urls);
     let mut last = String::from("no other member in --initial-cluster");
     for _ in 0..30 {
@@ -174,7 +174,8 @@ async fn discover_ids(cfg: &Config) -> anyhow::Result<Ids> {
                     from: 0,
                     to: 0,
                 },
-            );
+            )
+            .with_tls(probe.peer_tls().then(|| tls.dialer.clone()).flatten());
             let r = client
                 .call(KIND_MEMBERS, Vec::new(), Duration::from_secs(2))
                 .await;
@@ -332,11 +333,14 @@ impl Node {
     /// Open the data dir, recover, start raft and the background loops,
     /// and wait until this member leads (single-member cluster).
     pub async fn start(cfg: &Config, metrics: Metrics) -> anyhow::Result<Arc<Node>> {
+        // TLS files first: a bad one stops the start before the data dir
+        // is touched.
+        let peer_tls = PeerTls::from_config(cfg)?;
         let fs = UringFs;
         let member_dir = cfg.data_dir.join("member");
         wal::create_dir_all_durable(&fs, &member_dir)
             .with_context(|| format!("creating {}", member_dir.display()))?;
-        let ids = load_or_create_ids(&member_dir, cfg).await?;
+        let ids = load_or_create_ids(&member_dir, cfg, &peer_tls).await?;
         let wal_dir = cfg
             .wal_dir
             .clone()
@@ -434,7 +438,7 @@ impl Node {
             ..openraft::Config::default()
         };
         let raft_config = Arc::new(raft_config.validate().context("raft settings")?);
-        let network = PeerNetwork::new(ids.cluster_id, ids.member_id);
+        let network = PeerNetwork::new(ids.cluster_id, ids.member_id, peer_tls.dialer.clone());
         let raft = Raft::new(ids.member_id, raft_config, network.clone(), log.clone(), sm)
             .await
             .context("starting raft")?;
@@ -492,7 +496,7 @@ impl Node {
             network,
             jwt,
             bcrypt_cost: cfg.bcrypt_cost,
-            client_cert_auth: false,
+            client_cert_auth: cfg.client_tls.client_cert_auth,
         });
 
         let _ = node.me.set(Arc::downgrade(&node));
@@ -521,9 +525,13 @@ impl Node {
                 .await
                 .with_context(|| format!("listen tcp {host}:{port} (peers): bind"))?;
             let stop = node.stop.clone();
-            tokio::spawn(ferrocd_net::peer::serve_peers(
+            let tls = (u.scheme() == "https")
+                .then(|| peer_tls.server.clone())
+                .flatten();
+            tokio::spawn(ferrocd_net::peer::serve_peers_tls(
                 listener,
                 Arc::new(PeerService::new(&node)),
+                tls,
                 async move { stop.notified().await },
             ));
         }

@@ -18,6 +18,52 @@ use crate::raft::{
     Op, SnapshotChunk, SnapshotData, TypeConfig, decode, encode,
 };
 
+/// The peer port's TLS: the listener's config (`https://` listen peer
+/// URLs) and the dialer's (members with `https://` peer URLs).
+#[derive(Debug, Clone, Default)]
+pub struct PeerTls {
+    /// `--peer-cert-file --peer-key-file [--peer-trusted-ca-file
+    /// --peer-client-cert-auth]`, when a listen peer URL is https.
+    pub server: Option<ferrocd_net::peer::ListenerTls>,
+    /// Trust `--peer-trusted-ca-file` (the system's CAs without it),
+    /// present the peer certificate.
+    pub dialer: Option<Arc<ferrocd_net::tls::ClientConfig>>,
+}
+
+impl PeerTls {
+    /// Read the peer TLS files named in `cfg` (a bad one stops the start
+    /// with Go's `open <file>: ...` message).
+    pub fn from_config(cfg: &crate::config::Config) -> anyhow::Result<PeerTls> {
+        use anyhow::Context;
+        let server = if cfg.listen_peer_urls.iter().any(|u| u.scheme() == "https") {
+            let files = cfg
+                .peer_tls
+                .server()
+                .context("https peer URLs need --peer-cert-file and --peer-key-file")?;
+            Some(ferrocd_net::peer::ListenerTls {
+                config: files.server_config(&[])?,
+                client_san: if cfg.peer_skip_client_san_verification {
+                    ferrocd_net::peer::ClientSan::Skip
+                } else {
+                    ferrocd_net::peer::ClientSan::Verify
+                },
+            })
+        } else {
+            None
+        };
+        let https = |urls: &[url::Url]| urls.iter().any(|u| u.scheme() == "https");
+        let dialer = if !cfg.peer_tls.is_empty()
+            || cfg.initial_cluster.values().any(|u| https(u))
+            || https(&cfg.initial_advertise_peer_urls)
+        {
+            Some(cfg.peer_tls.dialer().client_config(&[])?)
+        } else {
+            None
+        };
+        Ok(PeerTls { server, dialer })
+    }
+}
+
 /// Serves peer requests for one node.
 #[derive(Debug)]
 pub struct PeerService {

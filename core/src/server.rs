@@ -26,7 +26,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use ferrocd_net::{
     AuthShim, ClusterShim, ElectionShim, Gateway, KvShim, LeaseShim, LockShim, Metrics, Versions,
-    WatchShim, client_router, serve_client_with_fast,
+    WatchShim, client_router, serve_client_tls,
 };
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
@@ -80,14 +80,30 @@ impl std::fmt::Debug for Server {
     }
 }
 
-fn listen_addrs(cfg: &Config) -> anyhow::Result<Vec<SocketAddr>> {
+/// A client listener's TLS (`None`: plaintext), one per listen URL.
+type ListenerTls = Option<Arc<ferrocd_net::tls::ServerConfig>>;
+
+/// The client listen addresses, each with its TLS config (`https://`
+/// URLs; the files are read here, so a bad one stops the start before
+/// anything else happens, with Go's `open <file>: ...` message).
+fn listen_addrs(cfg: &Config) -> anyhow::Result<Vec<(SocketAddr, ListenerTls)>> {
     let mut out = Vec::new();
+    let mut tls: ListenerTls = None;
     for u in &cfg.listen_client_urls {
-        match u.scheme() {
-            "http" => {}
-            "https" | "unixs" => bail!("{u}: TLS client listeners are not supported yet"),
-            s => bail!("{u}: unsupported URL scheme {s:?} (use http)"),
-        }
+        let this_tls = match u.scheme() {
+            "http" => None,
+            "https" => {
+                if tls.is_none() {
+                    let files = cfg
+                        .client_tls
+                        .server()
+                        .with_context(|| format!("{u}: https needs --cert-file and --key-file"))?;
+                    tls = Some(files.server_config(ferrocd_net::tls::CLIENT_PORT_ALPN)?);
+                }
+                tls.clone()
+            }
+            s => bail!("{u}: unsupported URL scheme {s:?} (use http or https)"),
+        };
         let host = u.host_str().context("listen URL without a host")?;
         let port = u.port().context("listen URL without a port")?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -96,7 +112,7 @@ fn listen_addrs(cfg: &Config) -> anyhow::Result<Vec<SocketAddr>> {
             .with_context(|| format!("resolving {u}"))?
             .next()
             .with_context(|| format!("{u} resolves to nothing"))?;
-        out.push(addr);
+        out.push((addr, this_tls));
     }
     Ok(out)
 }
@@ -120,15 +136,16 @@ impl Server {
         let addrs = listen_addrs(&cfg)?;
         let shards = cfg.shards.max(1);
         // Bind first (fail fast on a busy port, before touching the data).
-        let mut listeners: Vec<Vec<StdListener>> = (0..shards).map(|_| Vec::new()).collect();
+        let mut listeners: Vec<Vec<(StdListener, ListenerTls)>> =
+            (0..shards).map(|_| Vec::new()).collect();
         let mut bound = Vec::new();
-        for addr in &addrs {
+        for (addr, tls) in &addrs {
             let first = bind(*addr, shards > 1)?;
             let actual = first.local_addr()?;
-            bound.push(actual);
-            listeners[0].push(first);
+            bound.push((actual, tls.is_some()));
+            listeners[0].push((first, tls.clone()));
             for l in listeners.iter_mut().skip(1) {
-                l.push(bind(actual, true)?);
+                l.push((bind(actual, true)?, tls.clone()));
             }
         }
         let raft_rt = tokio::runtime::Builder::new_multi_thread()
@@ -199,8 +216,12 @@ impl Server {
                 .context("spawning a shard")?;
             handles.push(h);
         }
-        for a in &bound {
-            tracing::info!(address = %a, shards, "serving client requests");
+        for (a, tls) in &bound {
+            if *tls {
+                tracing::info!(address = %a, shards, "serving client traffic securely");
+            } else {
+                tracing::info!(address = %a, shards, "serving client traffic insecurely");
+            }
         }
         Ok(Server {
             node,
@@ -208,7 +229,7 @@ impl Server {
             shards: handles,
             shard_done,
             stop,
-            addrs: bound,
+            addrs: bound.into_iter().map(|(a, _)| a).collect(),
         })
     }
 
@@ -293,7 +314,7 @@ impl Server {
 
 async fn serve_shard(
     node: Arc<Node>,
-    listeners: Vec<StdListener>,
+    listeners: Vec<(StdListener, ListenerTls)>,
     stop: watch::Receiver<bool>,
     max_request_bytes: usize,
     max_txn_ops: usize,
@@ -335,7 +356,7 @@ async fn serve_shard(
         tokio::spawn(fast_server.clone().serve(conn));
     });
     let mut tasks = Vec::new();
-    for l in listeners {
+    for (l, tls) in listeners {
         let listener = match tokio::net::TcpListener::from_std(l) {
             Ok(l) => l,
             Err(e) => {
@@ -391,7 +412,7 @@ async fn serve_shard(
                 }
             };
             if let Err(e) =
-                serve_client_with_fast(listener, router, &metrics, signal, Some(fast)).await
+                serve_client_tls(listener, router, &metrics, signal, Some(fast), tls).await
             {
                 tracing::error!(error = %e, "client listener failed");
             }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use crate::convert::header;
+use crate::identity::ClientIdentity;
 use crate::kv::ServerInfo;
 use crate::pb::authpb;
 use crate::pb::etcdserverpb as pb;
@@ -30,14 +31,6 @@ pub struct AuthInfo {
     pub user: String,
     /// Auth store revision the credentials were checked at.
     pub revision: u64,
-}
-
-/// The verified common name of a TLS client certificate, put into a
-/// request's extensions by the TLS acceptor.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientIdentity {
-    /// The certificate subject's common name.
-    pub common_name: String,
 }
 
 /// What a request carries to name its caller.
@@ -61,10 +54,7 @@ impl Credentials {
             .or_else(|| md.get("authorization"))
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let common_name = req
-            .extensions()
-            .get::<ClientIdentity>()
-            .map(|c| c.common_name.clone());
+        let common_name = ClientIdentity::of(req).map(|c| c.common_name.clone());
         Self { token, common_name }
     }
 }

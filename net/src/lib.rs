@@ -29,6 +29,11 @@
 //! `/health`, `/version`, `/metrics`) over the same service impls;
 //! [`client_router`] and [`serve_client`] put it and the gRPC services on
 //! one port. [`Metrics`]: the Prometheus registry with etcd's metric names.
+//!
+//! [`tls`]: rustls configs for the client and peer ports and for our
+//! clients; [`serve_client_tls`] runs the whole client port inside TLS.
+//! [`ClientIdentity::of`] gives a request's verified client-certificate
+//! CN (every protocol of the port; see `identity`).
 
 mod auth;
 pub mod client;
@@ -37,6 +42,7 @@ pub mod convert;
 mod election;
 pub mod fast;
 mod gateway;
+mod identity;
 mod kv;
 mod lease;
 mod lock;
@@ -45,18 +51,17 @@ mod metrics;
 pub mod pb;
 pub mod peer;
 mod status;
+pub mod tls;
 mod watch;
 
-pub use auth::{
-    AuthInfo, AuthReply, AuthRequest, AuthService, AuthShim, Authorizer, ClientIdentity,
-    Credentials,
-};
+pub use auth::{AuthInfo, AuthReply, AuthRequest, AuthService, AuthShim, Authorizer, Credentials};
 pub use concurrency::ConcurrencyService;
 pub use election::{ElectionShim, ObserveStream};
 pub use gateway::{
-    FastHandler, Gateway, HealthCheck, Versions, client_router, serve_client,
-    serve_client_with_fast,
+    ClientConn, ConnRead, ConnWrite, FastHandler, Gateway, HealthCheck, Prefixed, Versions,
+    client_router, serve_client, serve_client_tls, serve_client_with_fast,
 };
+pub use identity::{ClientIdentity, ConnInfo};
 pub use kv::{KvService, KvShim, ServerInfo};
 pub use lease::{LeaseService, LeaseShim, LeaseTtl};
 pub use lock::LockShim;

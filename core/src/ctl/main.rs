@@ -68,25 +68,31 @@ pub struct Global {
     #[arg(long, global = true, env = "FERROCTL_PROTOCOL", default_value = "auto",
           value_parser = ["auto", "fast", "grpc"])]
     pub protocol: String,
-    /// verify certificates of TLS-enabled secure servers using this CA bundle (not supported yet)
-    #[arg(long, global = true, env = "ETCDCTL_CACERT", hide = true)]
+    /// verify certificates of TLS-enabled secure servers using this CA bundle
+    #[arg(long, global = true, env = "ETCDCTL_CACERT")]
     pub cacert: Option<String>,
-    /// identify secure client using this TLS certificate file (not supported yet)
-    #[arg(long, global = true, env = "ETCDCTL_CERT", hide = true)]
+    /// identify secure client using this TLS certificate file
+    #[arg(long, global = true, env = "ETCDCTL_CERT")]
     pub cert: Option<String>,
-    /// identify secure client using this TLS key file (not supported yet)
-    #[arg(long, global = true, env = "ETCDCTL_KEY", hide = true)]
+    /// identify secure client using this TLS key file
+    #[arg(long, global = true, env = "ETCDCTL_KEY")]
     pub key: Option<String>,
+    /// skip server certificate verification (CAUTION: this option should be enabled only for testing purposes)
+    #[arg(long = "insecure-skip-tls-verify", global = true, env = "ETCDCTL_INSECURE_SKIP_TLS_VERIFY",
+          num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub insecure_skip_tls_verify: bool,
+    /// disable transport security for client connections
+    #[arg(long = "insecure-transport", global = true, env = "ETCDCTL_INSECURE_TRANSPORT",
+          num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub insecure_transport: bool,
     /// etcdctl's keepalive and transport flags: accepted, no effect here
     #[arg(long = "keepalive-time", global = true, hide = true)]
     pub keepalive_time: Option<String>,
     /// (accepted, no effect)
     #[arg(long = "keepalive-timeout", global = true, hide = true)]
     pub keepalive_timeout: Option<String>,
-    /// (accepted, no effect)
-    #[arg(long = "insecure-transport", global = true, hide = true, num_args = 0..=1, require_equals = true,
-          default_missing_value = "true")]
-    pub insecure_transport: Option<String>,
     /// (accepted, no effect)
     #[arg(long, global = true, env = "ETCDCTL_DEBUG", hide = true, num_args = 0..=1, require_equals = true,
           default_missing_value = "true")]
@@ -187,7 +193,29 @@ impl Ctx {
             };
             o = o.with_user(name, pw);
         }
+        if let Some(tls) = self.tls() {
+            o = o.with_tls(tls);
+        }
         Ok(o)
+    }
+
+    /// etcdctl's TLS decision: any of `--cacert --cert --key`, or
+    /// `--insecure-transport=false`, turns TLS on (then endpoints other
+    /// than `http://` ones speak it); `--insecure-skip-tls-verify` only
+    /// matters when it is on.
+    pub fn tls(&self) -> Option<ferrocd_net::client::ClientTls> {
+        let g = &self.g;
+        let any = g.cacert.is_some() || g.cert.is_some() || g.key.is_some();
+        if !any && g.insecure_transport {
+            return None;
+        }
+        Some(ferrocd_net::client::ClientTls {
+            ca: g.cacert.as_ref().map(Into::into),
+            cert: g.cert.as_ref().map(Into::into),
+            key: g.key.as_ref().map(Into::into),
+            server_name: None,
+            insecure_skip_verify: g.insecure_skip_tls_verify,
+        })
     }
 
     /// The `--protocol` flag.
@@ -203,7 +231,17 @@ impl Ctx {
     /// the fast handshake and falls back to gRPC at once on an etcd (its
     /// port multiplexer closes the connection on the preamble's CRLF).
     pub async fn client_for(&self, endpoints: &[String]) -> R<Client> {
-        Client::connect(endpoints, Some(self.options()?))
+        // Without TLS flags etcdctl dials even `https://` endpoints in
+        // plaintext (and fails against a TLS port), so does ferroctl.
+        let endpoints: Vec<String> = if self.tls().is_none() {
+            endpoints
+                .iter()
+                .map(|e| e.strip_prefix("https://").unwrap_or(e).to_string())
+                .collect()
+        } else {
+            endpoints.to_vec()
+        };
+        Client::connect(&endpoints, Some(self.options()?))
             .await
             .map_err(|e| self.connect_fail(e))
     }
@@ -266,11 +304,6 @@ async fn run(cli: Cli) -> R {
         return Ok(());
     }
     let fmt = Format::parse(&global.write_out)?;
-    if global.cacert.is_some() || global.cert.is_some() || global.key.is_some() {
-        return Err(Fail::feature(
-            "TLS (--cacert, --cert, --key) is not supported by ferroctl yet",
-        ));
-    }
     let ctx = Ctx { g: global, fmt };
     match cmd {
         Cmd::Get(a) => kv::get(&ctx, a).await,

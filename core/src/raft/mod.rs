@@ -60,6 +60,13 @@ impl Member {
         let u = url::Url::parse(self.peer_urls.first()?).ok()?;
         Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?))
     }
+
+    /// Whether the first peer URL (the one dialed) is `https://`.
+    pub fn peer_tls(&self) -> bool {
+        self.peer_urls
+            .first()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
 }
 
 /// The raft handle.

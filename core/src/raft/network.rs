@@ -85,15 +85,19 @@ pub struct SnapshotChunk {
 pub struct PeerNetwork {
     cluster_id: u64,
     me: u64,
+    /// The dialer's TLS for members with `https://` peer URLs.
+    tls: Option<Arc<ferrocd_net::tls::ClientConfig>>,
     clients: Arc<Mutex<HashMap<u64, PeerClient>>>,
 }
 
 impl PeerNetwork {
-    /// The network of member `me` in cluster `cluster_id`.
-    pub fn new(cluster_id: u64, me: u64) -> Self {
+    /// The network of member `me` in cluster `cluster_id`; members whose
+    /// peer URL is `https://` are dialed with `tls`.
+    pub fn new(cluster_id: u64, me: u64, tls: Option<Arc<ferrocd_net::tls::ClientConfig>>) -> Self {
         Self {
             cluster_id,
             me,
+            tls,
             clients: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -112,7 +116,8 @@ impl PeerNetwork {
                         from: self.me,
                         to: target,
                     },
-                );
+                )
+                .with_tls(member.peer_tls().then(|| self.tls.clone()).flatten());
                 map.insert(target, c.clone());
                 c
             }

@@ -1499,7 +1499,8 @@ fn environment_variables() {
         j.starts_with("{\"header\":") && j.contains("\"value\":\"dg==\""),
         "{j}"
     );
-    // etcdctl's transport flags are taken (and do nothing); TLS is refused.
+    // etcdctl's transport flags are taken; TLS files are read (etcdctl
+    // 3.5.1: "Error: open nope.pem: no such file or directory", exit 128).
     assert_eq!(
         run_env(
             &[],
@@ -1515,9 +1516,13 @@ fn environment_variables() {
         ),
         "e\nv\n"
     );
-    let o = run(&f, &ep, &strs(&["--cacert", "ca.pem", "get", "e"]), None);
-    assert_eq!(o.code, Some(4), "{o:?}");
-    assert!(o.stderr.contains("TLS"), "{o:?}");
+    let o = run(&f, &ep, &strs(&["--cacert", "nope.pem", "get", "e"]), None);
+    assert_eq!(o.code, Some(128), "{o:?}");
+    assert!(
+        o.stderr
+            .contains("open nope.pem: no such file or directory"),
+        "{o:?}"
+    );
     // A flag beats its variable.
     assert_eq!(
         run_env(

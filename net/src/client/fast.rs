@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rkyv::util::AlignedVec;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tonic::Code;
@@ -77,48 +77,90 @@ pub(crate) enum Dial {
 impl Conn {
     pub(crate) async fn dial(
         addr: &str,
+        tls: Option<&super::Tls>,
         timeout: Duration,
         flags: u16,
         token: Option<&str>,
     ) -> Dial {
-        let mut s = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        let s = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Dial::Down(format!("dial tcp {addr}: {e}")),
             Err(_) => return Dial::Down(format!("dial tcp {addr}: i/o timeout")),
         };
         let _ = s.set_nodelay(true);
-        if s.write_all(&proto::preamble(proto::VERSION, flags))
-            .await
-            .is_err()
-        {
-            return Dial::NotFast;
-        }
-        let mut pre = [0u8; proto::PREAMBLE];
-        // An etcd (or anything else) either closes the connection or waits
-        // for more bytes: either way no preamble comes back.
-        let got = tokio::time::timeout(timeout, s.read_exact(&mut pre)).await;
-        if !matches!(got, Ok(Ok(_))) {
-            return Dial::NotFast;
-        }
-        match proto::parse_preamble(&pre) {
-            Some((_, proto::STATUS_OK)) => {}
-            Some((v, _)) => {
-                return Dial::Down(format!(
-                    "{addr} speaks fast protocol version {v}, this client version {}",
-                    proto::VERSION
-                ));
+        let conn = match tls {
+            None => {
+                let mut s = s;
+                if let Some(no) = Self::handshake(&mut s, addr, timeout, flags).await {
+                    return no;
+                }
+                // A plain socket splits without a lock.
+                let (rd, wr) = s.into_split();
+                Conn::start(rd, wr, addr)
             }
-            None => return Dial::NotFast,
-        }
-        let conn = Conn::start(s, addr);
+            Some(tls) => {
+                let handshake = super::Tls::connect(&tls.fast, &tls.opts, addr, s);
+                let mut s = match tokio::time::timeout(timeout, handshake).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => return Dial::Down(format!("dial tcp {addr}: tls: {e}")),
+                    Err(_) => {
+                        return Dial::Down(format!("dial tcp {addr}: tls handshake timed out"));
+                    }
+                };
+                if let Some(no) = Self::handshake(&mut s, addr, timeout, flags).await {
+                    return no;
+                }
+                let (rd, wr) = tokio::io::split(s);
+                Conn::start(rd, wr, addr)
+            }
+        };
         if let Some(t) = token {
             conn.set_token(t);
         }
         Dial::Up(conn)
     }
 
-    fn start(stream: TcpStream, endpoint: &str) -> Conn {
-        let (mut rd, wr) = stream.into_split();
+    /// The fast preamble exchange on a connected (plain or TLS) stream:
+    /// `None` when the server accepted it.
+    async fn handshake<S>(s: &mut S, addr: &str, timeout: Duration, flags: u16) -> Option<Dial>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        if s.write_all(&proto::preamble(proto::VERSION, flags))
+            .await
+            .is_err()
+        {
+            return Some(Dial::NotFast);
+        }
+        let mut pre = [0u8; proto::PREAMBLE];
+        // An etcd (or anything else) either closes the connection or waits
+        // for more bytes: either way no preamble comes back.
+        let got = tokio::time::timeout(timeout, s.read_exact(&mut pre)).await;
+        match got {
+            Ok(Ok(_)) => {}
+            // A TLS alert (the server refused our certificate, or the
+            // lack of one: with TLS 1.3 it comes on the first read) is
+            // no reason to try gRPC on the same TLS port.
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Some(Dial::Down(format!("dial tcp {addr}: tls: {e}")));
+            }
+            _ => return Some(Dial::NotFast),
+        }
+        match proto::parse_preamble(&pre) {
+            Some((_, proto::STATUS_OK)) => None,
+            Some((v, _)) => Some(Dial::Down(format!(
+                "{addr} speaks fast protocol version {v}, this client version {}",
+                proto::VERSION
+            ))),
+            None => Some(Dial::NotFast),
+        }
+    }
+
+    fn start<R, W>(mut rd: R, wr: W, endpoint: &str) -> Conn
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let (out, outbox) = mpsc::unbounded_channel::<Vec<u8>>();
         let shared = Arc::new(Shared {
             pending: Mutex::new(HashMap::new()),

@@ -63,6 +63,7 @@ pub use streams::{
 
 use crate::fast::methods::{self as m, Unary};
 use crate::pb::etcdserverpb as pb;
+pub use crate::tls::ClientTls;
 
 /// Which wire protocol to speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -86,11 +87,13 @@ pub struct ConnectOptions {
     require_leader: bool,
     user: Option<(String, String)>,
     connections: usize,
+    tls: Option<ClientTls>,
 }
 
 impl Default for ConnectOptions {
     fn default() -> Self {
         Self {
+            tls: None,
             connections: 1,
             dial_timeout: Duration::from_secs(2),
             timeout: None,
@@ -135,6 +138,15 @@ impl ConnectOptions {
         self.connections = n.max(1);
         self
     }
+    /// Speak TLS (both protocols) to every endpoint but `http://` ones:
+    /// trust `tls.ca` (the system's CAs without one), present
+    /// `tls.cert`/`tls.key` to servers that verify clients (etcdctl's
+    /// `--cacert --cert --key --insecure-skip-tls-verify`). Without this,
+    /// only `https://` endpoints use TLS, trusting the system's CAs.
+    pub fn with_tls(mut self, tls: ClientTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
     /// Authenticate as `user` (only needed when auth is enabled).
     pub fn with_user(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
         self.user = Some((user.into(), password.into()));
@@ -157,9 +169,42 @@ struct State {
     generation: u64,
 }
 
+/// One endpoint: where, and whether to speak TLS there.
+#[derive(Debug, Clone)]
+struct Target {
+    addr: String,
+    tls: bool,
+}
+
+/// TLS client configs, built once per client (the fast protocol offers
+/// no ALPN; gRPC asks for `h2`).
+#[derive(Debug, Clone)]
+pub(crate) struct Tls {
+    pub(crate) opts: ClientTls,
+    pub(crate) fast: Arc<rustls::ClientConfig>,
+    pub(crate) grpc: Arc<rustls::ClientConfig>,
+}
+
+impl Tls {
+    /// Connect TLS over `tcp` to `addr` (`host:port`).
+    pub(crate) async fn connect(
+        cfg: &Arc<rustls::ClientConfig>,
+        opts: &ClientTls,
+        addr: &str,
+        tcp: tokio::net::TcpStream,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+        let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+        let name = opts.server_name(host).map_err(std::io::Error::other)?;
+        tokio_rustls::TlsConnector::from(cfg.clone())
+            .connect(name, tcp)
+            .await
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
-    endpoints: Vec<String>,
+    endpoints: Vec<Target>,
+    tls: Option<Tls>,
     opts: ConnectOptions,
     state: tokio::sync::Mutex<State>,
     token: Mutex<Option<String>>,
@@ -174,24 +219,37 @@ pub struct Client {
     inner: Arc<Inner>,
 }
 
-/// `host:port` from an etcd-style endpoint (`http://host:port`, `host:port`).
+/// `host:port` from an etcd-style endpoint (`http://host:port`,
+/// `https://host:port`, `host:port`).
 pub fn endpoint_addr(ep: &str) -> Result<String> {
-    let rest = if let Some(r) = ep.strip_prefix("http://") {
-        r
-    } else if ep.starts_with("https://") || ep.starts_with("unixs://") {
+    Ok(endpoint_target(ep, false)?.addr)
+}
+
+/// An endpoint's address, and whether to speak TLS there: `https://`
+/// always, `http://` never, a bare `host:port` when the client has TLS
+/// options (as etcdctl decides it).
+fn endpoint_target(ep: &str, tls_configured: bool) -> Result<Target> {
+    let (rest, tls) = if let Some(r) = ep.strip_prefix("http://") {
+        (r, false)
+    } else if let Some(r) = ep.strip_prefix("https://") {
+        (r, true)
+    } else if ep.starts_with("unix://") || ep.starts_with("unixs://") {
         return Err(Error::InvalidArgs(format!(
-            "endpoint {ep}: TLS is not supported by this client yet"
+            "endpoint {ep}: unix sockets are not supported by this client"
         )));
     } else {
-        ep
+        (ep, tls_configured)
     };
     let rest = rest.trim_end_matches('/');
     if rest.is_empty() || !rest.contains(':') {
         return Err(Error::InvalidArgs(format!(
-            "endpoint {ep}: want host:port or http://host:port"
+            "endpoint {ep}: want host:port or http(s)://host:port"
         )));
     }
-    Ok(rest.to_string())
+    Ok(Target {
+        addr: rest.to_string(),
+        tls,
+    })
 }
 
 impl Client {
@@ -200,18 +258,31 @@ impl Client {
         endpoints: S,
         options: Option<ConnectOptions>,
     ) -> Result<Client> {
+        let opts = options.unwrap_or_default();
         let endpoints = endpoints
             .as_ref()
             .iter()
-            .map(|e| endpoint_addr(e.as_ref()))
+            .map(|e| endpoint_target(e.as_ref(), opts.tls.is_some()))
             .collect::<Result<Vec<_>>>()?;
         if endpoints.is_empty() {
             return Err(Error::InvalidArgs("no endpoints".into()));
         }
+        let tls = if endpoints.iter().any(|t| t.tls) {
+            let o = opts.tls.clone().unwrap_or_default();
+            let bad = |e: crate::tls::TlsError| Error::InvalidArgs(e.to_string());
+            Some(Tls {
+                fast: o.client_config(&[]).map_err(bad)?,
+                grpc: o.client_config(&[b"h2"]).map_err(bad)?,
+                opts: o,
+            })
+        } else {
+            None
+        };
         let client = Client {
             inner: Arc::new(Inner {
                 endpoints,
-                opts: options.unwrap_or_default(),
+                tls,
+                opts,
                 state: tokio::sync::Mutex::new(State {
                     current: 0,
                     conn: None,
@@ -248,7 +319,7 @@ impl Client {
     /// The endpoint the client talks to now.
     pub async fn current_endpoint(&self) -> String {
         let st = self.inner.state.lock().await;
-        self.inner.endpoints[st.current].clone()
+        self.inner.endpoints[st.current].addr.clone()
     }
 
     /// A connection of the pool (round-robin), dialing endpoints in turn
@@ -305,7 +376,13 @@ impl Client {
     /// protocol to that connection's.
     async fn dial(&self, idx: usize, like: Option<&Conn>) -> std::result::Result<Conn, String> {
         let o = &self.inner.opts;
-        let addr = &self.inner.endpoints[idx];
+        let target = &self.inner.endpoints[idx];
+        let addr = &target.addr;
+        let tls = if target.tls {
+            self.inner.tls.as_ref()
+        } else {
+            None
+        };
         let token = self.inner.token.lock().expect("token lock").clone();
         let try_fast = match like {
             Some(Conn::Fast(_)) => true,
@@ -318,7 +395,7 @@ impl Client {
             } else {
                 0
             };
-            match fast::Conn::dial(addr, o.dial_timeout, flags, token.as_deref()).await {
+            match fast::Conn::dial(addr, tls, o.dial_timeout, flags, token.as_deref()).await {
                 fast::Dial::Up(c) => return Ok(Conn::Fast(c)),
                 fast::Dial::Down(e) => return Err(e),
                 fast::Dial::NotFast if o.protocol == Protocol::Fast || like.is_some() => {
@@ -328,7 +405,7 @@ impl Client {
                 fast::Dial::NotFast => {}
             }
         }
-        let mut c = grpc::Conn::dial(addr, o.dial_timeout, o.require_leader).await?;
+        let mut c = grpc::Conn::dial(addr, tls, o.dial_timeout, o.require_leader).await?;
         if let Some(t) = &token {
             c.set_token(t);
         }

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Status};
@@ -32,8 +31,8 @@ use crate::pb::v3electionpb::election_server::Election;
 use crate::pb::v3lockpb::lock_server::Lock;
 use crate::peer::frame::{DecodeError, Frame};
 use crate::{
-    AuthService, AuthShim, ClusterService, ClusterShim, ElectionShim, KvService, KvShim,
-    LeaseService, LeaseShim, LockShim, WatchService, WatchShim,
+    AuthService, AuthShim, ClientConn, ClusterService, ClusterShim, ConnInfo, ElectionShim,
+    KvService, KvShim, LeaseService, LeaseShim, LockShim, WatchService, WatchShim,
 };
 
 /// How long a new connection may take to send its preamble.
@@ -68,6 +67,8 @@ struct ConnState {
     streams: HashMap<u64, Inbound>,
     /// The auth token the client set, if any.
     token: Option<Token>,
+    /// The connection's address and client certificate.
+    info: Arc<ConnInfo>,
     /// Answers to the writer task.
     out: mpsc::Sender<Vec<u8>>,
     /// Streams are require-leader streams.
@@ -135,10 +136,13 @@ where
 
     /// Serve one connection whose first bytes are the fast preamble,
     /// until the client closes it or breaks the protocol.
-    pub async fn serve(self: Arc<Self>, mut stream: TcpStream) {
-        let peer = stream
-            .peer_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    /// Plain or inside TLS; every request carries the connection's
+    /// [`ConnInfo`] (its client certificate's identity) as gRPC's do.
+    pub async fn serve(self: Arc<Self>, mut stream: ClientConn) {
+        let info = stream.info().clone();
+        let peer = info
+            .remote
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         let mut pre = [0u8; super::PREAMBLE];
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut pre)).await {
             Ok(Ok(_)) => {}
@@ -171,6 +175,7 @@ where
         let mut conn = ConnState {
             streams: HashMap::new(),
             token: None,
+            info: Arc::new(info),
             out: out.clone(),
             require_leader,
             waiting: Waiting::default(),
@@ -246,6 +251,7 @@ where
         let ConnState {
             streams,
             token,
+            info,
             out,
             require_leader,
             waiting,
@@ -272,7 +278,10 @@ where
             *token = Some(t);
             return Ok(());
         }
-        let tok = token.clone();
+        let tok = Meta {
+            token: token.clone(),
+            info: info.clone(),
+        };
         if let Some(open) = streams.get(&id) {
             // The next message of an open client stream.
             let sent = match open {
@@ -416,10 +425,11 @@ where
                 streams.insert(id, Inbound::Watch(tx));
                 let cred = Credentials {
                     token: tok
+                        .token
                         .as_ref()
                         .and_then(|t| t.to_str().ok())
                         .map(str::to_owned),
-                    common_name: None,
+                    common_name: tok.info.identity.as_ref().map(|i| i.common_name.clone()),
                 };
                 let replies = self
                     .watch
@@ -471,7 +481,7 @@ where
         id: u64,
         payload: &[u8],
         out: &mpsc::Sender<Vec<u8>>,
-        token: Option<Token>,
+        token: Meta,
         call: F,
     ) -> Result<tokio::task::AbortHandle, String>
     where
@@ -506,12 +516,21 @@ where
 /// An auth token as gRPC metadata.
 type Token = tonic::metadata::MetadataValue<tonic::metadata::Ascii>;
 
-/// A request as the gRPC service sees it, with the connection's token.
-fn request<T>(msg: T, token: Option<Token>) -> Request<T> {
+/// What every request of a connection carries besides its message.
+#[derive(Clone)]
+struct Meta {
+    token: Option<Token>,
+    info: Arc<ConnInfo>,
+}
+
+/// A request as the gRPC service sees it: the connection's token as
+/// metadata, its [`ConnInfo`] as an extension (as tonic adds it).
+fn request<T>(msg: T, meta: Meta) -> Request<T> {
     let mut r = Request::new(msg);
-    if let Some(t) = token {
+    if let Some(t) = meta.token {
         r.metadata_mut().insert("token", t);
     }
+    r.extensions_mut().insert((*meta.info).clone());
     r
 }
 
@@ -584,4 +603,35 @@ fn error_frame(id: u64, st: &Status) -> Vec<u8> {
     let mut f = Vec::with_capacity(13 + payload.len());
     super::put_frame(&mut f, KIND_ERR, id, &payload);
     f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ClientIdentity;
+
+    #[test]
+    fn requests_carry_the_connection_identity_and_token() {
+        let info = ConnInfo {
+            remote: Some(SocketAddr::from(([127, 0, 0, 1], 9))),
+            identity: Some(ClientIdentity {
+                common_name: "alice".into(),
+            }),
+        };
+        let meta = Meta {
+            token: Some("tok.1".parse().unwrap()),
+            info: Arc::new(info.clone()),
+        };
+        let r = request(pb::RangeRequest::default(), meta);
+        assert_eq!(ClientIdentity::of(&r).unwrap().common_name, "alice");
+        assert_eq!(ConnInfo::of(&r), Some(&info));
+        assert_eq!(r.metadata().get("token").unwrap(), "tok.1");
+        let plain = Meta {
+            token: None,
+            info: Arc::new(ConnInfo::default()),
+        };
+        let r = request(pb::RangeRequest::default(), plain);
+        assert_eq!(ClientIdentity::of(&r), None);
+        assert!(r.metadata().get("token").is_none());
+    }
 }

@@ -17,6 +17,7 @@
 //! A gateway call is counted in `/metrics` under its gRPC method, as it
 //! would be in etcd, where the gateway is a gRPC client of the server.
 
+mod conn;
 mod error;
 mod json;
 mod port;
@@ -30,7 +31,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::{get, post};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::metadata::{MetadataKey, MetadataValue};
@@ -46,7 +47,10 @@ use crate::pb::etcdserverpb::watch_server::Watch;
 use crate::pb::v3electionpb::election_server::Election;
 use crate::pb::v3lockpb::lock_server::Lock;
 
-pub use port::{FastHandler, client_router, serve_client, serve_client_with_fast};
+pub use conn::{ClientConn, ConnRead, ConnWrite, Prefixed};
+pub use port::{
+    FastHandler, client_router, serve_client, serve_client_tls, serve_client_with_fast,
+};
 
 /// The API prefixes etcd's gateways have used: `/v3` (3.4+), `/v3beta`
 /// (3.3, still served by 3.5), `/v3alpha` (3.2).
@@ -507,12 +511,12 @@ impl Gateway {
             let call = call.clone();
             let counted = counted.clone();
             async move {
-                let (headers, msg) = match read_request::<Req>(req).await {
+                let (parts, msg) = match read_request::<Req>(req).await {
                     Ok(m) => m,
                     Err(e) => return error::error_with(Code::InvalidArgument, &e),
                 };
                 let timer = counted.start();
-                let res = call(with_metadata(msg, &headers)).await;
+                let res = call(with_metadata(msg, &parts)).await;
                 let (code, resp) = match res {
                     Ok(r) => match serde_json::to_vec(r.get_ref()) {
                         Ok(body) => (Code::Ok, json_response(StatusCode::OK, body.into(), true)),
@@ -564,22 +568,32 @@ async fn read_body(body: Body) -> Result<Bytes, String> {
 /// as in etcd (`{}` and `` both reach the server's checks).
 async fn read_request<Req: DeserializeOwned + Default>(
     req: http::Request<Body>,
-) -> Result<(HeaderMap, Req), String> {
+) -> Result<(http::request::Parts, Req), String> {
     let (parts, body) = req.into_parts();
     let bytes = read_body(body).await?;
     if bytes.trim_ascii().is_empty() {
-        return Ok((parts.headers, Req::default()));
+        return Ok((parts, Req::default()));
     }
     let msg = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-    Ok((parts.headers, msg))
+    Ok((parts, msg))
 }
 
 /// Wraps a message in a tonic request carrying the HTTP headers that
 /// grpc-gateway forwards as metadata: `Authorization`, and every
-/// `Grpc-Metadata-<key>` as `<key>`.
-fn with_metadata<T>(msg: T, headers: &HeaderMap) -> tonic::Request<T> {
+/// `Grpc-Metadata-<key>` as `<key>`; and the connection's
+/// [`crate::ConnInfo`] (its client certificate), as gRPC requests have it.
+fn with_metadata<T>(msg: T, parts: &http::request::Parts) -> tonic::Request<T> {
     let mut req = tonic::Request::new(msg);
-    for (name, value) in headers {
+    if let Some(info) = parts.extensions.get::<crate::ConnInfo>() {
+        // etcd's gateway is a gRPC client of its own server, and etcd
+        // ignores the certificate name on gateway requests: a JSON caller
+        // names its user with a token only.
+        req.extensions_mut().insert(crate::ConnInfo {
+            remote: info.remote,
+            identity: None,
+        });
+    }
+    for (name, value) in &parts.headers {
         let key = if name == header::AUTHORIZATION {
             Some(name.as_str())
         } else {

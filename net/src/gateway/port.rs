@@ -5,9 +5,11 @@
 //! paths `/v3/...`, `/health`, `/version`, `/metrics`, so they never clash.
 //! tonic's server with HTTP/1 accepted detects HTTP/2 (gRPC clients) by the
 //! connection preface and serves HTTP/1.1 (curl, the JSON gateway) on the
-//! same socket.
+//! same socket. With TLS (an `https://` listen URL) all of it runs inside
+//! the TLS stream, the binary protocol included.
 
 use std::future::Future;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -16,11 +18,13 @@ use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
-use tokio_stream::{Stream, StreamExt};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::service::Routes;
 
 use super::Gateway;
+use super::conn::{ClientConn, Prefixed};
+use crate::identity::{ClientIdentity, ConnInfo};
 use crate::metrics::Metrics;
 
 /// One router for the gRPC services in `grpc` and the gateway's routes.
@@ -68,17 +72,15 @@ pub async fn serve_client<F>(
 where
     F: Future<Output = ()>,
 {
-    serve_client_with_fast(listener, router, metrics, shutdown, None).await
+    serve_client_tls(listener, router, metrics, shutdown, None, None).await
 }
 
 /// Takes a connection that opened with the binary protocol's preamble.
-pub type FastHandler = Arc<dyn Fn(TcpStream) + Send + Sync>;
+pub type FastHandler = Arc<dyn Fn(ClientConn) + Send + Sync>;
 
 /// [`serve_client`], and connections whose first bytes are the binary
 /// protocol's magic (`FRCD`) go to `fast` instead: one port for gRPC,
-/// HTTP/1 and the fast path. The first bytes are peeked on a task of the
-/// connection's own, so a client that connects and stays silent delays
-/// nobody.
+/// HTTP/1 and the fast path.
 pub async fn serve_client_with_fast<F>(
     listener: TcpListener,
     router: Router,
@@ -89,51 +91,131 @@ pub async fn serve_client_with_fast<F>(
 where
     F: Future<Output = ()>,
 {
-    // Small request/response writes must not wait for Nagle's timer.
-    let incoming: std::pin::Pin<Box<dyn Stream<Item = std::io::Result<TcpStream>> + Send>> =
-        match fast {
-            None => Box::pin(TcpListenerStream::new(listener).map(|conn| {
-                if let Ok(c) = &conn {
-                    let _ = c.set_nodelay(true);
+    serve_client_tls(listener, router, metrics, shutdown, fast, None).await
+}
+
+/// How long a new connection may take to finish its TLS handshake and
+/// send its first bytes.
+const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// [`serve_client_with_fast`], speaking TLS when `tls` is given (an
+/// `https://` listen URL): every protocol of the port runs inside it. A
+/// failed handshake (no client certificate where client-cert-auth asks
+/// for one, one from another CA, plaintext) closes the connection and is
+/// logged as etcd logs it ("rejected connection"). Each connection is
+/// handshaken and sniffed on a task of its own, so a client that connects
+/// and stays silent delays nobody.
+pub async fn serve_client_tls<F>(
+    listener: TcpListener,
+    router: Router,
+    metrics: &Metrics,
+    shutdown: F,
+    fast: Option<FastHandler>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Result<(), tonic::transport::Error>
+where
+    F: Future<Output = ()>,
+{
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let (tx, rx) = mpsc::channel::<std::io::Result<ClientConn>>(64);
+    let accept = tokio::spawn(async move {
+        loop {
+            let (conn, remote) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "client accept");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
                 }
-                conn
-            })),
-            Some(fast) => {
-                let (tx, rx) = mpsc::channel::<std::io::Result<TcpStream>>(64);
-                let accept = tokio::spawn(async move {
-                    loop {
-                        let conn = match listener.accept().await {
-                            Ok((c, _)) => c,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "client accept");
-                                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                                continue;
-                            }
-                        };
-                        let _ = conn.set_nodelay(true);
-                        let tx = tx.clone();
-                        let fast = fast.clone();
-                        tokio::spawn(async move {
-                            if is_fast(&conn).await {
-                                fast(conn);
-                            } else {
-                                let _ = tx.send(Ok(conn)).await;
-                            }
-                        });
+            };
+            // Small request/response writes must not wait for Nagle's timer.
+            let _ = conn.set_nodelay(true);
+            let tx = tx.clone();
+            let fast = fast.clone();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let info = ConnInfo {
+                    remote: Some(remote),
+                    identity: None,
+                };
+                let (conn, is_fast) = match acceptor {
+                    None => {
+                        let is_fast = fast.is_some() && is_fast(&conn).await;
+                        (ClientConn::plain(conn, info), is_fast)
                     }
-                });
-                Box::pin(AbortOnDrop {
-                    inner: ReceiverStream::new(rx),
-                    task: accept,
-                })
-            }
-        };
+                    Some(acceptor) => match accept_tls(&acceptor, conn, info).await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            return tracing::warn!(
+                                remote_addr = %remote,
+                                error = %e,
+                                "rejected connection"
+                            );
+                        }
+                    },
+                };
+                match fast {
+                    Some(fast) if is_fast => fast(conn),
+                    _ => {
+                        let _ = tx.send(Ok(conn)).await;
+                    }
+                }
+            });
+        }
+    });
+    let incoming = AbortOnDrop {
+        inner: ReceiverStream::new(rx),
+        task: accept,
+    };
     tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(metrics.grpc_layer())
         .add_routes(Routes::from(router))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
+}
+
+/// The TLS handshake, the client certificate's identity, then the first
+/// bytes (read, and kept for the protocol that gets the connection):
+/// `(connection, whether it opened with the fast magic)`.
+async fn accept_tls(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    conn: TcpStream,
+    mut info: ConnInfo,
+) -> std::io::Result<(ClientConn, bool)> {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + FIRST_BYTES_TIMEOUT;
+    let mut tls = tokio::time::timeout_at(deadline, acceptor.accept(conn))
+        .await
+        .map_err(|_| std::io::Error::other("TLS handshake timed out"))??;
+    // Certificates are only there when the config verified them
+    // (client-cert-auth); the first is the client's own.
+    info.identity = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| ClientIdentity::from_cert(c));
+    let mut first = Vec::with_capacity(4);
+    let mut buf = [0u8; 4];
+    while first.len() < 4 {
+        let n = match tokio::time::timeout_at(deadline, tls.read(&mut buf[..4 - first.len()])).await
+        {
+            Ok(Ok(n)) => n,
+            // A silent or failed client goes to the HTTP server, which
+            // answers or times it out as it would a plain one.
+            Ok(Err(_)) | Err(_) => 0,
+        };
+        if n == 0 {
+            break;
+        }
+        first.extend_from_slice(&buf[..n]);
+        if first[..] != crate::fast::MAGIC[..first.len()] {
+            break;
+        }
+    }
+    let is_fast = first[..] == crate::fast::MAGIC[..];
+    Ok((ClientConn::tls(Prefixed::new(first, tls), info), is_fast))
 }
 
 /// Whether the connection opens with the fast preamble's magic. Clients
@@ -143,14 +225,14 @@ where
 /// times it out as before.
 async fn is_fast(conn: &TcpStream) -> bool {
     let mut buf = [0u8; 4];
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + FIRST_BYTES_TIMEOUT;
     loop {
         match tokio::time::timeout_at(deadline, conn.peek(&mut buf)).await {
             Ok(Ok(n)) if n >= 4 => return buf == crate::fast::MAGIC,
             // Fewer bytes so far: a prefix that already differs decides.
             Ok(Ok(n)) if n > 0 && buf[..n] != crate::fast::MAGIC[..n] => return false,
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return false,
-            Ok(Ok(_)) => tokio::time::sleep(std::time::Duration::from_millis(1)).await,
+            Ok(Ok(_)) => tokio::time::sleep(Duration::from_millis(1)).await,
         }
     }
 }
@@ -160,7 +242,7 @@ pin_project_lite::pin_project! {
     /// the accept task when the server drops it at shutdown.
     struct AbortOnDrop {
         #[pin]
-        inner: ReceiverStream<std::io::Result<TcpStream>>,
+        inner: ReceiverStream<std::io::Result<ClientConn>>,
         task: tokio::task::JoinHandle<()>,
     }
     impl PinnedDrop for AbortOnDrop {
@@ -171,7 +253,7 @@ pin_project_lite::pin_project! {
 }
 
 impl Stream for AbortOnDrop {
-    type Item = std::io::Result<TcpStream>;
+    type Item = std::io::Result<ClientConn>;
     fn poll_next(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,

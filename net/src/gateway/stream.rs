@@ -120,7 +120,7 @@ impl Gateway {
                     }
                 };
                 let timer = counted.start();
-                match call(with_metadata(requests, &parts.headers)).await {
+                match call(with_metadata(requests, &parts)).await {
                     Ok(resp) => respond(resp.into_inner(), timer, limit, Some(gone)).await,
                     Err(st) => {
                         if let Some(t) = timer {
@@ -153,12 +153,12 @@ impl Gateway {
             let call = call.clone();
             let counted = counted.clone();
             async move {
-                let (headers, msg) = match read_request::<Req>(req).await {
+                let (parts, msg) = match read_request::<Req>(req).await {
                     Ok(m) => m,
                     Err(e) => return error::error_with(Code::InvalidArgument, &e),
                 };
                 let timer = counted.start();
-                match call(with_metadata(msg, &headers)).await {
+                match call(with_metadata(msg, &parts)).await {
                     Ok(resp) => respond(resp.into_inner(), timer, None, None).await,
                     Err(st) => {
                         if let Some(t) = timer {

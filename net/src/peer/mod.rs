@@ -17,6 +17,12 @@
 //!   handler calls ordered are handled one at a time in arrival order
 //!   (raft appends must not overtake each other); the others run
 //!   concurrently.
+//! - TLS (`https://` peer URLs, etcd's `--peer-*` flags): the dialer
+//!   ([`PeerClient::with_tls`]) verifies the callee's certificate against
+//!   the peer CA and presents its own; the listener ([`serve_peers_tls`])
+//!   requires and verifies the caller's with `--peer-client-cert-auth`. A
+//!   failed handshake is logged on both sides with its reason; the dialer
+//!   logs each new dial failure once (not every retry).
 
 pub(crate) mod frame;
 
@@ -29,9 +35,8 @@ use std::time::{Duration, Instant};
 pub use frame::{
     DecodeError, Frame, HEADER, Hello, KIND_HELLO, MAX_FRAME, RESPONSE_ERR, RESPONSE_OK,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 
 /// How a call failed.
@@ -67,6 +72,8 @@ struct Dial {
     conn: Option<Arc<Conn>>,
     retry_at: Option<Instant>,
     backoff: Duration,
+    /// The last dial failure, logged once until it changes.
+    last_error: Option<String>,
 }
 
 /// A caller's side of the connection to one peer. Cheap to clone.
@@ -74,6 +81,7 @@ struct Dial {
 pub struct PeerClient {
     addr: Arc<str>,
     hello: Hello,
+    tls: Option<Arc<rustls::ClientConfig>>,
     next_id: Arc<AtomicU64>,
     dial: Arc<tokio::sync::Mutex<Dial>>,
 }
@@ -90,6 +98,8 @@ impl std::fmt::Debug for PeerClient {
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 const DIAL_TIMEOUT: Duration = Duration::from_secs(1);
+/// A TLS handshake (and the hello after it) may take a little longer.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn fail_all(pending: &Pending, err: PeerError) {
     let waiting: Vec<_> = pending
@@ -103,7 +113,7 @@ fn fail_all(pending: &Pending, err: PeerError) {
     }
 }
 
-async fn read_frame(r: &mut OwnedReadHalf, buf: &mut Vec<u8>) -> Result<Frame, String> {
+async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> Result<Frame, String> {
     loop {
         match Frame::decode(buf) {
             Ok((f, n)) => {
@@ -123,7 +133,7 @@ async fn read_frame(r: &mut OwnedReadHalf, buf: &mut Vec<u8>) -> Result<Frame, S
 }
 
 /// Write queued frames, many per syscall when they pile up.
-async fn write_loop(mut w: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
     let mut out = Vec::new();
     while let Some(first) = rx.recv().await {
         out.clear();
@@ -148,13 +158,22 @@ impl PeerClient {
         Self {
             addr: addr.into().into(),
             hello,
+            tls: None,
             next_id: Arc::new(AtomicU64::new(1)),
             dial: Arc::new(tokio::sync::Mutex::new(Dial {
                 conn: None,
                 retry_at: None,
                 backoff: BACKOFF_MIN,
+                last_error: None,
             })),
         }
+    }
+
+    /// Speak TLS to the peer (its peer URL is `https://`), verifying its
+    /// certificate for the address's host (an IP must be in its IP SANs).
+    pub fn with_tls(mut self, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// The address.
@@ -183,11 +202,18 @@ impl PeerClient {
             Ok(c) => {
                 d.backoff = BACKOFF_MIN;
                 d.retry_at = None;
+                if d.last_error.take().is_some() {
+                    tracing::info!(peer = %self.addr, "peer connection established");
+                }
                 let c = Arc::new(c);
                 d.conn = Some(c.clone());
                 Ok(c)
             }
             Err(why) => {
+                if d.last_error.as_deref() != Some(why.as_str()) {
+                    tracing::warn!(peer = %self.addr, error = %why, "failed to dial peer");
+                    d.last_error = Some(why.clone());
+                }
                 d.retry_at = Some(Instant::now() + d.backoff);
                 d.backoff = (d.backoff * 2).min(BACKOFF_MAX);
                 Err(unreachable(why))
@@ -201,7 +227,30 @@ impl PeerClient {
             .map_err(|_| "dial timed out".to_string())?
             .map_err(|e| e.to_string())?;
         let _ = stream.set_nodelay(true);
-        let (mut r, mut w) = stream.into_split();
+        let Some(tls) = &self.tls else {
+            let (r, w) = stream.into_split();
+            return self.hello(r, w).await;
+        };
+        let host = self.addr.rsplit_once(':').map_or(&*self.addr, |(h, _)| h);
+        let name = crate::tls::ClientTls::default()
+            .server_name(host)
+            .map_err(|e| e.to_string())?;
+        let connect = tokio_rustls::TlsConnector::from(tls.clone()).connect(name, stream);
+        let stream = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, connect)
+            .await
+            .map_err(|_| "tls: handshake timed out".to_string())?
+            .map_err(|e| format!("tls: {e}"))?;
+        let (r, w) = tokio::io::split(stream);
+        self.hello(r, w).await
+    }
+
+    /// The handshake on a connected stream, then the reader and writer
+    /// tasks.
+    async fn hello<R, W>(&self, mut r: R, mut w: W) -> Result<Conn, String>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let mut out = Vec::new();
         Frame {
             kind: KIND_HELLO,
@@ -301,14 +350,115 @@ pub async fn serve_peers<H: PeerHandler>(
     handler: Arc<H>,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_peers_tls(listener, handler, None, shutdown).await
+}
+
+/// Whether a peer's client certificate must name the address it calls
+/// from (etcd's default; `--experimental-peer-skip-client-san-verification`
+/// skips it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientSan {
+    /// The caller's IP must be one of the certificate's IP SANs, or one of
+    /// its DNS SANs must resolve to it.
+    Verify,
+    /// Any address.
+    Skip,
+}
+
+/// A TLS peer listener's settings.
+#[derive(Debug, Clone)]
+pub struct ListenerTls {
+    /// Certificate, key, and client verification (`--peer-client-cert-auth`).
+    pub config: Arc<rustls::ServerConfig>,
+    /// Checking a verified client certificate against the caller's address.
+    pub client_san: ClientSan,
+}
+
+/// etcd's check of a peer's client certificate against the address it
+/// called from: one of its IP SANs is that address, or one of its DNS
+/// SANs resolves to it.
+async fn check_client_san(cert: &[u8], remote: std::net::IpAddr) -> Result<(), String> {
+    let der = rustls::pki_types::CertificateDer::from(cert);
+    let ee = webpki::EndEntityCert::try_from(&der).map_err(|e| format!("tls: {e}"))?;
+    let ip = rustls::pki_types::ServerName::IpAddress(remote.into());
+    if ee.verify_is_valid_for_subject_name(&ip).is_ok() {
+        return Ok(());
+    }
+    let names: Vec<String> = ee.valid_dns_names().map(str::to_string).collect();
+    for name in &names {
+        let resolved = tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::net::lookup_host((name.as_str(), 0)),
+        )
+        .await;
+        if let Ok(Ok(mut addrs)) = resolved
+            && addrs.any(|a| a.ip() == remote)
+        {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "tls: {remote:?} does not match the certificate's IP addresses or any of DNSNames {names:?}"
+    ))
+}
+
+/// [`serve_peers`], inside TLS when `tls` is given (an `https://` peer
+/// URL). A failed handshake (or a client certificate that does not name
+/// the caller's address, see [`ClientSan`]) closes the connection and is
+/// logged with its reason, as etcd logs it ("rejected connection").
+pub async fn serve_peers_tls<H: PeerHandler>(
+    listener: tokio::net::TcpListener,
+    handler: Arc<H>,
+    tls: Option<ListenerTls>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let client_san = tls.as_ref().map_or(ClientSan::Skip, |t| t.client_san);
+    let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
             r = listener.accept() => {
-                let Ok((stream, _)) = r else { continue };
+                let Ok((stream, remote)) = r else { continue };
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve_conn(stream, handler.clone()));
+                let handler = handler.clone();
+                match &acceptor {
+                    None => {
+                        let (r, w) = stream.into_split();
+                        tokio::spawn(serve_conn(r, w, handler));
+                    }
+                    Some(acceptor) => {
+                        let accept = acceptor.accept(stream);
+                        tokio::spawn(async move {
+                            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, accept).await {
+                                Ok(Ok(s)) => {
+                                    let cert = s.get_ref().1.peer_certificates()
+                                        .and_then(|c| c.first())
+                                        .map(|c| c.to_vec());
+                                    if let (ClientSan::Verify, Some(cert)) = (client_san, cert)
+                                        && let Err(e) = check_client_san(&cert, remote.ip()).await
+                                    {
+                                        return tracing::warn!(
+                                            remote_addr = %remote, error = %e,
+                                            "rejected peer connection"
+                                        );
+                                    }
+                                    let (r, w) = tokio::io::split(s);
+                                    serve_conn(r, w, handler).await
+                                }
+                                Ok(Err(e)) => tracing::warn!(
+                                    remote_addr = %remote, error = %e,
+                                    "rejected peer connection"
+                                ),
+                                Err(_) => tracing::warn!(
+                                    remote_addr = %remote,
+                                    error = "tls: handshake timed out",
+                                    "rejected peer connection"
+                                ),
+                            }
+                        });
+                    }
+                }
             }
         }
     }
@@ -332,8 +482,12 @@ fn response(kind: u8, id: u64, r: Result<Vec<u8>, String>) -> Vec<u8> {
     out
 }
 
-async fn serve_conn<H: PeerHandler>(stream: TcpStream, handler: Arc<H>) {
-    let (mut r, w) = stream.into_split();
+async fn serve_conn<H, R, W>(mut r: R, w: W, handler: Arc<H>)
+where
+    H: PeerHandler,
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(write_loop(w, rx));
     let mut buf = Vec::new();
@@ -495,6 +649,132 @@ mod tests {
             }
             r => panic!("{r:?}"),
         }
+    }
+
+    /// A TLS peer port with peer-client-cert-auth, trusting `ca`.
+    async fn tls_server(ca: &crate::tls::testing::Ca) -> String {
+        tls_server_san(ca, ClientSan::Verify).await
+    }
+
+    async fn tls_server_san(ca: &crate::tls::testing::Ca, client_san: ClientSan) -> String {
+        let (cert, key) = ca.issue("server");
+        let cfg = crate::tls::ServerTls {
+            cert,
+            key,
+            trusted_ca: Some(ca.pem()),
+            client_cert_auth: true,
+        }
+        .server_config(&[])
+        .unwrap();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        tokio::spawn(serve_peers_tls(
+            l,
+            Arc::new(Echo { cluster: 9 }),
+            Some(ListenerTls {
+                config: cfg,
+                client_san,
+            }),
+            std::future::pending(),
+        ));
+        addr
+    }
+
+    fn tls_client(addr: &str, tls: crate::tls::ClientTls) -> PeerClient {
+        let hello = Hello {
+            cluster_id: 9,
+            from: 5,
+            to: 0,
+        };
+        PeerClient::new(addr, hello).with_tls(Some(tls.client_config(&[]).unwrap()))
+    }
+
+    #[tokio::test]
+    async fn tls_peers_verify_each_other() {
+        use crate::tls::{ClientTls, testing::Ca};
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new(dir.path(), "ca");
+        let other = Ca::new(dir.path(), "other");
+        let addr = tls_server(&ca).await;
+        let t = Duration::from_secs(5);
+
+        let (cert, key) = ca.issue("peer");
+        let good = tls_client(&addr, ClientTls::with_ca(ca.pem()).identity(&cert, &key));
+        let mut want = 5u64.to_le_bytes().to_vec();
+        want.push(7);
+        assert_eq!(good.call(2, vec![7], t).await.unwrap(), want);
+
+        let unreachable = |r: Result<Vec<u8>, PeerError>| match r {
+            Err(PeerError::Unreachable { why, .. }) => why,
+            r => panic!("{r:?}"),
+        };
+        // No client certificate: the server refuses the handshake (with
+        // TLS 1.3 the client learns it from the alert on its first read).
+        let anonymous = tls_client(&addr, ClientTls::with_ca(ca.pem()));
+        let why = unreachable(anonymous.call(2, vec![], t).await);
+        assert!(why.contains("CertificateRequired"), "{why}");
+        // A certificate from another CA.
+        let (cert2, key2) = other.issue("intruder");
+        let intruder = tls_client(&addr, ClientTls::with_ca(ca.pem()).identity(&cert2, &key2));
+        let why = unreachable(intruder.call(2, vec![], t).await);
+        assert!(why.contains("alert"), "{why}");
+        // The dialer does not trust a server from another CA.
+        let wrong_roots = tls_client(
+            &addr,
+            ClientTls::with_ca(other.pem()).identity(&cert2, &key2),
+        );
+        let why = unreachable(wrong_roots.call(2, vec![], t).await);
+        assert!(why.contains("invalid peer certificate"), "{why}");
+        // Plaintext to a TLS port: no hello answer.
+        let plain = PeerClient::new(
+            addr.clone(),
+            Hello {
+                cluster_id: 9,
+                from: 5,
+                to: 0,
+            },
+        );
+        assert!(plain.call(2, vec![], t).await.is_err());
+        // The good client still works.
+        assert!(good.call(2, vec![1], t).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn client_certificates_must_name_the_callers_address() {
+        use crate::tls::{ClientTls, testing::Ca};
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new(dir.path(), "ca");
+        let t = Duration::from_secs(5);
+        // Valid chain, but for another address and an unresolvable name.
+        let (cert, key) = ca.issue_for(
+            "elsewhere",
+            vec![
+                rcgen::SanType::IpAddress("10.9.9.9".parse().unwrap()),
+                rcgen::SanType::DnsName("peer.invalid".try_into().unwrap()),
+            ],
+        );
+        let tls = ClientTls::with_ca(ca.pem()).identity(&cert, &key);
+        let verify = tls_server_san(&ca, ClientSan::Verify).await;
+        assert!(
+            tls_client(&verify, tls.clone())
+                .call(2, vec![], t)
+                .await
+                .is_err()
+        );
+        let skip = tls_server_san(&ca, ClientSan::Skip).await;
+        assert!(tls_client(&skip, tls).call(2, vec![], t).await.is_ok());
+        // A DNS SAN that resolves to the caller is enough.
+        let (cert, key) = ca.issue_for(
+            "byname",
+            vec![rcgen::SanType::DnsName("localhost".try_into().unwrap())],
+        );
+        let by_name = ClientTls::with_ca(ca.pem()).identity(&cert, &key);
+        assert!(
+            tls_client(&verify, by_name)
+                .call(2, vec![], t)
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test]
