@@ -186,12 +186,17 @@ async fn both_protocols_give_the_same_answers_and_errors() {
             "etcdserver: mvcc: required revision has been compacted".into()
         )
     );
-    // Not served yet: the same Unimplemented as gRPC gives.
-    let e = fast
+    // The Auth service answers as over gRPC.
+    let st = fast
         .call::<m::AuthStatus>(pb::AuthStatusRequest {})
         .await
-        .unwrap_err();
-    assert_eq!(e.code(), Code::Unimplemented);
+        .unwrap();
+    let g = grpc
+        .call::<m::AuthStatus>(pb::AuthStatusRequest {})
+        .await
+        .unwrap();
+    assert_eq!((st.enabled, st.auth_revision), (g.enabled, g.auth_revision));
+    assert_eq!((st.enabled, st.auth_revision), (false, 1));
 
     // The fast path's requests are counted by method and code.
     let (status, metrics) = common::http_get(server.client_port(), "/metrics").unwrap();

@@ -28,7 +28,7 @@ pub(crate) mod frame;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -66,6 +66,16 @@ type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Vec<u8>, PeerError>
 struct Conn {
     tx: mpsc::UnboundedSender<Vec<u8>>,
     pending: Pending,
+    /// Set by the reader when the connection ends (EOF, reset, bad
+    /// frame): the writer may still be idle then, so an open `tx` does
+    /// not mean a live connection.
+    closed: Arc<AtomicBool>,
+}
+
+impl Conn {
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst) || self.tx.is_closed()
+    }
 }
 
 struct Dial {
@@ -184,7 +194,7 @@ impl PeerClient {
     async fn connect(&self) -> Result<Arc<Conn>, PeerError> {
         let mut d = self.dial.lock().await;
         if let Some(c) = &d.conn
-            && !c.tx.is_closed()
+            && !c.is_closed()
         {
             return Ok(c.clone());
         }
@@ -274,6 +284,8 @@ impl PeerClient {
         tokio::spawn(write_loop(w, rx));
         let p = pending.clone();
         let addr = self.addr.to_string();
+        let closed = Arc::new(AtomicBool::new(false));
+        let closing = closed.clone();
         tokio::spawn(async move {
             loop {
                 let f = match read_frame(&mut r, &mut buf).await {
@@ -292,9 +304,16 @@ impl PeerClient {
                     let _ = tx.send(r);
                 }
             }
+            // Closed first: a call that registers after the drain below
+            // sees it and fails at once instead of waiting out its timeout.
+            closing.store(true, Ordering::SeqCst);
             fail_all(&p, PeerError::Closed(addr));
         });
-        Ok(Conn { tx, pending })
+        Ok(Conn {
+            tx,
+            pending,
+            closed,
+        })
     }
 
     /// Send request `kind` (1..=127) and wait up to `timeout` for its
@@ -312,7 +331,7 @@ impl PeerClient {
         conn.pending.lock().expect("pending lock").insert(id, tx);
         let mut out = Vec::with_capacity(HEADER + payload.len());
         Frame { kind, id, payload }.encode(&mut out);
-        if conn.tx.send(out).is_err() {
+        if conn.closed.load(Ordering::SeqCst) || conn.tx.send(out).is_err() {
             conn.pending.lock().expect("pending lock").remove(&id);
             return Err(PeerError::Closed(self.addr.to_string()));
         }
@@ -592,6 +611,68 @@ mod tests {
             std::future::pending(),
         ));
         addr
+    }
+
+    /// A peer that restarts (its connection ends while the caller is
+    /// idle): the next call dials again instead of writing into the dead
+    /// connection and waiting out its whole timeout (a follower's forward
+    /// to a leader that restarted used to hang until the request timed
+    /// out).
+    #[tokio::test]
+    async fn a_call_after_the_peer_restarted_dials_again() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        // Each connection: the hello, one answered call, then closed.
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = l.accept().await else {
+                    return;
+                };
+                let mut buf = Vec::new();
+                let Ok(_) = read_frame(&mut s, &mut buf).await else {
+                    continue;
+                };
+                let mut out = Vec::new();
+                Frame {
+                    kind: RESPONSE_OK | KIND_HELLO,
+                    id: 0,
+                    payload: Vec::new(),
+                }
+                .encode(&mut out);
+                if s.write_all(&out).await.is_err() {
+                    continue;
+                }
+                let Ok(f) = read_frame(&mut s, &mut buf).await else {
+                    continue;
+                };
+                out.clear();
+                Frame {
+                    kind: RESPONSE_OK | f.kind,
+                    id: f.id,
+                    payload: f.payload,
+                }
+                .encode(&mut out);
+                let _ = s.write_all(&out).await;
+                drop(s);
+            }
+        });
+        let c = PeerClient::new(
+            addr,
+            Hello {
+                cluster_id: 1,
+                from: 2,
+                to: 3,
+            },
+        );
+        let t = Duration::from_secs(60);
+        for i in 0..3u8 {
+            let r = tokio::time::timeout(Duration::from_secs(20), c.call(2, vec![i], t))
+                .await
+                .expect("a call on a connection the peer closed hung");
+            assert_eq!(r.unwrap(), vec![i]);
+            // Idle while the peer goes away.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     #[tokio::test]
