@@ -209,6 +209,10 @@ pub struct RunArgs {
     /// TLS: accept any server certificate (testing only).
     #[arg(long)]
     pub insecure_skip_tls_verify: bool,
+    /// Authenticate as USER:PASSWORD (etcdctl's `--user`) when the server
+    /// has auth enabled; every connection gets its own token.
+    #[arg(long, value_name = "USER:PASSWORD")]
+    pub user: Option<String>,
 }
 
 impl RunArgs {
@@ -236,6 +240,18 @@ impl RunArgs {
             server_name: None,
             insecure_skip_verify: self.insecure_skip_tls_verify,
         })
+    }
+
+    /// `--user` split into (user, password).
+    pub fn user(&self) -> anyhow::Result<Option<(String, String)>> {
+        self.user
+            .as_deref()
+            .map(|u| {
+                u.split_once(':')
+                    .map(|(n, p)| (n.to_owned(), p.to_owned()))
+                    .ok_or_else(|| anyhow::anyhow!("--user wants USER:PASSWORD, got {u:?}"))
+            })
+            .transpose()
     }
 
     /// The time bound of the measured phase.

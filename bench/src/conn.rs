@@ -3,7 +3,7 @@
 //! `--endpoints`, speaking etcd's gRPC (`--protocol grpc`, works against
 //! any etcd) or ferrocd's binary protocol (`--protocol fast`), inside TLS
 //! with `--cacert/--cert/--key/--insecure-skip-tls-verify` or `https://`
-//! endpoints. The client
+//! endpoints, as `--user` when auth is enabled. The client
 //! never resends a write, so a bench error is a real error.
 
 use std::time::Duration;
@@ -21,6 +21,7 @@ pub(crate) async fn connect_all(
     request_timeout: Duration,
     protocol: Protocol,
     tls: Option<ClientTls>,
+    user: Option<(String, String)>,
 ) -> anyhow::Result<Vec<Client>> {
     if endpoints.is_empty() {
         bail!("no --endpoints given");
@@ -37,6 +38,9 @@ pub(crate) async fn connect_all(
             .with_timeout(request_timeout);
         if let Some(t) = &tls {
             opts = opts.with_tls(t.clone());
+        }
+        if let Some((name, password)) = &user {
+            opts = opts.with_user(name, password);
         }
         let c = Client::connect([ep.as_str()], Some(opts))
             .await

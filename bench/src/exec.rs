@@ -42,6 +42,7 @@ where
             std::time::Duration::from_secs_f64(run.request_timeout_secs),
             run.protocol,
             run.tls(),
+            run.user()?,
         )
         .await?;
         let clients = build(conns).await?;

@@ -62,6 +62,7 @@ pub(crate) fn run(args: &WatchArgs) -> anyhow::Result<()> {
             Duration::from_secs_f64(run.request_timeout_secs),
             run.protocol,
             run.tls(),
+            run.user()?,
         )
         .await?;
         let mut watchers = Vec::new();
