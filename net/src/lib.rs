@@ -1,39 +1,30 @@
-//! ferrocd-net: the wire.
+//! ferrocd-net: the wire. It knows nothing of raft or shards: a node
+//! implements the service traits and this crate serves them.
 //!
-//! Will hold the binary protocol (codec, server loop, Rust client), the
-//! etcd-compatible gRPC shim, the HTTP/JSON gateway and the peer transport
-//! (see `DESIGN.md`).
-//!
-//! What exists now: [`pb`], the etcd v3 gRPC API (packages `etcdserverpb`,
-//! `mvccpb`, `authpb`, `v3lockpb`, `v3electionpb`) generated from our own
-//! `.proto` files in `net/proto/`, with tonic clients and server traits.
-//! The clients talk to a real etcd too (`tests/etcd_wire.rs`).
-//!
-//! [`KvShim`] serves etcd's KV service over any [`KvService`] (the node
-//! implements it; a store-backed test double drives it in
-//! `tests/kv_shim.rs`), with etcd's request checks.
-//!
-//! [`WatchShim`], [`LeaseShim`] and [`ClusterShim`] (Maintenance.Status,
-//! Cluster.MemberList) serve the stream and lease APIs over
-//! [`WatchService`], [`LeaseService`] and [`ClusterService`].
-//!
-//! [`EtcdError`]: etcd's client-visible errors with their gRPC codes and
-//! exact messages, in one table (`status`), and the mapping from store
-//! errors.
-//!
-//! [`LockShim`] and [`ElectionShim`] serve etcd's v3lock and v3election
-//! services over any [`ConcurrencyService`] (KV + Watch + Lease), with the
-//! recipes of etcd's `concurrency` package run on the server.
-//!
-//! [`Gateway`]: etcd's HTTP/JSON gateway (`/v3/kv/range`, `/v3/watch`, …,
-//! `/health`, `/version`, `/metrics`) over the same service impls;
-//! [`client_router`] and [`serve_client`] put it and the gRPC services on
-//! one port. [`Metrics`]: the Prometheus registry with etcd's metric names.
-//!
-//! [`tls`]: rustls configs for the client and peer ports and for our
-//! clients; [`serve_client_tls`] runs the whole client port inside TLS.
-//! [`ClientIdentity::of`] gives a request's verified client-certificate
-//! CN (every protocol of the port; see `identity`).
+//! - [`pb`]: the etcd v3 gRPC API (packages `etcdserverpb`, `mvccpb`,
+//!   `authpb`, `v3lockpb`, `v3electionpb`) generated from our own `.proto`
+//!   files in `net/proto/`, with tonic clients and server traits.
+//! - The shims serve etcd's services over the node's traits, with etcd's
+//!   request checks and errors: [`KvShim`] ([`KvService`]), [`WatchShim`]
+//!   ([`WatchService`]), [`LeaseShim`] ([`LeaseService`]), [`ClusterShim`]
+//!   (Maintenance and Cluster over [`ClusterService`]: status, alarms,
+//!   defragment, hash, snapshot, membership), [`AuthShim`]
+//!   ([`AuthService`]), and [`LockShim`] / [`ElectionShim`] (etcd's
+//!   concurrency recipes over the KV, Watch and Lease traits). Every
+//!   request names its caller through [`Authorizer`] ([`Credentials`]:
+//!   token metadata or a client certificate's name); the node checks its
+//!   permissions.
+//! - [`EtcdError`]: etcd's client-visible errors with their gRPC codes and
+//!   exact messages, in one table (`status`).
+//! - [`Gateway`]: etcd's HTTP/JSON gateway (`/v3/...`, `/health`,
+//!   `/version`, `/metrics`) over the same service objects;
+//!   [`serve_client_tls`] puts it, gRPC and the binary protocol ([`fast`],
+//!   sniffed by its preamble) on one port, in TLS on `https://` URLs
+//!   ([`tls`]); [`ClientIdentity::of`] gives a request's verified
+//!   client-certificate name on every protocol of the port.
+//! - [`client`]: the Rust client (both protocols, pool, fail-over, safe
+//!   retries, auth, TLS). [`peer`]: the transport between members.
+//!   [`Metrics`]: the Prometheus registry with etcd's metric names.
 
 mod auth;
 pub mod client;
