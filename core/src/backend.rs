@@ -159,10 +159,11 @@ fn load_auth(db: &bolt::Db<'_>) -> Result<AuthState, FileError> {
         db.walk(&b, &mut |e| {
             match authpb::Role::decode(e.value) {
                 Ok(r) => {
-                    let perms = r
+                    let name = String::from_utf8_lossy(&r.name).into_owned();
+                    let perms: Option<Vec<_>> = r
                         .key_permission
                         .into_iter()
-                        .filter_map(|p| {
+                        .map(|p| {
                             Some(crate::auth::Perm {
                                 kind: crate::auth::PermKind::from_i32(p.perm_type)?,
                                 key: p.key,
@@ -170,10 +171,19 @@ fn load_auth(db: &bolt::Db<'_>) -> Result<AuthState, FileError> {
                             })
                         })
                         .collect();
-                    auth.roles.insert(
-                        String::from_utf8_lossy(&r.name).into_owned(),
-                        crate::auth::Role { perms },
-                    );
+                    // An unknown permission type is refused, not dropped:
+                    // a dropped grant would restore a role with less (or,
+                    // for a later revoke, other) rights than it had.
+                    match perms {
+                        Some(perms) => {
+                            auth.roles.insert(name, crate::auth::Role { perms });
+                        }
+                        None => {
+                            failed.get_or_insert(FileError::Schema(format!(
+                                "authRoles bucket: role {name:?} has an unknown permission type"
+                            )));
+                        }
+                    }
                 }
                 Err(x) => {
                     failed.get_or_insert(FileError::Schema(format!("authRoles bucket: {x}")));

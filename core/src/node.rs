@@ -1432,15 +1432,16 @@ impl Node {
     /// credentials predate an auth change that landed meanwhile fails
     /// with `revision of auth store is old` (the client re-authenticates).
     fn still_current(&self, caller: &Caller) -> Result<(), EtcdError> {
+        // Only a user has credentials that can go stale (auth off: every
+        // caller is anonymous, and the store is not even looked at).
+        let Caller::User { revision, .. } = caller else {
+            return Ok(());
+        };
         let auth = self.sm.auth.load();
-        match caller {
-            Caller::User { revision, .. }
-                if auth.enabled && *revision != 0 && *revision != auth.revision =>
-            {
-                Err(EtcdError::AuthOldRevision)
-            }
-            _ => Ok(()),
+        if auth.enabled && *revision != 0 && *revision != auth.revision {
+            return Err(EtcdError::AuthOldRevision);
         }
+        Ok(())
     }
 
     /// The user of a simple token, once this member has applied the
@@ -1499,10 +1500,17 @@ impl Node {
                 _ => return Err(EtcdError::AuthFailed),
             };
             let pw = password.clone();
-            let ok =
-                tokio::task::spawn_blocking(move || bcrypt::verify(pw, &hash).unwrap_or(false))
-                    .await
-                    .map_err(raft_err)?;
+            let user = name.clone();
+            let ok = tokio::task::spawn_blocking(move || {
+                bcrypt::verify(pw, &hash).unwrap_or_else(|e| {
+                    // A stored hash bcrypt cannot read (e.g. restored from
+                    // a foreign file): no password matches it.
+                    tracing::warn!(%user, error = %e, "unreadable password hash");
+                    false
+                })
+            })
+            .await
+            .map_err(raft_err)?;
             if !ok {
                 tracing::info!(user = %name, "invalid password");
                 return Err(EtcdError::AuthFailed);
@@ -1544,8 +1552,11 @@ impl Node {
 
 impl Authorizer for Node {
     async fn authorize(&self, cred: Credentials) -> Result<Option<AuthInfo>, EtcdError> {
-        let revision = self.sm.auth.load().revision;
-        if !self.sm.auth.load().enabled {
+        let (enabled, revision) = {
+            let auth = self.sm.auth.load();
+            (auth.enabled, auth.revision)
+        };
+        if !enabled {
             return Ok(None);
         }
         if let Some(token) = cred.token {
