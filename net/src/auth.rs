@@ -227,12 +227,12 @@ impl<S: AuthService> AuthShim<S> {
         pb::auth_server::AuthServer::new(self)
     }
 
-    async fn call<T>(&self, req: &Request<T>, r: AuthRequest) -> Result<(AuthReply, i64), Status> {
+    async fn call(&self, cred: Credentials, r: AuthRequest) -> Result<(AuthReply, i64), Status> {
         // Authenticate takes no token: etcd checks only the password.
         let who = if matches!(r, AuthRequest::Authenticate { .. }) {
             None
         } else {
-            self.node.authorize(Credentials::of(req)).await?
+            self.node.authorize(cred).await?
         };
         Ok(self.node.auth(who, r).await?)
     }
@@ -255,7 +255,9 @@ impl<S: AuthService> pb::auth_server::Auth for AuthShim<S> {
         &self,
         req: Request<pb::AuthEnableRequest>,
     ) -> Result<Response<pb::AuthEnableResponse>, Status> {
-        let (_, rev) = self.call(&req, AuthRequest::Enable).await?;
+        let (_, rev) = self
+            .call(Credentials::of(&req), AuthRequest::Enable)
+            .await?;
         Ok(Response::new(pb::AuthEnableResponse {
             header: self.header(rev),
         }))
@@ -265,7 +267,9 @@ impl<S: AuthService> pb::auth_server::Auth for AuthShim<S> {
         &self,
         req: Request<pb::AuthDisableRequest>,
     ) -> Result<Response<pb::AuthDisableResponse>, Status> {
-        let (_, rev) = self.call(&req, AuthRequest::Disable).await?;
+        let (_, rev) = self
+            .call(Credentials::of(&req), AuthRequest::Disable)
+            .await?;
         Ok(Response::new(pb::AuthDisableResponse {
             header: self.header(rev),
         }))
@@ -275,7 +279,9 @@ impl<S: AuthService> pb::auth_server::Auth for AuthShim<S> {
         &self,
         req: Request<pb::AuthStatusRequest>,
     ) -> Result<Response<pb::AuthStatusResponse>, Status> {
-        let (reply, rev) = self.call(&req, AuthRequest::Status).await?;
+        let (reply, rev) = self
+            .call(Credentials::of(&req), AuthRequest::Status)
+            .await?;
         let (enabled, auth_revision) = match reply {
             AuthReply::Status { enabled, revision } => (enabled, revision),
             _ => (false, 0),
@@ -291,10 +297,11 @@ impl<S: AuthService> pb::auth_server::Auth for AuthShim<S> {
         &self,
         req: Request<pb::AuthenticateRequest>,
     ) -> Result<Response<pb::AuthenticateResponse>, Status> {
-        let r = req.get_ref().clone();
+        let cred = Credentials::of(&req);
+        let r = req.into_inner();
         let (reply, rev) = self
             .call(
-                &req,
+                cred,
                 AuthRequest::Authenticate {
                     name: r.name,
                     password: r.password,
@@ -315,10 +322,11 @@ impl<S: AuthService> pb::auth_server::Auth for AuthShim<S> {
         &self,
         req: Request<pb::AuthUserAddRequest>,
     ) -> Result<Response<pb::AuthUserAddResponse>, Status> {
-        let r = req.get_ref().clone();
+        let cred = Credentials::of(&req);
+        let r = req.into_inner();
         let (_, rev) = self
             .call(
-                &req,
+                cred,
                 AuthRequest::UserAdd {
                     name: r.name,
                     password: r.password,
@@ -336,8 +344,9 @@ impl<S: AuthService> pb::auth_server::Auth for AuthShim<S> {
         &self,
         req: Request<pb::AuthUserGetRequest>,
     ) -> Result<Response<pb::AuthUserGetResponse>, Status> {
-        let name = req.get_ref().name.clone();
-        let (reply, rev) = self.call(&req, AuthRequest::UserGet { name }).await?;
+        let cred = Credentials::of(&req);
+        let name = req.into_inner().name;
+        let (reply, rev) = self.call(cred, AuthRequest::UserGet { name }).await?;
         Ok(Response::new(pb::AuthUserGetResponse {
             header: self.header(rev),
             roles: names(reply),
@@ -348,7 +357,9 @@ impl<S: AuthService> pb::auth_server::Auth for AuthShim<S> {
         &self,
         req: Request<pb::AuthUserListRequest>,
     ) -> Result<Response<pb::AuthUserListResponse>, Status> {
-        let (reply, rev) = self.call(&req, AuthRequest::UserList).await?;
+        let (reply, rev) = self
+            .call(Credentials::of(&req), AuthRequest::UserList)
+            .await?;
         Ok(Response::new(pb::AuthUserListResponse {
             header: self.header(rev),
             users: names(reply),
@@ -359,8 +370,9 @@ impl<S: AuthService> pb::auth_server::Auth for AuthShim<S> {
         &self,
         req: Request<pb::AuthUserDeleteRequest>,
     ) -> Result<Response<pb::AuthUserDeleteResponse>, Status> {
-        let name = req.get_ref().name.clone();
-        let (_, rev) = self.call(&req, AuthRequest::UserDelete { name }).await?;
+        let cred = Credentials::of(&req);
+        let name = req.into_inner().name;
+        let (_, rev) = self.call(cred, AuthRequest::UserDelete { name }).await?;
         Ok(Response::new(pb::AuthUserDeleteResponse {
             header: self.header(rev),
         }))
@@ -370,10 +382,11 @@ impl<S: AuthService> pb::auth_server::Auth for AuthShim<S> {
         &self,
         req: Request<pb::AuthUserChangePasswordRequest>,
     ) -> Result<Response<pb::AuthUserChangePasswordResponse>, Status> {
-        let r = req.get_ref().clone();
+        let cred = Credentials::of(&req);
+        let r = req.into_inner();
         let (_, rev) = self
             .call(
-                &req,
+                cred,
                 AuthRequest::UserChangePassword {
                     name: r.name,
                     password: r.password,
@@ -390,10 +403,11 @@ impl<S: AuthService> pb::auth_server::Auth for AuthShim<S> {
         &self,
         req: Request<pb::AuthUserGrantRoleRequest>,
     ) -> Result<Response<pb::AuthUserGrantRoleResponse>, Status> {
-        let r = req.get_ref().clone();
+        let cred = Credentials::of(&req);
+        let r = req.into_inner();
         let (_, rev) = self
             .call(
-                &req,
+                cred,
                 AuthRequest::UserGrantRole {
                     user: r.user,
                     role: r.role,
@@ -409,10 +423,11 @@ impl<S: AuthService> pb::auth_server::Auth for AuthShim<S> {
         &self,
         req: Request<pb::AuthUserRevokeRoleRequest>,
     ) -> Result<Response<pb::AuthUserRevokeRoleResponse>, Status> {
-        let r = req.get_ref().clone();
+        let cred = Credentials::of(&req);
+        let r = req.into_inner();
         let (_, rev) = self
             .call(
-                &req,
+                cred,
                 AuthRequest::UserRevokeRole {
                     name: r.name,
                     role: r.role,
@@ -428,8 +443,9 @@ impl<S: AuthService> pb::auth_server::Auth for AuthShim<S> {
         &self,
         req: Request<pb::AuthRoleAddRequest>,
     ) -> Result<Response<pb::AuthRoleAddResponse>, Status> {
-        let name = req.get_ref().name.clone();
-        let (_, rev) = self.call(&req, AuthRequest::RoleAdd { name }).await?;
+        let cred = Credentials::of(&req);
+        let name = req.into_inner().name;
+        let (_, rev) = self.call(cred, AuthRequest::RoleAdd { name }).await?;
         Ok(Response::new(pb::AuthRoleAddResponse {
             header: self.header(rev),
         }))
@@ -439,8 +455,9 @@ impl<S: AuthService> pb::auth_server::Auth for AuthShim<S> {
         &self,
         req: Request<pb::AuthRoleGetRequest>,
     ) -> Result<Response<pb::AuthRoleGetResponse>, Status> {
-        let role = req.get_ref().role.clone();
-        let (reply, rev) = self.call(&req, AuthRequest::RoleGet { role }).await?;
+        let cred = Credentials::of(&req);
+        let role = req.into_inner().role;
+        let (reply, rev) = self.call(cred, AuthRequest::RoleGet { role }).await?;
         let perm = match reply {
             AuthReply::Perms(p) => p,
             _ => Vec::new(),
@@ -455,7 +472,9 @@ impl<S: AuthService> pb::auth_server::Auth for AuthShim<S> {
         &self,
         req: Request<pb::AuthRoleListRequest>,
     ) -> Result<Response<pb::AuthRoleListResponse>, Status> {
-        let (reply, rev) = self.call(&req, AuthRequest::RoleList).await?;
+        let (reply, rev) = self
+            .call(Credentials::of(&req), AuthRequest::RoleList)
+            .await?;
         Ok(Response::new(pb::AuthRoleListResponse {
             header: self.header(rev),
             roles: names(reply),
@@ -466,8 +485,9 @@ impl<S: AuthService> pb::auth_server::Auth for AuthShim<S> {
         &self,
         req: Request<pb::AuthRoleDeleteRequest>,
     ) -> Result<Response<pb::AuthRoleDeleteResponse>, Status> {
-        let role = req.get_ref().role.clone();
-        let (_, rev) = self.call(&req, AuthRequest::RoleDelete { role }).await?;
+        let cred = Credentials::of(&req);
+        let role = req.into_inner().role;
+        let (_, rev) = self.call(cred, AuthRequest::RoleDelete { role }).await?;
         Ok(Response::new(pb::AuthRoleDeleteResponse {
             header: self.header(rev),
         }))
@@ -477,10 +497,11 @@ impl<S: AuthService> pb::auth_server::Auth for AuthShim<S> {
         &self,
         req: Request<pb::AuthRoleGrantPermissionRequest>,
     ) -> Result<Response<pb::AuthRoleGrantPermissionResponse>, Status> {
-        let r = req.get_ref().clone();
+        let cred = Credentials::of(&req);
+        let r = req.into_inner();
         let (_, rev) = self
             .call(
-                &req,
+                cred,
                 AuthRequest::RoleGrantPermission {
                     name: r.name,
                     perm: r.perm,
@@ -496,10 +517,11 @@ impl<S: AuthService> pb::auth_server::Auth for AuthShim<S> {
         &self,
         req: Request<pb::AuthRoleRevokePermissionRequest>,
     ) -> Result<Response<pb::AuthRoleRevokePermissionResponse>, Status> {
-        let r = req.get_ref().clone();
+        let cred = Credentials::of(&req);
+        let r = req.into_inner();
         let (_, rev) = self
             .call(
-                &req,
+                cred,
                 AuthRequest::RoleRevokePermission {
                     role: r.role,
                     key: r.key,
