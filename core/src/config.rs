@@ -31,8 +31,10 @@
 //! ignored with etcd's warning per URL; mixed http/https lists serve each
 //! URL as its scheme says.
 //!
-//! Two flags are ferrocd's own: `--shards` (default: the number of cores)
-//! and `--log-format text|json`.
+//! Three flags are ferrocd's own: `--shards` (default: the number of
+//! cores), `--log-format text|json` and `--listen-ui-urls` (the web
+//! console, off by default). `https://` metrics and console URLs use the
+//! client port's certificate, as etcd's https metrics URLs do.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -101,8 +103,12 @@ pub struct Config {
     pub listen_peer_urls: Vec<Url>,
     /// `--initial-advertise-peer-urls`, default `http://127.0.0.1:2380`.
     pub initial_advertise_peer_urls: Vec<Url>,
-    /// `--listen-metrics-urls`, default none (metrics are on the client port).
+    /// `--listen-metrics-urls`, default none (metrics are on the client
+    /// port too): `/metrics`, `/health` and `/version`.
     pub listen_metrics_urls: Vec<Url>,
+    /// `--listen-ui-urls` (ours), default none: the web console, mounted
+    /// at each URL's path (`http://127.0.0.1:2381/ui`).
+    pub listen_ui_urls: Vec<Url>,
     /// `--initial-cluster`: member name → peer URLs. Default: this member
     /// alone, `<name>=<initial-advertise-peer-urls>`, as etcd does when only
     /// `--name` is given.
@@ -421,6 +427,7 @@ pub const FLAGS: &[Flag] = &[
     // ferrocd's own
     used("shards", "0", "Shard executors, one pinned per core (0 = the number of cores)."),
     used("log-format", "text", "Log line format: text or json."),
+    used("listen-ui-urls", "", "List of URLs to serve the web console on, e.g. http://127.0.0.1:2381/ui (default: off)."),
 ];
 
 /// Parse `args` (without the program name) and `env` into a [`Config`].
@@ -819,6 +826,7 @@ fn build(m: &ArgMatches) -> Result<Config, ConfigError> {
         listen_peer_urls: nonempty(urls(m, "listen-peer-urls", true)?, "listen-peer-urls")?,
         initial_advertise_peer_urls,
         listen_metrics_urls: urls(m, "listen-metrics-urls", true)?,
+        listen_ui_urls: urls(m, "listen-ui-urls", true)?,
         initial_cluster,
         initial_cluster_state,
         initial_cluster_token: text(m, "initial-cluster-token"),
@@ -953,15 +961,18 @@ fn check_tls(cfg: &Config, warnings: &mut Vec<String>) -> Result<(), ConfigError
             }
         }
     }
-    if let Some(u) = cfg
-        .listen_metrics_urls
-        .iter()
-        .find(|u| u.scheme() == "https")
-    {
-        return Err(ConfigError::Invalid(format!(
-            "--listen-metrics-urls: {}: https metrics URLs are not supported by ferrocd",
-            go_url(u)
-        )));
+    for (flag, list) in [
+        ("listen-metrics-urls", &cfg.listen_metrics_urls),
+        ("listen-ui-urls", &cfg.listen_ui_urls),
+    ] {
+        if let Some(u) = list.iter().find(|u| u.scheme() == "https")
+            && cfg.client_tls.server().is_none()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "--{flag}: {}: https needs --cert-file and --key-file",
+                go_url(u)
+            )));
+        }
     }
     Ok(())
 }

@@ -37,8 +37,8 @@ use crate::peer::{PeerService, PeerTls};
 use crate::raft::{ALARM_NOSPACE, DbSize};
 use crate::raft::{
     Applied, Command, KIND_FORWARD, KIND_LEASE_RENEW, KIND_LEASE_TTL, KIND_MEMBER_CHANGE,
-    KIND_MEMBERS, KIND_PUBLISH, KIND_READ_INDEX, LogStore, Member, Op, PeerNetwork, Raft, SmShared,
-    StateMachine,
+    KIND_MEMBERS, KIND_PUBLISH, KIND_READ_INDEX, KIND_STATUS, LogStore, Member, Op, PeerNetwork,
+    Raft, SmShared, StateMachine,
 };
 
 /// The etcd server version whose API and behaviour ferrocd implements
@@ -49,6 +49,9 @@ pub const ETCD_CLUSTER_VERSION: &str = "3.5.0";
 
 /// Revokes the leader proposes per expiry pass.
 const REVOKES_PER_PASS: usize = 64;
+
+/// How long [`ClusterService::member_status`] waits for another member.
+const MEMBER_STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Cluster and member ids (etcd computes them the same way: sha1 of the
 /// peer URLs + token, and of the member ids).
@@ -2000,6 +2003,31 @@ impl ClusterService for Node {
             is_learner: m.state == ServerState::Learner,
             revision: self.sm.store.revision(),
         })
+    }
+
+    async fn member_status(&self, id: u64) -> Result<NodeStatus, EtcdError> {
+        if id == self.ids.member_id {
+            return self.status().await;
+        }
+        let member = {
+            let m = self.raft.metrics();
+            let m = m.borrow_watched();
+            m.membership_config.membership().get_node(&id).cloned()
+        };
+        let member = member.ok_or(EtcdError::MemberNotFound)?;
+        let payload = crate::raft::encode(&()).map_err(raft_err)?;
+        let client = self.network.client(id, &member);
+        match client
+            .call(KIND_STATUS, payload, MEMBER_STATUS_TIMEOUT)
+            .await
+        {
+            Ok(bytes) => {
+                let r: Result<NodeStatus, String> =
+                    crate::raft::decode(&bytes).map_err(raft_err)?;
+                r.map_err(|m| EtcdError::from_message(&m))
+            }
+            Err(e) => Err(EtcdError::Unknown(format!("member {id:x}: {e}"))),
+        }
     }
 
     async fn alarm(

@@ -14,8 +14,8 @@ use serde::Serialize;
 use crate::node::Node;
 use crate::raft::{
     KIND_APPEND, KIND_FORWARD, KIND_LEASE_RENEW, KIND_LEASE_TTL, KIND_MEMBER_CHANGE, KIND_MEMBERS,
-    KIND_PRE_VOTE, KIND_PUBLISH, KIND_READ_INDEX, KIND_SNAPSHOT, KIND_TRANSFER, KIND_VOTE, Member,
-    Op, SnapshotChunk, SnapshotData, TypeConfig, decode, encode,
+    KIND_PRE_VOTE, KIND_PUBLISH, KIND_READ_INDEX, KIND_SNAPSHOT, KIND_STATUS, KIND_TRANSFER,
+    KIND_VOTE, Member, Op, SnapshotChunk, SnapshotData, TypeConfig, decode, encode,
 };
 
 /// The peer port's TLS: the listener's config (`https://` listen peer
@@ -182,6 +182,7 @@ impl PeerHandler for PeerService {
                 answer(etcd(node.change_members_here(c).await))
             }
             KIND_MEMBERS => answer(Ok(node.membership_for_discovery())),
+            KIND_STATUS => answer(etcd(ferrocd_net::ClusterService::status(&*node).await)),
             k => Err(format!("unknown peer request kind {k}")),
         }
     }

@@ -30,6 +30,7 @@ use ferrocd_net::{
 };
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
+use url::Url;
 
 use crate::config::Config;
 use crate::node::{ETCD_CLUSTER_VERSION, ETCD_VERSION, Node};
@@ -83,13 +84,14 @@ impl std::fmt::Debug for Server {
 /// A client listener's TLS (`None`: plaintext), one per listen URL.
 type ListenerTls = Option<Arc<ferrocd_net::tls::ServerConfig>>;
 
-/// The client listen addresses, each with its TLS config (`https://`
-/// URLs; the files are read here, so a bad one stops the start before
-/// anything else happens, with Go's `open <file>: ...` message).
-fn listen_addrs(cfg: &Config) -> anyhow::Result<Vec<(SocketAddr, ListenerTls)>> {
+/// The listen addresses of `urls` (client, metrics or console URLs), each
+/// with its TLS config (`https://` URLs use the client certificate; the
+/// files are read here, so a bad one stops the start before anything else
+/// happens, with Go's `open <file>: ...` message).
+fn listen_addrs(cfg: &Config, urls: &[Url]) -> anyhow::Result<Vec<(SocketAddr, ListenerTls)>> {
     let mut out = Vec::new();
     let mut tls: ListenerTls = None;
-    for u in &cfg.listen_client_urls {
+    for u in urls {
         let this_tls = match u.scheme() {
             "http" => None,
             "https" => {
@@ -133,7 +135,7 @@ fn bind(addr: SocketAddr, reuse_port: bool) -> anyhow::Result<StdListener> {
 impl Server {
     /// Start everything; returns once the node serves clients.
     pub fn start(cfg: Config) -> anyhow::Result<Server> {
-        let addrs = listen_addrs(&cfg)?;
+        let addrs = listen_addrs(&cfg, &cfg.listen_client_urls)?;
         let shards = cfg.shards.max(1);
         // Bind first (fail fast on a busy port, before touching the data).
         let mut listeners: Vec<Vec<(StdListener, ListenerTls)>> =
@@ -146,6 +148,26 @@ impl Server {
             listeners[0].push((first, tls.clone()));
             for l in listeners.iter_mut().skip(1) {
                 l.push((bind(actual, true)?, tls.clone()));
+            }
+        }
+        // The metrics and console listeners: one socket each, served by
+        // the first shard (light traffic; no need to spread it).
+        let mut side = Vec::new();
+        for (console, urls) in [
+            (false, &cfg.listen_metrics_urls),
+            (true, &cfg.listen_ui_urls),
+        ] {
+            for (u, (addr, tls)) in urls.iter().zip(listen_addrs(&cfg, urls)?) {
+                let l = bind(addr, false)?;
+                let actual = l.local_addr()?;
+                let what = if console {
+                    tracing::info!(address = %actual, url = %u, "serving the web console");
+                    Side::Console(u.path().to_owned())
+                } else {
+                    tracing::info!(address = %actual, "serving /metrics and /health");
+                    Side::Metrics
+                };
+                side.push((l, tls, what));
             }
         }
         let raft_rt = tokio::runtime::Builder::new_multi_thread()
@@ -191,6 +213,11 @@ impl Server {
             let max_txn_ops = cfg.max_txn_ops as usize;
             let metrics = metrics.clone();
             let health = health.clone();
+            let side = if i == 0 {
+                std::mem::take(&mut side)
+            } else {
+                Vec::new()
+            };
             let h = std::thread::Builder::new()
                 .name(format!("shard-{i}"))
                 .spawn(move || {
@@ -205,6 +232,7 @@ impl Server {
                     rt.block_on(serve_shard(
                         node,
                         ls,
+                        side,
                         stop_rx,
                         max_request_bytes,
                         max_txn_ops,
@@ -312,9 +340,20 @@ impl Server {
     }
 }
 
+/// What a listener other than a client one serves.
+#[derive(Debug, Clone)]
+enum Side {
+    /// `--listen-metrics-urls`: `/metrics`, `/health`, `/version`.
+    Metrics,
+    /// `--listen-ui-urls`: the web console mounted at this path.
+    Console(String),
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn serve_shard(
     node: Arc<Node>,
     listeners: Vec<(StdListener, ListenerTls)>,
+    side: Vec<(StdListener, ListenerTls, Side)>,
     stop: watch::Receiver<bool>,
     max_request_bytes: usize,
     max_txn_ops: usize,
@@ -355,6 +394,30 @@ async fn serve_shard(
     let fast: ferrocd_net::FastHandler = Arc::new(move |conn| {
         tokio::spawn(fast_server.clone().serve(conn));
     });
+    // The JSON gateway over this shard's service objects (`services`:
+    // with the `/v3` routes, else only `/health`, `/version`, `/metrics`).
+    let gateway = |services: bool| {
+        let health_node = node.clone();
+        let g = Gateway::new(
+            Versions {
+                server: ETCD_VERSION.into(),
+                cluster: ETCD_CLUSTER_VERSION.into(),
+            },
+            metrics.clone(),
+        )
+        .health(Arc::new(move || health_node.health()));
+        if !services {
+            return g;
+        }
+        g.kv(kv.clone())
+            .watch(watch.clone())
+            .lease(lease.clone())
+            .maintenance(cluster.clone())
+            .cluster(cluster.clone())
+            .auth(auth.clone())
+            .lock(lock.clone())
+            .election(election.clone())
+    };
     let mut tasks = Vec::new();
     for (l, tls) in listeners {
         let listener = match tokio::net::TcpListener::from_std(l) {
@@ -382,43 +445,61 @@ async fn serve_shard(
         .add_service(LockServer::from_arc(lock.clone()).max_decoding_message_size(limit))
         .add_service(ElectionServer::from_arc(election.clone()).max_decoding_message_size(limit))
         .add_service(health.clone());
-        let health_node = node.clone();
-        let gateway = Gateway::new(
-            Versions {
-                server: ETCD_VERSION.into(),
-                cluster: ETCD_CLUSTER_VERSION.into(),
-            },
+        let router = client_router(grpc.routes(), gateway(true));
+        tasks.push(tokio::spawn(serve_listener(
+            listener,
+            router,
             metrics.clone(),
-        )
-        .health(Arc::new(move || health_node.health()))
-        .kv(kv.clone())
-        .watch(watch.clone())
-        .lease(lease.clone())
-        .maintenance(cluster.clone())
-        .cluster(cluster.clone())
-        .auth(auth.clone())
-        .lock(lock.clone())
-        .election(election.clone());
-        let router = client_router(grpc.routes(), gateway);
-        let mut stop = stop.clone();
-        let metrics = metrics.clone();
-        let fast = fast.clone();
-        tasks.push(tokio::spawn(async move {
-            let signal = async move {
-                while !*stop.borrow() {
-                    if stop.changed().await.is_err() {
-                        break;
-                    }
-                }
-            };
-            if let Err(e) =
-                serve_client_tls(listener, router, &metrics, signal, Some(fast), tls).await
-            {
-                tracing::error!(error = %e, "client listener failed");
+            stop.clone(),
+            Some(fast.clone()),
+            tls,
+        )));
+    }
+    for (l, tls, what) in side {
+        let listener = match tokio::net::TcpListener::from_std(l) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "metrics/console listener");
+                continue;
             }
-        }));
+        };
+        let router = match what {
+            Side::Metrics => gateway(false).into_router(),
+            Side::Console(mount) => {
+                ferrocd_net::console::router(&mount, node.clone(), gateway(true))
+            }
+        };
+        tasks.push(tokio::spawn(serve_listener(
+            listener,
+            router,
+            metrics.clone(),
+            stop.clone(),
+            None,
+            tls,
+        )));
     }
     for t in tasks {
         let _ = t.await;
+    }
+}
+
+/// Serve one listener until `stop` turns true.
+async fn serve_listener(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    metrics: Metrics,
+    mut stop: watch::Receiver<bool>,
+    fast: Option<ferrocd_net::FastHandler>,
+    tls: ListenerTls,
+) {
+    let signal = async move {
+        while !*stop.borrow() {
+            if stop.changed().await.is_err() {
+                break;
+            }
+        }
+    };
+    if let Err(e) = serve_client_tls(listener, router, &metrics, signal, fast, tls).await {
+        tracing::error!(error = %e, "listener failed");
     }
 }

@@ -29,6 +29,7 @@
 mod auth;
 pub mod client;
 mod concurrency;
+pub mod console;
 pub mod convert;
 mod election;
 pub mod fast;

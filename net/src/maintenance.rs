@@ -20,8 +20,9 @@ use crate::pb::etcdserverpb as pb;
 use crate::status::EtcdError;
 
 /// What `Maintenance.Status` reports (etcd's `StatusResponse` less the
-/// header).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// header). Serializable: a member asks another for it over the peer port
+/// (the console's cluster view).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodeStatus {
     /// etcd API version we implement (e.g. "3.5.0").
     pub version: String,
@@ -100,6 +101,10 @@ pub trait ClusterService: Authorizer {
     fn admin_permitted(&self, who: Option<&AuthInfo>) -> Result<(), EtcdError>;
     /// This member's status.
     fn status(&self) -> impl Future<Output = Result<NodeStatus, EtcdError>> + Send;
+    /// The status of member `id`: this member answers itself, another is
+    /// asked over the peer port, within a short timeout (an unreachable
+    /// member is an error, not a wait).
+    fn member_status(&self, id: u64) -> impl Future<Output = Result<NodeStatus, EtcdError>> + Send;
     /// etcd's Alarm: `action` GET (0), ACTIVATE (1) or DEACTIVATE (2) of
     /// `alarm` (NOSPACE 1, CORRUPT 2) on `member_id`; returns the alarms
     /// the response lists, as (member id, alarm type).

@@ -57,6 +57,9 @@ pub const KIND_MEMBER_CHANGE: u8 = 15;
 /// Discovery: the cluster id and members (a joining member asks).
 pub const KIND_MEMBERS: u8 = 16;
 
+/// A member's own status (the console's cluster view asks every member).
+pub const KIND_STATUS: u8 = 17;
+
 /// Snapshot bytes per chunk.
 pub const CHUNK: usize = 1 << 20;
 

@@ -30,6 +30,8 @@ struct Member {
     dir: PathBuf,
     child: Option<Child>,
     starts: u32,
+    /// Flags for this member only (e.g. a console port).
+    own: Vec<String>,
 }
 
 struct Cluster {
@@ -74,6 +76,7 @@ impl Cluster {
                 dir: root.join(format!("m{i}")),
                 child: None,
                 starts: 0,
+                own: Vec::new(),
             })
             .collect();
         let mut members = members;
@@ -138,6 +141,7 @@ impl Cluster {
             .args(["--initial-cluster", &initial, "--log-level", "warn"])
             .args(["--initial-cluster-state", m.state])
             .args(&extra)
+            .args(&m.own)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -176,6 +180,7 @@ impl Cluster {
             dir: root.join(format!("m{i}")),
             child: None,
             starts: 0,
+            own: Vec::new(),
         });
         i
     }
@@ -1110,4 +1115,93 @@ fn auth_is_enforced_by_every_member() {
             "a restarted member still enforces auth"
         );
     });
+}
+
+/// The web console's cluster view (`<mount>/api/cluster`) on one member
+/// reports every member, asked over the peer port: one leader, the same
+/// term everywhere, applied indexes that catch up; a killed member shows
+/// as unreachable while the others stay healthy.
+#[test]
+fn console_cluster_view_asks_every_member() {
+    let tmp = common::tempdir();
+    let mut c = Cluster::start(tmp.path(), 3);
+    let ui = free_port();
+    // Member 1 serves the console (a follower or the leader: either way
+    // it must reach the other two).
+    c.kill(1);
+    c.members[1].own = vec![
+        "--listen-ui-urls".into(),
+        format!("http://127.0.0.1:{ui}/ui"),
+    ];
+    c.spawn(1);
+    c.wait_ready(1);
+    let view = |within: Duration, ok: &dyn Fn(&serde_json::Value) -> bool| {
+        let t = Instant::now();
+        loop {
+            let v = common::http_get(ui, "/ui/api/cluster")
+                .filter(|(code, _)| *code == 200)
+                .map(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).unwrap());
+            if let Some(v) = v {
+                if ok(&v) {
+                    return v;
+                }
+                assert!(t.elapsed() < within, "cluster view never settled: {v}");
+            } else {
+                assert!(t.elapsed() < within, "no cluster view");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let all_healthy = |v: &serde_json::Value| {
+        v["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["healthy"] == true)
+    };
+    let v = view(Duration::from_secs(20), &all_healthy);
+    let members = v["members"].as_array().unwrap();
+    assert_eq!(members.len(), 3, "{v}");
+    let leaders: Vec<_> = members.iter().filter(|m| m["role"] == "leader").collect();
+    assert_eq!(leaders.len(), 1, "one leader: {v}");
+    let terms: Vec<_> = members.iter().map(|m| &m["status"]["raft_term"]).collect();
+    assert!(terms.iter().all(|t| *t == terms[0]), "one term: {v}");
+    for m in members {
+        assert_eq!(m["status"]["leader"], leaders[0]["id"], "{v}");
+        let name = m["name"].as_str().unwrap();
+        let i: usize = name[1..].parse().unwrap();
+        assert_eq!(
+            m["client_urls"][0],
+            format!("http://127.0.0.1:{}", c.members[i].client),
+            "{v}"
+        );
+    }
+    let console_member = v["member_id"].as_str().unwrap();
+    assert!(
+        members
+            .iter()
+            .any(|m| m["id"] == console_member && m["name"] == "m1")
+    );
+
+    // A member that is down: reported, not waited for.
+    let down = if leaders[0]["name"] == "m0" { 2 } else { 0 };
+    c.kill(down);
+    let started = Instant::now();
+    let v = view(Duration::from_secs(20), &|v| {
+        v["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == format!("m{down}").as_str() && m["role"] == "unknown")
+    });
+    assert!(started.elapsed() < Duration::from_secs(20));
+    for m in v["members"].as_array().unwrap() {
+        if m["name"] == format!("m{down}").as_str() {
+            assert_eq!(m["healthy"], false, "{v}");
+            assert!(m["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+            assert!(m["status"].is_null(), "{v}");
+        } else {
+            assert_eq!(m["healthy"], true, "the others stay healthy: {v}");
+        }
+    }
 }

@@ -32,3 +32,126 @@ fn grpc_health_check_reports_serving() {
         );
     });
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `--listen-metrics-urls` serves `/metrics`, `/health` and `/version` on
+/// a port of its own (and not the key-value API), as etcd does.
+#[test]
+fn metrics_urls_serve_metrics_and_health() {
+    let tmp = tempdir();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let _s = Server::start_with(&tmp.path().join("data"), &["--listen-metrics-urls", &url]);
+    let (code, body) = common::http_get(port, "/metrics").expect("metrics");
+    assert_eq!(code, 200);
+    assert!(body.contains("grpc_server_handled_total"), "{body}");
+    assert_eq!(
+        common::http_get(port, "/health"),
+        Some((200, r#"{"health":"true","reason":""}"#.into()))
+    );
+    assert_eq!(common::http_get(port, "/version").map(|r| r.0), Some(200));
+    let (code, _) = common::http_post(port, "/v3/kv/range", r#"{"key":"YQ=="}"#).unwrap();
+    assert_eq!(code, 404, "no KV API on the metrics port");
+}
+
+/// `--listen-ui-urls`: the console's files, the same `/v3` gateway as the
+/// client port, and a refusal for requests a browser marks as coming from
+/// another site. (What the pages do is tested in a browser: tests/ui.)
+#[test]
+fn console_listener_serves_its_files_and_the_gateway() {
+    let tmp = tempdir();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/ui");
+    let s = Server::start_with(&tmp.path().join("data"), &["--listen-ui-urls", &url]);
+    let (code, page) = common::http_get(port, "/ui/").expect("index");
+    assert_eq!(code, 200);
+    assert!(page.contains("<script src=\"app.js\""), "{page}");
+    for f in ["app.js", "style.css", "favicon.svg"] {
+        let (code, body) = common::http_get(port, &format!("/ui/{f}")).unwrap();
+        assert_eq!(code, 200, "{f}");
+        assert!(!body.is_empty(), "{f}");
+    }
+    assert_eq!(common::http_get(port, "/ui").map(|r| r.0), Some(302));
+    assert_eq!(common::http_get(port, "/").map(|r| r.0), Some(302));
+    assert_eq!(
+        common::http_get(port, "/ui/nope.js").map(|r| r.0),
+        Some(404)
+    );
+
+    // A write through the console port is visible on the client port.
+    let (code, _) = common::http_post(
+        port,
+        "/v3/kv/put",
+        r#"{"key":"Y29uc29sZQ==","value":"eWVz"}"#,
+    )
+    .unwrap();
+    assert_eq!(code, 200);
+    let (_, body) =
+        common::http_post(s.client_port(), "/v3/kv/range", r#"{"key":"Y29uc29sZQ=="}"#).unwrap();
+    assert!(body.contains(r#""value":"eWVz""#), "{body}");
+
+    let (code, body) = common::http_get(port, "/ui/api/cluster").unwrap();
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["members"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["members"][0]["role"], "leader", "{v}");
+    assert_eq!(v["members"][0]["healthy"], true, "{v}");
+    assert_eq!(v["members"][0]["status"]["revision"], 2, "{v}");
+
+    // What a page on another site would send: refused, nothing written.
+    let raw = |extra: &str| {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let body = r#"{"key":"ZXZpbA==","value":"eA=="}"#;
+        write!(
+            c,
+            "POST /v3/kv/put HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n{extra}Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).unwrap();
+        out
+    };
+    assert!(raw("Origin: http://evil.example\r\n").starts_with("HTTP/1.1 403"));
+    assert!(raw("Sec-Fetch-Site: cross-site\r\n").starts_with("HTTP/1.1 403"));
+    assert!(
+        raw(&format!(
+            "Origin: http://127.0.0.1:{port}\r\nSec-Fetch-Site: same-origin\r\n"
+        ))
+        .starts_with("HTTP/1.1 200")
+    );
+    let (_, body) =
+        common::http_post(s.client_port(), "/v3/kv/range", r#"{"key":"ZXZpbA=="}"#).unwrap();
+    assert!(
+        body.contains(r#""count":"1""#),
+        "only the same-origin put landed: {body}"
+    );
+}
+
+/// Console and metrics URLs with https need the client certificate.
+#[test]
+fn https_console_url_without_a_certificate_is_refused() {
+    let tmp = tempdir();
+    let out = std::process::Command::new(common::server_bin())
+        .arg("--data-dir")
+        .arg(tmp.path().join("d"))
+        .args(["--listen-ui-urls", "https://127.0.0.1:1/ui"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "--listen-ui-urls: https://127.0.0.1:1/ui: https needs --cert-file and --key-file"
+        ),
+        "{err}"
+    );
+}

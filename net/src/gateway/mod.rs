@@ -18,7 +18,7 @@
 //! would be in etcd, where the gateway is a gRPC client of the server.
 
 mod conn;
-mod error;
+pub(crate) mod error;
 mod json;
 mod port;
 mod stream;
@@ -582,7 +582,7 @@ async fn read_request<Req: DeserializeOwned + Default>(
 /// grpc-gateway forwards as metadata: `Authorization`, and every
 /// `Grpc-Metadata-<key>` as `<key>`; and the connection's
 /// [`crate::ConnInfo`] (its client certificate), as gRPC requests have it.
-fn with_metadata<T>(msg: T, parts: &http::request::Parts) -> tonic::Request<T> {
+pub(crate) fn with_metadata<T>(msg: T, parts: &http::request::Parts) -> tonic::Request<T> {
     let mut req = tonic::Request::new(msg);
     if let Some(info) = parts.extensions.get::<crate::ConnInfo>() {
         // etcd's gateway is a gRPC client of its own server, and etcd
