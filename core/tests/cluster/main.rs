@@ -6,6 +6,11 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+// The console's browser harness (tests/ui), for the member table of a
+// real three-member cluster.
+#[path = "../ui/browser.rs"]
+mod browser;
+
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -1152,12 +1157,12 @@ fn console_cluster_view_asks_every_member() {
             std::thread::sleep(Duration::from_millis(200));
         }
     };
+    // Healthy, and each has published its client URLs (a member does so
+    // through the leader once it is up).
     let all_healthy = |v: &serde_json::Value| {
-        v["members"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|m| m["healthy"] == true)
+        v["members"].as_array().unwrap().iter().all(|m| {
+            m["healthy"] == true && m["client_urls"].as_array().is_some_and(|u| !u.is_empty())
+        })
     };
     let v = view(Duration::from_secs(20), &all_healthy);
     let members = v["members"].as_array().unwrap();
@@ -1183,8 +1188,33 @@ fn console_cluster_view_asks_every_member() {
             .any(|m| m["id"] == console_member && m["name"] == "m1")
     );
 
+    // The same in the console's member table, in a browser.
+    let rt = rt();
+    let b = rt.block_on(browser::Browser::start());
+    rt.block_on(async {
+        let wait = Duration::from_secs(10);
+        b.goto(&format!("http://127.0.0.1:{ui}/ui/#/cluster")).await;
+        b.wait_text("#cluster-summary", "3 members, leader", wait)
+            .await;
+        let rows = b.find_all("#members tbody tr").await;
+        assert_eq!(rows.len(), 3);
+        let table = b.text("#members tbody").await;
+        assert_eq!(table.matches("leader").count(), 1, "{table}");
+        assert_eq!(table.matches("follower").count(), 2, "{table}");
+        assert_eq!(table.matches("healthy").count(), 3, "{table}");
+        assert!(table.contains("(this member)"), "{table}");
+        b.screenshot("cluster-3").await;
+    });
+
     // A member that is down: reported, not waited for.
     let down = if leaders[0]["name"] == "m0" { 2 } else { 0 };
+    let down_id = members
+        .iter()
+        .find(|m| m["name"] == format!("m{down}").as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     c.kill(down);
     let started = Instant::now();
     let v = view(Duration::from_secs(20), &|v| {
@@ -1204,4 +1234,12 @@ fn console_cluster_view_asks_every_member() {
             assert_eq!(m["healthy"], true, "the others stay healthy: {v}");
         }
     }
+    rt.block_on(async {
+        let row = format!(r#"#members tr[data-member="{down_id}"]"#);
+        let text = b
+            .wait_text(&row, "unhealthy", Duration::from_secs(15))
+            .await;
+        assert!(text.contains("unknown"), "{text}");
+        b.close().await;
+    });
 }

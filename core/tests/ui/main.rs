@@ -10,6 +10,7 @@
 mod common;
 
 mod browser;
+mod console;
 
 use std::time::Duration;
 

@@ -127,11 +127,15 @@
   function button(text, onclick, attrs) {
     return el('button', Object.assign({ type: 'button', onclick }, attrs || {}), text);
   }
+  let bannerTimer = null;
+  // An error stays until dismissed; a confirmation goes after a while.
   function showBanner(msg, kind) {
     const b = $('#banner');
     $('#banner-text').textContent = msg;
     b.className = kind || '';
     b.hidden = false;
+    clearTimeout(bannerTimer);
+    if (kind === 'info') bannerTimer = setTimeout(hideBanner, 8000);
   }
   function hideBanner() { $('#banner').hidden = true; }
   function confirmBox(text, ok) {
@@ -467,7 +471,7 @@
         const r = renderValue(value, fmt.value);
         pre.textContent = r.text;
         pre.classList.toggle('error', !!r.error);
-        $('#detail-shown-as', pane).textContent = r.as;
+        $('#detail-shown-as', pane).textContent = fmt.value === 'auto' && r.as ? '(' + r.as + ')' : '';
       };
       fmt.addEventListener('change', showValue);
       const leaseDd = el('dd', { id: 'detail-lease', text: kv.lease && kv.lease !== '0' ? hexId(kv.lease) : 'none' });
@@ -493,7 +497,7 @@
           button('History', () => this.history(key, kv), { id: 'detail-history' })));
         kids.push(el('div', { id: 'detail-history-list', class: 'history' }));
       }
-      pane.replaceChildren(...kids);
+      pane.replaceChildren(...kids.filter((k) => k !== null));
       showValue();
       if (kv.lease && kv.lease !== '0') {
         call('lease/timetolive', { ID: kv.lease }).then((t) => {
@@ -555,8 +559,8 @@
       const form = el('form', { id: 'edit-form' },
         el('h2', { text: kv ? 'Edit ' + label(key) : 'New key' }),
         el('label', { for: 'edit-key', text: 'Key' }),
-        el('input', { id: 'edit-key', value: kv ? label(key) : $('#keys-prefix').value, readOnly: !!kv, spellcheck: 'false', style: 'width:100%' }),
-        el('div', { class: 'toolbar', style: 'margin-top:.6rem' },
+        el('input', { id: 'edit-key', value: kv ? label(key) : $('#keys-prefix').value, readOnly: !!kv, spellcheck: 'false', class: 'wide' }),
+        el('div', { class: 'toolbar spaced' },
           el('label', { for: 'edit-format', text: 'Value is' }),
           el('select', { id: 'edit-format' },
             el('option', { value: 'text', text: 'Text' }), el('option', { value: 'json', text: 'JSON' }),
@@ -908,11 +912,15 @@
 
   // --------------------------------------------------------------- cluster
   const SAMPLES = 60; // two minutes at one sample every 2 s
+  const RATE_COLOR = '#8a3b12';
+  const P99_COLOR = '#1a5fb4';
   const cluster = {
     timers: [],
-    series: [], // {t, rate, p99}
+    series: [], // {rate, p99}
+    firstBound: 0, // the histogram's first bucket bound, seconds
     last: null, // previous metrics sample
     start() {
+      this.draw();
       this.refresh();
       this.sample();
       this.timers = [setInterval(() => this.refresh(), 5000), setInterval(() => this.sample(), 2000)];
@@ -928,6 +936,7 @@
       }
       const body = $('#members tbody');
       body.replaceChildren();
+      view.members.sort((a, b) => (a.name || '~' + a.id).localeCompare(b.name || '~' + b.id));
       for (const m of view.members) {
         const s = m.status;
         const me = m.id === view.member_id;
@@ -982,6 +991,7 @@
       const rate = Math.max(0, (now.handled - prev.handled) / dt);
       const b = [...now.buckets.entries()].map(([le, c]) => [le === '+Inf' ? Infinity : parseFloat(le), c - (prev.buckets.get(le) || 0)])
         .sort((x, y) => x[0] - y[0]);
+      this.firstBound = b.length ? b[0][0] : 0;
       this.series.push({ rate, p99: quantile(0.99, b) });
       if (this.series.length > SAMPLES) this.series.shift();
       this.draw();
@@ -1004,9 +1014,11 @@
         g.textAlign = 'left'; g.fillText(fmtNum(maxP99 * (1 - i / 4)) + ' ms', W - R + 6, y + 4);
       }
       g.textAlign = 'left';
-      g.fillText('req/s (unary)', L, H - 6);
+      g.fillStyle = RATE_COLOR;
+      g.fillText('━ requests/s (unary calls)', L, H - 6);
       g.textAlign = 'right';
-      g.fillText('p99 latency', W - R, H - 6);
+      g.fillStyle = P99_COLOR;
+      g.fillText('━ p99 latency', W - R, H - 6);
       const x = (i) => L + (W - L - R) * (i + SAMPLES - s.length) / (SAMPLES - 1);
       const line = (color, y) => {
         g.strokeStyle = color; g.lineWidth = 2; g.beginPath();
@@ -1019,12 +1031,17 @@
         });
         g.stroke(); g.lineWidth = 1;
       };
-      line('#8a3b12', (p) => T + (H - T - B) * (1 - p.rate / maxRate));
-      line('#1a5fb4', (p) => (p.p99 === null ? null : T + (H - T - B) * (1 - (p.p99 * 1000) / maxP99)));
+      line(RATE_COLOR, (p) => T + (H - T - B) * (1 - p.rate / maxRate));
+      line(P99_COLOR, (p) => (p.p99 === null ? null : T + (H - T - B) * (1 - (p.p99 * 1000) / maxP99)));
       const lastP = s[s.length - 1];
       if (lastP) {
-        $('#chart-summary').textContent = 'Now: ' + fmtNum(lastP.rate) + ' requests/s (brown), p99 ' +
-          (lastP.p99 === null ? 'n/a' : fmtNum(lastP.p99 * 1000) + ' ms') + ' (blue), over the last 2 s; from this member\'s /metrics.';
+        // Inside the histogram's first bucket the estimate says little:
+        // give its bound instead.
+        const p99 = lastP.p99 === null ? 'n/a (no calls)'
+          : lastP.p99 <= this.firstBound ? 'under ' + fmtNum(this.firstBound * 1000) + ' ms'
+            : 'about ' + fmtNum(lastP.p99 * 1000) + ' ms';
+        $('#chart-summary').textContent = 'Last 2 s: ' + fmtNum(lastP.rate) + ' requests/s, p99 ' + p99 +
+          ' (estimated from the latency histogram in this member\'s /metrics).';
       }
     },
   };
