@@ -22,6 +22,8 @@
 //!   sniffed by its preamble) on one port, in TLS on `https://` URLs
 //!   ([`tls`]); [`ClientIdentity::of`] gives a request's verified
 //!   client-certificate name on every protocol of the port.
+//! - [`console`]: the built-in web console (`--listen-ui-urls`): embedded
+//!   HTML/CSS/JS over the same gateway, and the members' status view.
 //! - [`client`]: the Rust client (both protocols, pool, fail-over, safe
 //!   retries, auth, TLS). [`peer`]: the transport between members.
 //!   [`Metrics`]: the Prometheus registry with etcd's metric names.
