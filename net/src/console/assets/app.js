@@ -341,7 +341,7 @@
 
     renderTree() {
       const root = $('#keys-tree');
-      const ul = el('ul', { role: 'tree', 'aria-label': 'Keys' });
+      const ul = el('ul', { 'aria-label': 'Keys' });
       root.replaceChildren(ul);
       this.loadChildren(ul, this.prefix(), null);
     },
@@ -366,23 +366,26 @@
       if (it.dir) {
         const name = label(it.dir.subarray(prefix.length));
         const lbl = label(it.dir);
-        const li = el('li', { role: 'treeitem', class: 'dir', 'aria-expanded': 'false' });
-        const open = () => {
-          li.setAttribute('aria-expanded', 'true');
-          const ul = el('ul', { role: 'group' });
-          li.append(ul);
-          this.expanded.add(lbl);
-          this.loadChildren(ul, it.dir, null);
-        };
-        li.append(button(name, () => {
-          if (li.getAttribute('aria-expanded') === 'true') {
-            li.setAttribute('aria-expanded', 'false');
+        // A disclosure button per directory (plain lists and buttons:
+        // Tab and Enter work without a tree widget's arrow-key model).
+        const li = el('li', { class: 'dir' });
+        const b = button(name, () => {
+          if (b.getAttribute('aria-expanded') === 'true') {
+            b.setAttribute('aria-expanded', 'false');
             li.querySelector(':scope > ul').remove();
             this.expanded.delete(lbl);
           } else {
             open();
           }
-        }, { class: 'link', 'data-dir': lbl }));
+        }, { class: 'link', 'data-dir': lbl, 'aria-expanded': 'false' });
+        const open = () => {
+          b.setAttribute('aria-expanded', 'true');
+          const ul = el('ul');
+          li.append(ul);
+          this.expanded.add(lbl);
+          this.loadChildren(ul, it.dir, null);
+        };
+        li.append(b);
         if (this.expanded.has(lbl)) open();
         return li;
       }
@@ -390,7 +393,7 @@
       const name = label(it.key.subarray(prefix.length));
       const b = button(name || '(this prefix)', () => this.select(it.key), { class: 'link', 'data-key': lbl });
       if (this.selected && label(this.selected) === lbl) b.classList.add('selected');
-      return el('li', { role: 'treeitem' }, b);
+      return el('li', {}, b);
     },
 
     renderList() {
