@@ -21,8 +21,8 @@ use crate::auth::{AuthOp, Caller};
 pub use log_store::LogStore;
 pub use network::{
     KIND_APPEND, KIND_FORWARD, KIND_LEASE_RENEW, KIND_LEASE_TTL, KIND_MEMBER_CHANGE, KIND_MEMBERS,
-    KIND_PRE_VOTE, KIND_PUBLISH, KIND_READ_INDEX, KIND_SNAPSHOT, KIND_STATUS, KIND_TRANSFER, KIND_VOTE,
-    PeerNetwork, SnapshotChunk,
+    KIND_PRE_VOTE, KIND_PUBLISH, KIND_READ_INDEX, KIND_SNAPSHOT, KIND_STATUS, KIND_TRANSFER,
+    KIND_VOTE, PeerNetwork, SnapshotChunk,
 };
 pub(crate) use state_machine::alarm_name;
 pub use state_machine::{
