@@ -8,18 +8,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Run a command to its end, within 30 s (its output read as it comes,
 /// so a big answer cannot fill the pipe and stall it).
@@ -235,7 +226,7 @@ fn status(file: &Path) -> serde_json::Value {
 #[test]
 fn save_status_restore_one_member() {
     let dir = common::tempdir();
-    let (client, peer) = (free_port(), free_port());
+    let (client, peer) = (common::free_port(), common::free_port());
     let initial = format!("s1=http://127.0.0.1:{peer}");
     let mut src = spawn(
         &dir.path().join("src"),
@@ -275,7 +266,7 @@ fn save_status_restore_one_member() {
     drop(src);
 
     let rdir = dir.path().join("restored");
-    let (client, peer) = (free_port(), free_port());
+    let (client, peer) = (common::free_port(), common::free_port());
     let initial = format!("r1=http://127.0.0.1:{peer}");
     let r = ferroctl(&[
         "snapshot",
@@ -358,7 +349,7 @@ fn save_status_restore_one_member() {
 #[test]
 fn restore_three_members_from_one_file() {
     let dir = common::tempdir();
-    let (client, peer) = (free_port(), free_port());
+    let (client, peer) = (common::free_port(), common::free_port());
     let initial = format!("s1=http://127.0.0.1:{peer}");
     let mut src = spawn(
         &dir.path().join("src"),
@@ -374,7 +365,9 @@ fn restore_three_members_from_one_file() {
     ok(&src.ctl(&["snapshot", "save", file.to_str().unwrap()]));
     drop(src);
 
-    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let ports: Vec<(u16, u16)> = (0..3)
+        .map(|_| (common::free_port(), common::free_port()))
+        .collect();
     let initial = ports
         .iter()
         .enumerate()
@@ -451,7 +444,7 @@ fn restore_three_members_from_one_file() {
 #[test]
 fn corrupt_and_truncated_files_are_refused() {
     let dir = common::tempdir();
-    let (client, peer) = (free_port(), free_port());
+    let (client, peer) = (common::free_port(), common::free_port());
     let initial = format!("s1=http://127.0.0.1:{peer}");
     let mut src = spawn(
         &dir.path().join("src"),
@@ -554,7 +547,7 @@ fn migrate_from_and_to_real_etcd() {
         etcdctl_status(&common::etcdctl_bin(), &efile).unwrap()
     );
 
-    let (client, peer) = (free_port(), free_port());
+    let (client, peer) = (common::free_port(), common::free_port());
     let initial = format!("f1=http://127.0.0.1:{peer}");
     let fdir = dir.path().join("f1");
     ok(&ferroctl(&[
@@ -584,7 +577,7 @@ fn migrate_from_and_to_real_etcd() {
     let ffile = dir.path().join("ferrocd.db");
     ok(&f.ctl(&["snapshot", "save", ffile.to_str().unwrap()]));
     let edir = dir.path().join("etcd2");
-    let (c2, p2) = (free_port(), free_port());
+    let (c2, p2) = (common::free_port(), common::free_port());
     let init2 = format!("e2=http://127.0.0.1:{p2}");
     let mut cmd = Command::new(&etcdutl);
     cmd.args(["snapshot", "restore"])

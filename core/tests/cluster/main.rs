@@ -12,7 +12,6 @@ mod common;
 mod browser;
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -45,14 +44,6 @@ struct Cluster {
     extra: Vec<String>,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Cluster {
     fn start(root: &Path, n: usize) -> Cluster {
         Self::start_with(root, n, &[])
@@ -76,8 +67,8 @@ impl Cluster {
                 state: "new",
                 initial: None,
                 name: format!("m{i}"),
-                client: free_port(),
-                peer: free_port(),
+                client: common::free_port(),
+                peer: common::free_port(),
                 dir: root.join(format!("m{i}")),
                 child: None,
                 starts: 0,
@@ -173,14 +164,14 @@ impl Cluster {
     /// A new member's slot (not started): joins with state `existing`.
     fn add_slot(&mut self, root: &Path) -> usize {
         let i = self.members.len();
-        let peer = free_port();
+        let peer = common::free_port();
         let initial = format!("{},m{i}=http://127.0.0.1:{peer}", self.initial);
         self.members.push(Member {
             advertised_peer: None,
             state: "existing",
             initial: Some(initial),
             name: format!("m{i}"),
-            client: free_port(),
+            client: common::free_port(),
             peer,
             dir: root.join(format!("m{i}")),
             child: None,
@@ -782,7 +773,9 @@ fn minority_partition_then_heal() {
     let tmp = common::tempdir();
     let rt = rt();
     let part = Partition::new();
-    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let ports: Vec<(u16, u16)> = (0..3)
+        .map(|_| (common::free_port(), common::free_port()))
+        .collect();
     let owners: Vec<Arc<AtomicU64Cell>> = (0..3)
         .map(|_| Arc::new(AtomicU64Cell(std::sync::atomic::AtomicU64::new(0))))
         .collect();
@@ -1130,7 +1123,7 @@ fn auth_is_enforced_by_every_member() {
 fn console_cluster_view_asks_every_member() {
     let tmp = common::tempdir();
     let mut c = Cluster::start(tmp.path(), 3);
-    let ui = free_port();
+    let ui = common::free_port();
     // Member 1 serves the console (a follower or the leader: either way
     // it must reach the other two).
     c.kill(1);

@@ -141,6 +141,16 @@ impl Rng {
 }
 
 /// Two loopback ports that were free a moment ago (client, peer).
+/// A loopback port free a moment ago (another process may take it before
+/// it is bound; callers that can, retry).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
 fn free_ports() -> (u16, u16) {
     let a = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     let b = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");

@@ -33,20 +33,12 @@ fn grpc_health_check_reports_serving() {
     });
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `--listen-metrics-urls` serves `/metrics`, `/health` and `/version` on
 /// a port of its own (and not the key-value API), as etcd does.
 #[test]
 fn metrics_urls_serve_metrics_and_health() {
     let tmp = tempdir();
-    let port = free_port();
+    let port = common::free_port();
     let url = format!("http://127.0.0.1:{port}");
     let _s = Server::start_with(&tmp.path().join("data"), &["--listen-metrics-urls", &url]);
     let (code, body) = common::http_get(port, "/metrics").expect("metrics");
@@ -67,7 +59,7 @@ fn metrics_urls_serve_metrics_and_health() {
 #[test]
 fn console_listener_serves_its_files_and_the_gateway() {
     let tmp = tempdir();
-    let port = free_port();
+    let port = common::free_port();
     let url = format!("http://127.0.0.1:{port}/ui");
     let s = Server::start_with(&tmp.path().join("data"), &["--listen-ui-urls", &url]);
     let (code, page) = common::http_get(port, "/ui/").expect("index");

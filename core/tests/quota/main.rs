@@ -15,7 +15,6 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -208,22 +207,14 @@ struct Cluster {
     starts: u32,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Cluster {
     fn start(root: &Path, n: usize, extra: &[&str]) -> Cluster {
         let members: Vec<_> = (0..n)
             .map(|i| {
                 (
                     format!("m{i}"),
-                    free_port(),
-                    free_port(),
+                    common::free_port(),
+                    common::free_port(),
                     root.join(format!("m{i}")),
                     None,
                 )

@@ -26,14 +26,6 @@ fn unb64(s: &Value) -> String {
     String::from_utf8(STANDARD.decode(s.as_str().unwrap_or("")).unwrap()).unwrap()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A ferrocd with the console on, and another client of it.
 struct Setup {
     server: Server,
@@ -44,7 +36,7 @@ struct Setup {
 impl Setup {
     fn start() -> Setup {
         let tmp = tempdir();
-        let ui = free_port();
+        let ui = common::free_port();
         let url = format!("http://127.0.0.1:{ui}/ui");
         let server = Server::start_with(&tmp.path().join("data"), &["--listen-ui-urls", &url]);
         Setup {

@@ -175,10 +175,12 @@
     const text = await r.text();
     try { return JSON.parse(text); } catch { return { error: text.trim() || r.statusText }; }
   }
-  async function call(path, body) {
+  // One request; a failure (HTTP or etcd's `{error, code, message}`) is
+  // thrown as an ApiError, and a lost login sends the user to log in.
+  async function request(url, init) {
     let r;
     try {
-      r = await fetch('/v3/' + path, { method: 'POST', headers: headers(), body: JSON.stringify(body || {}) });
+      r = await fetch(url, init);
     } catch (e) {
       throw new ApiError(14, 'cannot reach the server: ' + e.message, 0);
     }
@@ -190,6 +192,9 @@
     }
     return j;
   }
+  // A gateway call: POST /v3/<path> with a JSON message.
+  const call = (path, body) => request('/v3/' + path, { method: 'POST', headers: headers(), body: JSON.stringify(body || {}) });
+  const getJson = (path) => request(path, { headers: session.token ? { Authorization: session.token } : {} });
   // A token that expired or a login that is needed.
   function authProblem(e) {
     return session.authEnabled && (e.code === GRPC_UNAUTHENTICATED || /user name is empty|invalid auth token/.test(e.message));
@@ -198,16 +203,6 @@
     session.token = '';
     sessionStorage.removeItem('ferrocd.token');
     showLogin(/invalid auth token/.test(e.message) ? 'Your session expired; log in again.' : '');
-  }
-  async function getJson(path) {
-    const r = await fetch(path, { headers: session.token ? { Authorization: session.token } : {} });
-    const j = await readJson(r);
-    if (!r.ok || j.error) {
-      const err = new ApiError(j.code, j.message || j.error || r.statusText, r.status);
-      if (authProblem(err)) onAuthLost(err);
-      throw err;
-    }
-    return j;
   }
   const isCompacted = (e) => e.code === GRPC_OUT_OF_RANGE || /compacted/.test(e.message);
 
