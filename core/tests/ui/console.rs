@@ -35,10 +35,16 @@ struct Setup {
 
 impl Setup {
     fn start() -> Setup {
+        Self::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> Setup {
         let tmp = tempdir();
         let ui = common::free_port();
         let url = format!("http://127.0.0.1:{ui}/ui");
-        let server = Server::start_with(&tmp.path().join("data"), &["--listen-ui-urls", &url]);
+        let mut flags = vec!["--listen-ui-urls", &url];
+        flags.extend_from_slice(extra);
+        let server = Server::start_with(&tmp.path().join("data"), &flags);
         Setup {
             server,
             ui,
@@ -111,6 +117,26 @@ impl Setup {
     }
 }
 
+/// Every visible form control has a label (a `<label>`, or an
+/// `aria-label`) and every visible button a name.
+async fn controls_are_labelled(b: &Browser) {
+    let unlabelled = b
+        .exec(
+            r#"const bad = [];
+            for (const e of document.querySelectorAll('input, select, textarea, button')) {
+              if (!e.offsetParent) continue;
+              const named = e.tagName === 'BUTTON'
+                ? (e.textContent.trim() || e.getAttribute('aria-label'))
+                : (e.labels.length || e.getAttribute('aria-label'));
+              if (!named) bad.push(e.outerHTML.slice(0, 120));
+            }
+            return bad;"#,
+            vec![],
+        )
+        .await;
+    assert_eq!(unlabelled, json!([]), "unlabelled controls");
+}
+
 /// The JS console must stay free of errors (a CSP violation or an
 /// exception would show up there).
 fn no_page_errors(b: &Browser) {
@@ -149,6 +175,7 @@ async fn create_edit_conflict_and_delete_keys() {
 
     // Create a key.
     b.click("#key-new").await;
+    controls_are_labelled(&b).await;
     b.fill("#edit-key", "/app/new").await;
     b.fill("#edit-value", "hello").await;
     b.click("#edit-save").await;
@@ -233,6 +260,37 @@ async fn create_edit_conflict_and_delete_keys() {
         .await;
     assert_eq!(s.revision(), before, "bad input changed nothing");
     assert!(s.get("/app/json").is_none());
+
+    // A large value shows its start, and all of it on request.
+    let big: String = (0..100_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    s.put("/app/big", &big);
+    b.click(r#"[data-dir="/app/"]"#).await;
+    b.click(r#"[data-dir="/app/"]"#).await;
+    b.click(r#"[data-key="/app/big"]"#).await;
+    b.wait_text(
+        "#detail-show-all",
+        "Showing the first 64 KiB of 98 KiB",
+        WAIT,
+    )
+    .await;
+    let shown = b
+        .exec(
+            "return document.querySelector('#detail-value').textContent.length",
+            vec![],
+        )
+        .await;
+    assert_eq!(shown, json!(65536));
+    b.click("#detail-show-all").await;
+    b.wait_gone("#detail-show-all", WAIT).await;
+    let shown = b
+        .exec(
+            "return document.querySelector('#detail-value').textContent.length",
+            vec![],
+        )
+        .await;
+    assert_eq!(shown, json!(100_000));
 
     // Delete one key (after a confirm step).
     b.click(r#"[data-key="/app/new"]"#).await;
@@ -329,6 +387,7 @@ async fn watch_shows_events_live_and_pauses() {
     let s = Setup::start();
     s.put("/w/a", "0");
     let b = s.open("watch").await;
+    controls_are_labelled(&b).await;
     b.fill("#watch-prefix", "/w/").await;
     b.click("#watch-prevkv").await;
     b.click("#watch-start").await;
@@ -390,6 +449,7 @@ async fn leases_list_their_keys_and_revoke() {
     s.call("lease/grant", json!({"TTL": 300}), None);
     let b = s.open("leases").await;
     b.wait_text("#lease-count", "2 leases", WAIT).await;
+    controls_are_labelled(&b).await;
     let row = format!(r#"tr[data-lease="{hex}"]"#);
     let text = b.wait_text(&row, "2 keys", WAIT).await;
     assert!(text.contains("600 s"), "{text}");
@@ -503,6 +563,7 @@ async fn with_auth_the_console_acts_as_the_user() {
 
     let b = s.open("keys").await;
     b.wait_for("#view-login", WAIT).await;
+    controls_are_labelled(&b).await;
     assert!(b.try_find("#view-keys:not([hidden])").await.is_none());
     b.fill("#login-user", "alice").await;
     b.fill("#login-password", "wrong").await;
@@ -544,6 +605,36 @@ async fn with_auth_the_console_acts_as_the_user() {
         .exec("return sessionStorage.getItem('ferrocd.token')", vec![])
         .await;
     assert!(token_left.is_null(), "{token_left}");
+    no_page_errors(&b);
+    b.close().await;
+}
+
+/// A token that expired sends the user back to the login, saying why; the
+/// page does not go on with an anonymous identity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_session_asks_to_log_in_again() {
+    let s = Setup::start_with(&["--auth-token-ttl", "1"]);
+    let call = |p: &str, body: Value| s.call(p, body, None);
+    call(
+        "auth/user/add",
+        json!({"name": "root", "password": "rootpw"}),
+    );
+    call("auth/role/add", json!({"name": "root"}));
+    call("auth/user/grant", json!({"user": "root", "role": "root"}));
+    s.put("k", "v");
+    call("auth/enable", json!({}));
+    let b = s.open("keys").await;
+    b.fill("#login-user", "root").await;
+    b.fill("#login-password", "rootpw").await;
+    b.click("#login-submit").await;
+    b.wait_text("#who", "user: root", WAIT).await;
+    b.wait_for(r#"[data-key="k"]"#, WAIT).await;
+    // Idle past the token's TTL (1 s; simple tokens expire unused).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    b.click("#keys-go").await;
+    b.wait_text("#login-error", "Your session expired", WAIT)
+        .await;
+    b.wait_text("#who", "not logged in", WAIT).await;
     no_page_errors(&b);
     b.close().await;
 }

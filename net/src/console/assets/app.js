@@ -274,6 +274,7 @@
 
   // ------------------------------------------------------------------ keys
   const PAGE = 100; // children or keys per page
+  const SHOW_BYTES = 64 * 1024; // of a value, until asked for all
   const keys = {
     selected: null, // Uint8Array of the key shown
     expanded: new Set(), // labels of open tree directories
@@ -465,11 +466,17 @@
         el('option', { value: 'auto', text: 'Auto' }), el('option', { value: 'text', text: 'Text' }),
         el('option', { value: 'json', text: 'JSON' }), el('option', { value: 'hex', text: 'Hex' }));
       const pre = el('pre', { class: 'value', id: 'detail-value', tabindex: '0' });
+      // A large value shows its start (a hex dump of 1.5 MiB is 100k
+      // lines); the rest on request.
+      let whole = value.length <= SHOW_BYTES;
+      const more = button('', () => { whole = true; showValue(); }, { id: 'detail-show-all', class: 'link' });
       const showValue = () => {
-        const r = renderValue(value, fmt.value);
+        const r = renderValue(whole ? value : value.subarray(0, SHOW_BYTES), fmt.value);
         pre.textContent = r.text;
         pre.classList.toggle('error', !!r.error);
         $('#detail-shown-as', pane).textContent = fmt.value === 'auto' && r.as ? '(' + r.as + ')' : '';
+        more.hidden = whole;
+        more.textContent = 'Showing the first ' + size(SHOW_BYTES) + ' of ' + size(value.length) + '; show all';
       };
       fmt.addEventListener('change', showValue);
       const leaseDd = el('dd', { id: 'detail-lease', text: kv.lease && kv.lease !== '0' ? hexId(kv.lease) : 'none' });
@@ -485,6 +492,7 @@
         el('div', { class: 'toolbar' }, el('label', { for: 'detail-format', text: 'Show as' }), fmt,
           el('span', { class: 'muted', id: 'detail-shown-as' })),
         pre,
+        more,
       ];
       if (atRevision) {
         kids.push(el('div', { class: 'toolbar' }, button('Back to the current version', () => this.select(key), { id: 'detail-current' })));
