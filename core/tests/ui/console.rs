@@ -332,6 +332,13 @@ async fn large_prefixes_load_a_page_at_a_time() {
         s.put(&format!("/dirs/d{i:03}/a"), "v");
         s.put(&format!("/dirs/d{i:03}/b"), "v");
     }
+    // (the last directory holds more keys than one read returns)
+    for i in 0..99 {
+        s.put(&format!("/exact/d{i:03}/a"), "v");
+    }
+    for i in 0..150 {
+        s.put(&format!("/exact/d099/k{i:03}"), "v");
+    }
     let b = s.open("keys").await;
     let count = |css: &'static str| {
         let b = &b;
@@ -357,6 +364,13 @@ async fn large_prefixes_load_a_page_at_a_time() {
     b.click(r#"[data-more="/dirs/"]"#).await;
     b.wait_for(r#"[data-dir="/dirs/d104/"]"#, WAIT).await;
     assert_eq!(count(r#"button[data-dir^="/dirs/d"]"#).await, 105);
+
+    // Exactly a page of directories: no "Load more" that would find
+    // nothing.
+    b.click(r#"[data-dir="/exact/"]"#).await;
+    b.wait_for(r#"[data-dir="/exact/d099/"]"#, WAIT).await;
+    assert_eq!(count(r#"button[data-dir^="/exact/d"]"#).await, 100);
+    assert!(b.try_find(r#"[data-more="/exact/"]"#).await.is_none());
 
     // Another separator: the tree splits on it.
     b.fill("#keys-sep", ":").await;

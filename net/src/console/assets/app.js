@@ -327,11 +327,9 @@
         }
         if (next) return { items: out, next };
         if (lastDir) start = prefixEnd(lastDir);
-        const exhausted = !r.more || !kvs.length;
-        if (exhausted || out.length === PAGE) {
-          // A last skipped directory may have been the end of the range.
-          return { items: out, next: exhausted ? null : start };
-        }
+        // A full page goes on reading until it sees the next page's first
+        // key, so "Load more" is offered only when there is more.
+        if (!r.more || !kvs.length) return { items: out, next: null };
       }
     },
 
