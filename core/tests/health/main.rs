@@ -120,6 +120,20 @@ fn console_listener_serves_its_files_and_the_gateway() {
         ))
         .starts_with("HTTP/1.1 200")
     );
+    // A link from another site still opens the console.
+    let get = {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            c,
+            "GET /ui/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nSec-Fetch-Site: cross-site\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).unwrap();
+        out
+    };
+    assert!(get.starts_with("HTTP/1.1 200"), "{get}");
     let (_, body) =
         common::http_post(s.client_port(), "/v3/kv/range", r#"{"key":"ZXZpbA=="}"#).unwrap();
     assert!(

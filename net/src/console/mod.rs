@@ -17,10 +17,12 @@
 //!   Like `Status` and `MemberList`, it needs no permission, only a valid
 //!   token when one is given.
 //!
-//! A browser page on another site must not drive the console's API with
-//! the cookies-free but reachable loopback port: requests whose
+//! A page on another site must not drive the console's API on this
+//! reachable loopback port: calls other than GET/HEAD whose
 //! `Sec-Fetch-Site` or `Origin` say they come from another origin are
-//! refused with 403 (curl and other non-browser clients send neither).
+//! refused with 403 (curl and other non-browser clients send neither). A
+//! GET is let through (a link from elsewhere opens the console; another
+//! origin cannot read what it answers).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -145,7 +147,11 @@ async fn same_origin_only(
     req: http::Request<Body>,
     next: axum::middleware::Next,
 ) -> http::Response<Body> {
-    if let Some(why) = cross_origin(req.headers()) {
+    // Reading is harmless (another origin cannot read the answers: no
+    // CORS headers), and a link from another site to the console must
+    // open it; only calls that act are refused.
+    let safe = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
+    if !safe && let Some(why) = cross_origin(req.headers()) {
         tracing::warn!(path = %req.uri().path(), why, "console refused a cross-origin request");
         let mut r =
             http::Response::new(Body::from(format!("cross-origin request refused: {why}\n")));
