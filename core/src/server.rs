@@ -463,10 +463,11 @@ async fn serve_shard(
                 continue;
             }
         };
+        let loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
         let router = match what {
             Side::Metrics => gateway(false).into_router(),
             Side::Console(mount) => {
-                ferrocd_net::console::router(&mount, node.clone(), gateway(true))
+                ferrocd_net::console::router(&mount, node.clone(), gateway(true), loopback)
             }
         };
         tasks.push(tokio::spawn(serve_listener(

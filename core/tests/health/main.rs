@@ -120,6 +120,23 @@ fn console_listener_serves_its_files_and_the_gateway() {
         ))
         .starts_with("HTTP/1.1 200")
     );
+    // DNS rebinding: a page on another site whose name now resolves to
+    // 127.0.0.1 sends its own name as Host; a loopback console refuses it.
+    let rebound = {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            c,
+            "GET /ui/api/cluster HTTP/1.1\r\nHost: evil.example:{port}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).unwrap();
+        out
+    };
+    assert!(rebound.starts_with("HTTP/1.1 403"), "{rebound}");
+    assert!(rebound.contains("DNS-rebinding"), "{rebound}");
+
     // A link from another site still opens the console.
     let get = {
         use std::io::{Read, Write};

@@ -22,7 +22,9 @@
 //! `Sec-Fetch-Site` or `Origin` say they come from another origin are
 //! refused with 403 (curl and other non-browser clients send neither). A
 //! GET is let through (a link from elsewhere opens the console; another
-//! origin cannot read what it answers).
+//! origin cannot read what it answers). On a loopback listener a request
+//! must name the host by IP or `localhost`: a DNS name there can only be
+//! a DNS-rebinding page, which the browser would take for same-origin.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,8 +86,15 @@ pub fn mount_path(url_path: &str) -> String {
 }
 
 /// The console's router: its files under `mount` (see [`mount_path`]),
-/// `<mount>/api/cluster`, and `gateway`'s routes.
-pub fn router<C: ClusterService>(mount: &str, cluster: Arc<C>, gateway: Gateway) -> Router {
+/// `<mount>/api/cluster`, and `gateway`'s routes. `loopback`: the
+/// listener is bound to a loopback address, so only IP literals and
+/// `localhost` are accepted as `Host` (see [`host_refused`]).
+pub fn router<C: ClusterService>(
+    mount: &str,
+    cluster: Arc<C>,
+    gateway: Gateway,
+    loopback: bool,
+) -> Router {
     let mount = mount_path(mount);
     let mut r = gateway.into_router();
     for (name, ctype, body) in ASSETS {
@@ -109,7 +118,9 @@ pub fn router<C: ClusterService>(mount: &str, cluster: Arc<C>, gateway: Gateway)
             async move { cluster_view(&*c, req).await }
         }),
     );
-    r.layer(axum::middleware::from_fn(same_origin_only))
+    r.layer(axum::middleware::from_fn(move |req, next| {
+        same_origin_only(loopback, req, next)
+    }))
 }
 
 fn asset(ctype: &'static str, body: &'static str) -> http::Response<Body> {
@@ -142,11 +153,25 @@ fn redirect(to: &str) -> http::Response<Body> {
     r
 }
 
-/// Refuses a request a browser says comes from another origin.
+/// Refuses a request a browser says comes from another origin, and on a
+/// loopback listener one that names the host by a DNS name.
 async fn same_origin_only(
+    loopback: bool,
     req: http::Request<Body>,
     next: axum::middleware::Next,
 ) -> http::Response<Body> {
+    if loopback && let Some(host) = host_refused(req.headers()) {
+        tracing::warn!(
+            host,
+            "console refused a request for a host name on a loopback listener"
+        );
+        let mut r = http::Response::new(Body::from(format!(
+            "host {host:?} refused: this console listens on loopback only and answers requests \
+             for an IP address or localhost (a DNS name here is what a DNS-rebinding page sends)\n"
+        )));
+        *r.status_mut() = StatusCode::FORBIDDEN;
+        return r;
+    }
     // Reading is harmless (another origin cannot read the answers: no
     // CORS headers), and a link from another site to the console must
     // open it; only calls that act are refused.
@@ -159,6 +184,27 @@ async fn same_origin_only(
         return r;
     }
     next.run(req).await
+}
+
+/// On a loopback listener, the `Host` of a request that must be refused:
+/// a DNS name other than `localhost`. Such a listener is reached by name
+/// only through DNS rebinding (a page on another site whose name now
+/// resolves to 127.0.0.1, making the browser treat the console as its
+/// own origin), so an IP literal or `localhost` is required.
+fn host_refused(headers: &http::HeaderMap) -> Option<String> {
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        // [v6]:port
+        return rest
+            .split_once(']')
+            .and_then(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().ok())
+            .is_none()
+            .then(|| host.to_owned());
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    let ok = name.parse::<std::net::Ipv4Addr>().is_ok() || name.eq_ignore_ascii_case("localhost");
+    (!ok).then(|| host.to_owned())
 }
 
 /// Why `headers` mark a request from another origin, if they do.
@@ -365,6 +411,29 @@ mod tests {
         assert!(
             cross_origin(&headers(&[("host", "127.0.0.1:2381"), ("origin", "null")])).is_some()
         );
+    }
+
+    #[test]
+    fn a_loopback_console_answers_ip_literals_and_localhost_only() {
+        for ok in [
+            "127.0.0.1:2381",
+            "localhost:2381",
+            "LOCALHOST",
+            "[::1]:2381",
+            "10.0.0.1",
+        ] {
+            assert_eq!(host_refused(&headers(&[("host", ok)])), None, "{ok}");
+        }
+        for bad in [
+            "evil.example:2381",
+            "evil.example",
+            "127.0.0.1.nip.io:2381",
+            "[zz]:1",
+        ] {
+            assert!(host_refused(&headers(&[("host", bad)])).is_some(), "{bad}");
+        }
+        // HTTP/1.0 without Host: nothing to judge.
+        assert_eq!(host_refused(&http::HeaderMap::new()), None);
     }
 
     #[test]
