@@ -170,6 +170,12 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `--shards` (ours): shard executors, default the number of cores.
     pub shards: usize,
+    /// `--cors`: origins answered with CORS headers on the client port's
+    /// HTTP requests (`*`: any, the default).
+    pub cors: Vec<String>,
+    /// `--host-whitelist`: `Host` names a plaintext client listener
+    /// answers over HTTP (`*`: any, the default).
+    pub host_whitelist: Vec<String>,
     /// `--cert-file --key-file --trusted-ca-file --client-cert-auth`: TLS
     /// on the `https://` client URLs.
     pub client_tls: TlsFlags,
@@ -391,8 +397,8 @@ pub const FLAGS: &[Flag] = &[
     inert("self-signed-cert-validity", "1", "Validity period of auto-generated certificates, in years."),
     refused("peer-crl-file", "", "Peer certificate revocation list (not supported)."),
     refused("cipher-suites", "", "TLS cipher suites (not supported; rustls's safe defaults are used)."),
-    inert("cors", "*", "Comma-separated whitelist of origins for CORS."),
-    inert("host-whitelist", "*", "Acceptable hostnames from HTTP client requests."),
+    used("cors", "*", "Comma-separated whitelist of origins for CORS, or cross-origin resource sharing, (empty or * means allow all)."),
+    used("host-whitelist", "*", "Acceptable hostnames from HTTP client requests, if server is not secure (empty means allow all)."),
     // Auth
     used("auth-token", "simple", "Specify auth token specific options."),
     used("bcrypt-cost", "10", "Specify bcrypt algorithm cost factor for auth password hashing."),
@@ -629,6 +635,49 @@ fn duration(m: &ArgMatches, flag: &str) -> Result<Duration, ConfigError> {
         .map_err(|e| ConfigError::Invalid(format!("invalid duration {v:?} for --{flag}: {e}")))
 }
 
+/// A comma-separated list; empty is `*` (everything), as etcd reads it.
+fn list_or_star(v: &str) -> Vec<String> {
+    let items: Vec<String> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if items.is_empty() {
+        vec!["*".to_owned()]
+    } else {
+        items
+    }
+}
+
+/// `--cors`: `*` or origins, each a URL with a host and a port, as etcd
+/// 3.5 requires (`http://a.example:80`).
+fn cors(m: &ArgMatches) -> Result<Vec<String>, ConfigError> {
+    let v = text(m, "cors");
+    let list = list_or_star(&v);
+    for o in &list {
+        if o == "*" {
+            continue;
+        }
+        // Go's net.SplitHostPort on the URL's host: the port must be
+        // written out (the url crate drops a scheme's default port, so
+        // the authority is looked at as written).
+        let authority = o
+            .split_once("://")
+            .map(|(_, rest)| rest.split('/').next().unwrap_or(""));
+        let has_port = Url::parse(o).is_ok()
+            && authority
+                .and_then(|a| a.rsplit_once(':'))
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        if !has_port {
+            return Err(ConfigError::Invalid(format!(
+                "invalid value {v:?} for flag -cors: URL address does not have the form \"host:port\": {o}"
+            )));
+        }
+    }
+    Ok(list)
+}
+
 fn urls(m: &ArgMatches, flag: &str, listen: bool) -> Result<Vec<Url>, ConfigError> {
     let v = text(m, flag);
     if v.is_empty() {
@@ -858,6 +907,8 @@ fn build(m: &ArgMatches) -> Result<Config, ConfigError> {
         log_level,
         log_format,
         shards,
+        cors: cors(m)?,
+        host_whitelist: list_or_star(&text(m, "host-whitelist")),
         name,
         client_tls: tls_flags(m, "")?,
         peer_tls: tls_flags(m, "peer-")?,
@@ -1060,6 +1111,22 @@ mod tests {
         assert_eq!(c.watch_progress_notify_interval, Duration::from_secs(600));
         assert!(c.pre_vote && c.strict_reconfig_check);
         assert!(c.shards >= 1);
+        assert_eq!(c.cors, ["*"]);
+        assert_eq!(c.host_whitelist, ["*"]);
+    }
+
+    #[test]
+    fn cors_origins_need_a_port_and_lists_may_be_star() {
+        let c = ok(&["--cors", "http://a.example:80, https://b.example:443"]).config;
+        assert_eq!(c.cors, ["http://a.example:80", "https://b.example:443"]);
+        let c = ok(&["--cors", "", "--host-whitelist", "a.example,b.example"]).config;
+        assert_eq!(c.cors, ["*"]);
+        assert_eq!(c.host_whitelist, ["a.example", "b.example"]);
+        // etcd 3.5.1's words.
+        assert_eq!(
+            err(&["--cors", "http://a.example"]).to_string(),
+            "invalid value \"http://a.example\" for flag -cors: URL address does not have the form \"host:port\": http://a.example"
+        );
     }
 
     #[test]

@@ -211,6 +211,10 @@ impl Server {
             let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
             let max_request_bytes = cfg.max_request_bytes as usize;
             let max_txn_ops = cfg.max_txn_ops as usize;
+            let access = Arc::new(ferrocd_net::AccessControl::new(
+                &cfg.cors,
+                &cfg.host_whitelist,
+            ));
             let metrics = metrics.clone();
             let health = health.clone();
             let side = if i == 0 {
@@ -236,6 +240,7 @@ impl Server {
                         stop_rx,
                         max_request_bytes,
                         max_txn_ops,
+                        access,
                         metrics,
                         health,
                     ));
@@ -357,6 +362,7 @@ async fn serve_shard(
     stop: watch::Receiver<bool>,
     max_request_bytes: usize,
     max_txn_ops: usize,
+    access: Arc<ferrocd_net::AccessControl>,
     metrics: Metrics,
     health: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
@@ -445,7 +451,10 @@ async fn serve_shard(
         .add_service(LockServer::from_arc(lock.clone()).max_decoding_message_size(limit))
         .add_service(ElectionServer::from_arc(election.clone()).max_decoding_message_size(limit))
         .add_service(health.clone());
-        let router = client_router(grpc.routes(), gateway(true));
+        let router = client_router(
+            grpc.routes(),
+            gateway(true).access(access.clone(), tls.is_some()),
+        );
         tasks.push(tokio::spawn(serve_listener(
             listener,
             router,

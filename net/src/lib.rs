@@ -52,8 +52,8 @@ pub use auth::{AuthInfo, AuthReply, AuthRequest, AuthService, AuthShim, Authoriz
 pub use concurrency::ConcurrencyService;
 pub use election::{ElectionShim, ObserveStream};
 pub use gateway::{
-    ClientConn, ConnRead, ConnWrite, FastHandler, Gateway, HealthCheck, Prefixed, Versions,
-    client_router, serve_client, serve_client_tls, serve_client_with_fast,
+    AccessControl, ClientConn, ConnRead, ConnWrite, FastHandler, Gateway, HealthCheck, Prefixed,
+    Versions, client_router, serve_client, serve_client_tls, serve_client_with_fast,
 };
 pub use identity::{ClientIdentity, ConnInfo};
 pub use kv::{KvService, KvShim, ServerInfo};

@@ -178,3 +178,134 @@ fn https_console_url_without_a_certificate_is_refused() {
         "{err}"
     );
 }
+
+/// One raw HTTP/1.1 request: (status, lower-cased headers, body).
+fn raw_http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req += &format!("{k}: {v}\r\n");
+    }
+    req += &format!("Content-Length: {}\r\n\r\n{body}", body.len());
+    c.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap().split_whitespace().nth(1).unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status.parse().unwrap(), headers, body.to_owned())
+}
+
+/// `--cors` and `--host-whitelist` on the client port, next to etcd 3.5.1
+/// with the same flags: the same statuses, CORS headers and 421 text.
+#[test]
+fn cors_and_host_whitelist_answer_as_etcd() {
+    let cases: &[(&[&str], &str, &[(&str, &str)])] = &[
+        // (flags, method, headers besides Host)
+        (&[], "POST", &[]),
+        (&[], "POST", &[("Origin", "http://x.example:80")]),
+        (&[], "OPTIONS", &[("Origin", "http://x.example:80")]),
+        (&["--cors", "http://a.example:80"], "POST", &[]),
+        (
+            &["--cors", "http://a.example:80"],
+            "POST",
+            &[("Origin", "http://a.example:80")],
+        ),
+        (
+            &["--cors", "http://a.example:80"],
+            "POST",
+            &[("Origin", "http://c.example:80")],
+        ),
+        (
+            &["--cors", "http://a.example:80"],
+            "OPTIONS",
+            &[("Origin", "http://c.example:80")],
+        ),
+    ];
+    let hosts = ["127.0.0.1", "good.example", "evil.example", "localhost"];
+    let whitelist = ["--host-whitelist", "good.example,127.0.0.1"];
+    let answers = |bin: &std::path::Path| {
+        let mut out = Vec::new();
+        for (flags, method, extra) in cases {
+            let tmp = tempdir();
+            let mut all: Vec<&str> = flags.to_vec();
+            all.extend_from_slice(&whitelist);
+            let s = common::Server::start_bin(bin, &tmp.path().join("d"), &all);
+            let port = s.client_port();
+            for h in hosts {
+                let host = format!("{h}:{port}");
+                let mut headers = vec![("Host", host.as_str())];
+                headers.extend_from_slice(extra);
+                let (status, hs, body) =
+                    raw_http(port, method, "/v3/kv/range", &headers, r#"{"key":"YQ=="}"#);
+                let mut cors: Vec<_> = hs
+                    .into_iter()
+                    .filter(|(k, _)| k.starts_with("access-control-"))
+                    .collect();
+                cors.sort();
+                // The 421 text is compared whole; a 200's JSON holds ids.
+                let body = if status == 421 || body.is_empty() {
+                    body
+                } else {
+                    "(answer)".into()
+                };
+                out.push(format!(
+                    "{flags:?} {method} {extra:?} Host {h}: {status} {cors:?} {body}"
+                ));
+            }
+        }
+        out
+    };
+    let ours = answers(&common::server_bin());
+    // What etcd 3.5.1 does, as seen when this test was written (and
+    // checked again below when $ETCD_BIN is there).
+    assert!(
+        ours[2].contains(": 421 [] \netcd received your request"),
+        "{ours:#?}"
+    );
+    assert!(
+        ours[0].contains(r#"("access-control-allow-origin", "*")"#),
+        "{ours:#?}"
+    );
+    if let Some(etcd) = common::etcd_bin() {
+        let theirs = answers(&etcd);
+        for (a, b) in ours.iter().zip(&theirs) {
+            assert_eq!(a, b, "ferrocd vs etcd 3.5.1");
+        }
+    }
+
+    // gRPC is not HTTP/1 and is not subject to the whitelist.
+    let tmp = tempdir();
+    let s = Server::start_with(&tmp.path().join("d"), &["--host-whitelist", "only.example"]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use ferrocd_net::pb::etcdserverpb::PutRequest;
+        use ferrocd_net::pb::etcdserverpb::kv_client::KvClient;
+        KvClient::new(s.channel().await)
+            .put(PutRequest {
+                key: b"k".to_vec(),
+                value: b"v".to_vec(),
+                ..Default::default()
+            })
+            .await
+            .expect("gRPC put with a host whitelist");
+    });
+    let (code, _) = common::http_get(s.client_port(), "/health").unwrap();
+    assert_eq!(code, 421, "HTTP for 127.0.0.1 is not on the whitelist");
+}

@@ -17,6 +17,7 @@
 //! A gateway call is counted in `/metrics` under its gRPC method, as it
 //! would be in etcd, where the gateway is a gRPC client of the server.
 
+mod access;
 mod conn;
 pub(crate) mod error;
 mod json;
@@ -47,6 +48,7 @@ use crate::pb::etcdserverpb::watch_server::Watch;
 use crate::pb::v3electionpb::election_server::Election;
 use crate::pb::v3lockpb::lock_server::Lock;
 
+pub use access::AccessControl;
 pub use conn::{ClientConn, ConnRead, ConnWrite, Prefixed};
 pub use port::{
     FastHandler, client_router, serve_client, serve_client_tls, serve_client_with_fast,
@@ -89,6 +91,8 @@ pub struct Gateway {
     versions: Versions,
     metrics: Metrics,
     health: Option<HealthCheck>,
+    /// `--cors` / `--host-whitelist`, and whether the listener is TLS.
+    access: Option<(Arc<AccessControl>, bool)>,
 }
 
 impl fmt::Debug for Gateway {
@@ -108,7 +112,17 @@ impl Gateway {
             versions,
             metrics,
             health: None,
+            access: None,
         }
+    }
+
+    /// etcd's access control on these routes (see `access`): CORS
+    /// headers and, on a plaintext listener (`tls` false), the host
+    /// whitelist.
+    #[must_use]
+    pub fn access(mut self, rules: Arc<AccessControl>, tls: bool) -> Self {
+        self.access = Some((rules, tls));
+        self
     }
 
     /// The probe behind `/health`.
@@ -459,7 +473,9 @@ impl Gateway {
             serde_json::Value::from(self.versions.cluster),
         );
         let metrics = self.metrics;
-        self.router
+        let access = self.access;
+        let router = self
+            .router
             .route(
                 "/health",
                 get(move || {
@@ -487,7 +503,13 @@ impl Gateway {
                         r
                     }
                 }),
-            )
+            );
+        match access {
+            Some((rules, tls)) => router.layer(axum::middleware::from_fn(move |req, next| {
+                access::check(rules.clone(), tls, req, next)
+            })),
+            None => router,
+        }
     }
 
     fn route_all(mut self, paths: &[&str], route: axum::routing::MethodRouter) -> Self {
