@@ -213,8 +213,9 @@ fn raw_http(
 /// with the same flags: the same statuses, CORS headers and 421 text.
 #[test]
 fn cors_and_host_whitelist_answer_as_etcd() {
-    let cases: &[(&[&str], &str, &[(&str, &str)])] = &[
-        // (flags, method, headers besides Host)
+    // (flags, method, headers besides Host)
+    type Case<'a> = (&'a [&'a str], &'a str, &'a [(&'a str, &'a str)]);
+    let cases: &[Case] = &[
         (&[], "POST", &[]),
         (&[], "POST", &[("Origin", "http://x.example:80")]),
         (&[], "OPTIONS", &[("Origin", "http://x.example:80")]),
