@@ -20,7 +20,6 @@ mod common;
 #[path = "../../../net/src/tls_testing.rs"]
 mod tls_testing;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,14 +30,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tls_testing::Ca;
 
 const READY: Duration = Duration::from_secs(30);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A `ferrocd` process; killed (by its PID) when dropped.
 struct Proc {
@@ -92,7 +83,7 @@ fn path(p: &Path) -> String {
 /// A single member: client URL `https://` (with `client_flags`), peer URL
 /// plain.
 fn single(dir: &Path, client: u16, client_flags: &[String]) -> Proc {
-    let peer = free_port();
+    let peer = common::free_port();
     let curl = format!("https://127.0.0.1:{client}");
     let purl = format!("http://127.0.0.1:{peer}");
     let mut args = s(&[
@@ -202,7 +193,7 @@ async fn single_node_over_https() {
     let tmp = common::tempdir();
     let ca = Ca::new(tmp.path(), "ca");
     let (cert, key) = ca.issue("server");
-    let port = free_port();
+    let port = common::free_port();
     let p = single(
         &tmp.path().join("n1"),
         port,
@@ -296,7 +287,7 @@ async fn client_cert_auth_refuses_strangers() {
     let ca = Ca::new(tmp.path(), "ca");
     let other = Ca::new(tmp.path(), "other");
     let (cert, key) = ca.issue("server");
-    let port = free_port();
+    let port = common::free_port();
     let p = single(
         &tmp.path().join("n1"),
         port,
@@ -360,8 +351,8 @@ async fn client_cert_auth_refuses_strangers() {
 /// certificate (and the CA it trusts) from `cas[i]`. Client ports are
 /// plain.
 fn peer_tls_cluster(root: &Path, cas: [&Ca; 3]) -> (Vec<Proc>, Vec<u16>) {
-    let peers: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let clients: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let peers: Vec<u16> = (0..3).map(|_| common::free_port()).collect();
+    let clients: Vec<u16> = (0..3).map(|_| common::free_port()).collect();
     let initial = (0..3)
         .map(|i| format!("m{i}=https://127.0.0.1:{}", peers[i]))
         .collect::<Vec<_>>()
@@ -498,7 +489,7 @@ async fn member_with_a_foreign_peer_certificate_cannot_join() {
 #[test]
 fn https_urls_without_certificates_are_refused_at_start() {
     let tmp = common::tempdir();
-    let port = free_port();
+    let port = common::free_port();
     let run = |flags: &[String]| {
         let out = Command::new(env!("CARGO_BIN_EXE_ferrocd"))
             .arg("--data-dir")
@@ -554,7 +545,7 @@ async fn certificate_common_name_is_the_user_when_auth_is_on() {
     let tmp = common::tempdir();
     let ca = Ca::new(tmp.path(), "ca");
     let (cert, key) = ca.issue("server");
-    let port = free_port();
+    let port = common::free_port();
     let p = single(
         &tmp.path().join("n1"),
         port,
@@ -651,4 +642,54 @@ async fn certificate_common_name_is_the_user_when_auth_is_on() {
     )
     .await;
     assert!(out.contains("user name is empty"), "{out}");
+}
+
+/// `https://` console and metrics URLs use the client certificate: the
+/// console's page and gateway, and `/metrics`, over TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_and_metrics_over_https() {
+    let tmp = common::tempdir();
+    let ca = Ca::new(tmp.path(), "ca");
+    let (cert, key) = ca.issue("server");
+    let port = common::free_port();
+    let ui = common::free_port();
+    let metrics = common::free_port();
+    let p = single(
+        &tmp.path().join("n1"),
+        port,
+        &s(&[
+            "--cert-file",
+            &path(&cert),
+            "--key-file",
+            &path(&key),
+            "--listen-ui-urls",
+            &format!("https://127.0.0.1:{ui}/ui"),
+            "--listen-metrics-urls",
+            &format!("https://127.0.0.1:{metrics}"),
+        ]),
+    );
+    let trust = ClientTls::with_ca(ca.pem());
+    ready(
+        &format!("https://127.0.0.1:{port}"),
+        opts(Protocol::Grpc, Some(trust.clone())),
+        &p,
+    )
+    .await;
+    let page = https(ui, &trust, "GET", "/ui/", "").await;
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("<script src=\"app.js\""), "{page}");
+    let put = https(
+        ui,
+        &trust,
+        "POST",
+        "/v3/kv/put",
+        r#"{"key":"YQ==","value":"Yg=="}"#,
+    )
+    .await;
+    assert!(put.starts_with("HTTP/1.1 200"), "{put}");
+    let m = https(metrics, &trust, "GET", "/metrics", "").await;
+    assert!(
+        m.starts_with("HTTP/1.1 200") && m.contains("etcd_server_has_leader"),
+        "{m}"
+    );
 }
