@@ -1199,6 +1199,45 @@ fn console_cluster_view_asks_every_member() {
         b.screenshot("cluster-3").await;
     });
 
+    // A learner joins: shown as one, asked like the others.
+    let new = c.add_slot(tmp.path());
+    let learner_peer = format!("http://127.0.0.1:{}", c.members[new].peer);
+    let ep0 = c.endpoints()[0].clone();
+    rt.block_on(async {
+        use ferrocd_net::pb::etcdserverpb::MemberAddRequest;
+        use ferrocd_net::pb::etcdserverpb::cluster_client::ClusterClient;
+        ClusterClient::new(common::connect(&ep0).await)
+            .member_add(MemberAddRequest {
+                peer_ur_ls: vec![learner_peer],
+                is_learner: true,
+            })
+            .await
+            .expect("add a learner");
+    });
+    c.spawn(new);
+    c.wait_ready(new);
+    let v = view(Duration::from_secs(20), &|v| {
+        v["members"].as_array().unwrap().len() == 4 && all_healthy(v)
+    });
+    let learner = v["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "m3")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(learner["role"], "learner", "{v}");
+    assert_eq!(learner["is_learner"], true, "{v}");
+    rt.block_on(async {
+        b.wait_text("#cluster-summary", "4 members", Duration::from_secs(10))
+            .await;
+        let row = format!(
+            r#"#members tr[data-member="{}"]"#,
+            learner["id"].as_str().unwrap()
+        );
+        let text = b.wait_text(&row, "learner", Duration::from_secs(10)).await;
+        assert!(text.contains("m3") && text.contains("healthy"), "{text}");
+    });
+
     // A member that is down: reported, not waited for.
     let down = if leaders[0]["name"] == "m0" { 2 } else { 0 };
     let down_id = members
