@@ -53,6 +53,13 @@ const REVOKES_PER_PASS: usize = 64;
 /// How long [`ClusterService::member_status`] waits for another member.
 const MEMBER_STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// What a member answered over the peer port: its `Result`, with the
+/// remote error's message mapped back to etcd's error.
+fn peer_answer<Resp: for<'a> serde::Deserialize<'a>>(bytes: &[u8]) -> Result<Resp, EtcdError> {
+    let r: Result<Resp, String> = crate::raft::decode(bytes).map_err(raft_err)?;
+    r.map_err(|m| EtcdError::from_message(&m))
+}
+
 /// Cluster and member ids (etcd computes them the same way: sha1 of the
 /// peer URLs + token, and of the member ids).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -981,10 +988,7 @@ impl Node {
             let client = self.network.client(leader, &member);
             let left = deadline.saturating_duration_since(Instant::now());
             match client.call(kind, payload.clone(), left).await {
-                Ok(bytes) => {
-                    let r: Result<Resp, String> = crate::raft::decode(&bytes).map_err(raft_err)?;
-                    return r.map_err(|m| EtcdError::from_message(&m));
-                }
+                Ok(bytes) => return peer_answer(&bytes),
                 Err(ferrocd_net::peer::PeerError::Remote(m)) => {
                     return Err(EtcdError::from_message(&m));
                 }
@@ -2015,17 +2019,13 @@ impl ClusterService for Node {
             m.membership_config.membership().get_node(&id).cloned()
         };
         let member = member.ok_or(EtcdError::MemberNotFound)?;
-        let payload = crate::raft::encode(&()).map_err(raft_err)?;
         let client = self.network.client(id, &member);
         match client
-            .call(KIND_STATUS, payload, MEMBER_STATUS_TIMEOUT)
+            .call(KIND_STATUS, Vec::new(), MEMBER_STATUS_TIMEOUT)
             .await
         {
-            Ok(bytes) => {
-                let r: Result<NodeStatus, String> =
-                    crate::raft::decode(&bytes).map_err(raft_err)?;
-                r.map_err(|m| EtcdError::from_message(&m))
-            }
+            Ok(bytes) => peer_answer(&bytes),
+            Err(ferrocd_net::peer::PeerError::Remote(m)) => Err(EtcdError::from_message(&m)),
             Err(e) => Err(EtcdError::Unknown(format!("member {id:x}: {e}"))),
         }
     }

@@ -201,6 +201,10 @@ impl Server {
             });
         }
         let (stop, stop_rx) = watch::channel(false);
+        let access = Arc::new(ferrocd_net::AccessControl::new(
+            &cfg.cors,
+            &cfg.host_whitelist,
+        ));
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let mut handles = Vec::new();
         let (done_tx, shard_done) = std::sync::mpsc::channel();
@@ -211,10 +215,7 @@ impl Server {
             let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
             let max_request_bytes = cfg.max_request_bytes as usize;
             let max_txn_ops = cfg.max_txn_ops as usize;
-            let access = Arc::new(ferrocd_net::AccessControl::new(
-                &cfg.cors,
-                &cfg.host_whitelist,
-            ));
+            let access = access.clone();
             let metrics = metrics.clone();
             let health = health.clone();
             let side = if i == 0 {

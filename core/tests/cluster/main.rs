@@ -1248,7 +1248,6 @@ fn console_cluster_view_asks_every_member() {
         .unwrap()
         .to_owned();
     c.kill(down);
-    let started = Instant::now();
     let v = view(Duration::from_secs(20), &|v| {
         v["members"]
             .as_array()
@@ -1256,7 +1255,6 @@ fn console_cluster_view_asks_every_member() {
             .iter()
             .any(|m| m["name"] == format!("m{down}").as_str() && m["role"] == "unknown")
     });
-    assert!(started.elapsed() < Duration::from_secs(20));
     for m in v["members"].as_array().unwrap() {
         if m["name"] == format!("m{down}").as_str() {
             assert_eq!(m["healthy"], false, "{v}");

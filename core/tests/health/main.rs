@@ -98,59 +98,42 @@ fn console_listener_serves_its_files_and_the_gateway() {
     assert_eq!(v["members"][0]["status"]["revision"], 2, "{v}");
 
     // What a page on another site would send: refused, nothing written.
-    let raw = |extra: &str| {
-        use std::io::{Read, Write};
-        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let body = r#"{"key":"ZXZpbA==","value":"eA=="}"#;
-        write!(
-            c,
-            "POST /v3/kv/put HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n{extra}Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
+    let host = format!("127.0.0.1:{port}");
+    let put = |extra: &[(&str, &str)]| {
+        let mut headers = vec![("Host", host.as_str()), ("Content-Type", "text/plain")];
+        headers.extend_from_slice(extra);
+        raw_http(
+            port,
+            "POST",
+            "/v3/kv/put",
+            &headers,
+            r#"{"key":"ZXZpbA==","value":"eA=="}"#,
         )
-        .unwrap();
-        let mut out = String::new();
-        c.read_to_string(&mut out).unwrap();
-        out
+        .0
     };
-    assert!(raw("Origin: http://evil.example\r\n").starts_with("HTTP/1.1 403"));
-    assert!(raw("Sec-Fetch-Site: cross-site\r\n").starts_with("HTTP/1.1 403"));
-    assert!(
-        raw(&format!(
-            "Origin: http://127.0.0.1:{port}\r\nSec-Fetch-Site: same-origin\r\n"
-        ))
-        .starts_with("HTTP/1.1 200")
+    assert_eq!(put(&[("Origin", "http://evil.example")]), 403);
+    assert_eq!(put(&[("Sec-Fetch-Site", "cross-site")]), 403);
+    let own = format!("http://127.0.0.1:{port}");
+    assert_eq!(
+        put(&[("Origin", own.as_str()), ("Sec-Fetch-Site", "same-origin")]),
+        200
     );
     // DNS rebinding: a page on another site whose name now resolves to
     // 127.0.0.1 sends its own name as Host; a loopback console refuses it.
-    let rebound = {
-        use std::io::{Read, Write};
-        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(
-            c,
-            "GET /ui/api/cluster HTTP/1.1\r\nHost: evil.example:{port}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut out = String::new();
-        c.read_to_string(&mut out).unwrap();
-        out
-    };
-    assert!(rebound.starts_with("HTTP/1.1 403"), "{rebound}");
-    assert!(rebound.contains("DNS-rebinding"), "{rebound}");
+    let evil = format!("evil.example:{port}");
+    let (code, _, text) = raw_http(port, "GET", "/ui/api/cluster", &[("Host", &evil)], "");
+    assert_eq!(code, 403, "{text}");
+    assert!(text.contains("DNS-rebinding"), "{text}");
 
     // A link from another site still opens the console.
-    let get = {
-        use std::io::{Read, Write};
-        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(
-            c,
-            "GET /ui/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nSec-Fetch-Site: cross-site\r\n\r\n"
-        )
-        .unwrap();
-        let mut out = String::new();
-        c.read_to_string(&mut out).unwrap();
-        out
-    };
-    assert!(get.starts_with("HTTP/1.1 200"), "{get}");
+    let (code, _, text) = raw_http(
+        port,
+        "GET",
+        "/ui/",
+        &[("Host", &host), ("Sec-Fetch-Site", "cross-site")],
+        "",
+    );
+    assert_eq!(code, 200, "{text}");
     let (_, body) =
         common::http_post(s.client_port(), "/v3/kv/range", r#"{"key":"ZXZpbA=="}"#).unwrap();
     assert!(

@@ -28,7 +28,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -107,7 +107,7 @@ impl Browser {
         // chromedriver's bind; then chromedriver exits and we try another.
         let mut last = String::new();
         for _ in 0..3 {
-            let port = free_port();
+            let port = crate::common::free_port();
             let log_file = std::fs::File::create(&log).expect("create chromedriver.log");
             let mut driver = Command::new(&driver_bin)
                 .arg(format!("--port={port}"))
@@ -618,13 +618,6 @@ fn on_path(name: &str) -> Option<PathBuf> {
             p.metadata()
                 .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("probe a free loopback port")
-        .port()
 }
 
 /// Polls chromedriver's `/status` until it says ready, it exits, or

@@ -69,6 +69,22 @@ impl Setup {
         serde_json::from_str(&text).unwrap()
     }
 
+    /// The user `root` (password `rootpw`) with the root role, which
+    /// enabling auth needs.
+    fn add_root(&self) {
+        self.call(
+            "auth/user/add",
+            json!({"name": "root", "password": "rootpw"}),
+            None,
+        );
+        self.call("auth/role/add", json!({"name": "root"}), None);
+        self.call(
+            "auth/user/grant",
+            json!({"user": "root", "role": "root"}),
+            None,
+        );
+    }
+
     fn put(&self, key: &str, value: &str) -> i64 {
         let r = self.call(
             "kv/put",
@@ -543,7 +559,8 @@ async fn cluster_view_shows_members_and_load() {
         .await;
     alarm("DEACTIVATE");
     b.wait_text("#alarms", "none", WAIT).await;
-    b.wait_text("#members tbody", "healthy", WAIT).await;
+    b.wait_gone("#members td.health.down", WAIT).await;
+    b.wait_for("#members td.health.up", WAIT).await;
     no_page_errors(&b);
     b.close().await;
 }
@@ -554,12 +571,7 @@ async fn with_auth_the_console_acts_as_the_user() {
     s.put("/pub/notice", "hello readers");
     s.put("/private/secret", "no");
     let call = |p: &str, body: Value| s.call(p, body, None);
-    call(
-        "auth/user/add",
-        json!({"name": "root", "password": "rootpw"}),
-    );
-    call("auth/role/add", json!({"name": "root"}));
-    call("auth/user/grant", json!({"user": "root", "role": "root"}));
+    s.add_root();
     call(
         "auth/user/add",
         json!({"name": "alice", "password": "alicepw"}),
@@ -628,15 +640,9 @@ async fn with_auth_the_console_acts_as_the_user() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_session_asks_to_log_in_again() {
     let s = Setup::start_with(&["--auth-token-ttl", "1"]);
-    let call = |p: &str, body: Value| s.call(p, body, None);
-    call(
-        "auth/user/add",
-        json!({"name": "root", "password": "rootpw"}),
-    );
-    call("auth/role/add", json!({"name": "root"}));
-    call("auth/user/grant", json!({"user": "root", "role": "root"}));
+    s.add_root();
     s.put("k", "v");
-    call("auth/enable", json!({}));
+    s.call("auth/enable", json!({}), None);
     let b = s.open("keys").await;
     b.fill("#login-user", "root").await;
     b.fill("#login-password", "rootpw").await;

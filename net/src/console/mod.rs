@@ -27,7 +27,6 @@
 //! a DNS-rebinding page, which the browser would take for same-origin.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -37,6 +36,7 @@ use serde::Serialize;
 use tonic::Status;
 
 use crate::auth::Credentials;
+use crate::gateway::access::hostname;
 use crate::gateway::{Gateway, error, with_metadata};
 use crate::maintenance::{ClusterService, NodeStatus};
 
@@ -68,9 +68,6 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
 /// origin's API, nothing else.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
-
-/// How long the cluster view waits for one member's status.
-const MEMBER_STATUS_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The mount path of a `--listen-ui-urls` URL's path: `/ui` for `/ui` and
 /// `/ui/`, `` (the root) for `` and `/`.
@@ -165,12 +162,13 @@ async fn same_origin_only(
             host,
             "console refused a request for a host name on a loopback listener"
         );
-        let mut r = http::Response::new(Body::from(format!(
-            "host {host:?} refused: this console listens on loopback only and answers requests \
-             for an IP address or localhost (a DNS name here is what a DNS-rebinding page sends)\n"
-        )));
-        *r.status_mut() = StatusCode::FORBIDDEN;
-        return r;
+        return error::text_response(
+            StatusCode::FORBIDDEN,
+            format!(
+                "host {host:?} refused: this console listens on loopback only and answers requests \
+                 for an IP address or localhost (a DNS name here is what a DNS-rebinding page sends)\n"
+            ),
+        );
     }
     // Reading is harmless (another origin cannot read the answers: no
     // CORS headers), and a link from another site to the console must
@@ -178,10 +176,10 @@ async fn same_origin_only(
     let safe = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
     if !safe && let Some(why) = cross_origin(req.headers()) {
         tracing::warn!(path = %req.uri().path(), why, "console refused a cross-origin request");
-        let mut r =
-            http::Response::new(Body::from(format!("cross-origin request refused: {why}\n")));
-        *r.status_mut() = StatusCode::FORBIDDEN;
-        return r;
+        return error::text_response(
+            StatusCode::FORBIDDEN,
+            format!("cross-origin request refused: {why}\n"),
+        );
     }
     next.run(req).await
 }
@@ -193,17 +191,8 @@ async fn same_origin_only(
 /// own origin), so an IP literal or `localhost` is required.
 fn host_refused(headers: &http::HeaderMap) -> Option<String> {
     let host = headers.get(header::HOST)?.to_str().ok()?;
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        // [v6]:port
-        return rest
-            .split_once(']')
-            .and_then(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().ok())
-            .is_none()
-            .then(|| host.to_owned());
-    } else {
-        host.rsplit_once(':').map_or(host, |(h, _)| h)
-    };
-    let ok = name.parse::<std::net::Ipv4Addr>().is_ok() || name.eq_ignore_ascii_case("localhost");
+    let name = hostname(host);
+    let ok = name.parse::<std::net::IpAddr>().is_ok() || name.eq_ignore_ascii_case("localhost");
     (!ok).then(|| host.to_owned())
 }
 
@@ -284,11 +273,12 @@ async fn cluster_view<C: ClusterService>(
         Ok((m, _)) => m,
         Err(e) => return error::error_response(&Status::from(e)),
     };
+    // `member_status` bounds each call itself (a dead member is an error
+    // within its timeout), so the slowest member bounds the view.
     let statuses = futures_util::future::join_all(members.iter().map(|m| async move {
-        match tokio::time::timeout(MEMBER_STATUS_TIMEOUT, node.member_status(m.id)).await {
-            Ok(r) => r.map_err(|e| e.message().to_owned()),
-            Err(_) => Err("no answer within 3s".to_owned()),
-        }
+        node.member_status(m.id)
+            .await
+            .map_err(|e| e.message().to_owned())
     }))
     .await;
     let members = members

@@ -51,7 +51,7 @@ impl AccessControl {
 
 /// Go's `httputil.GetHostname`: the host without its port (and without
 /// an IPv6 literal's brackets).
-fn hostname(host: &str) -> &str {
+pub(crate) fn hostname(host: &str) -> &str {
     if let Some(rest) = host.strip_prefix('[') {
         return rest.split_once(']').map_or(rest, |(h, _)| h);
     }
@@ -73,18 +73,7 @@ fn misdirected(host: &str) -> http::Response<Body> {
          - e.g. etcd --host-whitelist {quoted}\n\n\
          This requirement has been added to help prevent \"DNS Rebinding\" attacks (CVE-2018-5702).\n\n"
     );
-    let mut r = http::Response::new(Body::from(text));
-    *r.status_mut() = StatusCode::MISDIRECTED_REQUEST;
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    r
+    super::error::text_response(StatusCode::MISDIRECTED_REQUEST, text)
 }
 
 fn add_cors(h: &mut http::HeaderMap, origin: HeaderValue) {
@@ -106,11 +95,7 @@ pub(crate) async fn check(
     req: http::Request<Body>,
     next: axum::middleware::Next,
 ) -> http::Response<Body> {
-    let grpc = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-    if grpc {
+    if super::error::is_grpc(req.headers()) {
         return next.run(req).await;
     }
     if !tls {

@@ -72,6 +72,30 @@ pub(crate) fn stream_error_line(status: &Status) -> String {
     )
 }
 
+/// A plain-text answer with `status` (Go's `http.Error` shape: text/plain,
+/// nosniff), for refusals and the 404 fallback.
+pub(crate) fn text_response(status: StatusCode, text: impl Into<Body>) -> http::Response<Body> {
+    let mut r = http::Response::new(text.into());
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+/// Whether a request is gRPC (by its content type), not HTTP/1 JSON.
+pub(crate) fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

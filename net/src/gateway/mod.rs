@@ -17,7 +17,7 @@
 //! A gateway call is counted in `/metrics` under its gRPC method, as it
 //! would be in etcd, where the gateway is a gRPC client of the server.
 
-mod access;
+pub(crate) mod access;
 mod conn;
 pub(crate) mod error;
 mod json;

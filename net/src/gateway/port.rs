@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use http::{HeaderValue, StatusCode, header};
+use http::StatusCode;
 use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -38,11 +38,7 @@ pub fn client_router(grpc: Routes, gateway: Gateway) -> Router {
 }
 
 async fn fallback(req: http::Request<Body>) -> http::Response<Body> {
-    let grpc = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-    if grpc {
+    if super::error::is_grpc(req.headers()) {
         return tonic::Status::unimplemented("").into_http();
     }
     // grpc-gateway's 404 under /v3, Go's default elsewhere (etcd 3.5.1).
@@ -51,13 +47,7 @@ async fn fallback(req: http::Request<Body>) -> http::Response<Body> {
     } else {
         "404 page not found\n"
     };
-    let mut r = http::Response::new(Body::from(text));
-    *r.status_mut() = StatusCode::NOT_FOUND;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
+    super::error::text_response(StatusCode::NOT_FOUND, text)
 }
 
 /// Serves `router` (from [`client_router`]) on `listener` until `shutdown`

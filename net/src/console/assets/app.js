@@ -507,7 +507,7 @@
         call('lease/timetolive', { ID: kv.lease }).then((t) => {
           const ttl = num(t.TTL);
           leaseDd.textContent = hexId(kv.lease) + (ttl < 0 ? ' (expired)' : ' (TTL ' + ttl + ' s of ' + num(t.grantedTTL) + ')');
-        }, () => {});
+        }, (e) => { leaseDd.textContent = hexId(kv.lease) + ' (TTL unknown: ' + e.message + ')'; });
       }
     },
 
@@ -976,8 +976,12 @@
       let text;
       try {
         const r = await fetch('/metrics');
+        if (!r.ok) throw new Error('HTTP ' + r.status);
         text = await r.text();
-      } catch { return; }
+      } catch (e) {
+        $('#chart-summary').textContent = 'Cannot read /metrics: ' + e.message;
+        return;
+      }
       const now = { t: performance.now(), handled: 0, buckets: new Map() };
       for (const line of text.split('\n')) {
         if (!line.includes('grpc_type="unary"')) continue;
