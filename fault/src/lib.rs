@@ -1,0 +1,9 @@
+//! ferrocd-fault: the fault-injection harness and the history checker.
+//!
+//! - [`history`]: what a run records — every client operation with its
+//!   invocation and completion times and its outcome, the watch streams'
+//!   events, the final state read from every member. One JSON object per
+//!   line (`history.jsonl`), so a run can be checked again later and a
+//!   history can be kept as a checker fixture.
+
+pub mod history;
