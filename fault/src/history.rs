@@ -93,9 +93,13 @@ pub enum Response {
 pub enum Outcome {
     Ok(Response),
     /// Definitely not applied (the error text).
-    Fail { error: String },
+    Fail {
+        error: String,
+    },
     /// May or may not have been applied (the error text).
-    Unknown { error: String },
+    Unknown {
+        error: String,
+    },
 }
 
 /// One client operation, invocation to completion.
@@ -131,6 +135,16 @@ pub enum EventKind {
     Delete,
 }
 
+/// One event as a watch stream delivered it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchEvent {
+    /// The header revision of the response that carried it.
+    pub header: i64,
+    /// When the response arrived (ns since run start).
+    pub time: u64,
+    pub event: Event,
+}
+
 /// What one watch stream delivered, in order of arrival.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WatchRecord {
@@ -145,9 +159,8 @@ pub struct WatchRecord {
     /// Time the stream was opened and closed (ns since run start).
     pub start: u64,
     pub end: u64,
-    /// Events received, in order (each response's events, concatenated),
-    /// each with the header revision of its response.
-    pub events: Vec<(i64, Event)>,
+    /// Events received, in order of arrival.
+    pub events: Vec<WatchEvent>,
     /// Why the stream ended (e.g. `cancelled by harness`, an error).
     pub closed: String,
 }
@@ -155,6 +168,9 @@ pub struct WatchRecord {
 /// The final state, read after the faults healed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Final {
+    /// When the final read was made (ns since run start); every fault had
+    /// healed before it.
+    pub time: u64,
     /// Every event from revision 1 to `revision`, read with a watch on the
     /// whole key space (no compaction happens in a run).
     pub events: Vec<Event>,
@@ -212,8 +228,8 @@ impl History {
             if line.trim().is_empty() {
                 continue;
             }
-            let r: Record = serde_json::from_str(line)
-                .map_err(|e| anyhow::anyhow!("line {}: {e}", i + 1))?;
+            let r: Record =
+                serde_json::from_str(line).map_err(|e| anyhow::anyhow!("line {}: {e}", i + 1))?;
             match r {
                 Record::Meta { seed, members, .. } => {
                     h.seed = seed;
