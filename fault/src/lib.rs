@@ -5,5 +5,12 @@
 //!   events, the final state read from every member. One JSON object per
 //!   line (`history.jsonl`), so a run can be checked again later and a
 //!   history can be kept as a checker fixture.
+//! - [`proxy`]: a TCP proxy in front of every member's peer port that
+//!   reads the peer hello and cuts or delays links (partitions, delays).
+//! - [`run`]: the harness runner — a cluster of ferrocd processes, clients
+//!   and watchers recording a history, the nemesis, the final read
+//!   (`ferrocd-fault`).
 
 pub mod history;
+pub mod proxy;
+pub mod run;
