@@ -64,8 +64,12 @@ pub struct Kv {
 }
 
 /// What the server answered to a [`Call`] that succeeded.
+///
+/// Tagged `response`, not `type`: it is serialized inside
+/// `Outcome::Ok`, whose own tag is `type`, and two `type` keys in one
+/// object do not parse back (serde_json: "duplicate field `type`").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "response", rename_all = "snake_case")]
 pub enum Response {
     /// Put: the header's revision (the put's own mod_revision).
     Put { revision: i64 },
