@@ -5,6 +5,9 @@
 //!   events, the final state read from every member. One JSON object per
 //!   line (`history.jsonl`), so a run can be checked again later and a
 //!   history can be kept as a checker fixture.
+//! - [`lossyfs`]: an in-memory FUSE file system that drops everything not
+//!   fsynced (file bytes and directory entries) on a `cut`, for members
+//!   whose data dir must lose what a power cut loses (`ferrocd-lossyfs`).
 //! - [`proxy`]: a TCP proxy in front of every member's peer port that
 //!   reads the peer hello and cuts or delays links (partitions, delays).
 //! - [`run`]: the harness runner — a cluster of ferrocd processes, clients
@@ -12,5 +15,6 @@
 //!   (`ferrocd-fault`).
 
 pub mod history;
+pub mod lossyfs;
 pub mod proxy;
 pub mod run;
