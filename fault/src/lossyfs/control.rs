@@ -9,7 +9,9 @@
 //! | anything else | `err <reason>` (nothing changes) |
 //!
 //! A cut is meant for a mount no process has files open on (the harness
-//! kills the member first). After the model is reverted, and with its lock
+//! kills the member first); it waits up to a second for handles still
+//! open to close (the kernel sends a killed process's RELEASEs after it
+//! is gone), then cuts anyway. After the model is reverted, and with its lock
 //! released, every inode is invalidated in the kernel (attributes and
 //! cached pages) so no reader sees bytes the cut took back. The lock must
 //! be released first: invalidating a page waits for reads of it in
@@ -19,10 +21,17 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use fuser::{INodeNo, Notifier};
 
-use super::model::Model;
+use super::model::{CutReport, Model};
+
+/// How long `cut` waits for open handles to close. close(2) on FUSE
+/// does not wait for the RELEASE it sends, so the handles of a process
+/// just killed (or of a file just closed) close a few milliseconds after
+/// the caller moved on; a cut in that window would report them as open.
+const CUT_GRACE: Duration = Duration::from_secs(1);
 
 /// Longest command line accepted; a longer one is answered `err` and the
 /// connection closed (the commands are a few bytes).
@@ -54,7 +63,7 @@ impl Control {
     pub fn command(&self, line: &str) -> String {
         match line.trim() {
             "cut" => {
-                let r = self.model.lock().expect("lossyfs model lock").cut();
+                let r = self.cut();
                 if let Some(n) = &self.notifier {
                     for ino in &r.inodes {
                         // ENOENT: the kernel holds no inode of that number;
@@ -90,6 +99,19 @@ impl Control {
             }
             "" => "err empty command".to_string(),
             other => format!("err unknown command {other:?} (cut, sync-all, stats)"),
+        }
+    }
+
+    /// Cut once no handle is open, or after [`CUT_GRACE`] regardless.
+    fn cut(&self) -> CutReport {
+        let deadline = Instant::now() + CUT_GRACE;
+        loop {
+            let mut m = self.model.lock().expect("lossyfs model lock");
+            if m.open_handles() == 0 || Instant::now() >= deadline {
+                return m.cut();
+            }
+            drop(m);
+            thread::sleep(Duration::from_millis(2));
         }
     }
 

@@ -789,6 +789,11 @@ impl Model {
         }
     }
 
+    /// Open file and directory handles.
+    pub fn open_handles(&self) -> usize {
+        self.handles.len()
+    }
+
     /// Counters for `stats`.
     pub fn stats(&self) -> Stats {
         let mut s = Stats {
