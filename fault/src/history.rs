@@ -182,10 +182,14 @@ pub struct Final {
     pub revision: i64,
     /// `HashKV(revision)` answered by each member: (member index, hash,
     /// compact_revision), or the error text.
-    pub hashes: Vec<(usize, Result<(u32, i64), String>)>,
+    pub hashes: Vec<(usize, HashKv)>,
     /// Leases still alive at the end (ids), read from one member.
     pub leases: Vec<i64>,
 }
+
+/// One member's `HashKV` answer: (hash, compact_revision), or the error
+/// text. (An alias so `Final::hashes` stays readable to clippy.)
+pub type HashKv = Result<(u32, i64), String>;
 
 /// A fault the nemesis injected, for the record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,8 +236,9 @@ impl History {
             if line.trim().is_empty() {
                 continue;
             }
+            let line = upgrade_ok_tag(line);
             let r: Record =
-                serde_json::from_str(line).map_err(|e| anyhow::anyhow!("line {}: {e}", i + 1))?;
+                serde_json::from_str(&line).map_err(|e| anyhow::anyhow!("line {}: {e}", i + 1))?;
             match r {
                 Record::Meta { seed, members, .. } => {
                     h.seed = seed;
@@ -246,5 +251,19 @@ impl History {
             }
         }
         Ok(h)
+    }
+}
+
+/// Histories recorded before [`Response`] was tagged `response` wrote an
+/// `Ok` outcome as `"outcome":{"type":"ok","type":"put",...}`, which does
+/// not parse (a duplicate key); rename the second tag. The pattern cannot
+/// occur inside a string value: serde_json escapes every quote there.
+fn upgrade_ok_tag(line: &str) -> std::borrow::Cow<'_, str> {
+    const OLD: &str = r#""outcome":{"type":"ok","type":""#;
+    const NEW: &str = r#""outcome":{"type":"ok","response":""#;
+    if line.contains(OLD) {
+        line.replace(OLD, NEW).into()
+    } else {
+        line.into()
     }
 }
