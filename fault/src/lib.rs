@@ -13,7 +13,12 @@
 //! - [`run`]: the harness runner — a cluster of ferrocd processes, clients
 //!   and watchers recording a history, the nemesis, the final read
 //!   (`ferrocd-fault`).
+//! - [`check`]: the history checker — one check per invariant
+//!   (linearizability per key, real-time order, no lost or doubly applied
+//!   write, CAS outcomes, reads, watch and lease guarantees, convergence);
+//!   `ferrocd-check <history.jsonl>` prints its report.
 
+pub mod check;
 pub mod history;
 pub mod lossyfs;
 pub mod proxy;
