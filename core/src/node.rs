@@ -262,7 +262,11 @@ pub struct Node {
     client_urls: Vec<String>,
     max_request_bytes: usize,
     election_timeout: Duration,
-    next_request: AtomicU64,
+    /// Numbers the client requests this process proposes (exactly-once
+    /// ids, see `raft::sessions`).
+    origin: crate::raft::Origin,
+    /// Held while a membership change is checked and made.
+    member_changes: tokio::sync::Mutex<()>,
     lease_seq: AtomicU64,
     term: AtomicU64,
     leader: AtomicU64,
@@ -474,7 +478,6 @@ impl Node {
             );
         }
 
-        let seed: u64 = rand::random();
         let node = Arc::new(Node {
             raft,
             sm: shared,
@@ -485,7 +488,8 @@ impl Node {
             client_urls: url_strings(&cfg.advertise_client_urls),
             max_request_bytes: cfg.max_request_bytes as usize,
             election_timeout: cfg.election_timeout,
-            next_request: AtomicU64::new(seed | 1),
+            origin: crate::raft::Origin::new(ids.member_id),
+            member_changes: tokio::sync::Mutex::new(()),
             lease_seq: AtomicU64::new(0),
             term: AtomicU64::new(0),
             leader: AtomicU64::new(0),
@@ -928,12 +932,6 @@ impl Node {
         Ok(())
     }
 
-    fn next_request_id(&self) -> u64 {
-        // Odd, nonzero, random start: ids of one incarnation never collide
-        // with those of an earlier one still in the log.
-        self.next_request.fetch_add(2, Ordering::Relaxed)
-    }
-
     /// The raft handle (peer service).
     pub(crate) fn raft(&self) -> &Raft {
         &self.raft
@@ -971,13 +969,28 @@ impl Node {
     }
 
     /// Call the leader over the peer port, retrying (new leader, broken
-    /// connection) until the request timeout.
+    /// connection) until the request timeout. Only for requests that may
+    /// be delivered twice: reads, keep-alives, and forwarded proposals
+    /// (their id makes a second copy take effect once).
     async fn call_leader<Req: serde::Serialize, Resp: for<'a> serde::Deserialize<'a>>(
         &self,
         kind: u8,
         req: &Req,
     ) -> Result<Resp, EtcdError> {
         let deadline = Instant::now() + self.request_timeout();
+        self.call_leader_until(kind, req, deadline, &mut false)
+            .await
+    }
+
+    /// [`Node::call_leader`] until `deadline`; sets `sent` once a call
+    /// may have reached a leader.
+    async fn call_leader_until<Req: serde::Serialize, Resp: for<'a> serde::Deserialize<'a>>(
+        &self,
+        kind: u8,
+        req: &Req,
+        deadline: Instant,
+        sent: &mut bool,
+    ) -> Result<Resp, EtcdError> {
         let payload = crate::raft::encode(req).map_err(raft_err)?;
         loop {
             let (leader, member) = self.leader_until(deadline).await?;
@@ -987,6 +1000,7 @@ impl Node {
             }
             let client = self.network.client(leader, &member);
             let left = deadline.saturating_duration_since(Instant::now());
+            *sent = true;
             match client.call(kind, payload.clone(), left).await {
                 Ok(bytes) => return peer_answer(&bytes),
                 Err(ferrocd_net::peer::PeerError::Remote(m)) => {
@@ -1005,34 +1019,23 @@ impl Node {
 
     /// Replicate `op`, wait until it is durable and applied, and return
     /// what the store said. On a follower the leader proposes it.
+    ///
+    /// Exactly once: the request gets its id here, once, and every
+    /// attempt (here or forwarded, before and after a leader change)
+    /// carries it, so a copy that reached the log earlier makes the later
+    /// ones answer its outcome instead of applying again. When the
+    /// request timeout passes after an attempt may have reached a leader,
+    /// the answer is etcd's "request timed out" (the outcome is unknown);
+    /// "no leader" / "not leader" only when no attempt left this member,
+    /// so a client may resend those safely.
     async fn propose(&self, op: Op, caller: Caller) -> Result<Applied, EtcdError> {
         if self.stopping.load(Ordering::Relaxed) {
             return Err(EtcdError::Stopped);
         }
-        let deadline = Instant::now() + self.request_timeout();
-        loop {
-            if self.raft.is_leader() {
-                match self.propose_here(op.clone(), caller.clone()).await {
-                    Err(EtcdError::NotLeader) | Err(EtcdError::NoLeader) => {}
-                    r => return r,
-                }
-            }
-            match self.call_leader(KIND_FORWARD, &(&op, &caller)).await {
-                // Leadership moved (here, or away from the member asked).
-                Err(EtcdError::LeaderChanged) | Err(EtcdError::NotLeader)
-                    if Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                r => return r,
-            }
-        }
-    }
-
-    /// Propose `op` on this member, which must lead.
-    pub(crate) async fn propose_here(&self, op: Op, caller: Caller) -> Result<Applied, EtcdError> {
+        let req = self.origin.begin();
         let cmd = Command {
-            id: self.next_request_id(),
+            id: req.id,
+            floor: req.floor,
             op,
             caller,
         };
@@ -1040,10 +1043,45 @@ impl Node {
         if size > self.max_request_bytes {
             return Err(EtcdError::RequestTooLarge);
         }
+        let deadline = Instant::now() + self.request_timeout();
+        let mut sent = false;
+        let r = loop {
+            if self.raft.is_leader() {
+                sent = true;
+                match self.propose_here(cmd.clone()).await {
+                    Err(EtcdError::NotLeader) | Err(EtcdError::NoLeader) => {}
+                    r => break r,
+                }
+            }
+            match self
+                .call_leader_until(KIND_FORWARD, &cmd, deadline, &mut sent)
+                .await
+            {
+                // Leadership moved (here, or away from the member asked).
+                Err(EtcdError::LeaderChanged) | Err(EtcdError::NotLeader)
+                    if Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                r => break r,
+            }
+        };
+        drop(req);
+        match r {
+            Err(EtcdError::NoLeader | EtcdError::NotLeader | EtcdError::LeaderChanged) if sent => {
+                Err(EtcdError::Timeout)
+            }
+            r => r,
+        }
+    }
+
+    /// Propose `cmd` on this member, which must lead (a request of its
+    /// own, or one a follower forwarded: its id came with it).
+    pub(crate) async fn propose_here(&self, cmd: Command) -> Result<Applied, EtcdError> {
         let id = cmd.id;
-        let rx = self.sm.wait_for(id);
+        let (n, rx) = self.sm.wait_for(id);
         if let Err(e) = self.raft.client_write(cmd).await {
-            self.sm.forget(id);
+            self.sm.forget(id, n);
             return Err(leader_err(e));
         }
         match rx.await {
@@ -1241,15 +1279,29 @@ impl Node {
         if !self.raft.is_leader() {
             return Err(EtcdError::NotLeader);
         }
-        let (membership, replication, last_index) = {
+        // One change at a time, checked against the membership as the
+        // changes before it left it: a MemberAdd resent after an unknown
+        // outcome (the forward broke, the leader changed) then finds its
+        // first copy's peer URLs and answers etcd's "Peer URLs already
+        // exists" instead of adding a second member; a resent remove or
+        // promote answers "member not found" / "can only promote a
+        // learner member", as etcd answers a client that resends them.
+        let _serial = self.member_changes.lock().await;
+        let (replication, last_index) = {
             let m = self.raft.metrics();
             let m = m.borrow_watched();
             (
-                m.membership_config.membership().clone(),
                 m.replication.clone().unwrap_or_default(),
                 m.last_log_index.unwrap_or(0),
             )
         };
+        // The raft state's own effective membership (the latest in the
+        // log, committed or not), not the metrics, which trail it.
+        let membership = self
+            .raft
+            .with_raft_state(|st| st.membership_state.effective().membership().clone())
+            .await
+            .map_err(raft_err)?;
         let known = |id: u64| {
             membership
                 .get_node(&id)

@@ -13,9 +13,9 @@ use serde::Serialize;
 
 use crate::node::Node;
 use crate::raft::{
-    KIND_APPEND, KIND_FORWARD, KIND_LEASE_RENEW, KIND_LEASE_TTL, KIND_MEMBER_CHANGE, KIND_MEMBERS,
-    KIND_PRE_VOTE, KIND_PUBLISH, KIND_READ_INDEX, KIND_SNAPSHOT, KIND_STATUS, KIND_TRANSFER,
-    KIND_VOTE, Member, Op, SnapshotChunk, SnapshotData, TypeConfig, decode, encode,
+    Command, KIND_APPEND, KIND_FORWARD, KIND_LEASE_RENEW, KIND_LEASE_TTL, KIND_MEMBER_CHANGE,
+    KIND_MEMBERS, KIND_PRE_VOTE, KIND_PUBLISH, KIND_READ_INDEX, KIND_SNAPSHOT, KIND_STATUS,
+    KIND_TRANSFER, KIND_VOTE, Member, SnapshotChunk, SnapshotData, TypeConfig, decode, encode,
 };
 
 /// The peer port's TLS: the listener's config (`https://` listen peer
@@ -161,8 +161,8 @@ impl PeerHandler for PeerService {
                 answer(receive_chunk(&node, chunk).await)
             }
             KIND_FORWARD => {
-                let (op, caller): (Op, crate::auth::Caller) = decode(&payload).map_err(bad)?;
-                answer(etcd(node.propose_here(op, caller).await))
+                let cmd: Command = decode(&payload).map_err(bad)?;
+                answer(etcd(node.propose_here(cmd).await))
             }
             KIND_READ_INDEX => answer(etcd(node.read_index_here().await)),
             KIND_LEASE_RENEW => {

@@ -56,7 +56,12 @@ async fn acknowledged_appends_survive_power_loss() {
     let entry = |index: u64| Entry::<_, _> {
         log_id: openraft::testing::log_id::<TypeConfig>(3, 1, index),
         payload: EntryPayload::Normal(Command {
-            id: index,
+            id: ferrocd_core::raft::RequestId {
+                member: 1,
+                incarnation: 1,
+                seq: index,
+            },
+            floor: 1,
             op: Op::Put(mvcc::PutRequest::new(format!("k{index}"), vec![7u8; 100])),
             caller: ferrocd_core::auth::Caller::Anonymous,
         }),
@@ -124,4 +129,111 @@ async fn truncate_after_none_drops_entry_zero() {
         rx.await.unwrap().unwrap();
     }
     assert_eq!(log.try_get_log_entries(0..10).await.unwrap(), vec![theirs]);
+}
+
+/// issue #18: a forwarded write was applied twice when the leader died —
+/// the follower proposed it again with a fresh id, and both copies
+/// committed. Now every copy carries the request's id: the state machine
+/// applies the first and answers the others with its outcome, also after
+/// a snapshot and a restart from it; a copy below its origin's floor (the
+/// origin is done with it) is not applied at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_18_a_request_twice_in_the_log_applies_once() {
+    use ferrocd_core::raft::{Applied, Command, Entry, Op, RequestId};
+    use openraft::EntryPayload;
+    use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+
+    let open = |dir: &std::path::Path| {
+        StateMachine::open(
+            &dir.join("snap"),
+            mvcc::Config::default(),
+            mvcc::WatchConfig::default(),
+            Lessor::new(2),
+            ferrocd_net::Metrics::new(),
+            5,
+            std::time::Duration::from_secs(300),
+        )
+        .expect("state machine")
+    };
+    let id = |seq: u64| RequestId {
+        member: 0xaa,
+        incarnation: 0xbb,
+        seq,
+    };
+    let put = |index: u64, seq: u64, floor: u64, value: &str| -> Entry {
+        openraft::Entry::<_, _> {
+            log_id: openraft::testing::log_id::<TypeConfig>(2, 1, index),
+            payload: EntryPayload::Normal(Command {
+                id: id(seq),
+                floor,
+                op: Op::Put(mvcc::PutRequest::new(format!("k{seq}"), value)),
+                caller: ferrocd_core::auth::Caller::Anonymous,
+            }),
+        }
+    };
+    async fn apply(sm: &mut StateMachine, entries: Vec<Entry>) {
+        let s = futures_util::stream::iter(entries.into_iter().map(|e| Ok((e, None))));
+        sm.apply(s).await.expect("apply");
+    }
+    let revision_of = |sm: &StateMachine, key: &str| {
+        let view = sm.shared().store.snapshot();
+        let r = view
+            .range(&mvcc::RangeRequest::new(
+                key.as_bytes().to_vec(),
+                Vec::new(),
+            ))
+            .expect("range")
+            .to_response();
+        r.kvs
+            .iter()
+            .map(|kv| (kv.mod_revision, kv.version))
+            .collect::<Vec<_>>()
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = open(dir.path());
+    // Request 1 applies at revision 2; request 2 at 3.
+    apply(&mut sm, vec![put(1, 1, 1, "a"), put(2, 2, 1, "b")]).await;
+    assert_eq!(revision_of(&sm, "k1"), vec![(2, 1)]);
+    // A second copy of request 1 (proposed again after a leader change):
+    // its waiter gets the first copy's answer, the store does not move.
+    let (_, rx) = sm.shared().wait_for(id(1));
+    apply(&mut sm, vec![put(3, 1, 1, "a")]).await;
+    match rx.await.unwrap() {
+        Ok(Applied::Put(r)) => assert_eq!(r.revision, 2),
+        other => panic!("duplicate answered {other:?}"),
+    }
+    assert_eq!(revision_of(&sm, "k1"), vec![(2, 1)]);
+    assert_eq!(sm.shared().store.revision(), 3);
+
+    // The table travels in the snapshot: a restarted member (or one that
+    // installed it) still recognises the copy.
+    let mut builder = sm.get_snapshot_builder().await;
+    builder.build_snapshot().await.expect("snapshot");
+    drop(builder);
+    drop(sm);
+    let mut sm = open(dir.path());
+    assert_eq!(sm.shared().store.revision(), 3);
+    let (_, rx) = sm.shared().wait_for(id(2));
+    apply(&mut sm, vec![put(4, 2, 1, "b")]).await;
+    match rx.await.unwrap() {
+        Ok(Applied::Put(r)) => assert_eq!(r.revision, 3),
+        other => panic!("duplicate after restart answered {other:?}"),
+    }
+    assert_eq!(sm.shared().store.revision(), 3);
+
+    // Request 3 carries floor 3: the origin is done with 1 and 2, so a
+    // late copy of either is stale — not applied, answered "timed out".
+    apply(&mut sm, vec![put(5, 3, 3, "c")]).await;
+    assert_eq!(sm.shared().store.revision(), 4);
+    let (_, rx) = sm.shared().wait_for(id(1));
+    apply(&mut sm, vec![put(6, 1, 1, "a")]).await;
+    assert_eq!(
+        rx.await.unwrap(),
+        Err(ferrocd_net::EtcdError::Timeout),
+        "stale copy"
+    );
+    assert_eq!(revision_of(&sm, "k1"), vec![(2, 1)]);
+    assert_eq!(sm.shared().store.revision(), 4);
+    assert_eq!(sm.shared().sessions_held(), (1, 1), "only request 3 kept");
 }

@@ -9,6 +9,7 @@
 
 mod log_store;
 mod network;
+mod sessions;
 mod state_machine;
 
 use std::fmt;
@@ -24,6 +25,7 @@ pub use network::{
     KIND_PRE_VOTE, KIND_PUBLISH, KIND_READ_INDEX, KIND_SNAPSHOT, KIND_STATUS, KIND_TRANSFER,
     KIND_VOTE, PeerNetwork, SnapshotChunk,
 };
+pub use sessions::{InFlight, Origin, RequestId, Seen, Sessions};
 pub(crate) use state_machine::alarm_name;
 pub use state_machine::{
     ALARM_CORRUPT, ALARM_NOSPACE, Applied, ApplyError, DbSize, SmShared, SnapshotData,
@@ -78,13 +80,18 @@ pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
 /// A vote.
 pub type Vote = openraft::alias::VoteOf<TypeConfig>;
 
-/// One replicated request. `id` names the waiter on the proposing member
-/// (0: nobody waits); it is unique per member incarnation, see
-/// `Node::next_request_id`.
+/// One replicated request. `id` names it across members and restarts:
+/// every copy of the request in the log (a forward retried after a
+/// leader change) carries the same id, and the apply step takes effect
+/// for the first copy only (`sessions`). Waiters on the proposing member
+/// are keyed by it too.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
-    /// Waiter id on the proposer.
-    pub id: u64,
+    /// The request's id.
+    pub id: RequestId,
+    /// The lowest sequence number its origin process still waits for:
+    /// copies of its requests below it are stale (see `sessions`).
+    pub floor: u64,
     /// What to apply.
     pub op: Op,
     /// Who asked: the apply step checks its permissions (etcd's request
@@ -188,7 +195,12 @@ mod tests {
             },
         ] {
             let c = Command {
-                id: 42,
+                id: RequestId {
+                    member: 1,
+                    incarnation: 2,
+                    seq: 42,
+                },
+                floor: 40,
                 op,
                 caller: Caller::User {
                     name: "u".into(),

@@ -41,6 +41,7 @@ use tokio::sync::oneshot;
 
 use crate::auth::{AuthAnswer, AuthState, Request, SimpleTokens, TokenEffect};
 
+use super::sessions::{RequestId, Seen, Sessions};
 use super::{Command, LogId, Op, TypeConfig, decode, encode};
 use crate::lessor::Lessor;
 use crate::watches::Watches;
@@ -107,6 +108,16 @@ pub type ApplyError = ferrocd_net::EtcdError;
 
 type Waiter = oneshot::Sender<Result<Applied, ApplyError>>;
 
+/// The members waiting for a request's result: usually one; more when a
+/// forward was retried to the same leader while the first copy waited.
+/// Each registration has a number, so a failed proposal forgets only its
+/// own waiter.
+#[derive(Default)]
+struct Waiters {
+    next: u64,
+    map: HashMap<RequestId, Vec<(u64, Waiter)>>,
+}
+
 struct AppliedState {
     log_id: Option<LogId>,
     membership: Membership,
@@ -116,6 +127,8 @@ struct AppliedState {
     snapshot_bytes: u64,
     /// The store's `written_bytes` as of that snapshot.
     written_at_snapshot: u64,
+    /// Requests seen, for exactly-once apply: replicated state.
+    sessions: Sessions,
 }
 
 impl AppliedState {
@@ -127,13 +140,18 @@ impl AppliedState {
 /// What a snapshot payload starts with besides openraft's meta: state
 /// the node replicates outside the store. Encoded (postcard) right after
 /// the meta, inside the length-prefixed area, so a file written before
-/// it existed (meta only) still loads, with no alarms.
+/// it existed (meta only) still loads, with no alarms; the request
+/// sessions follow as a value of their own, so a file written before
+/// they existed loads with none.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct NodeState {
     /// Raised alarms, (member id, alarm type), ascending.
     alarms: Vec<(u64, i32)>,
     /// The auth store.
     auth: AuthState,
+    /// Requests seen (exactly-once apply), encoded after the two above.
+    #[serde(skip)]
+    sessions: Sessions,
 }
 
 /// Whether a txn (either branch, nested too) has a put: etcd's capped
@@ -154,7 +172,7 @@ pub struct SmShared {
     pub watches: Arc<Watches>,
     /// Lease deadlines.
     pub lessor: Mutex<Lessor>,
-    waiters: Mutex<HashMap<u64, Waiter>>,
+    waiters: Mutex<Waiters>,
     applied: Mutex<AppliedState>,
     snaps: SnapStore<UringFs>,
     max_snapshots: usize,
@@ -186,17 +204,35 @@ impl SmShared {
         self.applied.lock().expect("applied lock")
     }
 
-    /// Register a waiter for command `id`; the result comes when the
-    /// command is applied on this member.
-    pub fn wait_for(&self, id: u64) -> oneshot::Receiver<Result<Applied, ApplyError>> {
+    /// Register a waiter for request `id`; the result comes when the
+    /// request (its first copy, or a duplicate answered from the first)
+    /// is applied on this member. Returns the waiter's number for
+    /// [`SmShared::forget`].
+    pub fn wait_for(&self, id: RequestId) -> (u64, oneshot::Receiver<Result<Applied, ApplyError>>) {
         let (tx, rx) = oneshot::channel();
-        self.waiters.lock().expect("waiters lock").insert(id, tx);
-        rx
+        let mut w = self.waiters.lock().expect("waiters lock");
+        w.next += 1;
+        let n = w.next;
+        w.map.entry(id).or_default().push((n, tx));
+        (n, rx)
     }
 
-    /// Forget a waiter (its proposal failed).
-    pub fn forget(&self, id: u64) {
-        self.waiters.lock().expect("waiters lock").remove(&id);
+    /// Forget waiter `n` of request `id` (its proposal failed).
+    pub fn forget(&self, id: RequestId, n: u64) {
+        let mut w = self.waiters.lock().expect("waiters lock");
+        if let Some(v) = w.map.get_mut(&id) {
+            v.retain(|(k, _)| *k != n);
+            if v.is_empty() {
+                w.map.remove(&id);
+            }
+        }
+    }
+
+    /// Requests the exactly-once table holds outcomes for, and its
+    /// sessions (for tests and metrics).
+    pub fn sessions_held(&self) -> (usize, usize) {
+        let a = self.applied();
+        (a.sessions.outcomes(), a.sessions.len())
     }
 
     /// The raised alarms, (member id, alarm type), ascending; only those
@@ -302,6 +338,7 @@ pub struct StateMachine {
 fn meta_prefix(meta: &SnapshotMeta, node: &NodeState) -> io::Result<Vec<u8>> {
     let mut m = encode(meta)?;
     m.extend_from_slice(&encode(node)?);
+    m.extend_from_slice(&encode(&node.sessions)?);
     let mut out = Vec::with_capacity(m.len() + 20);
     out.extend_from_slice(&(m.len() as u32).to_le_bytes());
     out.extend_from_slice(&m);
@@ -332,7 +369,13 @@ fn parse_meta(file: &SnapshotFile, payload: &[u8]) -> io::Result<(SnapshotMeta, 
     let node = if rest.is_empty() {
         NodeState::default()
     } else {
-        decode(rest).map_err(|e| bad(&format!("node state: {e}")))?
+        let (mut node, rest) = postcard::take_from_bytes::<NodeState>(rest)
+            .map_err(|e| bad(&format!("node state: {e}")))?;
+        // Files written before the sessions existed end here: none.
+        if !rest.is_empty() {
+            node.sessions = decode(rest).map_err(|e| bad(&format!("request sessions: {e}")))?;
+        }
+        node
     };
     Ok((meta, node, prefix))
 }
@@ -368,6 +411,7 @@ pub fn write_restored_snapshot(
     let node = NodeState {
         alarms: Vec::new(),
         auth,
+        sessions: Sessions::default(),
     };
     let prefix = meta_prefix(&meta, &node)?;
     let snaps = SnapStore::open(UringFs, snap_dir)?;
@@ -475,13 +519,14 @@ impl StateMachine {
                 store: Arc::new(store),
                 watches,
                 lessor: Mutex::new(lessor),
-                waiters: Mutex::new(HashMap::new()),
+                waiters: Mutex::new(Waiters::default()),
                 applied: Mutex::new(AppliedState {
                     log_id,
                     membership,
                     alarms: node.alarms.into_iter().collect(),
                     snapshot_bytes,
                     written_at_snapshot,
+                    sessions: node.sessions,
                 }),
                 snaps,
                 max_snapshots,
@@ -507,7 +552,7 @@ impl StateMachine {
     ) -> Vec<EntryResponder<TypeConfig>> {
         let sh = &*self.shared;
         let started = Instant::now();
-        let mut results: Vec<(u64, Result<Applied, ApplyError>)> = Vec::new();
+        let mut results: Vec<(RequestId, Result<Applied, ApplyError>)> = Vec::new();
         let mut events: Vec<mvcc::Event> = Vec::new();
         let mut grants: Vec<(i64, i64)> = Vec::new();
         let mut revokes: Vec<i64> = Vec::new();
@@ -524,7 +569,29 @@ impl StateMachine {
                 EntryPayload::Membership(m) => {
                     applied.membership = Membership::new(Some(entry.log_id()), m.clone());
                 }
-                EntryPayload::Normal(Command { id, op, caller }) => {
+                EntryPayload::Normal(Command {
+                    id,
+                    floor,
+                    op,
+                    caller,
+                }) => {
+                    // Exactly once: a request already applied (a forward
+                    // retried after a leader change put a second copy in
+                    // the log) answers with its first outcome; a stale
+                    // copy (its origin is done with it) does nothing.
+                    match applied.sessions.begin(*id, *floor, entry.index()) {
+                        Seen::New => {}
+                        Seen::Duplicate(first) => {
+                            tracing::info!(request = %id, index = entry.index(), "duplicate request not applied again");
+                            results.push((*id, first.map_err(|m| ApplyError::from_message(&m))));
+                            continue;
+                        }
+                        Seen::Stale => {
+                            tracing::info!(request = %id, index = entry.index(), "stale copy of a finished request not applied");
+                            results.push((*id, Err(ApplyError::Timeout)));
+                            continue;
+                        }
+                    }
                     // etcd's capped applier: while NOSPACE is raised
                     // anywhere, nothing that adds data applies.
                     let capped = applied.nospace()
@@ -635,9 +702,8 @@ impl StateMachine {
                             }))
                         }
                     };
-                    if *id != 0 {
-                        results.push((*id, r));
-                    }
+                    applied.sessions.finish(*id, &r);
+                    results.push((*id, r));
                 }
             }
         }
@@ -684,8 +750,10 @@ impl StateMachine {
         if !results.is_empty() {
             let mut waiters = sh.waiters.lock().expect("waiters lock");
             for (id, r) in results {
-                if let Some(w) = waiters.remove(&id) {
-                    let _ = w.send(r);
+                if let Some(ws) = waiters.map.remove(&id) {
+                    for (_, w) in ws {
+                        let _ = w.send(r.clone());
+                    }
                 }
             }
         }
@@ -704,6 +772,7 @@ impl StateMachine {
             let node = NodeState {
                 alarms: applied.alarms.iter().copied().collect(),
                 auth: (**sh.auth.load()).clone(),
+                sessions: applied.sessions.clone(),
             };
             (meta, node, sh.store.snapshot(), number)
         };
@@ -833,6 +902,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         applied.log_id = meta.last_log_id;
         applied.membership = meta.last_membership.clone();
         applied.alarms = node.alarms.into_iter().collect();
+        applied.sessions = node.sessions;
         applied.snapshot_bytes = file_bytes(&snapshot.file);
         applied.written_at_snapshot = written;
         let number = sh.snap_views.fetch_add(1, Ordering::SeqCst) + 1;
@@ -894,9 +964,18 @@ mod tests {
             1,
         )
         .unwrap();
+        let mut sessions = Sessions::default();
+        let id = RequestId {
+            member: 1,
+            incarnation: 2,
+            seq: 3,
+        };
+        assert_eq!(sessions.begin(id, 1, 5), Seen::New);
+        sessions.finish(id, &Ok(Applied::Compact(4)));
         let node = NodeState {
             alarms: vec![(3, ALARM_NOSPACE), (9, ALARM_CORRUPT)],
             auth,
+            sessions,
         };
         let mut payload = meta_prefix(&meta(), &node).unwrap();
         assert_eq!(payload.len() % 16, 0);
@@ -919,6 +998,24 @@ mod tests {
         let (back, node, _) = parse_meta(&file(), &payload).unwrap();
         assert_eq!(back, meta());
         assert_eq!(node, NodeState::default());
+    }
+
+    /// A file written before the request sessions existed (meta, alarms
+    /// and auth) loads with none.
+    #[test]
+    fn node_state_without_sessions_loads() {
+        let old = NodeState {
+            alarms: vec![(3, ALARM_NOSPACE)],
+            ..NodeState::default()
+        };
+        let mut m = encode(&meta()).unwrap();
+        m.extend_from_slice(&encode(&old).unwrap());
+        let mut payload = (m.len() as u32).to_le_bytes().to_vec();
+        payload.extend_from_slice(&m);
+        payload.resize(payload.len().next_multiple_of(16), 0);
+        let (_, node, _) = parse_meta(&file(), &payload).unwrap();
+        assert_eq!(node, old);
+        assert!(node.sessions.is_empty());
     }
 
     #[test]
