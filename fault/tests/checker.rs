@@ -671,6 +671,14 @@ fn histories_round_trip_through_jsonl() {
 }
 
 #[test]
+fn histories_in_the_first_format_still_parse() {
+    // Recorded before Response was tagged `response`: two `type` keys.
+    let old = r#"{"record":"op","client":0,"member":0,"start":1,"end":2,"call":{"type":"put","key":"k","value":"c0-1"},"outcome":{"type":"ok","type":"put","revision":2}}"#;
+    let h = History::parse(old).unwrap();
+    assert_eq!(h.ops[0].outcome, Outcome::Ok(Response::Put { revision: 2 }));
+}
+
+#[test]
 fn fixtures_have_their_verdicts() {
     let r = fixture_report("valid-small.jsonl");
     assert!(r.ok(), "{r}");
