@@ -16,10 +16,13 @@ pub enum OpenError {
         /// The error.
         source: io::Error,
     },
-    /// A record in the middle of the log is corrupt: a bad crc with valid
-    /// records after it, or in any segment but the last.
+    /// Damage that is not a torn last write (see the `recovery` rules in
+    /// docs/FORMAT.md): a record or batch header whose bytes are on disk
+    /// but fail their crc, damage followed by later writes, damage in any
+    /// segment but the last. The message says the way out.
     #[error(
-        "wal: corrupt record in {file} at byte offset {offset}: {reason} (expected crc {expected:#010x}, found {found:#010x})"
+        "wal: corrupt record in {file} at byte offset {offset}: {reason} (expected crc {expected:#010x}, found {found:#010x}); nothing was changed. {advice}",
+        advice = advice(.file)
     )]
     Corrupt {
         /// The segment.
@@ -55,6 +58,19 @@ pub enum OpenError {
         /// The segment after it.
         after: PathBuf,
     },
+}
+
+/// What an operator can do about a [`OpenError::Corrupt`] log in the
+/// directory holding `file`.
+fn advice(file: &std::path::Path) -> String {
+    let dir = crate::fs::parent_of(file).display();
+    format!(
+        "To drop this record and everything after it, run `ferroctl wal repair --wal-dir {dir}` \
+         (it prints what it would drop, by raft index) and then again with --confirm. \
+         A member of a cluster can instead rejoin from the others: `etcdctl member remove` it, \
+         wipe its data dir, `etcdctl member add` it again and start it with \
+         --initial-cluster-state existing. See docs/RECOVERY.md."
+    )
 }
 
 /// An append, sync or truncate failed. After an I/O failure the log is

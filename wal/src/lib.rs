@@ -2,9 +2,11 @@
 //! snapshot files.
 //!
 //! - [`Wal`]: segmented log (`<seq:016x>-<index:016x>.wal`), records
-//!   chained by crc32, one write + one fdatasync per [`Wal::sync`], crash
-//!   recovery that truncates a torn tail and refuses corruption in the
-//!   middle ([`OpenError::Corrupt`] names the file and offset), suffix
+//!   chained by crc32, one write + one fdatasync per [`Wal::sync`] (each
+//!   write opens with a batch header: its length and a crc per 512-byte
+//!   sector), crash recovery that cuts only a provably torn last write and
+//!   refuses any other damage ([`OpenError::Corrupt`] names the file and
+//!   offset; [`repair`] drops it on the operator's word), suffix
 //!   truncation, resets (continue the log at any index after a snapshot),
 //!   purging behind snapshots.
 //! - [`GroupCommit`]: concurrent appenders share one fdatasync; the
@@ -17,12 +19,15 @@
 //!
 //! Byte layouts are drawn in `docs/FORMAT.md`.
 
+mod batch;
 pub mod bolt;
 mod error;
 mod fs;
 mod group_commit;
 mod log;
 pub mod record;
+mod recovery;
+mod repair;
 mod segment;
 mod snap;
 
@@ -33,5 +38,6 @@ pub use group_commit::{
 };
 pub use log::{Config, Entries, Recovered, TornTail, Wal};
 pub use record::MAX_PAYLOAD;
+pub use repair::{Dropped, Repair, RepairMode, RepairPlan, repair};
 pub use segment::SegmentName;
 pub use snap::{PAYLOAD_OFFSET, SnapStore, SnapshotFile};

@@ -53,8 +53,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{OpenError, ReadError, WriteError};
 use crate::fs::{File, Fs, create_dir_all_durable};
-use crate::record::{self, DecodeError, HEADER_LEN, Kind, MAX_PAYLOAD};
+use crate::record::{self, HEADER_LEN, Kind, MAX_PAYLOAD};
 use crate::segment::SegmentName;
+use crate::{batch, recovery};
 
 /// What recovery does with a torn tail in the last segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +149,9 @@ pub struct Wal<F: Fs> {
     /// fdatasync calls made by appends (the group-commit ratio's
     /// denominator; a future `etcd_disk_wal_fsync` metric).
     syncs: u64,
+    /// The tail is a format v1 segment (found at open): roll before the
+    /// first write.
+    legacy_tail: bool,
 }
 
 impl<F: Fs> std::fmt::Debug for Wal<F> {
@@ -168,153 +172,6 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// The result of scanning one segment's bytes.
-struct Scan {
-    /// (kind, index, payload offset, payload) in order.
-    records: Vec<(Kind, u64, u64, Vec<u8>)>,
-    /// Offset just past the last good record.
-    end: u64,
-    /// The chain crc after the last good record.
-    crc: u32,
-    /// The first bad record: offset, expected crc, found crc, reason.
-    bad: Option<(u64, u32, u32, String)>,
-    /// Whether an ack marker after the bad record (or after a zeroed
-    /// header) says bytes at or beyond it were already durable.
-    acked_beyond: bool,
-}
-
-/// Decode `data`; `seed` is the chain crc before the segment (`None` for
-/// the first live segment: trust its Crc record).
-fn scan(data: &[u8], seed: Option<u32>) -> Scan {
-    let mut out = Scan {
-        records: Vec::new(),
-        end: 0,
-        crc: seed.unwrap_or(0),
-        bad: None,
-        acked_beyond: false,
-    };
-    let mut off = 0usize;
-    let mut first = true;
-    while off < data.len() {
-        match record::decode(&data[off..]) {
-            Err(DecodeError::Zero) => break,
-            Err(e) => {
-                out.bad = Some((off as u64, out.crc, 0, e.to_string()));
-                break;
-            }
-            Ok((rec, n)) => {
-                let seed_here = if first {
-                    // The Crc record carries the chain it continues.
-                    let carried = (rec.kind == Kind::Crc && rec.payload.len() == 4).then(|| {
-                        u32::from_le_bytes([
-                            rec.payload[0],
-                            rec.payload[1],
-                            rec.payload[2],
-                            rec.payload[3],
-                        ])
-                    });
-                    match (carried, seed) {
-                        (None, _) => {
-                            out.bad = Some((
-                                off as u64,
-                                out.crc,
-                                rec.crc,
-                                "segment does not start with a crc record".into(),
-                            ));
-                            break;
-                        }
-                        (Some(c), Some(s)) if c != s => {
-                            out.bad = Some((
-                                off as u64,
-                                s,
-                                c,
-                                "crc chain broken between segments".into(),
-                            ));
-                            break;
-                        }
-                        (Some(c), _) => c,
-                    }
-                } else {
-                    out.crc
-                };
-                if !rec.verify(seed_here) {
-                    out.bad = Some((
-                        off as u64,
-                        rec.expected_crc(seed_here),
-                        rec.crc,
-                        "crc mismatch".into(),
-                    ));
-                    break;
-                }
-                first = false;
-                out.crc = rec.crc;
-                out.records.push((
-                    rec.kind,
-                    rec.index,
-                    (off + HEADER_LEN) as u64,
-                    rec.payload.to_vec(),
-                ));
-                off += n;
-                out.end = off as u64;
-            }
-        }
-    }
-    // Where the good records stop (a bad record, or a zeroed header),
-    // look for ack markers beyond: one that says bytes past this point were
-    // durable proves the damage is inside acknowledged data.
-    let stop = out.bad.as_ref().map_or(out.end, |b| b.0);
-    out.acked_beyond = acked_beyond(data, stop);
-    out
-}
-
-/// Whether an ack marker at an 8-aligned offset after `stop` records a
-/// durable end beyond `stop`. Markers are checked on their own (their
-/// payload carries their offset and a crc), since the chain is broken at
-/// `stop`.
-fn acked_beyond(data: &[u8], stop: u64) -> bool {
-    let mut off = (stop as usize + 8).div_ceil(8) * 8;
-    while off + record::encoded_len(ACK_PAYLOAD) <= data.len() {
-        if data[off + 4] == Kind::Ack as u8
-            && let Some(durable_end) = ack_marker(&data[off..], off as u64)
-            && durable_end > stop
-        {
-            return true;
-        }
-        off += 8;
-    }
-    false
-}
-
-/// Payload bytes of an ack marker.
-const ACK_PAYLOAD: usize = 12;
-
-/// Encode an ack marker at segment offset `at` saying `durable_end` bytes
-/// of the segment were durable before this write.
-fn encode_ack(out: &mut Vec<u8>, at: u64, durable_end: u64, seed: u32) -> u32 {
-    let mut p = [0u8; ACK_PAYLOAD];
-    p[..8].copy_from_slice(&at.to_le_bytes());
-    let mut h = crc32fast::Hasher::new();
-    h.update(&durable_end.to_le_bytes());
-    h.update(&at.to_le_bytes());
-    p[8..].copy_from_slice(&h.finalize().to_le_bytes());
-    record::encode(out, Kind::Ack, durable_end, &p, seed)
-}
-
-/// If `buf` starts with a self-consistent ack marker written at `at`, its
-/// durable end.
-fn ack_marker(buf: &[u8], at: u64) -> Option<u64> {
-    let (rec, _) = record::decode(buf).ok()?;
-    if rec.kind != Kind::Ack || rec.payload.len() != ACK_PAYLOAD {
-        return None;
-    }
-    let pos = u64::from_le_bytes(rec.payload[..8].try_into().ok()?);
-    let crc = u32::from_le_bytes(rec.payload[8..].try_into().ok()?);
-    let mut h = crc32fast::Hasher::new();
-    h.update(&rec.index.to_le_bytes());
-    h.update(&pos.to_le_bytes());
-    (pos == at && h.finalize() == crc && rec.index <= at).then_some(rec.index)
 }
 
 impl<F: Fs> Wal<F> {
@@ -357,6 +214,7 @@ impl<F: Fs> Wal<F> {
             durable_index: None,
             failed: false,
             syncs: 0,
+            legacy_tail: false,
         };
         let mut recovered = Recovered::default();
 
@@ -400,8 +258,37 @@ impl<F: Fs> Wal<F> {
                     found: name.index,
                 });
             }
-            let s = scan(&data, seed);
-            if !last && s.records.is_empty() && s.bad.is_none() {
+            let limit = wal.config.segment_size.max(data.len() as u64);
+            let s = recovery::scan(&data, seed, limit);
+            let (records, end, crc) = match &s.damage {
+                None => (s.records, s.end, s.crc),
+                Some(d) => {
+                    let torn_ok = last && d.torn && wal.config.torn_tail == TornTail::Truncate;
+                    if !torn_ok {
+                        let reason = if d.torn && !last {
+                            format!(
+                                "{}; but a torn write can only be in the last segment (a segment is synced before the next one is created)",
+                                d.reason
+                            )
+                        } else if d.torn {
+                            format!("{} (TornTail::Refuse)", d.reason)
+                        } else {
+                            d.reason.clone()
+                        };
+                        return Err(OpenError::Corrupt {
+                            file: path,
+                            offset: d.offset,
+                            reason,
+                            expected: d.expected,
+                            found: d.found,
+                        });
+                    }
+                    let mut records = s.records;
+                    records.truncate(d.cut_records);
+                    (records, d.cut, d.cut_crc)
+                }
+            };
+            if !last && records.is_empty() {
                 return Err(OpenError::Corrupt {
                     file: path,
                     offset: 0,
@@ -410,37 +297,9 @@ impl<F: Fs> Wal<F> {
                     found: 0,
                 });
             }
-            if s.bad.is_none() && s.acked_beyond {
-                return Err(OpenError::Corrupt {
-                    file: path,
-                    offset: s.end,
-                    reason: "zeroed record inside data already acknowledged as durable".into(),
-                    expected: 0,
-                    found: 0,
-                });
-            }
-            if let Some((offset, expected, found, reason)) = s.bad.clone() {
-                let torn_ok = last && !s.acked_beyond && wal.config.torn_tail == TornTail::Truncate;
-                if !torn_ok {
-                    let reason = if last && !s.acked_beyond {
-                        format!("{reason} (torn tail; TornTail::Refuse)")
-                    } else if last {
-                        format!("{reason}, inside data already acknowledged as durable")
-                    } else {
-                        reason
-                    };
-                    return Err(OpenError::Corrupt {
-                        file: path,
-                        offset,
-                        reason,
-                        expected,
-                        found,
-                    });
-                }
-            }
-            for (kind, index, offset, payload) in s.records {
+            for (kind, index, offset, payload) in records {
                 match kind {
-                    Kind::Crc | Kind::Ack => {}
+                    Kind::Crc | Kind::Ack | Kind::Batch => {}
                     Kind::Meta => {
                         wal.meta.insert(index, payload);
                     }
@@ -478,16 +337,24 @@ impl<F: Fs> Wal<F> {
                     }
                 }
             }
-            seed = Some(s.crc);
+            seed = Some(crc);
             if last {
-                wal.crc = s.crc;
-                wal.written = s.end;
-                if s.bad.is_some() {
-                    recovered.torn_bytes = data.len() as u64 - s.end;
-                    tracing::warn!(file = %path.display(), offset = s.end, bytes = recovered.torn_bytes, "wal: truncating torn tail");
+                wal.crc = crc;
+                wal.written = end;
+                if let Some(d) = &s.damage {
+                    let nz = data.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1) as u64;
+                    recovered.torn_bytes = nz.saturating_sub(end);
+                    tracing::warn!(
+                        file = %path.display(),
+                        offset = end,
+                        bytes = recovered.torn_bytes,
+                        reason = %d.reason,
+                        "wal: truncating torn tail"
+                    );
                     // Cut, then re-extend with zeros so no stale bytes stay
-                    // after the new end.
-                    file.set_len(s.end).map_err(io_err(&path))?;
+                    // after the new end: the next write must land on zeros
+                    // (what recovery's torn-write rule assumes).
+                    file.set_len(end).map_err(io_err(&path))?;
                     file.allocate(data.len().max(wal.config.segment_size as usize) as u64)
                         .map_err(io_err(&path))?;
                 }
@@ -495,10 +362,14 @@ impl<F: Fs> Wal<F> {
                 // crashed process (not machine) leaves unsynced pages that
                 // recovery just read.
                 file.sync_data().map_err(io_err(&path))?;
-                if s.end == 0 {
+                if end == 0 {
                     // Nothing valid at all (crash right after creating the
                     // segment): write its header afresh.
                     wal.encode_segment_header();
+                } else if s.version == 1 {
+                    // Never write into a v1 segment: its writes carry no
+                    // batch header. The first write rolls.
+                    wal.legacy_tail = true;
                 }
             }
             wal.segments.push(Segment { name, path, file });
@@ -582,7 +453,6 @@ impl<F: Fs> Wal<F> {
             return Err(WriteError::TooLarge(payload.len()));
         }
         self.make_room(payload.len())?;
-        self.begin_write();
         let offset = self.written + self.pending.len() as u64 + HEADER_LEN as u64;
         self.crc = record::encode(&mut self.pending, Kind::Entry, index, payload, self.crc);
         if self.entries.is_empty() {
@@ -605,7 +475,6 @@ impl<F: Fs> Wal<F> {
             return Err(WriteError::TooLarge(payload.len()));
         }
         self.make_room(payload.len())?;
-        self.begin_write();
         self.crc = record::encode(&mut self.pending, Kind::Meta, key, payload, self.crc);
         self.meta.insert(key, payload.to_vec());
         Ok(())
@@ -616,15 +485,31 @@ impl<F: Fs> Wal<F> {
     pub fn sync(&mut self) -> Result<Option<u64>, WriteError> {
         self.check()?;
         if !self.pending.is_empty() {
+            // One write: the batch header (length and a crc per 512-byte
+            // sector, see `batch`), then the records. The header is
+            // encoded now that the records are known; it is outside the
+            // crc chain, so the records' crcs did not depend on it.
             let at = self.written;
-            let buf = std::mem::take(&mut self.pending);
+            let mut buf =
+                Vec::with_capacity(batch::header_len(self.pending.len()) + self.pending.len());
+            let h = batch::encode(&mut buf, at, &self.pending) as u64;
+            buf.extend_from_slice(&self.pending);
             let r = self.tail_mut().file.write_and_sync(&buf, at);
             self.syncs += 1;
             if let Err(e) = r {
+                // `pending` stays: reads of these entries still work.
                 return self.fail(e);
             }
+            // The buffered entries were located as if the write began
+            // with them; they sit after the header.
+            let seq = self.tail().name.seq;
+            for loc in self.entries.iter_mut().rev() {
+                if loc.seq != seq || loc.offset < at {
+                    break;
+                }
+                loc.offset += h;
+            }
             self.written += buf.len() as u64;
-            self.pending = buf;
             self.pending.clear();
         }
         self.durable_index = self.last_index;
@@ -643,7 +528,6 @@ impl<F: Fs> Wal<F> {
     pub(crate) fn truncate_buffered(&mut self, index: u64) -> Result<(), WriteError> {
         self.check()?;
         self.make_room(0)?;
-        self.begin_write();
         self.crc = record::encode(&mut self.pending, Kind::Truncate, index, &[], self.crc);
         self.drop_from(index);
         Ok(())
@@ -668,7 +552,6 @@ impl<F: Fs> Wal<F> {
             return Err(WriteError::ResetToZero);
         }
         self.make_room(0)?;
-        self.begin_write();
         self.crc = record::encode(&mut self.pending, Kind::Reset, next, &[], self.crc);
         self.clear_to(next);
         Ok(())
@@ -796,27 +679,18 @@ impl<F: Fs> Wal<F> {
             .expect("a wal always has a tail segment")
     }
 
-    /// The first record of a write into a segment that already holds
-    /// durable data is an ack marker: "everything before this offset was
-    /// fdatasynced". A marker only appears after its predecessor's sync
-    /// returned, so one found past damage proves the damage is in
-    /// acknowledged data (refuse to open), while damage with no marker
-    /// after it is a torn, never acknowledged write (cut it).
-    fn begin_write(&mut self) {
-        if self.pending.is_empty() && self.written > 0 {
-            let at = self.written;
-            self.crc = encode_ack(&mut self.pending, at, at, self.crc);
-        }
-    }
-
     /// Roll to a new segment if a record with `len` payload bytes would
     /// not fit in the tail (unless the tail holds only its header).
     fn make_room(&mut self, len: usize) -> Result<(), WriteError> {
         let need = record::encoded_len(len) as u64;
         let used = self.written + self.pending.len() as u64;
-        if used + need <= self.config.segment_size || used <= self.header_len() {
+        let header = batch::header_len(self.pending.len() + need as usize) as u64;
+        if !self.legacy_tail
+            && (used + header + need <= self.config.segment_size || used <= self.header_len())
+        {
             return Ok(());
         }
+        self.legacy_tail = false;
         // Seal the old segment: everything buffered goes into it, durably,
         // before the next segment exists.
         self.sync()?;

@@ -13,10 +13,10 @@
 //! - `index` is the raft index for [`Kind::Entry`], the truncation point for
 //!   [`Kind::Truncate`], the metadata key for [`Kind::Meta`], the durable
 //!   end for [`Kind::Ack`], the next entry's index for [`Kind::Reset`], 0
-//!   for [`Kind::Crc`].
+//!   for [`Kind::Crc`], the write's length for [`Kind::Batch`].
 //! - `crc` is crc32 (crc32fast, IEEE) over header bytes 0..16 and the
 //!   payload, *seeded with the previous record's crc*, so the records of a
-//!   segment form one chain; the first record of a segment is a
+//!   segment form one chain (batch headers excepted: seeded with 0); the first record of a segment is a
 //!   [`Kind::Crc`] record whose 4-byte payload is the crc the chain had at
 //!   the end of the previous segment (0 for the first segment ever).
 //! - An all-zero header is not a record: it is the preallocated (zeroed)
@@ -47,16 +47,19 @@ pub enum Kind {
     /// Every entry with index >= `index` written before this record is
     /// dropped (raft log conflict).
     Truncate = 4,
-    /// Ack marker, first in every write after the first: `index` is the
-    /// segment offset up to which earlier writes were already durable
-    /// (fdatasync returned). Recovery uses it to tell a torn, never
-    /// acknowledged tail from damage inside acknowledged data.
+    /// Format v1 only (read, never written): ack marker, first in every
+    /// write after the first; `index` is the segment offset up to which
+    /// earlier writes were already durable (fdatasync returned).
     Ack = 5,
     /// Every entry written before this record is dropped, and the next
     /// entry must have index `index` (>= 1), above or below the old last
     /// index: a raft follower continuing its log after installing a
     /// snapshot at `index - 1`. Empty payload. Metadata is kept.
     Reset = 6,
+    /// Batch header (format v2), first in every write: `index` is the
+    /// write's length; the payload its offset and a crc per 512-byte
+    /// sector. Not part of the crc chain; see `batch`.
+    Batch = 7,
 }
 
 impl Kind {
@@ -68,6 +71,7 @@ impl Kind {
             4 => Some(Kind::Truncate),
             5 => Some(Kind::Ack),
             6 => Some(Kind::Reset),
+            7 => Some(Kind::Batch),
             _ => None,
         }
     }
@@ -215,7 +219,7 @@ mod tests {
     }
 
     #[test]
-    fn reset_record_round_trips_and_7_is_unknown() {
+    fn reset_record_round_trips_and_8_is_unknown() {
         let mut buf = Vec::new();
         let c = encode(&mut buf, Kind::Reset, 1_000_001, &[], 9);
         assert_eq!(buf.len(), HEADER_LEN);
@@ -226,7 +230,7 @@ mod tests {
             (Kind::Reset, 1_000_001, &[][..], 24)
         );
         assert!(r.verify(9) && r.crc == c);
-        buf[4] = 7;
+        buf[4] = 8;
         assert!(matches!(decode(&buf), Err(DecodeError::Malformed(_))));
     }
 

@@ -11,8 +11,8 @@
 //! Faults: [`SimFs::inject`] makes the next write or sync fail with an
 //! errno (EIO, ENOSPC), once. [`SimFs::fill_after`] models a disk that
 //! fills up: after that many more bytes, writes fail with ENOSPC (the
-//! write that crosses the line stores its first bytes, as a short write
-//! on Linux does) until [`SimFs::free_space`].
+//! write that crosses the line stores its first whole pages, as a short
+//! buffered write on Linux does) until [`SimFs::free_space`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -67,6 +67,9 @@ impl State {
         }
     }
 }
+
+/// The page size of a short write (see `SimFile::write_at`).
+const PAGE: usize = 4096;
 
 fn enospc() -> io::Error {
     io::Error::from_raw_os_error(libc::ENOSPC)
@@ -349,12 +352,22 @@ impl File for SimFile {
             return Err(io::Error::from_raw_os_error(errno));
         }
         let fits = st.take_space(buf.len() as u64) as usize;
+        // A short write stops at a page boundary of the file: the kernel
+        // copies a buffered write into the page cache page by page and the
+        // filesystem reserves space per page, so the first bytes that
+        // land are whole 4 KiB pages (none when the first page does not
+        // fit). Recovery's torn-write rule relies on it (`recovery`).
+        let stored = if fits == buf.len() {
+            fits
+        } else {
+            ((offset as usize + fits) / PAGE * PAGE).saturating_sub(offset as usize)
+        };
         let data = &mut st.inodes.get_mut(&self.id).expect("inode").current;
-        let end = offset as usize + fits;
+        let end = offset as usize + stored;
         if data.len() < end {
             data.resize(end, 0);
         }
-        data[offset as usize..end].copy_from_slice(&buf[..fits]);
+        data[offset as usize..end].copy_from_slice(&buf[..stored]);
         if fits < buf.len() {
             return Err(enospc());
         }
@@ -468,24 +481,30 @@ mod tests {
     fn a_full_disk_writes_what_fits_then_refuses() {
         let fs = SimFs::new();
         let mut f = fs.create(Path::new("/a")).unwrap();
-        fs.fill_after(5);
+        fs.fill_after(PAGE as u64 + 5);
         f.write_at(b"abc", 0).unwrap();
-        let e = f.write_at(b"defg", 3).unwrap_err();
+        // Crosses the line: only its whole first page lands, [3, 4096).
+        let e = f.write_at(&[7u8; PAGE + 100], 3).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
-        assert_eq!(fs.contents(Path::new("/a")).unwrap(), b"abcde");
+        let got = fs.contents(Path::new("/a")).unwrap();
+        assert_eq!(got.len(), PAGE);
+        assert_eq!(
+            (&got[..3], got[3..].iter().all(|b| *b == 7)),
+            (&b"abc"[..], true)
+        );
         assert_eq!(
             f.write_at(b"x", 0).unwrap_err().raw_os_error(),
             Some(libc::ENOSPC)
         );
         assert_eq!(
-            f.allocate(100).unwrap_err().raw_os_error(),
+            f.allocate(2 * PAGE as u64).unwrap_err().raw_os_error(),
             Some(libc::ENOSPC)
         );
         // Reads and syncs still work; space comes back when freed.
         f.sync_data().unwrap();
         fs.free_space();
         f.write_at(b"x", 0).unwrap();
-        f.allocate(100).unwrap();
-        assert_eq!(fs.contents(Path::new("/a")).unwrap().len(), 100);
+        f.allocate(2 * PAGE as u64).unwrap();
+        assert_eq!(fs.contents(Path::new("/a")).unwrap().len(), 2 * PAGE);
     }
 }
