@@ -2,10 +2,14 @@
 //! behind a [`Proxies`] listener, optionally each data dir on a lossyfs
 //! mount; and the process-level faults (kill, stop, pause, resume).
 //!
-//! Flags are etcd's, so the same runner drives an etcd binary too. Each
-//! member advertises its proxy as its peer URL (`--initial-cluster` lists
-//! proxies), and listens for peers on its own port behind it. Ports are
-//! fixed for the life of the round: a member's peer URL is stored state.
+//! Flags are etcd's. Each member advertises its proxy as its peer URL
+//! (`--initial-cluster` lists proxies), and listens for peers on its own
+//! port behind it. Ports are fixed for the life of the round: a member's
+//! peer URL is stored state. The proxy reads ferrocd's peer hello, so it
+//! cannot front an etcd (whose peers speak HTTP): with `proxy: false`
+//! members advertise their own peer ports and the nemesis leaves links
+//! alone, which lets a real etcd 3.5 run the same load, process faults and
+//! checker as a reference.
 //!
 //! Processes run with `--shards 1`: a round's 3–5 members share 2 cores
 //! with the harness (and with other rounds), and each shard is pinned.
@@ -76,6 +80,8 @@ pub struct Spec {
     pub token: String,
     /// The `ferrocd-lossyfs` binary: each data dir on its own mount.
     pub lossy: Option<PathBuf>,
+    /// Peer links through [`Proxies`] (ferrocd's peer protocol only).
+    pub proxy: bool,
 }
 
 /// One member process.
@@ -199,9 +205,19 @@ impl Cluster {
         &self.spec
     }
 
+    /// The peer URL member `j` advertises: its proxy, or with
+    /// `proxy: false` its own peer port.
+    pub fn peer_url(&self, j: usize) -> String {
+        if self.spec.proxy {
+            format!("http://{}", self.proxies.addr(j))
+        } else {
+            format!("http://127.0.0.1:{}", self.members[j].peer_port)
+        }
+    }
+
     fn initial_cluster(&self) -> String {
         (0..self.members.len())
-            .map(|j| format!("{}=http://{}", self.members[j].name, self.proxies.addr(j)))
+            .map(|j| format!("{}={}", self.members[j].name, self.peer_url(j)))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -209,7 +225,7 @@ impl Cluster {
     /// Start member `i`'s process (it must not be running).
     pub fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
         let initial = self.initial_cluster();
-        let proxy = self.proxies.addr(i);
+        let advertised = self.peer_url(i);
         let m = &mut self.members[i];
         assert!(m.child.is_none(), "member {i} started twice");
         let mut log = OpenOptions::new()
@@ -231,7 +247,7 @@ impl Cluster {
             "--listen-peer-urls".into(),
             format!("http://127.0.0.1:{}", m.peer_port),
             "--initial-advertise-peer-urls".into(),
-            format!("http://{proxy}"),
+            advertised,
             "--initial-cluster".into(),
             initial,
             "--initial-cluster-token".into(),
@@ -441,10 +457,7 @@ impl Cluster {
         let mut ids = vec![0; self.members.len()];
         for m in &list.members {
             let j = (0..self.members.len())
-                .find(|&j| {
-                    let url = format!("http://{}", self.proxies.addr(j));
-                    m.peer_ur_ls.contains(&url)
-                })
+                .find(|&j| m.peer_ur_ls.contains(&self.peer_url(j)))
                 .with_context(|| format!("member {:x} with unknown peer URLs", m.id))?;
             ids[j] = m.id;
         }

@@ -36,20 +36,25 @@ pub async fn settle_and_read(c: &mut Cluster, clock: &Clock, problems: &mut Vec<
     if let Err(e) = c.heal() {
         problems.push(format!("heal: {e:#}"));
     }
-    let revision = match settle(c).await {
-        Ok(r) => r,
+    let (revision, reader) = match settle(c).await {
+        Ok(r) => (r, 0),
         Err(e) => {
             problems.push(format!("settle: {e:#}"));
-            // Read anyway, up to what member 0 has.
-            c.status(0)
-                .await
-                .ok()
-                .and_then(|s| s.header)
-                .map_or(0, |h| h.revision)
+            // Read anyway, from the first member that answers, up to what
+            // it has, so the history shows what survived.
+            let mut found = (0, 0);
+            for i in 0..c.len() {
+                if let Ok(s) = c.status(i).await {
+                    found = (s.header.map_or(0, |h| h.revision), i);
+                    break;
+                }
+            }
+            found
         }
     };
     let time = clock.now();
-    let events = match read_events(&c.members[0].client_url(), revision).await {
+    let url = c.members[reader].client_url();
+    let events = match read_events(&url, revision).await {
         Ok(e) => e,
         Err(e) => {
             problems.push(format!("final watch: {e:#}"));
@@ -70,7 +75,7 @@ pub async fn settle_and_read(c: &mut Cluster, clock: &Clock, problems: &mut Vec<
         hashes.push((i, r.map_err(|e| format!("{e:#}"))));
     }
     let leases = async {
-        let ch = channel(&c.members[0].client_url(), Duration::from_secs(5))?;
+        let ch = channel(&url, Duration::from_secs(5))?;
         let l = LeaseClient::new(ch)
             .lease_leases(LeaseLeasesRequest {})
             .await?

@@ -71,6 +71,10 @@ pub struct Round {
     pub watchers: usize,
     /// Keys the clients share.
     pub keys: usize,
+    /// Peer links through the proxies (partitions and delays possible);
+    /// `false` for a server that does not speak ferrocd's peer protocol
+    /// (a reference run against etcd).
+    pub proxy: bool,
 }
 
 impl Round {
@@ -87,6 +91,7 @@ impl Round {
             clients: 12,
             watchers: 3,
             keys: 8,
+            proxy: true,
         }
     }
 }
@@ -142,6 +147,7 @@ pub async fn run(r: &Round) -> anyhow::Result<Finished> {
         dir: r.dir.clone(),
         token: format!("fault-{}", r.seed),
         lossy: r.lossy.clone(),
+        proxy: r.proxy,
     })
     .await?;
     let urls: Vec<String> = c.members.iter().map(|m| m.client_url()).collect();

@@ -56,17 +56,21 @@ pub enum Kind {
 
 impl Kind {
     /// The kinds a round may use, with their weights.
-    fn table(lossy: bool) -> Vec<(Kind, u64)> {
+    fn table(lossy: bool, links: bool) -> Vec<(Kind, u64)> {
         let mut t = vec![
             (Kind::Kill, 10),
             (Kind::KillLeader, 10),
             (Kind::Pause, 10),
             (Kind::Restart, 8),
-            (Kind::Isolate, 10),
-            (Kind::Split, 6),
-            (Kind::Directed, 10),
-            (Kind::Delay, 8),
         ];
+        if links {
+            t.extend([
+                (Kind::Isolate, 10),
+                (Kind::Split, 6),
+                (Kind::Directed, 10),
+                (Kind::Delay, 8),
+            ]);
+        }
         if lossy {
             // The fault lossyfs exists for: weigh it like two others.
             t.push((Kind::LoseUnsynced, 20));
@@ -74,8 +78,8 @@ impl Kind {
         t
     }
 
-    fn pick(rng: &mut Rng, lossy: bool) -> Kind {
-        let t = Kind::table(lossy);
+    fn pick(rng: &mut Rng, lossy: bool, links: bool) -> Kind {
+        let t = Kind::table(lossy, links);
         let total: u64 = t.iter().map(|(_, w)| w).sum();
         let mut x = rng.range(0, total);
         for (k, w) in t {
@@ -89,13 +93,14 @@ impl Kind {
 }
 
 /// The kinds of a round's slots: at least 3, the first two different.
-pub fn plan(seed: u64, duration: Duration, lossy: bool) -> Vec<Kind> {
+/// `links`: partitions and delays may be chosen (the peer proxies run).
+pub fn plan(seed: u64, duration: Duration, lossy: bool, links: bool) -> Vec<Kind> {
     let mut rng = Rng::stream(seed, 1);
     let usable = duration.saturating_sub(WARMUP + Duration::from_secs(1));
     let k = ((usable.as_millis() / SLOT.as_millis()) as usize).max(3);
-    let mut kinds: Vec<Kind> = (0..k).map(|_| Kind::pick(&mut rng, lossy)).collect();
+    let mut kinds: Vec<Kind> = (0..k).map(|_| Kind::pick(&mut rng, lossy, links)).collect();
     while kinds[1] == kinds[0] {
-        kinds[1] = Kind::pick(&mut rng, lossy);
+        kinds[1] = Kind::pick(&mut rng, lossy, links);
     }
     kinds
 }
@@ -115,7 +120,7 @@ pub async fn run(
     clock: &Clock,
     t0: Instant,
 ) -> anyhow::Result<Vec<Fault>> {
-    let kinds = plan(seed, duration, lossy);
+    let kinds = plan(seed, duration, lossy, c.spec().proxy);
     let mut rng = Rng::stream(seed, 2);
     let usable = duration.saturating_sub(WARMUP + Duration::from_secs(1));
     let slot = usable / kinds.len() as u32;
@@ -257,19 +262,21 @@ mod tests {
     #[test]
     fn every_plan_has_three_faults_of_two_kinds() {
         for seed in 0..500 {
-            for (secs, lossy) in [(15, false), (20, true), (30, false), (60, true)] {
-                let p = plan(seed, Duration::from_secs(secs), lossy);
+            for (secs, lossy, links) in [(15, false, true), (20, true, true), (30, false, false)] {
+                let p = plan(seed, Duration::from_secs(secs), lossy, links);
                 assert!(p.len() >= 3, "seed {seed}: {p:?}");
                 assert_ne!(p[0], p[1], "seed {seed}");
                 if !lossy {
                     assert!(!p.contains(&Kind::LoseUnsynced), "seed {seed}: {p:?}");
                 }
+                if !links {
+                    let link = [Kind::Isolate, Kind::Split, Kind::Directed, Kind::Delay];
+                    assert!(!p.iter().any(|k| link.contains(k)), "seed {seed}: {p:?}");
+                }
             }
         }
-        assert_eq!(plan(3, Duration::from_secs(30), true).len(), 5);
-        assert_eq!(
-            plan(3, Duration::from_secs(30), true),
-            plan(3, Duration::from_secs(30), true)
-        );
+        let p = |s| plan(s, Duration::from_secs(30), true, true);
+        assert_eq!(p(3).len(), 5);
+        assert_eq!(p(3), p(3));
     }
 }
