@@ -3,14 +3,16 @@
 //!
 //! # Writing
 //! `append_*` encode records into an in-memory buffer; [`Wal::sync`] writes
-//! the buffer at the end of the tail segment and fdatasyncs it (one linked
-//! io_uring submission on [`crate::UringFs`]), after which everything
-//! appended is durable. When a record would not fit in the tail segment,
-//! the buffer is first written and synced into the old segment, then a new
-//! segment is created, preallocated, synced *and its directory entry
-//! synced* before anything is written into it. A new segment starts with a
-//! [`Kind::Crc`] record (the chain so far) and a copy of every metadata
-//! record, so purging old segments never loses the latest metadata.
+//! the buffer at the end of the tail segment, behind a batch header (the
+//! write's length and a crc32 of each 512-byte sector, `batch`), and
+//! fdatasyncs it (one linked io_uring submission on [`crate::UringFs`]),
+//! after which everything appended is durable. When a record would not
+//! fit in the tail segment, the buffer is first written and synced into
+//! the old segment, then a new segment is created, preallocated, synced
+//! *and its directory entry synced* before anything is written into it. A
+//! new segment starts with a [`Kind::Crc`] record (the chain so far) and a
+//! copy of every metadata record, so purging old segments never loses the
+//! latest metadata.
 //!
 //! # Truncate and reset
 //! Both are records written into the tail segment, durable with the next
@@ -27,26 +29,33 @@
 //! the live entries a segment still holds, not by names.
 //!
 //! # Recovery
-//! Every record of every segment is decoded and its crc checked against the
-//! chain. Where the good records stop (a bad record, or a zeroed header):
-//! - in any segment but the last, a bad record is [`OpenError::Corrupt`]
-//!   (file, byte offset, expected and found crc);
-//! - anywhere, if an *ack marker* ([`Kind::Ack`]) further on says bytes at
-//!   or past that point were already durable, the damage is inside
-//!   acknowledged data: `Corrupt`, nothing is changed;
-//! - otherwise, in the last segment, it is a torn tail — a write whose
-//!   fdatasync never returned, however its pages reached the disk (a lost
-//!   middle page with later pages present included) — and, with
-//!   [`TornTail::Truncate`], the segment is cut there (and re-extended with
-//!   zeros) and the log opens with everything before it.
+//! Every write of every segment is decoded and every record's crc checked
+//! against the chain (`recovery` has the rules and their reasons). Where
+//! the good data stops before the end of a segment's data:
+//! - a *torn write* is the last write of the last segment with some of its
+//!   512-byte sectors still all zero (what they held before it: segments
+//!   are preallocated with zeros) and every other sector as written, per
+//!   its batch header's sector crcs. A lost sector proves the write never
+//!   completed, so its fdatasync never returned and none of it was
+//!   acknowledged: with [`TornTail::Truncate`] the whole write is cut (and
+//!   the segment re-extended with zeros) and the log opens with
+//!   everything before it;
+//! - anything else is [`OpenError::Corrupt`] (file, byte offset, expected
+//!   and found crc, and the way out) and nothing is changed: a record
+//!   whose sectors are all on disk but whose crc fails — even the last
+//!   record of the last write, acknowledged or not, since the bytes cannot
+//!   tell — a bad header whose sectors are on disk, damage followed by
+//!   later data, damage in any segment but the last.
 //!
-//! Every write after the first into a segment starts with an ack marker
-//! naming the offset up to which the segment was durable; it is written
-//! only after the previous fdatasync returned. So the one case recovery
-//! cannot tell from a torn write is damage to the records of the *last*
-//! sync before the crash with nothing written after them (etcd has the
-//! same limit); everything acknowledged before that is always kept or
-//! refused loudly, never dropped.
+//! etcd refuses a crc mismatch in its last record too (etcd 3.4.23 on the
+//! same damage, issue #18); its decoder calls a record torn only when it
+//! is cut short or one of its 512-byte sectors is all zeros — the rule
+//! here, made exact by the sector crcs. [`crate::repair`] is the
+//! operator's way past corruption, as is rejoining a cluster member from
+//! the others. Segments of format v1 (an ack marker
+//! instead of batch headers) keep their rule, which cannot tell a bit
+//! flip in the last write from a torn one; the log never writes into one
+//! again.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -57,11 +66,12 @@ use crate::record::{self, HEADER_LEN, Kind, MAX_PAYLOAD};
 use crate::segment::SegmentName;
 use crate::{batch, recovery};
 
-/// What recovery does with a torn tail in the last segment.
+/// What recovery does with a torn last write (see the module docs: only
+/// damage shaped like lost sectors of the last write is torn).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TornTail {
-    /// Cut the segment at the first bad record and open (the default: a
-    /// torn tail is a write that was never acknowledged).
+    /// Cut the torn write whole and open (the default: a write with a
+    /// lost sector never completed, so it was never acknowledged).
     Truncate,
     /// Refuse to open, reporting it as corruption (for inspection tools).
     Refuse,

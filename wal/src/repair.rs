@@ -227,6 +227,11 @@ pub fn repair<F: Fs>(
             seed = Some(s.crc);
             continue;
         };
+        // A file cut short reads as zeros past its end (as in recovery).
+        let mut data = data;
+        if data.len() < d.offset as usize {
+            data.resize(d.offset as usize, 0);
+        }
         // Keep every good record before the damage.
         for (kind, index, _, _) in &s.records {
             replay(&mut last, *kind, *index);
