@@ -85,7 +85,14 @@ pub type Vote = openraft::alias::VoteOf<TypeConfig>;
 /// leader change) carries the same id, and the apply step takes effect
 /// for the first copy only (`sessions`). Waiters on the proposing member
 /// are keyed by it too.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Encoding (postcard, see [`COMMAND_FORMAT`]): a format byte, then the
+/// fields. Logs written before the ids existed hold `{ id u64, op, caller
+/// }`, whose first byte is that of an odd varint (those ids were always
+/// odd), so it is odd; the format byte is even. Such entries still read:
+/// they get a [`RequestId::LEGACY`]-style id (member and incarnation 0,
+/// `seq` = the old id) that the exactly-once table passes through.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {
     /// The request's id.
     pub id: RequestId,
@@ -97,6 +104,84 @@ pub struct Command {
     /// Who asked: the apply step checks its permissions (etcd's request
     /// header user and auth revision).
     pub caller: Caller,
+}
+
+/// The byte a [`Command`]'s encoding starts with (even, see there).
+pub const COMMAND_FORMAT: u8 = 2;
+
+impl Serialize for Command {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut t = s.serialize_tuple(5)?;
+        t.serialize_element(&COMMAND_FORMAT)?;
+        t.serialize_element(&self.id)?;
+        t.serialize_element(&self.floor)?;
+        t.serialize_element(&self.op)?;
+        t.serialize_element(&self.caller)?;
+        t.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Command {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Command;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a raft command")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Command, A::Error> {
+                use serde::de::Error;
+                let missing = || A::Error::custom("truncated command");
+                let first: u8 = a.next_element()?.ok_or_else(missing)?;
+                if first == COMMAND_FORMAT {
+                    return Ok(Command {
+                        id: a.next_element()?.ok_or_else(missing)?,
+                        floor: a.next_element()?.ok_or_else(missing)?,
+                        op: a.next_element()?.ok_or_else(missing)?,
+                        caller: a.next_element()?.ok_or_else(missing)?,
+                    });
+                }
+                if first % 2 == 0 {
+                    return Err(A::Error::custom(format!(
+                        "command format {first} (this version reads {COMMAND_FORMAT})"
+                    )));
+                }
+                // The previous format: `id` as a postcard varint (7 bits a
+                // byte, low first, high bit = more), `op`, `caller`.
+                let (mut id, mut b, mut shift) = (0u64, first, 0u32);
+                loop {
+                    if shift > 63 {
+                        return Err(A::Error::custom("command id varint too long"));
+                    }
+                    id |= u64::from(b & 0x7f) << shift;
+                    if b & 0x80 == 0 {
+                        break;
+                    }
+                    shift += 7;
+                    b = a.next_element()?.ok_or_else(missing)?;
+                }
+                Ok(Command {
+                    id: RequestId {
+                        member: 0,
+                        incarnation: 0,
+                        seq: id,
+                    },
+                    floor: 0,
+                    op: a.next_element()?.ok_or_else(missing)?,
+                    caller: a.next_element()?.ok_or_else(missing)?,
+                })
+            }
+        }
+        // postcard does not encode a tuple's length; at most 10 varint
+        // bytes + op + caller are read.
+        d.deserialize_tuple(12, V)
+    }
 }
 
 /// What a [`Command`] does to the store.
@@ -211,5 +296,60 @@ mod tests {
             assert_eq!(back, c);
         }
         assert!(decode::<Command>(&[0xff, 0xff, 0xff]).is_err());
+        assert!(decode::<Command>(&[4, 1, 1, 1, 1]).is_err());
+    }
+
+    /// A log written before exactly-once ids still reads: its commands
+    /// (`{ id u64, op, caller }`, odd ids) decode with a legacy id that
+    /// the exactly-once table passes through.
+    #[test]
+    fn commands_of_the_previous_format_read() {
+        #[derive(Serialize)]
+        struct Previous {
+            id: u64,
+            op: Op,
+            caller: Caller,
+        }
+        for old_id in [1u64, 127, 129, 0x8000_0000_0000_0001, u64::MAX] {
+            let prev = Previous {
+                id: old_id,
+                op: Op::Put(mvcc::PutRequest::new("k", "v")),
+                caller: Caller::Anonymous,
+            };
+            let bytes = encode(&prev).unwrap();
+            assert_eq!(bytes[0] % 2, 1, "an odd id's first byte is odd");
+            let c: Command = decode(&bytes).unwrap();
+            assert_eq!(c.id.seq, old_id);
+            assert_eq!((c.id.member, c.id.incarnation, c.floor), (0, 0, 0));
+            assert_eq!(c.op, prev.op);
+            assert_eq!(c.caller, prev.caller);
+            assert!(c.id.is_legacy());
+            // Inside a whole entry, as the WAL holds it (openraft's
+            // `Entry { log_id, payload: Blank | Normal(D) | Membership }`).
+            #[derive(Serialize)]
+            enum PrevPayload {
+                _Blank,
+                Normal(Previous),
+            }
+            #[derive(Serialize)]
+            struct PrevEntry {
+                log_id: LogId,
+                payload: PrevPayload,
+            }
+            let log_id: LogId = openraft::testing::log_id::<TypeConfig>(3, 1, 9);
+            let e: Entry = decode(
+                &encode(&PrevEntry {
+                    log_id,
+                    payload: PrevPayload::Normal(prev),
+                })
+                .unwrap(),
+            )
+            .unwrap();
+            assert_eq!(e.log_id, log_id);
+            match e.payload {
+                openraft::EntryPayload::Normal(c) => assert_eq!(c.id.seq, old_id),
+                other => panic!("decoded {other:?}"),
+            }
+        }
     }
 }

@@ -63,6 +63,14 @@ pub struct RequestId {
     pub seq: u64,
 }
 
+impl RequestId {
+    /// An entry written before request ids existed (member and
+    /// incarnation 0): the table neither checks nor keeps it.
+    pub fn is_legacy(&self) -> bool {
+        self.member == 0 && self.incarnation == 0
+    }
+}
+
 impl std::fmt::Display for RequestId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:x}.{:x}.{}", self.member, self.incarnation, self.seq)
@@ -127,6 +135,9 @@ impl Sessions {
     /// Look `id` up as the request at log `index` (with its origin's
     /// `floor`) begins to apply.
     pub fn begin(&mut self, id: RequestId, floor: u64, index: u64) -> Seen {
+        if id.is_legacy() {
+            return Seen::New;
+        }
         let key = (id.member, id.incarnation);
         if !self.map.contains_key(&key) && self.map.len() >= MAX_SESSIONS {
             self.evict_one();
@@ -148,6 +159,9 @@ impl Sessions {
 
     /// Keep the outcome of `id`, which [`Sessions::begin`] called new.
     pub fn finish(&mut self, id: RequestId, outcome: &Result<Applied, ApplyError>) {
+        if id.is_legacy() {
+            return;
+        }
         let Some(s) = self.map.get_mut(&(id.member, id.incarnation)) else {
             return;
         };
@@ -287,6 +301,20 @@ mod tests {
             ..id(1, 5)
         };
         assert_eq!(t.begin(other, 1, 14), Seen::New);
+    }
+
+    #[test]
+    fn legacy_entries_pass_through() {
+        let mut t = Sessions::default();
+        let old = RequestId {
+            member: 0,
+            incarnation: 0,
+            seq: 41,
+        };
+        assert_eq!(t.begin(old, 0, 1), Seen::New);
+        t.finish(old, &put(2));
+        assert_eq!(t.begin(old, 0, 2), Seen::New);
+        assert!(t.is_empty());
     }
 
     #[test]
