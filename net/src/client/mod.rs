@@ -31,7 +31,12 @@
 //!   server is resent only if it is idempotent (reads, status, lists —
 //!   [`crate::fast::methods::Unary::IDEMPOTENT`]); writes are resent only
 //!   when they certainly never left this process, or when a member refused
-//!   them as not the leader. A timed-out write is unknown, not lost.
+//!   them as not the leader (`etcdserver: not leader` / `no leader`: a
+//!   ferrocd member answers these only when nothing of the request left
+//!   it; once an attempt may have reached a leader it answers
+//!   `etcdserver: request timed out` instead, which is not resent — the
+//!   member's own retries carry one request id, so they take effect once).
+//!   A timed-out write is unknown, not lost.
 //! - **Leader forwarding**: members forward writes to the leader
 //!   themselves; a member that answers `etcdserver: not leader` or
 //!   `etcdserver: no leader` makes the client try the next endpoint.
