@@ -16,6 +16,7 @@ mod maint;
 mod member;
 mod print;
 mod txn;
+mod wal;
 mod watch;
 
 use std::io::Write as _;
@@ -155,6 +156,9 @@ enum Cmd {
     /// Role related commands
     #[command(subcommand)]
     Role(auth::RoleCmd),
+    /// Offline tools for a stopped member's write-ahead log
+    #[command(subcommand)]
+    Wal(wal::WalCmd),
     /// Prints the version of ferroctl
     Version,
 }
@@ -303,6 +307,9 @@ async fn run(cli: Cli) -> R {
         ));
         return Ok(());
     }
+    if let Cmd::Wal(c) = cmd {
+        return wal::run(c);
+    }
     let fmt = Format::parse(&global.write_out)?;
     let ctx = Ctx { g: global, fmt };
     match cmd {
@@ -324,7 +331,7 @@ async fn run(cli: Cli) -> R {
         Cmd::Auth(c) => auth::auth(&ctx, c).await,
         Cmd::User(c) => auth::user(&ctx, c).await,
         Cmd::Role(c) => auth::role(&ctx, c).await,
-        Cmd::Version => Ok(()),
+        Cmd::Version | Cmd::Wal(_) => Ok(()),
     }
 }
 
