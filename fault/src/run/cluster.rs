@@ -268,6 +268,7 @@ impl Cluster {
         if is_ferrocd(&self.spec.server) {
             cmd.args(["--shards", "1"]);
         }
+        die_with_parent(&mut cmd);
         let child = cmd
             .spawn()
             .with_context(|| format!("start {}", self.spec.server.display()))?;
@@ -468,6 +469,26 @@ impl Cluster {
             .set_ids(ids.iter().enumerate().map(|(j, &id)| (id, j)));
         self.ids = ids;
         Ok(())
+    }
+}
+
+/// Have the kernel SIGKILL the child when the thread that started it
+/// ends: `Drop` cleans up after an error or a panic, but not after the
+/// harness itself is killed (Ctrl-C, a test timeout), and a member left
+/// running would hold its ports and keep writing. The spawning thread is a
+/// runtime worker, which lives as long as the harness's runtime.
+pub fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and only
+    // calls prctl(2), which is async-signal-safe; it allocates nothing and
+    // touches no lock.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 

@@ -54,13 +54,15 @@ impl Mount {
         std::fs::create_dir_all(&path)?;
         let path = path.canonicalize()?;
         let log = std::fs::File::create(dir.join(format!("m{i}.lossyfs.log")))?;
-        let daemon = Command::new(bin)
-            .arg(&path)
+        let mut cmd = Command::new(bin);
+        cmd.arg(&path)
             .arg("--control")
             .arg(&socket)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
-            .stderr(log)
+            .stderr(log);
+        super::cluster::die_with_parent(&mut cmd);
+        let daemon = cmd
             .spawn()
             .with_context(|| format!("start {}", bin.display()))?;
         let mut m = Mount {
