@@ -1050,20 +1050,36 @@ impl Node {
                 sent = true;
                 match self.propose_here(cmd.clone()).await {
                     Err(EtcdError::NotLeader) | Err(EtcdError::NoLeader) => {}
-                    r => break r,
+                    r => break r.map(|(applied, _)| applied),
                 }
             }
             match self
-                .call_leader_until(KIND_FORWARD, &cmd, deadline, &mut sent)
+                .call_leader_until::<_, (Applied, u64)>(KIND_FORWARD, &cmd, deadline, &mut sent)
                 .await
             {
+                // As etcd: the member that took the request answers once
+                // it has applied it itself, so the client's next read
+                // here (serializable too) and every header revision it
+                // answers include its own write. Committed already: if
+                // this member lags past the deadline, answer anyway.
+                Ok((applied, index)) => {
+                    let left = deadline
+                        .saturating_duration_since(Instant::now())
+                        .max(Duration::from_millis(100));
+                    let _ = self
+                        .raft
+                        .wait(Some(left))
+                        .applied_index_at_least(Some(index), "forwarded request applied")
+                        .await;
+                    break Ok(applied);
+                }
                 // Leadership moved (here, or away from the member asked).
                 Err(EtcdError::LeaderChanged) | Err(EtcdError::NotLeader)
                     if Instant::now() < deadline =>
                 {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-                r => break r,
+                Err(e) => break Err(e),
             }
         };
         drop(req);
@@ -1076,16 +1092,20 @@ impl Node {
     }
 
     /// Propose `cmd` on this member, which must lead (a request of its
-    /// own, or one a follower forwarded: its id came with it).
-    pub(crate) async fn propose_here(&self, cmd: Command) -> Result<Applied, EtcdError> {
+    /// own, or one a follower forwarded: its id came with it). Returns
+    /// the outcome and the log index of the entry that answered it.
+    pub(crate) async fn propose_here(&self, cmd: Command) -> Result<(Applied, u64), EtcdError> {
         let id = cmd.id;
         let (n, rx) = self.sm.wait_for(id);
-        if let Err(e) = self.raft.client_write(cmd).await {
-            self.sm.forget(id, n);
-            return Err(leader_err(e));
-        }
+        let index = match self.raft.client_write(cmd).await {
+            Ok(resp) => resp.log_id.index,
+            Err(e) => {
+                self.sm.forget(id, n);
+                return Err(leader_err(e));
+            }
+        };
         match rx.await {
-            Ok(r) => r,
+            Ok(r) => r.map(|a| (a, index)),
             Err(_) => Err(EtcdError::Stopped),
         }
     }

@@ -147,7 +147,7 @@ impl<'de> Deserialize<'de> for Command {
                         caller: a.next_element()?.ok_or_else(missing)?,
                     });
                 }
-                if first % 2 == 0 {
+                if first.is_multiple_of(2) {
                     return Err(A::Error::custom(format!(
                         "command format {first} (this version reads {COMMAND_FORMAT})"
                     )));
@@ -317,7 +317,7 @@ mod tests {
                 caller: Caller::Anonymous,
             };
             let bytes = encode(&prev).unwrap();
-            assert_eq!(bytes[0] % 2, 1, "an odd id's first byte is odd");
+            assert!(!bytes[0].is_multiple_of(2), "an odd id's first byte is odd");
             let c: Command = decode(&bytes).unwrap();
             assert_eq!(c.id.seq, old_id);
             assert_eq!((c.id.member, c.id.incarnation, c.floor), (0, 0, 0));
