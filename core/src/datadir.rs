@@ -25,12 +25,15 @@
 //! names (etcd's dir also has `member/wal/<seq>-<index>.wal` and
 //! `member/snap`): `member/ids` is exactly two lines of 16 lowercase hex
 //! digits (cluster id, member id), and the WAL dir holds at least one
-//! segment that opens with ferrocd's Crc record (24-byte header, type 3,
-//! zero reserved bytes, a crc32 that verifies; `docs/FORMAT.md`), every
-//! other segment opening the same way or all zeros (a segment is
-//! preallocated and synced before its first record is written). A
-//! crc32 that verifies over a 28-byte record is a 1 in 2^32 accident, and
-//! etcd writes no `member/ids`.
+//! segment that opens as ferrocd's do (`docs/FORMAT.md`): WAL format v1
+//! with the Crc record (24-byte header, type 3, zero reserved bytes, a
+//! crc32 that verifies), v2 with a batch header (type 7, its own crc32,
+//! offset 0) and then the Crc record; every other segment opens the same
+//! way or is all zeros (a segment is preallocated and synced before its
+//! first write). A crc32 that verifies over a 28-byte record is a 1 in
+//! 2^32 accident, and etcd writes no `member/ids`. A pre-marker dir whose
+//! segment start is damaged (a torn first write) is refused, not guessed
+//! at: refusing changes nothing and can be undone by hand.
 //!
 //! The WAL dir (`--wal-dir` or `member/wal`) is checked on every start,
 //! also for our own data dir: a `--wal-dir` pointed at etcd's WAL would
@@ -41,6 +44,7 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use ferrocd_wal::record::{self, Kind};
 use ferrocd_wal::{self as wal, UringFs};
 
 /// The marker's name, in the data dir.
@@ -58,6 +62,10 @@ const MARKER_MAX: u64 = 64;
 /// file is `member/snap/db`, ours `member/wal/<segment>`. A deeper tree is
 /// not empty, whatever is at the bottom.
 const MAX_DEPTH: usize = 8;
+/// The most bytes read of a segment's start: a v2 batch header holds a
+/// crc per 512-byte sector of its write, 4 bytes each, so 2 MiB covers a
+/// first write of 256 MiB (the largest record is 256 MiB).
+const MAX_HEAD: usize = 2 << 20;
 /// How many found paths a refusal names.
 const MAX_FOUND: usize = 6;
 /// bbolt's meta page magic (little-endian u32 at byte 16 of page 0): what
@@ -419,11 +427,21 @@ fn scan_wal(dir: &Path) -> Result<WalScan> {
         if wal::SegmentName::parse(&name).is_none() {
             continue;
         }
-        let Some(h) = head(&dir.join(&name), 32)? else {
+        let path = dir.join(&name);
+        let Some(h) = head(&path, 32)? else {
             scan.other += 1;
             continue;
         };
-        if is_ferrocd_segment(&h) {
+        // A v2 segment opens with a batch header whose length is in its
+        // first 4 bytes; read it and the Crc record after it.
+        let h = if h.len() >= record::HEADER_LEN && h[4] == Kind::Batch as u8 {
+            let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+            let need = record::encoded_len(len.min(MAX_HEAD)) + 32;
+            head(&path, need.min(MAX_HEAD))?.unwrap_or_default()
+        } else {
+            h
+        };
+        if opens_like_ferrocd(&h) {
             scan.ours += 1;
         } else if !h.is_empty() && h.iter().all(|b| *b == 0) {
             scan.zero += 1;
@@ -437,22 +455,30 @@ fn scan_wal(dir: &Path) -> Result<WalScan> {
     Ok(scan)
 }
 
-/// ferrocd's segment header: a Crc record (type 3, index 0, 4-byte
-/// payload) whose crc32 verifies, seeded with the value it carries.
-fn is_ferrocd_segment(head: &[u8]) -> bool {
-    match wal::record::decode(head) {
+/// A Crc record (type 3, index 0, 4-byte payload) at the start of `buf`
+/// whose crc32 verifies, seeded with the value it carries.
+fn crc_record_at(buf: &[u8]) -> bool {
+    match record::decode(buf) {
         Ok((r, _)) => {
-            r.kind == wal::record::Kind::Crc
+            r.kind == Kind::Crc
                 && r.index == 0
-                && r.payload.len() == 4
-                && r.verify(u32::from_le_bytes([
-                    r.payload[0],
-                    r.payload[1],
-                    r.payload[2],
-                    r.payload[3],
-                ]))
+                && <[u8; 4]>::try_from(r.payload)
+                    .is_ok_and(|seed| r.verify(u32::from_le_bytes(seed)))
         }
         Err(_) => false,
+    }
+}
+
+/// ferrocd's segment start: format v1 opens with the Crc record; format
+/// v2 opens with a batch header (type 7, crc32 seeded with 0, its payload
+/// opening with its own offset, 0) and then the Crc record.
+fn opens_like_ferrocd(buf: &[u8]) -> bool {
+    match record::decode(buf) {
+        Ok((r, _)) if r.kind == Kind::Crc => crc_record_at(buf),
+        Ok((r, used)) if r.kind == Kind::Batch => {
+            r.verify(0) && r.payload.get(..8) == Some(&[0u8; 8][..]) && crc_record_at(&buf[used..])
+        }
+        _ => false,
     }
 }
 
@@ -526,11 +552,51 @@ mod tests {
             .expect("tempdir")
     }
 
+    /// A format v1 segment's start: the Crc record.
     fn ferrocd_segment() -> Vec<u8> {
         let mut buf = Vec::new();
-        wal::record::encode(&mut buf, wal::record::Kind::Crc, 0, &0u32.to_le_bytes(), 0);
+        record::encode(&mut buf, Kind::Crc, 0, &0u32.to_le_bytes(), 0);
         buf.resize(4096, 0);
         buf
+    }
+
+    /// A format v2 segment's start: a batch header (offset 0, a crc table
+    /// of `sectors` entries, crc seeded with 0), then the Crc record.
+    fn ferrocd_v2_segment(sectors: usize) -> Vec<u8> {
+        let mut body = Vec::new();
+        record::encode(&mut body, Kind::Crc, 0, &0u32.to_le_bytes(), 0);
+        let mut payload = 0u64.to_le_bytes().to_vec();
+        payload.resize(8 + 4 * sectors, 0);
+        let mut buf = Vec::new();
+        let total = (record::encoded_len(payload.len()) + body.len()) as u64;
+        record::encode(&mut buf, Kind::Batch, total, &payload, 0);
+        buf.extend_from_slice(&body);
+        buf.resize(buf.len() + 4096, 0);
+        buf
+    }
+
+    #[test]
+    fn segment_starts_are_told_apart() {
+        assert!(opens_like_ferrocd(&ferrocd_segment()));
+        for sectors in [2, 100, 5000] {
+            let seg = ferrocd_v2_segment(sectors);
+            assert!(opens_like_ferrocd(&seg), "{sectors}");
+            // Any flipped bit in the batch header or the Crc record.
+            let end = record::encoded_len(8 + 4 * sectors) + 32;
+            // Every 7th bit of small headers, a spread of a large one's.
+            for bit in (0..end * 8).step_by(if sectors > 100 { 613 } else { 7 }) {
+                let mut bad = seg.clone();
+                bad[bit / 8] ^= 1 << (bit % 8);
+                assert!(!opens_like_ferrocd(&bad), "{sectors} bit {bit}");
+            }
+        }
+        let mut etcd = ETCD_HEAD.to_vec();
+        etcd.resize(64, 0);
+        assert!(!opens_like_ferrocd(&etcd));
+        assert!(is_etcd_segment(&etcd));
+        assert!(!is_etcd_segment(&ferrocd_segment()));
+        assert!(!is_etcd_segment(&ferrocd_v2_segment(2)));
+        assert!(!opens_like_ferrocd(&[0u8; 64]));
     }
 
     /// The first bytes of a real etcd 3.5.1 segment: a padded crcType
