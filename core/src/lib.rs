@@ -7,6 +7,8 @@
 //!   of `ferrocd-net`.
 //! - [`server`]: the runtimes (raft runtime, pinned shard threads) and the
 //!   client listeners; `ferrocd` (src/main.rs) is a thin wrapper.
+//! - `datadir`: the data dir's marker; a dir ferrocd did not write is
+//!   refused unchanged.
 //! - `lessor`: lease deadlines (sans-IO); `watches`: the watch hub behind
 //!   a lock with per-stream wakers.
 
@@ -14,6 +16,7 @@ pub mod auth;
 pub mod backend;
 mod compactor;
 pub mod config;
+mod datadir;
 mod lessor;
 mod node;
 mod peer;

@@ -351,6 +351,7 @@ impl Node {
         // is touched.
         let peer_tls = PeerTls::from_config(cfg)?;
         let fs = UringFs;
+        crate::datadir::prepare(&cfg.data_dir, cfg.wal_dir.as_deref())?;
         let member_dir = cfg.data_dir.join("member");
         wal::create_dir_all_durable(&fs, &member_dir)
             .with_context(|| format!("creating {}", member_dir.display()))?;

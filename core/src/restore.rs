@@ -134,6 +134,7 @@ pub fn restore(file: &Path, o: &Options) -> Result<Restored, String> {
     let fs = UringFs;
     let member_dir = o.data_dir.join("member");
     let io = |what: &str, e: &dyn std::fmt::Display| format!("{what}: {e}");
+    crate::datadir::write_marker(&o.data_dir).map_err(|e| e.to_string())?;
     wal::create_dir_all_durable(&fs, &member_dir).map_err(|e| io("creating the member dir", &e))?;
     let wal_dir = o.wal_dir.clone().unwrap_or_else(|| member_dir.join("wal"));
     wal::create_dir_all_durable(&fs, &wal_dir).map_err(|e| io("creating the wal dir", &e))?;

@@ -453,7 +453,7 @@ async fn serve_shard(
         .add_service(ElectionServer::from_arc(election.clone()).max_decoding_message_size(limit))
         .add_service(health.clone());
         let router = client_router(
-            grpc.routes(),
+            ferrocd_net::check_frames(grpc.routes(), limit),
             gateway(true).access(access.clone(), tls.is_some()),
         );
         tasks.push(tokio::spawn(serve_listener(

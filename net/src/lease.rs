@@ -94,7 +94,13 @@ impl<S: LeaseService> LeaseShim<S> {
             loop {
                 let id = match inbound.next().await {
                     Some(Ok(r)) => r.id,
-                    None | Some(Err(_)) => return,
+                    None => return,
+                    // A bad frame (`frames.rs`): the stream ends with its
+                    // status, as etcd's does.
+                    Some(Err(e)) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
                 };
                 let resp = match node.keep_alive(id).await {
                     Ok(ttl) => Ok(ttl),

@@ -15,7 +15,8 @@
 //!   token metadata or a client certificate's name); the node checks its
 //!   permissions.
 //! - [`EtcdError`]: etcd's client-visible errors with their gRPC codes and
-//!   exact messages, in one table (`status`).
+//!   exact messages, in one table (`status`); [`check_frames`] gives bad
+//!   gRPC request framing (oversized, truncated) etcd's status too.
 //! - [`Gateway`]: etcd's HTTP/JSON gateway (`/v3/...`, `/health`,
 //!   `/version`, `/metrics`) over the same service objects;
 //!   [`serve_client_tls`] puts it, gRPC and the binary protocol ([`fast`],
@@ -35,6 +36,7 @@ pub mod console;
 pub mod convert;
 mod election;
 pub mod fast;
+mod frames;
 mod gateway;
 mod identity;
 mod kv;
@@ -51,6 +53,7 @@ mod watch;
 pub use auth::{AuthInfo, AuthReply, AuthRequest, AuthService, AuthShim, Authorizer, Credentials};
 pub use concurrency::ConcurrencyService;
 pub use election::{ElectionShim, ObserveStream};
+pub use frames::check_frames;
 pub use gateway::{
     AccessControl, ClientConn, ConnRead, ConnWrite, FastHandler, Gateway, HealthCheck, Prefixed,
     Versions, client_router, serve_client, serve_client_tls, serve_client_with_fast,

@@ -353,7 +353,13 @@ impl<S: WatchService> WatchShim<S> {
                         let req = match msg {
                             Some(Ok(r)) => r,
                             // Client closed its side or the transport failed.
-                            None | Some(Err(_)) => break 'run,
+                            None => break 'run,
+                            // A bad frame (`frames.rs`): the stream ends
+                            // with its status, as etcd's does.
+                            Some(Err(e)) => {
+                                let _ = tx.send(Err(e)).await;
+                                break 'run;
+                            }
                         };
                         use pb::watch_request::RequestUnion as U;
                         let resp = match req.request_union {

