@@ -16,7 +16,7 @@ pub mod auth;
 pub mod backend;
 mod compactor;
 pub mod config;
-mod datadir;
+pub mod datadir;
 mod lessor;
 mod node;
 mod peer;

@@ -46,10 +46,26 @@ pub fn run(cmd: WalCmd) -> R {
 }
 
 fn repair(a: RepairArgs) -> R {
-    let dir = match (&a.wal_dir, &a.data_dir) {
-        (Some(w), _) => w.clone(),
-        (None, Some(d)) => d.join("member").join("wal"),
-        (None, None) => return Err(Fail::args("wal repair needs --data-dir or --wal-dir")),
+    // Only a ferrocd data dir: the same check a member makes at start,
+    // so an etcd dir (or anything else) is refused untouched.
+    let Some(data_dir) = &a.data_dir else {
+        return Err(Fail::args(
+            "wal repair needs --data-dir (with --wal-dir too when the member runs with one)",
+        ));
+    };
+    match ferrocd_core::datadir::inspect(data_dir, a.wal_dir.as_deref()) {
+        Ok(ferrocd_core::datadir::Found::Own | ferrocd_core::datadir::Found::Legacy) => {}
+        Ok(ferrocd_core::datadir::Found::Empty) => {
+            return Err(Fail::args(format!(
+                "{}: no ferrocd data dir there",
+                data_dir.display()
+            )));
+        }
+        Err(e) => return Err(Fail::err(e.to_string())),
+    }
+    let dir = match &a.wal_dir {
+        Some(w) => w.clone(),
+        None => data_dir.join("member").join("wal"),
     };
     if !dir.is_dir() {
         return Err(Fail::args(format!(

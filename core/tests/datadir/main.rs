@@ -189,6 +189,19 @@ fn issue_18_etcd_3_5_dir_is_refused_unchanged() {
     let dir = t.path().join("etcd35");
     etcd_dir(&etcd_35(), &dir, &[]);
     assert_refused_unchanged(&dir, None, &ETCD_MSG);
+
+    // `ferroctl wal repair --confirm` makes the same check: an etcd dir
+    // is refused with nothing changed.
+    let before = tree(&dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_ferroctl"))
+        .args(["wal", "repair", "--confirm", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .expect("run ferroctl");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(err.contains("is an etcd data dir"), "{err}");
+    assert!(before == tree(&dir), "wal repair changed an etcd dir");
 }
 
 #[test]
