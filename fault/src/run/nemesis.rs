@@ -12,7 +12,7 @@
 //! |---|---|---|
 //! | `kill i` | SIGKILL, restart | down 0.5–3 s |
 //! | `kill-leader i` | SIGKILL the member Status names leader, restart | down 0.5–3 s |
-//! | `lose-unsynced i` | SIGKILL, lossyfs `cut`, restart (only with `--lossy`) | down 0.5–2 s |
+//! | `lose-unsynced i` | SIGSTOP, lossyfs `cut` (a power cut: what was not fsynced is gone), SIGKILL, restart (only with `--lossy`) | down 0.5–2 s |
 //! | `pause i` | SIGSTOP, SIGCONT | 1–5 s |
 //! | `restart i` | SIGTERM (SIGKILL after 10 s), start | down 0.2–1 s |
 //! | `partition {i} \| {rest}` | every link to and from `i` down | 1–5 s |
@@ -167,10 +167,20 @@ pub async fn inject(
             format!("{name} {who}")
         }
         Kind::LoseUnsynced => {
-            if c.is_running(i) {
+            // A power cut: the member is frozen (SIGSTOP) with whatever it
+            // had written but not yet fsynced, the file system drops that
+            // (and fails the frozen process's open files), then the member
+            // dies. A plain kill first would let it finish its in-flight
+            // syncs, leaving nothing to lose.
+            let running = c.is_running(i);
+            if running {
+                c.pause(i)?;
+            }
+            let answer = c.cut(i).context("lose-unsynced");
+            if running {
                 c.kill(i)?;
             }
-            let answer = c.cut(i).context("lose-unsynced")?;
+            let answer = answer?;
             tokio::time::sleep(hold(rng, 500, 2000, cap)).await;
             c.spawn(i)?;
             format!("lose-unsynced {i} ({answer})")
