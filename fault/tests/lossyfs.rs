@@ -38,6 +38,11 @@ struct Mount {
 
 impl Mount {
     fn new() -> Mount {
+        Mount::with_args(&[])
+    }
+
+    /// A mount with extra `ferrocd-lossyfs` flags.
+    fn with_args(extra: &[&str]) -> Mount {
         assert!(
             Path::new("/dev/fuse").exists(),
             "/dev/fuse is missing: lossyfs needs the fuse kernel module (and root or \
@@ -51,6 +56,7 @@ impl Mount {
             .arg(&mnt)
             .arg("--control")
             .arg(&ctl)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -182,6 +188,31 @@ fn unsynced_write_is_gone_after_cut() {
     assert_eq!(m.cut(), (10, 0));
     assert_eq!(std::fs::read(&p).unwrap(), b"durable");
     assert_eq!(std::fs::metadata(&p).unwrap().len(), 7);
+}
+
+/// `--fsync-delay-ms`: a cut that comes while an fsync waits (a slow
+/// disk) drops the write, and the fsync then fails instead of making
+/// anything durable — a power cut before the fdatasync returned.
+#[test]
+fn cut_during_a_slow_fsync_drops_the_write_and_fails_the_fsync() {
+    let m = Mount::with_args(&["--fsync-delay-ms", "600"]);
+    let p = m.path("f");
+    let f = create(&p);
+    f.write_all_at(b"durable", 0).unwrap();
+    f.sync_all().unwrap();
+    sync_dir(&m.mnt);
+    f.write_all_at(b"in flight", 7).unwrap();
+    let syncing = std::thread::spawn(move || f.sync_data());
+    std::thread::sleep(Duration::from_millis(150));
+    let a = m.cmd("power-cut");
+    assert_eq!(a, "ok 9 0 open=1", "power-cut answered {a:?}");
+    let r = syncing.join().unwrap();
+    assert_eq!(
+        r.as_ref().map_err(|e| e.raw_os_error()),
+        Err(Some(libc::EIO)),
+        "the fsync cut short must fail: {r:?}"
+    );
+    assert_eq!(std::fs::read(&p).unwrap(), b"durable");
 }
 
 #[test]

@@ -26,6 +26,11 @@ struct Args {
     /// `stats`, one per line).
     #[arg(long)]
     control: PathBuf,
+    /// Milliseconds every fsync/fdatasync waits before it makes anything
+    /// durable (a slow disk; the default 0 is as fast as memory). A cut
+    /// that comes meanwhile drops the write and fails the fsync.
+    #[arg(long, default_value_t = 0)]
+    fsync_delay_ms: u64,
 }
 
 /// Block SIGTERM and SIGINT in this thread (and so in every thread it
@@ -82,7 +87,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut daemon = match Daemon::mount(&args.mountpoint, &args.control) {
+    let mut daemon = match Daemon::mount(
+        &args.mountpoint,
+        &args.control,
+        std::time::Duration::from_millis(args.fsync_delay_ms),
+    ) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("ferrocd-lossyfs: {e}");

@@ -4,6 +4,7 @@
 //! | command | answer |
 //! |---|---|
 //! | `cut` | `ok <bytes dropped> <entries dropped>`, and ` open=<n>` after it when `n` handles were open (they are stale now: their I/O fails with EIO) |
+//! | `power-cut` | as `cut`, but at once: a power cut under a process that still has files open (the harness freezes the member with SIGSTOP first); writes whose fsync has not made them durable yet are dropped, and those fsyncs fail |
 //! | `sync-all` | `ok` (everything is durable now) |
 //! | `stats` | `ok files=.. dirs=.. bytes=.. allocated=.. unsynced-bytes=.. undo-bytes=.. unsynced-entries=.. open-handles=.. cuts=..` |
 //! | anything else | `err <reason>` (nothing changes) |
@@ -62,8 +63,12 @@ impl Control {
     /// Run one command line; returns the answer line (no newline).
     pub fn command(&self, line: &str) -> String {
         match line.trim() {
-            "cut" => {
-                let r = self.cut();
+            c @ ("cut" | "power-cut") => {
+                let r = if c == "cut" {
+                    self.cut()
+                } else {
+                    self.model.lock().expect("lossyfs model lock").cut()
+                };
                 if let Some(n) = &self.notifier {
                     for ino in &r.inodes {
                         // ENOENT: the kernel holds no inode of that number;
@@ -98,7 +103,7 @@ impl Control {
                 )
             }
             "" => "err empty command".to_string(),
-            other => format!("err unknown command {other:?} (cut, sync-all, stats)"),
+            other => format!("err unknown command {other:?} (cut, power-cut, sync-all, stats)"),
         }
     }
 

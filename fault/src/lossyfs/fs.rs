@@ -33,12 +33,15 @@ const TTL: Duration = Duration::ZERO;
 #[derive(Debug, Clone)]
 pub struct LossyFs {
     model: Arc<Mutex<Model>>,
+    /// How long an fsync takes before it makes anything durable.
+    fsync_delay: std::time::Duration,
 }
 
 impl LossyFs {
-    /// Serve `model`.
-    pub fn new(model: Arc<Mutex<Model>>) -> Self {
-        Self { model }
+    /// Serve `model`; every fsync waits `fsync_delay` first (a slow disk:
+    /// a cut that comes meanwhile finds the write unsynced).
+    pub fn new(model: Arc<Mutex<Model>>, fsync_delay: std::time::Duration) -> Self {
+        Self { model, fsync_delay }
     }
 
     fn m(&self) -> MutexGuard<'_, Model> {
@@ -291,6 +294,12 @@ impl Filesystem for LossyFs {
 
     fn fsync(&self, _req: &Request, ino: INodeNo, fh: FileHandle, _ds: bool, reply: ReplyEmpty) {
         // fsync and fdatasync alike: the data and the size become durable.
+        // After the delay, without the lock held: a cut meanwhile drops
+        // the data and makes this handle stale, so the fsync then fails
+        // (EIO) and nothing of it is durable.
+        if !self.fsync_delay.is_zero() {
+            std::thread::sleep(self.fsync_delay);
+        }
         match self.m().fsync(fh.0, ino.0) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),

@@ -46,7 +46,12 @@ pub struct Daemon {
 impl Daemon {
     /// Mount an empty file system on `mountpoint` and bind the control
     /// socket at `control` (a leftover socket file there is replaced).
-    pub fn mount(mountpoint: &Path, control: &Path) -> io::Result<Self> {
+    /// Every fsync waits `fsync_delay` before it makes anything durable.
+    pub fn mount(
+        mountpoint: &Path,
+        control: &Path,
+        fsync_delay: std::time::Duration,
+    ) -> io::Result<Self> {
         let model = Arc::new(Mutex::new(Model::new()));
         let mut config = Config::default();
         config.mount_options = vec![
@@ -60,17 +65,21 @@ impl Daemon {
         // One thread: requests are served in the order the kernel sends
         // them, and the model is behind one lock anyway.
         config.n_threads = Some(1);
-        let session =
-            Session::new(LossyFs::new(model.clone()), mountpoint, &config).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!(
-                        "mount lossyfs on {}: {e} (needs /dev/fuse, and root or \
+        let session = Session::new(
+            LossyFs::new(model.clone(), fsync_delay),
+            mountpoint,
+            &config,
+        )
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "mount lossyfs on {}: {e} (needs /dev/fuse, and root or \
                          fusermount3 from Debian's fuse3)",
-                        mountpoint.display()
-                    ),
-                )
-            })?;
+                    mountpoint.display()
+                ),
+            )
+        })?;
         if let Ok(m) = std::fs::symlink_metadata(control)
             && m.file_type().is_socket()
         {

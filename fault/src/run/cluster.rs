@@ -340,16 +340,19 @@ impl Cluster {
     }
 
     /// Revert everything member `i`'s data dir did not fsync (it must be
-    /// dead: a live process would keep writing through the cut).
+    /// dead or frozen by SIGSTOP: a running process would keep writing
+    /// through the cut; a frozen one's open files fail after it).
     pub fn cut(&mut self, i: usize) -> anyhow::Result<String> {
         let m = &self.members[i];
-        if m.child.is_some() {
+        if m.child.is_some() && !m.paused {
             bail!("cut {}: the member still runs", m.name);
         }
         m.mount
             .as_ref()
             .context("cut: not on lossyfs (run with --lossy)")?
-            .cut()
+            // A frozen member's files are open: cut at once (a power cut),
+            // rather than wait for them to close.
+            .cut(m.paused)
     }
 
     /// Record members that exited without the harness asking (crashes),

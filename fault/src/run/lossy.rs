@@ -27,6 +27,9 @@ const CUT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the daemon gets to exit after its mount is gone.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// `ferrocd-lossyfs --fsync-delay-ms` for the harness's mounts.
+const FSYNC_DELAY_MS: &str = "2";
+
 /// A mounted lossyfs.
 #[derive(Debug)]
 pub struct Mount {
@@ -58,6 +61,10 @@ impl Mount {
         cmd.arg(&path)
             .arg("--control")
             .arg(&socket)
+            // A slow disk, so a power cut under load finds writes whose
+            // fdatasync has not returned (with memory-speed syncs it never
+            // did: every cut dropped nothing).
+            .args(["--fsync-delay-ms", FSYNC_DELAY_MS])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
@@ -91,12 +98,13 @@ impl Mount {
     }
 
     /// Revert everything not fsynced; returns the daemon's answer
-    /// (`ok <bytes> <entries>`).
-    pub fn cut(&self) -> anyhow::Result<String> {
+    /// (`ok <bytes> <entries>`). `power`: at once, with files still open
+    /// (`power-cut`), else after the daemon saw them closed (`cut`).
+    pub fn cut(&self, power: bool) -> anyhow::Result<String> {
         let mut s = UnixStream::connect(&self.socket)
             .with_context(|| format!("connect {}", self.socket.display()))?;
         s.set_read_timeout(Some(CUT_TIMEOUT))?;
-        s.write_all(b"cut\n")?;
+        s.write_all(if power { b"power-cut\n" } else { b"cut\n" })?;
         let mut line = String::new();
         BufReader::new(s).read_line(&mut line)?;
         let line = line.trim().to_string();
