@@ -450,6 +450,17 @@ impl Node {
             // etcd keeps 5000 entries behind a snapshot for slow followers.
             max_in_snapshot_log_to_keep: cfg.snapshot_catchup_entries,
             enable_pre_vote: Some(cfg.pre_vote),
+            // A restarted leader runs an election like every member (raft's
+            // and etcd's rule), never resumes leading in its old term:
+            // openraft's default would. A leader may commit an entry that
+            // two followers have on disk before its own fdatasync returns;
+            // a power cut then takes the entry from the leader's log, and a
+            // leader resumed in the same term appends other entries at
+            // those indexes with the same term — logs that match by (term,
+            // index) but hold different writes, and members that diverge
+            // (found by the fault harness's power cut, issue #18). In an
+            // election its shorter log loses to the followers'.
+            enable_leader_restore: Some(false),
             ..openraft::Config::default()
         };
         let raft_config = Arc::new(raft_config.validate().context("raft settings")?);

@@ -28,7 +28,7 @@ const CUT_TIMEOUT: Duration = Duration::from_secs(10);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `ferrocd-lossyfs --fsync-delay-ms` for the harness's mounts.
-const FSYNC_DELAY_MS: &str = "2";
+const FSYNC_DELAY_MS: &str = "5";
 
 /// A mounted lossyfs.
 #[derive(Debug)]
