@@ -8,7 +8,8 @@
 //! 3 watchers, 15 s of load with 3 faults of at least 2 kinds from kill,
 //! kill-leader, lose-unsynced, pause, restart, partitions (total, split,
 //! directed) and delays; then heal, settle, final read and the checker.
-//! Three rounds take about 60 s on 2 cores (bound: [`BUDGET`]).
+//! A fourth round power-cuts the leader every 3 s under the same load.
+//! The four take about 80 s on 2 cores (bound: [`BUDGET`]).
 //!
 //! lossyfs needs FUSE (`/dev/fuse`, root or Debian's `fusermount3`, which
 //! `scripts/test` installs); without it the test fails and says so. A
@@ -22,10 +23,18 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ferrocd_fault::check;
-use ferrocd_fault::run::{self, Round};
+use ferrocd_fault::run::{self, Round, Scenario};
 
-/// (seed, members, on lossyfs). Fixed seeds: the same schedules every run.
-const ROUNDS: &[(u64, usize, bool)] = &[(1801, 3, true), (1802, 5, true), (1803, 3, false)];
+/// (seed, members, on lossyfs, scenario). Fixed seeds: the same schedules
+/// every run. The last round power-cuts the leader every 3 s: before a
+/// restarted leader had to run an election, such a cut made members
+/// diverge (docs/FAULTS.md, "Findings").
+const ROUNDS: &[(u64, usize, bool, Scenario)] = &[
+    (1801, 3, true, Scenario::Mixed),
+    (1802, 5, true, Scenario::Mixed),
+    (1803, 3, false, Scenario::Mixed),
+    (1804, 3, true, Scenario::LeaderPowerCut),
+];
 /// Load per round.
 const DURATION: Duration = Duration::from_secs(15);
 /// The whole test's bound (scripts/test's budget for it is 3 minutes).
@@ -82,12 +91,13 @@ fn issue_18_seeded_fault_rounds_pass() {
         .build()
         .expect("runtime");
     let mut failures = Vec::new();
-    for &(seed, members, on_lossy) in ROUNDS {
+    for &(seed, members, on_lossy, scenario) in ROUNDS {
         let dir = out.join(format!("seed-{seed}-m{members}"));
         let _ = std::fs::remove_dir_all(&dir);
         let mut r = Round::new(&server, members, seed, &dir);
         r.duration = DURATION;
         r.lossy = on_lossy.then(|| lossy.clone());
+        r.scenario = scenario;
         let done = rt
             .block_on(run::run(&r))
             .unwrap_or_else(|e| panic!("seed {seed}: the round did not run: {e:#}"));
@@ -111,7 +121,9 @@ fn issue_18_seeded_fault_rounds_pass() {
             .collect();
         kinds.sort_unstable();
         kinds.dedup();
-        assert!(kinds.len() >= 2, "{line}: faults of one kind");
+        if scenario == Scenario::Mixed {
+            assert!(kinds.len() >= 2, "{line}: faults of one kind");
+        }
         if passed {
             let _ = std::fs::remove_dir_all(&dir);
         } else {

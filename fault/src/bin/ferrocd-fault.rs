@@ -38,6 +38,8 @@ enum ScenarioArg {
     Mixed,
     /// 3 members, 12 writers on the followers, the leader SIGKILLed after 2 s.
     LeaderKill,
+    /// Every op kind on every member, the leader power-cut every 3 s (needs --lossy).
+    LeaderPowerCut,
 }
 
 /// Run seeded fault-injection rounds against a ferrocd (or etcd) binary.
@@ -109,6 +111,7 @@ async fn one(args: Arc<Args>, k: u64) -> Line {
     r.scenario = match args.scenario {
         ScenarioArg::Mixed => Scenario::Mixed,
         ScenarioArg::LeaderKill => Scenario::LeaderKill,
+        ScenarioArg::LeaderPowerCut => Scenario::LeaderPowerCut,
     };
     let began = Instant::now();
     let done = match run::run(&r).await {
