@@ -177,6 +177,27 @@ impl<F: Fs> std::fmt::Debug for Wal<F> {
     }
 }
 
+/// The segment files in `dir`, by sequence number; a gap in the numbers
+/// is a missing segment (refused: the log cannot be trusted past it).
+pub(crate) fn segment_names<F: Fs>(fs: &F, dir: &Path) -> Result<Vec<SegmentName>, OpenError> {
+    let mut names: Vec<SegmentName> = fs
+        .list(dir)
+        .map_err(io_err(dir))?
+        .iter()
+        .filter_map(|n| SegmentName::parse(n))
+        .collect();
+    names.sort();
+    for w in names.windows(2) {
+        if w[1].seq != w[0].seq + 1 {
+            return Err(OpenError::MissingSegment {
+                before: dir.join(w[0].file_name()),
+                after: dir.join(w[1].file_name()),
+            });
+        }
+    }
+    Ok(names)
+}
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
     move |source| OpenError::Io {
         path: path.to_path_buf(),
@@ -193,21 +214,7 @@ impl<F: Fs> Wal<F> {
     ) -> Result<(Self, Recovered), OpenError> {
         let dir = dir.into();
         create_dir_all_durable(&fs, &dir).map_err(io_err(&dir))?;
-        let mut names: Vec<SegmentName> = fs
-            .list(&dir)
-            .map_err(io_err(&dir))?
-            .iter()
-            .filter_map(|n| SegmentName::parse(n))
-            .collect();
-        names.sort();
-        for w in names.windows(2) {
-            if w[1].seq != w[0].seq + 1 {
-                return Err(OpenError::MissingSegment {
-                    before: dir.join(w[0].file_name()),
-                    after: dir.join(w[1].file_name()),
-                });
-            }
-        }
+        let names = segment_names(&fs, &dir)?;
 
         let mut wal = Wal {
             fs,

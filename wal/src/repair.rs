@@ -28,7 +28,6 @@ use crate::fs::{File, Fs};
 use crate::log::{Config, TornTail};
 use crate::record::{self, DecodeError, Kind};
 use crate::recovery;
-use crate::segment::SegmentName;
 
 /// Whether [`repair`] changes anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,21 +185,7 @@ pub fn repair<F: Fs>(
     config: &Config,
     mode: RepairMode,
 ) -> Result<Repair, OpenError> {
-    let mut names: Vec<SegmentName> = fs
-        .list(dir)
-        .map_err(io_err(dir))?
-        .iter()
-        .filter_map(|n| SegmentName::parse(n))
-        .collect();
-    names.sort();
-    for w in names.windows(2) {
-        if w[1].seq != w[0].seq + 1 {
-            return Err(OpenError::MissingSegment {
-                before: dir.join(w[0].file_name()),
-                after: dir.join(w[1].file_name()),
-            });
-        }
-    }
+    let names = crate::log::segment_names(fs, dir)?;
     let mut seed = None;
     let mut last: Option<u64> = None;
     for (i, name) in names.iter().enumerate() {
