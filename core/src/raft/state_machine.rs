@@ -750,9 +750,16 @@ impl StateMachine {
         if !results.is_empty() {
             let mut waiters = sh.waiters.lock().expect("waiters lock");
             for (id, r) in results {
-                if let Some(ws) = waiters.map.remove(&id) {
+                if let Some(mut ws) = waiters.map.remove(&id) {
+                    // Usually one waiter: it gets the result itself; a
+                    // clone only for each extra (a forward resent to the
+                    // same leader while the first copy waited).
+                    let last = ws.pop();
                     for (_, w) in ws {
                         let _ = w.send(r.clone());
+                    }
+                    if let Some((_, w)) = last {
+                        let _ = w.send(r);
                     }
                 }
             }

@@ -31,17 +31,8 @@ fn run(mut cmd: Command) -> Output {
     };
     let out = reader(Box::new(child.stdout.take().unwrap()));
     let err = reader(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} ran past 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = common::wait_child(&mut child, Duration::from_secs(30)) else {
+        panic!("{cmd:?} ran past 30 s");
     };
     Output {
         status,

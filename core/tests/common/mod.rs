@@ -140,6 +140,24 @@ impl Rng {
     }
 }
 
+/// Wait up to `within` for `child` to exit; past it, SIGKILL and reap
+/// it and return `None` (a process that should have stopped by itself).
+#[allow(dead_code)]
+pub fn wait_child(child: &mut std::process::Child, within: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            return Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Two loopback ports that were free a moment ago (client, peer).
 /// A loopback port free a moment ago (another process may take it before
 /// it is bound; callers that can, retry).

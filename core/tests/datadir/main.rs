@@ -16,7 +16,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Rng, Server, free_port, seed, tempdir};
 use sha2::{Digest, Sha256};
@@ -96,17 +96,8 @@ fn refused(data_dir: &Path, wal_dir: Option<&Path>) -> String {
         cmd.arg("--wal-dir").arg(w);
     }
     let mut child = cmd.spawn().expect("spawn ferrocd");
-    let deadline = Instant::now() + REFUSE_WITHIN;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("ferrocd did not exit within {REFUSE_WITHIN:?} on {data_dir:?}: it started");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let Some(status) = common::wait_child(&mut child, REFUSE_WITHIN) else {
+        panic!("ferrocd did not exit within {REFUSE_WITHIN:?} on {data_dir:?}: it started");
     };
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)

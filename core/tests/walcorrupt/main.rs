@@ -14,7 +14,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{NAME, Server, server_bin, tempdir};
 use ferrocd_wal::record::{self, Kind};
@@ -115,20 +115,11 @@ fn start_expecting_exit(server: &Server) -> (Option<i32>, String) {
         .stderr(out)
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + EXIT_WITHIN;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the member started on a corrupt WAL and kept running: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let Some(status) = common::wait_child(&mut child, EXIT_WITHIN) else {
+        panic!(
+            "the member started on a corrupt WAL and kept running: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
     };
     (status.code(), std::fs::read_to_string(&log).unwrap())
 }
