@@ -32,13 +32,14 @@ use crate::auth::{AuthAnswer, AuthOp, Caller, Jwt, Need, Perm, PermKind};
 use crate::compactor::Compactor;
 use crate::config::ClusterState;
 use crate::config::Config;
+use crate::leader::{LeaderLink, leader_err, raft_err};
 use crate::lessor::{Lessor, MAX_LEASE_TTL, RenewError};
 use crate::peer::{PeerService, PeerTls};
+use crate::proposer::Proposer;
 use crate::raft::{ALARM_NOSPACE, DbSize};
 use crate::raft::{
-    Applied, Command, KIND_FORWARD, KIND_LEASE_RENEW, KIND_LEASE_TTL, KIND_MEMBER_CHANGE,
-    KIND_MEMBERS, KIND_PUBLISH, KIND_READ_INDEX, KIND_STATUS, LogStore, Member, Op, PeerNetwork,
-    Raft, SmShared, StateMachine,
+    Applied, KIND_LEASE_RENEW, KIND_LEASE_TTL, KIND_MEMBER_CHANGE, KIND_MEMBERS, KIND_PUBLISH,
+    KIND_READ_INDEX, KIND_STATUS, LogStore, Member, Op, PeerNetwork, Raft, SmShared, StateMachine,
 };
 
 /// The etcd server version whose API and behaviour ferrocd implements
@@ -52,13 +53,6 @@ const REVOKES_PER_PASS: usize = 64;
 
 /// How long [`ClusterService::member_status`] waits for another member.
 const MEMBER_STATUS_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// What a member answered over the peer port: its `Result`, with the
-/// remote error's message mapped back to etcd's error.
-fn peer_answer<Resp: for<'a> serde::Deserialize<'a>>(bytes: &[u8]) -> Result<Resp, EtcdError> {
-    let r: Result<Resp, String> = crate::raft::decode(bytes).map_err(raft_err)?;
-    r.map_err(|m| EtcdError::from_message(&m))
-}
 
 /// Cluster and member ids (etcd computes them the same way: sha1 of the
 /// peer URLs + token, and of the member ids).
@@ -191,7 +185,8 @@ async fn discover_ids(cfg: &Config, tls: &PeerTls) -> anyhow::Result<Ids> {
                 .await;
             match r {
                 Ok(bytes) => {
-                    let r: Result<(u64, Vec<(u64, Member)>), String> = crate::raft::decode(&bytes)?;
+                    let r: Result<(u64, Vec<(u64, Member)>), EtcdError> =
+                        crate::raft::decode(&bytes)?;
                     let (cluster_id, members) = r.map_err(|e| anyhow::anyhow!("{addr}: {e}"))?;
                     let me = members.iter().find(|(_, m)| {
                         let mut a = m.peer_urls.clone();
@@ -260,11 +255,11 @@ pub struct Node {
     name: String,
     peer_urls: Vec<String>,
     client_urls: Vec<String>,
-    max_request_bytes: usize,
     election_timeout: Duration,
-    /// Numbers the client requests this process proposes (exactly-once
-    /// ids, see `raft::sessions`).
-    origin: crate::raft::Origin,
+    /// Every client write goes through it.
+    proposer: Arc<Proposer>,
+    /// The way to the leader.
+    link: LeaderLink,
     /// Held while a membership change is checked and made.
     member_changes: tokio::sync::Mutex<()>,
     lease_seq: AtomicU64,
@@ -308,24 +303,6 @@ impl std::fmt::Debug for Node {
             .field("ids", &self.ids)
             .field("name", &self.name)
             .finish_non_exhaustive()
-    }
-}
-
-fn raft_err(e: impl std::fmt::Display) -> EtcdError {
-    EtcdError::Unknown(e.to_string())
-}
-
-/// A raft API error as etcd's: not the leader (someone else leads, or
-/// nobody does), else the text.
-fn leader_err<E>(e: openraft::errors::RaftError<crate::raft::TypeConfig, E>) -> EtcdError
-where
-    E: std::error::Error
-        + openraft::TryAsRef<openraft::errors::ForwardToLeader<crate::raft::TypeConfig>>,
-{
-    match e.forward_to_leader() {
-        Some(f) if f.leader_id.is_none() => EtcdError::NoLeader,
-        Some(_) => EtcdError::NotLeader,
-        None => raft_err(e),
     }
 }
 
@@ -490,6 +467,19 @@ impl Node {
             );
         }
 
+        let leader = LeaderLink::new(
+            raft.clone(),
+            network.clone(),
+            ids.member_id,
+            cfg.election_timeout,
+        );
+        let proposer = Proposer::new(
+            raft.clone(),
+            leader.clone(),
+            ids.member_id,
+            cfg.max_request_bytes as usize,
+            &metrics,
+        );
         let node = Arc::new(Node {
             raft,
             sm: shared,
@@ -498,9 +488,9 @@ impl Node {
             name: cfg.name.clone(),
             peer_urls,
             client_urls: url_strings(&cfg.advertise_client_urls),
-            max_request_bytes: cfg.max_request_bytes as usize,
             election_timeout: cfg.election_timeout,
-            origin: crate::raft::Origin::new(ids.member_id),
+            proposer,
+            link: leader,
             member_changes: tokio::sync::Mutex::new(()),
             lease_seq: AtomicU64::new(0),
             term: AtomicU64::new(0),
@@ -647,6 +637,7 @@ impl Node {
         if self.stopping.swap(true, Ordering::SeqCst) {
             return;
         }
+        self.proposer.stop();
         self.stop.notify_waiters();
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
@@ -750,7 +741,11 @@ impl Node {
                 tracing::debug!(lease = id, "lease expired; revoking");
                 let node = self.clone();
                 tokio::spawn(async move {
-                    match node.propose(Op::LeaseRevoke { id }, Caller::Internal).await {
+                    match node
+                        .proposer
+                        .propose(Op::LeaseRevoke { id }, Caller::Internal)
+                        .await
+                    {
                         Ok(_) | Err(EtcdError::LeaseNotFound) => {}
                         Err(e) => tracing::warn!(lease = id, error = %e, "revoking expired lease"),
                     }
@@ -776,6 +771,7 @@ impl Node {
             };
             tracing::info!(revision = rev, "starting auto compaction");
             let ok = match self
+                .proposer
                 .propose(Op::Compact { revision: rev }, Caller::Internal)
                 .await
             {
@@ -875,6 +871,7 @@ impl Node {
                 "database space exceeded; raising the NOSPACE alarm"
             );
             let r = self
+                .proposer
                 .propose(
                     Op::Alarm {
                         activate: true,
@@ -956,170 +953,12 @@ impl Node {
 
     /// How long a request waits for a leader before failing.
     fn request_timeout(&self) -> Duration {
-        // etcd: 5 s plus two election timeouts.
-        Duration::from_secs(5) + 2 * self.election_timeout
+        self.link.request_timeout()
     }
 
-    /// The leader as (id, member), waiting up to `deadline` for one.
-    async fn leader_until(&self, deadline: Instant) -> Result<(u64, Member), EtcdError> {
-        loop {
-            let (leader, node) = {
-                let m = self.raft.metrics();
-                let m = m.borrow_watched();
-                let l = m.current_leader;
-                let n = l.and_then(|l| m.membership_config.membership().get_node(&l).cloned());
-                (l, n)
-            };
-            if let (Some(l), Some(n)) = (leader, node) {
-                return Ok((l, n));
-            }
-            if Instant::now() >= deadline {
-                return Err(EtcdError::NoLeader);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Call the leader over the peer port, retrying (new leader, broken
-    /// connection) until the request timeout. Only for requests that may
-    /// be delivered twice: reads, keep-alives, and forwarded proposals
-    /// (their id makes a second copy take effect once).
-    async fn call_leader<Req: serde::Serialize, Resp: for<'a> serde::Deserialize<'a>>(
-        &self,
-        kind: u8,
-        req: &Req,
-    ) -> Result<Resp, EtcdError> {
-        let deadline = Instant::now() + self.request_timeout();
-        self.call_leader_until(kind, req, deadline, &mut false)
-            .await
-    }
-
-    /// [`Node::call_leader`] until `deadline`; sets `sent` once a call
-    /// may have reached a leader.
-    async fn call_leader_until<Req: serde::Serialize, Resp: for<'a> serde::Deserialize<'a>>(
-        &self,
-        kind: u8,
-        req: &Req,
-        deadline: Instant,
-        sent: &mut bool,
-    ) -> Result<Resp, EtcdError> {
-        let payload = crate::raft::encode(req).map_err(raft_err)?;
-        loop {
-            let (leader, member) = self.leader_until(deadline).await?;
-            if leader == self.ids.member_id {
-                // Leadership moved here meanwhile: the caller retries locally.
-                return Err(EtcdError::LeaderChanged);
-            }
-            let client = self.network.client(leader, &member);
-            let left = deadline.saturating_duration_since(Instant::now());
-            *sent = true;
-            match client.call(kind, payload.clone(), left).await {
-                Ok(bytes) => return peer_answer(&bytes),
-                Err(ferrocd_net::peer::PeerError::Remote(m)) => {
-                    return Err(EtcdError::from_message(&m));
-                }
-                Err(e) => {
-                    if Instant::now() >= deadline {
-                        tracing::debug!(error = %e, "leader unreachable");
-                        return Err(EtcdError::Timeout);
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-
-    /// Replicate `op`, wait until it is durable and applied, and return
-    /// what the store said. On a follower the leader proposes it.
-    ///
-    /// Exactly once: the request gets its id here, once, and every
-    /// attempt (here or forwarded, before and after a leader change)
-    /// carries it, so a copy that reached the log earlier makes the later
-    /// ones answer its outcome instead of applying again. When the
-    /// request timeout passes after an attempt may have reached a leader,
-    /// the answer is etcd's "request timed out" (the outcome is unknown);
-    /// "no leader" / "not leader" only when no attempt left this member,
-    /// so a client may resend those safely.
-    async fn propose(&self, op: Op, caller: Caller) -> Result<Applied, EtcdError> {
-        if self.stopping.load(Ordering::Relaxed) {
-            return Err(EtcdError::Stopped);
-        }
-        let req = self.origin.begin();
-        let cmd = Command {
-            id: req.id,
-            floor: req.floor,
-            op,
-            caller,
-        };
-        let size = postcard::experimental::serialized_size(&cmd).map_err(raft_err)?;
-        if size > self.max_request_bytes {
-            return Err(EtcdError::RequestTooLarge);
-        }
-        let deadline = Instant::now() + self.request_timeout();
-        let mut sent = false;
-        let r = loop {
-            if self.raft.is_leader() {
-                sent = true;
-                match self.propose_here(cmd.clone()).await {
-                    Err(EtcdError::NotLeader) | Err(EtcdError::NoLeader) => {}
-                    r => break r.map(|(applied, _)| applied),
-                }
-            }
-            match self
-                .call_leader_until::<_, (Applied, u64)>(KIND_FORWARD, &cmd, deadline, &mut sent)
-                .await
-            {
-                // As etcd: the member that took the request answers once
-                // it has applied it itself, so the client's next read
-                // here (serializable too) and every header revision it
-                // answers include its own write. Committed already: if
-                // this member lags past the deadline, answer anyway.
-                Ok((applied, index)) => {
-                    let left = deadline
-                        .saturating_duration_since(Instant::now())
-                        .max(Duration::from_millis(100));
-                    let _ = self
-                        .raft
-                        .wait(Some(left))
-                        .applied_index_at_least(Some(index), "forwarded request applied")
-                        .await;
-                    break Ok(applied);
-                }
-                // Leadership moved (here, or away from the member asked).
-                Err(EtcdError::LeaderChanged) | Err(EtcdError::NotLeader)
-                    if Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                Err(e) => break Err(e),
-            }
-        };
-        drop(req);
-        match r {
-            Err(EtcdError::NoLeader | EtcdError::NotLeader | EtcdError::LeaderChanged) if sent => {
-                Err(EtcdError::Timeout)
-            }
-            r => r,
-        }
-    }
-
-    /// Propose `cmd` on this member, which must lead (a request of its
-    /// own, or one a follower forwarded: its id came with it). Returns
-    /// the outcome and the log index of the entry that answered it.
-    pub(crate) async fn propose_here(&self, cmd: Command) -> Result<(Applied, u64), EtcdError> {
-        let id = cmd.id;
-        let (n, rx) = self.sm.wait_for(id);
-        let index = match self.raft.client_write(cmd).await {
-            Ok(resp) => resp.log_id.index,
-            Err(e) => {
-                self.sm.forget(id, n);
-                return Err(leader_err(e));
-            }
-        };
-        match rx.await {
-            Ok(r) => r.map(|a| (a, index)),
-            Err(_) => Err(EtcdError::Stopped),
-        }
+    /// The proposer (peer service: forwarded writes).
+    pub(crate) fn proposer(&self) -> &Arc<Proposer> {
+        &self.proposer
     }
 
     /// A read index on this member, which must lead: the log index a
@@ -1141,7 +980,7 @@ impl Node {
                 r => return r,
             }
         }
-        match self.call_leader(KIND_READ_INDEX, &()).await {
+        match self.link.call(KIND_READ_INDEX, &()).await {
             Err(EtcdError::LeaderChanged) => self.read_index_here().await,
             r => r,
         }
@@ -1462,7 +1301,7 @@ impl Node {
             let r = if self.raft.is_leader() {
                 self.publish_here(self.ids.member_id, me.clone()).await
             } else {
-                self.call_leader(KIND_PUBLISH, &me).await
+                self.link.call(KIND_PUBLISH, &me).await
             };
             match r {
                 Ok(()) => {
@@ -1612,7 +1451,7 @@ impl Node {
                 prefix,
                 checked_revision: st.revision,
             };
-            match self.propose(Op::Auth(op), Caller::Anonymous).await {
+            match self.proposer.propose(Op::Auth(op), Caller::Anonymous).await {
                 Ok(Applied::Auth(
                     AuthAnswer::Authenticated {
                         name,
@@ -1758,7 +1597,11 @@ impl AuthService for Node {
             },
         };
         let what = op.name();
-        match self.propose(Op::Auth(op), Caller::from_info(who)).await? {
+        match self
+            .proposer
+            .propose(Op::Auth(op), Caller::from_info(who))
+            .await?
+        {
             Applied::Auth(answer, rev) => {
                 let reply = match answer {
                     AuthAnswer::Done | AuthAnswer::Authenticated { .. } => AuthReply::Done,
@@ -1814,7 +1657,11 @@ impl KvService for Node {
     ) -> Result<mvcc::PutResponse, EtcdError> {
         self.check_quota(req.key.len() + req.value.len() + RECORD_OVERHEAD)
             .await?;
-        match self.propose(Op::Put(req), Caller::from_info(who)).await? {
+        match self
+            .proposer
+            .propose(Op::Put(req), Caller::from_info(who))
+            .await?
+        {
             Applied::Put(r) => Ok(r),
             a => Err(unexpected("put", a)),
         }
@@ -1826,6 +1673,7 @@ impl KvService for Node {
         req: mvcc::DeleteRangeRequest,
     ) -> Result<mvcc::DeleteRangeResponse, EtcdError> {
         match self
+            .proposer
             .propose(Op::DeleteRange(req), Caller::from_info(who))
             .await?
         {
@@ -1843,7 +1691,11 @@ impl KvService for Node {
         if cost > 0 {
             self.check_quota(cost).await?;
         }
-        match self.propose(Op::Txn(req), Caller::from_info(who)).await? {
+        match self
+            .proposer
+            .propose(Op::Txn(req), Caller::from_info(who))
+            .await?
+        {
             Applied::Txn(r) => Ok(r),
             a => Err(unexpected("txn", a)),
         }
@@ -1857,6 +1709,7 @@ impl KvService for Node {
     ) -> Result<i64, EtcdError> {
         // etcd checks no permission for a compaction.
         let rev = match self
+            .proposer
             .propose(Op::Compact { revision }, Caller::from_info(who))
             .await?
         {
@@ -1959,6 +1812,7 @@ impl LeaseService for Node {
         self.check_quota(LEASE_OVERHEAD).await?;
         let id = if id == 0 { self.new_lease_id() } else { id };
         match self
+            .proposer
             .propose(Op::LeaseGrant { id, ttl }, Caller::from_info(who))
             .await?
         {
@@ -1969,6 +1823,7 @@ impl LeaseService for Node {
 
     async fn revoke(&self, who: Option<AuthInfo>, id: i64) -> Result<i64, EtcdError> {
         match self
+            .proposer
             .propose(Op::LeaseRevoke { id }, Caller::from_info(who))
             .await?
         {
@@ -1981,7 +1836,7 @@ impl LeaseService for Node {
         let deadline = Instant::now() + self.request_timeout();
         loop {
             let r = match self.renew_here(id) {
-                Err(EtcdError::NotLeader) => self.call_leader(KIND_LEASE_RENEW, &id).await,
+                Err(EtcdError::NotLeader) => self.link.call(KIND_LEASE_RENEW, &id).await,
                 r => r,
             };
             match r {
@@ -2017,7 +1872,7 @@ impl LeaseService for Node {
             let r = if primary {
                 self.lease_ttl_here(id)
             } else {
-                self.call_leader(KIND_LEASE_TTL, &id).await
+                self.link.call(KIND_LEASE_TTL, &id).await
             };
             match r {
                 Err(EtcdError::LeaderChanged) | Err(EtcdError::NotLeader)
@@ -2108,7 +1963,7 @@ impl ClusterService for Node {
             .call(KIND_STATUS, Vec::new(), MEMBER_STATUS_TIMEOUT)
             .await
         {
-            Ok(bytes) => peer_answer(&bytes),
+            Ok(bytes) => crate::leader::peer_answer(&bytes),
             Err(ferrocd_net::peer::PeerError::Remote(m)) => Err(EtcdError::from_message(&m)),
             Err(e) => Err(EtcdError::Unknown(format!("member {id:x}: {e}"))),
         }
@@ -2137,7 +1992,7 @@ impl ClusterService for Node {
                 };
                 // etcd checks no permission for alarms (the shim has
                 // checked the token, if any).
-                match self.propose(op, Caller::Anonymous).await? {
+                match self.proposer.propose(op, Caller::Anonymous).await? {
                     Applied::Alarm(list) => Ok(list),
                     a => Err(unexpected("alarm", a)),
                 }
@@ -2192,7 +2047,7 @@ impl ClusterService for Node {
                     r => return r,
                 }
             }
-            match self.call_leader(KIND_MEMBER_CHANGE, &change).await {
+            match self.link.call(KIND_MEMBER_CHANGE, &change).await {
                 // Leadership moved (e.g. the leader was just removed).
                 Err(EtcdError::LeaderChanged) | Err(EtcdError::NotLeader)
                     if Instant::now() < deadline =>

@@ -1,8 +1,9 @@
 //! The member's side of the peer port: raft messages into openraft, and
 //! the node's own requests (forwarded writes, read indexes, lease
 //! keep-alives, published attributes) into the node. Payloads are postcard;
-//! every answer is a `Result<T, String>` (the error text is etcd's message,
-//! so the caller's `EtcdError::from_message` gets the same error back).
+//! a raft message's answer is openraft's `Result<T, String>`, a node
+//! request's a typed `Result<T, EtcdError>` (the caller gets the same
+//! error back, not a text to match).
 
 use std::sync::{Arc, Weak};
 
@@ -13,9 +14,10 @@ use serde::Serialize;
 
 use crate::node::Node;
 use crate::raft::{
-    Command, KIND_APPEND, KIND_FORWARD, KIND_LEASE_RENEW, KIND_LEASE_TTL, KIND_MEMBER_CHANGE,
-    KIND_MEMBERS, KIND_PRE_VOTE, KIND_PUBLISH, KIND_READ_INDEX, KIND_SNAPSHOT, KIND_STATUS,
-    KIND_TRANSFER, KIND_VOTE, Member, SnapshotChunk, SnapshotData, TypeConfig, decode, encode,
+    Command, Encoded, KIND_APPEND, KIND_FORWARD, KIND_LEASE_RENEW, KIND_LEASE_TTL,
+    KIND_MEMBER_CHANGE, KIND_MEMBERS, KIND_PRE_VOTE, KIND_PUBLISH, KIND_READ_INDEX, KIND_SNAPSHOT,
+    KIND_STATUS, KIND_TRANSFER, KIND_VOTE, Member, SnapshotChunk, SnapshotData, TypeConfig, decode,
+    encode,
 };
 
 /// The peer port's TLS: the listener's config (`https://` listen peer
@@ -84,12 +86,15 @@ impl PeerService {
     }
 }
 
-fn answer<T: Serialize>(r: Result<T, String>) -> Result<Vec<u8>, String> {
+/// A node request's answer: its typed `Result` (the caller decodes it
+/// as [`crate::leader::peer_answer`]).
+fn answer<T: Serialize>(r: Result<T, EtcdError>) -> Result<Vec<u8>, String> {
     encode(&r).map_err(|e| e.to_string())
 }
 
-fn etcd<T>(r: Result<T, EtcdError>) -> Result<T, String> {
-    r.map_err(|e| e.message().to_string())
+/// A raft message's answer: openraft's result, its error as text.
+fn raft_answer<T: Serialize, E: std::fmt::Display>(r: Result<T, E>) -> Result<Vec<u8>, String> {
+    encode(&r.map_err(|e| e.to_string())).map_err(|e| e.to_string())
 }
 
 impl PeerHandler for PeerService {
@@ -134,55 +139,58 @@ impl PeerHandler for PeerService {
         match kind {
             KIND_APPEND => {
                 let req: AppendEntriesRequest<TypeConfig> = decode(&payload).map_err(bad)?;
-                let r = raft.append_entries(req).await.map_err(|e| e.to_string());
+                let r = raft.append_entries(req).await;
                 if r.as_ref().is_ok_and(|resp| resp.is_success()) {
                     node.note_leader_contact();
                 }
-                answer(r)
+                raft_answer(r)
             }
             KIND_VOTE => {
                 let req: VoteRequest<TypeConfig> = decode(&payload).map_err(bad)?;
-                answer(raft.vote(req).await.map_err(|e| e.to_string()))
+                raft_answer(raft.vote(req).await)
             }
             KIND_PRE_VOTE => {
                 let req: VoteRequest<TypeConfig> = decode(&payload).map_err(bad)?;
-                answer(raft.pre_vote(req).await.map_err(|e| e.to_string()))
+                raft_answer(raft.pre_vote(req).await)
             }
             KIND_TRANSFER => {
                 let req: TransferLeaderRequest<TypeConfig> = decode(&payload).map_err(bad)?;
-                answer(
-                    raft.handle_transfer_leader(req)
-                        .await
-                        .map_err(|e| e.to_string()),
-                )
+                raft_answer(raft.handle_transfer_leader(req).await)
             }
             KIND_SNAPSHOT => {
                 let chunk: SnapshotChunk = decode(&payload).map_err(bad)?;
-                answer(receive_chunk(&node, chunk).await)
+                raft_answer(receive_chunk(&node, chunk).await)
             }
             KIND_FORWARD => {
+                // Decoded to refuse a malformed command here, before it
+                // could reach the log; the bytes go into the batch as
+                // they came.
                 let cmd: Command = decode(&payload).map_err(bad)?;
-                answer(etcd(node.propose_here(cmd).await))
+                let cmd = Encoded {
+                    id: cmd.id,
+                    bytes: payload.into(),
+                };
+                answer(node.proposer().propose_here(cmd).await)
             }
-            KIND_READ_INDEX => answer(etcd(node.read_index_here().await)),
+            KIND_READ_INDEX => answer(node.read_index_here().await),
             KIND_LEASE_RENEW => {
                 let id: i64 = decode(&payload).map_err(bad)?;
-                answer(etcd(node.renew_here(id)))
+                answer(node.renew_here(id))
             }
             KIND_LEASE_TTL => {
                 let id: i64 = decode(&payload).map_err(bad)?;
-                answer(etcd(node.lease_ttl_here(id)))
+                answer(node.lease_ttl_here(id))
             }
             KIND_PUBLISH => {
                 let m: Member = decode(&payload).map_err(bad)?;
-                answer(etcd(node.publish_here(from, m).await))
+                answer(node.publish_here(from, m).await)
             }
             KIND_MEMBER_CHANGE => {
                 let c: ferrocd_net::MemberChange = decode(&payload).map_err(bad)?;
-                answer(etcd(node.change_members_here(c).await))
+                answer(node.change_members_here(c).await)
             }
             KIND_MEMBERS => answer(Ok(node.membership_for_discovery())),
-            KIND_STATUS => answer(etcd(ferrocd_net::ClusterService::status(&*node).await)),
+            KIND_STATUS => answer(ferrocd_net::ClusterService::status(&*node).await),
             k => Err(format!("unknown peer request kind {k}")),
         }
     }

@@ -47,7 +47,7 @@ async fn openraft_storage_suite() {
 /// loss at any point; entries still in flight may or may not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_appends_survive_power_loss() {
-    use ferrocd_core::raft::{Command, Op};
+    use ferrocd_core::raft::{Command, Op, Proposal};
     use ferrocd_wal::SimFs;
     use openraft::storage::{IOFlushed, RaftLogReader, RaftLogStorage};
     use openraft::type_config::TypeConfigExt;
@@ -55,16 +55,19 @@ async fn acknowledged_appends_survive_power_loss() {
 
     let entry = |index: u64| Entry::<_, _> {
         log_id: openraft::testing::log_id::<TypeConfig>(3, 1, index),
-        payload: EntryPayload::Normal(Command {
-            id: ferrocd_core::raft::RequestId {
-                member: 1,
-                incarnation: 1,
-                seq: index,
-            },
-            floor: 1,
-            op: Op::Put(mvcc::PutRequest::new(format!("k{index}"), vec![7u8; 100])),
-            caller: ferrocd_core::auth::Caller::Anonymous,
-        }),
+        payload: EntryPayload::Normal(
+            Proposal::single(&Command {
+                id: ferrocd_core::raft::RequestId {
+                    member: 1,
+                    incarnation: 1,
+                    seq: index,
+                },
+                floor: 1,
+                op: Op::Put(mvcc::PutRequest::new(format!("k{index}"), vec![7u8; 100])),
+                caller: ferrocd_core::auth::Caller::Anonymous,
+            })
+            .unwrap(),
+        ),
     };
     for crash_after in [0u64, 1, 7, 40] {
         let fs = SimFs::new();
@@ -139,7 +142,7 @@ async fn truncate_after_none_drops_entry_zero() {
 /// origin is done with it) is not applied at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_18_a_request_twice_in_the_log_applies_once() {
-    use ferrocd_core::raft::{Applied, Command, Entry, Op, RequestId};
+    use ferrocd_core::raft::{Applied, Command, Entry, Op, Proposal, RequestId};
     use openraft::EntryPayload;
     use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 
@@ -163,18 +166,28 @@ async fn issue_18_a_request_twice_in_the_log_applies_once() {
     let put = |index: u64, seq: u64, floor: u64, value: &str| -> Entry {
         openraft::Entry::<_, _> {
             log_id: openraft::testing::log_id::<TypeConfig>(2, 1, index),
-            payload: EntryPayload::Normal(Command {
-                id: id(seq),
-                floor,
-                op: Op::Put(mvcc::PutRequest::new(format!("k{seq}"), value)),
-                caller: ferrocd_core::auth::Caller::Anonymous,
-            }),
+            payload: EntryPayload::Normal(
+                Proposal::single(&Command {
+                    id: id(seq),
+                    floor,
+                    op: Op::Put(mvcc::PutRequest::new(format!("k{seq}"), value)),
+                    caller: ferrocd_core::auth::Caller::Anonymous,
+                })
+                .unwrap(),
+            ),
         }
     };
     async fn apply(sm: &mut StateMachine, entries: Vec<Entry>) {
         let s = futures_util::stream::iter(entries.into_iter().map(|e| Ok((e, None))));
         sm.apply(s).await.expect("apply");
     }
+    // What the entry's proposer hears (openraft's response to it).
+    let answer = |sm: &StateMachine, e: Entry| {
+        let mut o = sm.apply_entries(vec![e]).expect("apply");
+        assert_eq!(o.len(), 1);
+        assert_eq!(o[0].0.len(), 1, "one command, one outcome");
+        o.remove(0).0.remove(0)
+    };
     let revision_of = |sm: &StateMachine, key: &str| {
         let view = sm.shared().store.snapshot();
         let r = view
@@ -196,10 +209,8 @@ async fn issue_18_a_request_twice_in_the_log_applies_once() {
     apply(&mut sm, vec![put(1, 1, 1, "a"), put(2, 2, 1, "b")]).await;
     assert_eq!(revision_of(&sm, "k1"), vec![(2, 1)]);
     // A second copy of request 1 (proposed again after a leader change):
-    // its waiter gets the first copy's answer, the store does not move.
-    let (_, rx) = sm.shared().wait_for(id(1));
-    apply(&mut sm, vec![put(3, 1, 1, "a")]).await;
-    match rx.await.unwrap() {
+    // its proposer gets the first copy's answer, the store does not move.
+    match answer(&sm, put(3, 1, 1, "a")) {
         Ok(Applied::Put(r)) => assert_eq!(r.revision, 2),
         other => panic!("duplicate answered {other:?}"),
     }
@@ -214,9 +225,7 @@ async fn issue_18_a_request_twice_in_the_log_applies_once() {
     drop(sm);
     let mut sm = open(dir.path());
     assert_eq!(sm.shared().store.revision(), 3);
-    let (_, rx) = sm.shared().wait_for(id(2));
-    apply(&mut sm, vec![put(4, 2, 1, "b")]).await;
-    match rx.await.unwrap() {
+    match answer(&sm, put(4, 2, 1, "b")) {
         Ok(Applied::Put(r)) => assert_eq!(r.revision, 3),
         other => panic!("duplicate after restart answered {other:?}"),
     }
@@ -226,10 +235,8 @@ async fn issue_18_a_request_twice_in_the_log_applies_once() {
     // late copy of either is stale — not applied, answered "timed out".
     apply(&mut sm, vec![put(5, 3, 3, "c")]).await;
     assert_eq!(sm.shared().store.revision(), 4);
-    let (_, rx) = sm.shared().wait_for(id(1));
-    apply(&mut sm, vec![put(6, 1, 1, "a")]).await;
     assert_eq!(
-        rx.await.unwrap(),
+        answer(&sm, put(6, 1, 1, "a")),
         Err(ferrocd_net::EtcdError::Timeout),
         "stale copy"
     );

@@ -12,8 +12,10 @@
 
 use tonic::{Code, Status};
 
-/// An error a client can act on, as etcd names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An error a client can act on, as etcd names it. Serde: members pass
+/// it to each other typed (a forwarded request's answer, the raft
+/// response of an applied batch), never as text to be matched.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 #[allow(missing_docs)] // each variant is etcd's error of the same name
 pub enum EtcdError {

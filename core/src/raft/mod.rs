@@ -7,6 +7,7 @@
 //! WAL as postcard (serde) bytes. The WAL frames and checksums them; this
 //! module only maps types to bytes.
 
+mod apply;
 mod log_store;
 mod network;
 mod sessions;
@@ -14,6 +15,7 @@ mod state_machine;
 
 use std::fmt;
 
+use bytes::Bytes;
 use ferrocd_mvcc as mvcc;
 use serde::{Deserialize, Serialize};
 
@@ -28,18 +30,20 @@ pub use network::{
 pub use sessions::{InFlight, Origin, RequestId, Seen, Sessions};
 pub(crate) use state_machine::alarm_name;
 pub use state_machine::{
-    ALARM_CORRUPT, ALARM_NOSPACE, Applied, ApplyError, DbSize, SmShared, SnapshotData,
-    StateMachine, write_restored_snapshot,
+    ALARM_CORRUPT, ALARM_NOSPACE, DbSize, SmShared, SnapshotData, StateMachine,
+    write_restored_snapshot,
 };
+pub use state_machine::{Applied, ApplyError};
 
 openraft::declare_raft_types!(
     /// openraft's types for ferrocd's one raft group: node ids are etcd
-    /// member ids (u64), a node is a [`Member`], the payload is a
-    /// [`Command`], and clients get their results through the state
-    /// machine's waiters, so the response type is empty.
+    /// member ids (u64), a node is a [`Member`], an entry's payload is a
+    /// [`Proposal`] (a batch of client requests, encoded once), and the
+    /// response to it is the batch's [`Outcomes`], one per request: the
+    /// only way results reach the proposer.
     pub TypeConfig:
-        D = Command,
-        R = (),
+        D = Proposal,
+        R = Outcomes,
         Node = Member,
 );
 
@@ -136,46 +140,10 @@ impl<'de> Deserialize<'de> for Command {
                 self,
                 mut a: A,
             ) -> Result<Command, A::Error> {
-                use serde::de::Error;
-                let missing = || A::Error::custom("truncated command");
-                let first: u8 = a.next_element()?.ok_or_else(missing)?;
-                if first == COMMAND_FORMAT {
-                    return Ok(Command {
-                        id: a.next_element()?.ok_or_else(missing)?,
-                        floor: a.next_element()?.ok_or_else(missing)?,
-                        op: a.next_element()?.ok_or_else(missing)?,
-                        caller: a.next_element()?.ok_or_else(missing)?,
-                    });
-                }
-                if first.is_multiple_of(2) {
-                    return Err(A::Error::custom(format!(
-                        "command format {first} (this version reads {COMMAND_FORMAT})"
-                    )));
-                }
-                // The previous format: `id` as a postcard varint (7 bits a
-                // byte, low first, high bit = more), `op`, `caller`.
-                let (mut id, mut b, mut shift) = (0u64, first, 0u32);
-                loop {
-                    if shift > 63 {
-                        return Err(A::Error::custom("command id varint too long"));
-                    }
-                    id |= u64::from(b & 0x7f) << shift;
-                    if b & 0x80 == 0 {
-                        break;
-                    }
-                    shift += 7;
-                    b = a.next_element()?.ok_or_else(missing)?;
-                }
-                Ok(Command {
-                    id: RequestId {
-                        member: 0,
-                        incarnation: 0,
-                        seq: id,
-                    },
-                    floor: 0,
-                    op: a.next_element()?.ok_or_else(missing)?,
-                    caller: a.next_element()?.ok_or_else(missing)?,
-                })
+                let first: u8 = a
+                    .next_element()?
+                    .ok_or_else(|| serde::de::Error::custom("empty command"))?;
+                command_after(first, &mut a)
             }
         }
         // postcard does not encode a tuple's length; at most 10 varint
@@ -183,6 +151,215 @@ impl<'de> Deserialize<'de> for Command {
         d.deserialize_tuple(12, V)
     }
 }
+
+/// The rest of a [`Command`] whose first byte was `first`: the current
+/// format's fields, or the previous format's (see [`Command`]).
+fn command_after<'de, A: serde::de::SeqAccess<'de>>(
+    first: u8,
+    a: &mut A,
+) -> Result<Command, A::Error> {
+    use serde::de::Error;
+    let missing = || A::Error::custom("truncated command");
+    if first == COMMAND_FORMAT {
+        return Ok(Command {
+            id: a.next_element()?.ok_or_else(missing)?,
+            floor: a.next_element()?.ok_or_else(missing)?,
+            op: a.next_element()?.ok_or_else(missing)?,
+            caller: a.next_element()?.ok_or_else(missing)?,
+        });
+    }
+    if first.is_multiple_of(2) {
+        return Err(A::Error::custom(format!(
+            "command format {first} (this version reads {COMMAND_FORMAT})"
+        )));
+    }
+    // The previous format: `id` as a postcard varint (7 bits a byte, low
+    // first, high bit = more), `op`, `caller`.
+    let (mut id, mut b, mut shift) = (0u64, first, 0u32);
+    loop {
+        if shift > 63 {
+            return Err(A::Error::custom("command id varint too long"));
+        }
+        id |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+        b = a.next_element()?.ok_or_else(missing)?;
+    }
+    Ok(Command {
+        id: RequestId {
+            member: 0,
+            incarnation: 0,
+            seq: id,
+        },
+        floor: 0,
+        op: a.next_element()?.ok_or_else(missing)?,
+        caller: a.next_element()?.ok_or_else(missing)?,
+    })
+}
+
+/// A [`Command`] encoded once, where its client's request arrived: the
+/// size check reads its length, a batch copies its bytes, a forward sends
+/// them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    /// The request's id.
+    pub id: RequestId,
+    /// The command's postcard encoding.
+    pub bytes: Bytes,
+}
+
+impl Command {
+    /// This command's encoding.
+    pub fn encode(&self) -> std::io::Result<Encoded> {
+        Ok(Encoded {
+            id: self.id,
+            bytes: Bytes::from(encode(self)?),
+        })
+    }
+}
+
+/// The byte a [`Proposal`] starts with inside a log entry. Even and not
+/// [`COMMAND_FORMAT`]: entries written when every entry held one command
+/// (format 2, or the odd first byte of the format before it) still read,
+/// as a proposal of that one command.
+pub const PROPOSAL_FORMAT: u8 = 4;
+
+/// One raft entry's client requests, a batch of [`Command`]s applied in
+/// order, each with its own revision and outcome, as if proposed alone.
+///
+/// Held as bytes: postcard's `Vec<Command>` (a varint count, then each
+/// command's encoding), built by concatenating commands that were
+/// encoded where they arrived ([`Encoded`]); the log store, the WAL and
+/// AppendEntries carry these bytes (a clone shares them), and each member
+/// decodes them once, when it applies the entry.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Proposal {
+    bytes: Bytes,
+}
+
+impl Proposal {
+    /// A batch of `cmds`, in order.
+    pub fn of(cmds: &[Encoded]) -> Proposal {
+        let len: usize = cmds.iter().map(|c| c.bytes.len()).sum();
+        let mut b = Vec::with_capacity(len + 10);
+        let mut n = cmds.len() as u64;
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                b.push(byte);
+                break;
+            }
+            b.push(byte | 0x80);
+        }
+        for c in cmds {
+            b.extend_from_slice(&c.bytes);
+        }
+        Proposal { bytes: b.into() }
+    }
+
+    /// A batch of one command.
+    pub fn single(cmd: &Command) -> std::io::Result<Proposal> {
+        Ok(Proposal::of(&[cmd.encode()?]))
+    }
+
+    /// The commands, in order.
+    pub fn commands(&self) -> std::io::Result<Vec<Command>> {
+        decode(&self.bytes)
+    }
+
+    /// Bytes of the encoded batch.
+    pub fn encoded_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+impl fmt::Debug for Proposal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Proposal({} bytes)", self.bytes.len())
+    }
+}
+
+impl fmt::Display for Proposal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+impl Serialize for Proposal {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        struct Blob<'a>(&'a [u8]);
+        impl Serialize for Blob<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(self.0)
+            }
+        }
+        let mut t = s.serialize_tuple(2)?;
+        t.serialize_element(&PROPOSAL_FORMAT)?;
+        t.serialize_element(&Blob(&self.bytes))?;
+        t.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Proposal {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Blob(Vec<u8>);
+        impl<'de> Deserialize<'de> for Blob {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct B;
+                impl serde::de::Visitor<'_> for B {
+                    type Value = Blob;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("bytes")
+                    }
+                    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Blob, E> {
+                        Ok(Blob(v.to_vec()))
+                    }
+                    fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Blob, E> {
+                        Ok(Blob(v))
+                    }
+                }
+                d.deserialize_byte_buf(B)
+            }
+        }
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Proposal;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a raft proposal")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Proposal, A::Error> {
+                use serde::de::Error;
+                let first: u8 = a
+                    .next_element()?
+                    .ok_or_else(|| A::Error::custom("empty proposal"))?;
+                if first == PROPOSAL_FORMAT {
+                    let Blob(b) = a
+                        .next_element()?
+                        .ok_or_else(|| A::Error::custom("truncated proposal"))?;
+                    return Ok(Proposal { bytes: b.into() });
+                }
+                // An entry of one command (logs written before batches).
+                let cmd = command_after(first, &mut a)?;
+                Proposal::single(&cmd).map_err(A::Error::custom)
+            }
+        }
+        d.deserialize_tuple(12, V)
+    }
+}
+
+/// What applying a [`Proposal`] answered, one outcome per command in its
+/// order: openraft hands it to whoever proposed the entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcomes(pub Vec<Result<Applied, ApplyError>>);
 
 /// What a [`Command`] does to the store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -347,7 +524,9 @@ mod tests {
             .unwrap();
             assert_eq!(e.log_id, log_id);
             match e.payload {
-                openraft::EntryPayload::Normal(c) => assert_eq!(c.id.seq, old_id),
+                openraft::EntryPayload::Normal(p) => {
+                    assert_eq!(p.commands().unwrap()[0].id.seq, old_id)
+                }
                 other => panic!("decoded {other:?}"),
             }
         }

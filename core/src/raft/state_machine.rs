@@ -24,7 +24,7 @@
 //! snapshot file plus the record bytes written since it; `db_size_in_use`
 //! is the live record bytes.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,12 +37,12 @@ use futures_util::{Stream, TryStreamExt};
 use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
-use tokio::sync::oneshot;
 
-use crate::auth::{AuthAnswer, AuthState, Request, SimpleTokens, TokenEffect};
+use crate::auth::{AuthAnswer, AuthState, SimpleTokens, TokenEffect};
 
-use super::sessions::{RequestId, Seen, Sessions};
-use super::{Command, LogId, Op, TypeConfig, decode, encode};
+use super::apply::Apply;
+use super::sessions::Sessions;
+use super::{Entry, LogId, Outcomes, TypeConfig, decode, encode};
 use crate::lessor::Lessor;
 use crate::watches::Watches;
 use ferrocd_net::Metrics;
@@ -106,33 +106,23 @@ pub enum Applied {
 /// A command that the store refused (it changed nothing).
 pub type ApplyError = ferrocd_net::EtcdError;
 
-type Waiter = oneshot::Sender<Result<Applied, ApplyError>>;
-
-/// The members waiting for a request's result: usually one; more when a
-/// forward was retried to the same leader while the first copy waited.
-/// Each registration has a number, so a failed proposal forgets only its
-/// own waiter.
-#[derive(Default)]
-struct Waiters {
-    next: u64,
-    map: HashMap<RequestId, Vec<(u64, Waiter)>>,
-}
-
-struct AppliedState {
+/// The applied state besides the store (under one lock; see
+/// `apply::Apply`).
+pub(super) struct AppliedState {
     log_id: Option<LogId>,
-    membership: Membership,
+    pub(super) membership: Membership,
     /// Raised alarms, (member id, alarm type): replicated state.
-    alarms: BTreeSet<(u64, i32)>,
+    pub(super) alarms: BTreeSet<(u64, i32)>,
     /// Bytes of the newest snapshot file (0: none).
     snapshot_bytes: u64,
     /// The store's `written_bytes` as of that snapshot.
     written_at_snapshot: u64,
     /// Requests seen, for exactly-once apply: replicated state.
-    sessions: Sessions,
+    pub(super) sessions: Sessions,
 }
 
 impl AppliedState {
-    fn nospace(&self) -> bool {
+    pub(super) fn nospace(&self) -> bool {
         self.alarms.iter().any(|&(_, a)| a == ALARM_NOSPACE)
     }
 }
@@ -154,16 +144,6 @@ struct NodeState {
     sessions: Sessions,
 }
 
-/// Whether a txn (either branch, nested too) has a put: etcd's capped
-/// applier refuses it while NOSPACE is raised.
-fn txn_has_put(t: &mvcc::TxnRequest) -> bool {
-    t.success.iter().chain(&t.failure).any(|op| match op {
-        mvcc::RequestOp::Put(_) => true,
-        mvcc::RequestOp::Txn(t) => txn_has_put(t),
-        _ => false,
-    })
-}
-
 /// State shared by the state machine, the snapshot builder and the node.
 pub struct SmShared {
     /// The store.
@@ -172,7 +152,6 @@ pub struct SmShared {
     pub watches: Arc<Watches>,
     /// Lease deadlines.
     pub lessor: Mutex<Lessor>,
-    waiters: Mutex<Waiters>,
     applied: Mutex<AppliedState>,
     snaps: SnapStore<UringFs>,
     max_snapshots: usize,
@@ -202,30 +181,6 @@ impl std::fmt::Debug for SmShared {
 impl SmShared {
     fn applied(&self) -> MutexGuard<'_, AppliedState> {
         self.applied.lock().expect("applied lock")
-    }
-
-    /// Register a waiter for request `id`; the result comes when the
-    /// request (its first copy, or a duplicate answered from the first)
-    /// is applied on this member. Returns the waiter's number for
-    /// [`SmShared::forget`].
-    pub fn wait_for(&self, id: RequestId) -> (u64, oneshot::Receiver<Result<Applied, ApplyError>>) {
-        let (tx, rx) = oneshot::channel();
-        let mut w = self.waiters.lock().expect("waiters lock");
-        w.next += 1;
-        let n = w.next;
-        w.map.entry(id).or_default().push((n, tx));
-        (n, rx)
-    }
-
-    /// Forget waiter `n` of request `id` (its proposal failed).
-    pub fn forget(&self, id: RequestId, n: u64) {
-        let mut w = self.waiters.lock().expect("waiters lock");
-        if let Some(v) = w.map.get_mut(&id) {
-            v.retain(|(k, _)| *k != n);
-            if v.is_empty() {
-                w.map.remove(&id);
-            }
-        }
     }
 
     /// Requests the exactly-once table holds outcomes for, and its
@@ -519,7 +474,6 @@ impl StateMachine {
                 store: Arc::new(store),
                 watches,
                 lessor: Mutex::new(lessor),
-                waiters: Mutex::new(Waiters::default()),
                 applied: Mutex::new(AppliedState {
                     log_id,
                     membership,
@@ -545,168 +499,47 @@ impl StateMachine {
         self.shared.clone()
     }
 
-    /// Apply a batch; returns the results for waiters. Runs with no await.
-    fn apply_batch(
-        &self,
-        entries: Vec<EntryResponder<TypeConfig>>,
-    ) -> Vec<EntryResponder<TypeConfig>> {
+    /// Apply a batch of committed entries (no await): each entry's
+    /// commands in order through [`Apply`], one store commit for the
+    /// batch, then the side effects. Returns each entry's [`Outcomes`]
+    /// (empty for blank and membership entries), which openraft's apply
+    /// hands to the entries' proposers.
+    pub fn apply_entries(&self, entries: Vec<Entry>) -> io::Result<Vec<Outcomes>> {
         let sh = &*self.shared;
         let started = Instant::now();
-        let mut results: Vec<(RequestId, Result<Applied, ApplyError>)> = Vec::new();
-        let mut events: Vec<mvcc::Event> = Vec::new();
-        let mut grants: Vec<(i64, i64)> = Vec::new();
-        let mut revokes: Vec<i64> = Vec::new();
-        let mut compacted = false;
-        let mut applied = sh.applied();
-        let mut auth = sh.auth.load_full();
-        let mut auth_changed = false;
-        let mut token_effects: Vec<TokenEffect> = Vec::new();
-        let mut wb = sh.store.write();
-        for (entry, _) in &entries {
-            wb.set_consistent_index(entry.index());
-            match &entry.payload {
-                EntryPayload::Blank => {}
+        let mut a = Apply::new(sh.store.write(), sh.applied(), sh.auth.load_full());
+        let mut replies = Vec::with_capacity(entries.len());
+        let mut last = None;
+        for entry in entries {
+            let index = entry.index();
+            a.wb.set_consistent_index(index);
+            last = Some(entry.log_id());
+            let outcomes = match &entry.payload {
+                EntryPayload::Blank => Outcomes::default(),
                 EntryPayload::Membership(m) => {
-                    applied.membership = Membership::new(Some(entry.log_id()), m.clone());
+                    a.applied.membership = Membership::new(Some(entry.log_id()), m.clone());
+                    Outcomes::default()
                 }
-                EntryPayload::Normal(Command {
-                    id,
-                    floor,
-                    op,
-                    caller,
-                }) => {
-                    // Exactly once: a request already applied (a forward
-                    // retried after a leader change put a second copy in
-                    // the log) answers with its first outcome; a stale
-                    // copy (its origin is done with it) does nothing.
-                    match applied.sessions.begin(*id, *floor, entry.index()) {
-                        Seen::New => {}
-                        Seen::Duplicate(first) => {
-                            tracing::info!(request = %id, index = entry.index(), "duplicate request not applied again");
-                            results.push((*id, first.map_err(|m| ApplyError::from_message(&m))));
-                            continue;
-                        }
-                        Seen::Stale => {
-                            tracing::info!(request = %id, index = entry.index(), "stale copy of a finished request not applied");
-                            results.push((*id, Err(ApplyError::Timeout)));
-                            continue;
-                        }
-                    }
-                    // etcd's capped applier: while NOSPACE is raised
-                    // anywhere, nothing that adds data applies.
-                    let capped = applied.nospace()
-                        && match op {
-                            Op::Put(_) | Op::LeaseGrant { .. } => true,
-                            Op::Txn(t) => txn_has_put(t),
-                            _ => false,
-                        };
-                    // etcd's auth applier: a write is checked against the
-                    // auth store as of its place in the log.
-                    let checked = {
-                        let lease_keys = |l: i64| wb.lease_keys(l);
-                        match op {
-                            _ if capped => Err(ApplyError::from(mvcc::Error::NoSpace)),
-                            Op::Put(req) => {
-                                auth.check_request(caller, &Request::Put(req), &lease_keys)
-                            }
-                            Op::DeleteRange(req) => {
-                                auth.check_request(caller, &Request::Delete(req), &lease_keys)
-                            }
-                            Op::Txn(req) => {
-                                auth.check_request(caller, &Request::Txn(req), &lease_keys)
-                            }
-                            Op::LeaseRevoke { id } => {
-                                auth.check_request(caller, &Request::LeaseRevoke(*id), &lease_keys)
-                            }
-                            _ => Ok(()),
-                        }
-                    };
-                    let r = match (checked, op) {
-                        (Err(e), _) => Err(e),
-                        (Ok(()), Op::Put(req)) => wb.put(req).map_err(ApplyError::from).map(|a| {
-                            events.extend(a.events);
-                            Applied::Put(a.response)
-                        }),
-                        (Ok(()), Op::DeleteRange(req)) => {
-                            wb.delete_range(req).map_err(ApplyError::from).map(|a| {
-                                events.extend(a.events);
-                                Applied::DeleteRange(a.response)
-                            })
-                        }
-                        (Ok(()), Op::Txn(req)) => wb.txn(req).map_err(ApplyError::from).map(|a| {
-                            events.extend(a.events);
-                            Applied::Txn(a.response)
-                        }),
-                        (Ok(()), Op::Compact { revision }) => {
-                            wb.compact(*revision).map_err(ApplyError::from).map(|rev| {
-                                compacted = true;
-                                Applied::Compact(rev)
-                            })
-                        }
-                        (Ok(()), Op::LeaseGrant { id, ttl }) => wb
-                            .lease_grant(*id, *ttl)
-                            .map_err(ApplyError::from)
-                            .map(|()| {
-                                grants.push((*id, *ttl));
-                                Applied::LeaseGrant { id: *id, ttl: *ttl }
-                            }),
-                        (Ok(()), Op::LeaseRevoke { id }) => {
-                            wb.lease_revoke(*id).map_err(ApplyError::from).map(|a| {
-                                events.extend(a.events);
-                                revokes.push(*id);
-                                Applied::LeaseRevoke(a.response)
-                            })
-                        }
-                        (Ok(()), Op::Auth(aop)) => {
-                            let mut next = (*auth).clone();
-                            next.apply(caller, aop, entry.index())
-                                .map(|(answer, effect)| {
-                                    if next != *auth {
-                                        auth = Arc::new(next);
-                                        auth_changed = true;
-                                    }
-                                    token_effects.push(effect);
-                                    Applied::Auth(answer, wb.revision())
-                                })
-                        }
-                        (
-                            Ok(()),
-                            Op::Alarm {
-                                activate,
-                                member_id,
-                                alarm,
-                            },
-                        ) => {
-                            let key = (*member_id, *alarm);
-                            let changed = if *activate {
-                                applied.alarms.insert(key)
-                            } else {
-                                applied.alarms.remove(&key)
-                            };
-                            if changed {
-                                tracing::warn!(
-                                    member = %format!("{member_id:016x}"),
-                                    alarm = alarm_name(*alarm),
-                                    raised = *activate,
-                                    "alarm {}",
-                                    if *activate { "raised" } else { "disarmed" }
-                                );
-                            }
-                            // etcd lists the alarm raised even when it was
-                            // already (the stored one), a cleared one only
-                            // when it was raised.
-                            Ok(Applied::Alarm(if changed || *activate {
-                                vec![key]
-                            } else {
-                                Vec::new()
-                            }))
-                        }
-                    };
-                    applied.sessions.finish(*id, &r);
-                    results.push((*id, r));
-                }
-            }
+                EntryPayload::Normal(p) => Outcomes(
+                    p.commands()?
+                        .iter()
+                        .map(|cmd| a.command(cmd, index))
+                        .collect(),
+                ),
+            };
+            replies.push(outcomes);
         }
+        let Apply {
+            wb,
+            mut applied,
+            auth,
+            auth_changed,
+            events,
+            grants,
+            revokes,
+            compacted,
+            token_effects,
+        } = a;
         let revision = wb.revision();
         wb.commit();
         if auth_changed {
@@ -720,8 +553,8 @@ impl StateMachine {
             }
         }
         sh.metrics.observe_backend_commit(started.elapsed());
-        if let Some((last, _)) = entries.last() {
-            applied.log_id = Some(last.log_id());
+        if last.is_some() {
+            applied.log_id = last;
         }
         drop(applied);
 
@@ -747,24 +580,7 @@ impl StateMachine {
                     .expect("spawn the compaction thread");
             }
         }
-        if !results.is_empty() {
-            let mut waiters = sh.waiters.lock().expect("waiters lock");
-            for (id, r) in results {
-                if let Some(mut ws) = waiters.map.remove(&id) {
-                    // Usually one waiter: it gets the result itself; a
-                    // clone only for each extra (a forward resent to the
-                    // same leader while the first copy waited).
-                    let last = ws.pop();
-                    for (_, w) in ws {
-                        let _ = w.send(r.clone());
-                    }
-                    if let Some((_, w)) = last {
-                        let _ = w.send(r);
-                    }
-                }
-            }
-        }
-        entries
+        Ok(replies)
     }
 
     fn build(&self) -> io::Result<Snapshot> {
@@ -845,9 +661,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         while let Some(e) = entries.try_next().await? {
             batch.push(e);
         }
-        for (_, responder) in self.apply_batch(batch) {
-            if let Some(r) = responder {
-                r.send(());
+        let (entries, responders): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        let outcomes = self.apply_entries(entries)?;
+        for (r, o) in responders.into_iter().zip(outcomes) {
+            if let Some(r) = r {
+                r.send(o);
             }
         }
         Ok(())
@@ -944,6 +762,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::raft::{RequestId, Seen};
 
     fn file() -> SnapshotFile {
         SnapshotFile {
@@ -1035,22 +854,5 @@ mod tests {
         let e = parse_meta(&file(), &payload).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
         assert!(e.to_string().contains("node state"), "{e}");
-    }
-
-    #[test]
-    fn capped_writes_are_those_that_add_data() {
-        let mut t = mvcc::TxnRequest::default();
-        assert!(!txn_has_put(&t));
-        t.failure
-            .push(mvcc::RequestOp::DeleteRange(mvcc::DeleteRangeRequest::new(
-                "a", "b",
-            )));
-        assert!(!txn_has_put(&t));
-        let mut inner = mvcc::TxnRequest::default();
-        inner
-            .success
-            .push(mvcc::RequestOp::Put(mvcc::PutRequest::new("k", "v")));
-        t.success.push(mvcc::RequestOp::Txn(inner));
-        assert!(txn_has_put(&t));
     }
 }

@@ -1,0 +1,297 @@
+//! The proposer: every client write of this member goes through it, once.
+//!
+//! - A request gets its exactly-once id here (`raft::sessions`) and is
+//!   encoded once, where it arrived (a shard thread): the size check
+//!   reads that encoding's length, the batch copies its bytes, a forward
+//!   sends them.
+//! - On the leader, requests wait in one queue shared by every shard and
+//!   every forwarding follower; a batch of them (bounded in bytes) becomes
+//!   one raft entry ([`Proposal`]). The first request of an idle leader
+//!   goes out at once; what arrives while [`MAX_IN_FLIGHT`] batches are
+//!   proposed waits for the next one, so batches grow with the load and a
+//!   lone client never waits for a timer. Batches in flight overlap:
+//!   openraft appends batch N+1 (and the WAL writes it) while batch N
+//!   waits for its fdatasync or a follower.
+//! - The answer is openraft's response to that entry: [`Outcomes`], one
+//!   per request in the batch's order. There is no other reply path.
+//! - On a follower, a request is forwarded to the leader (whose proposer
+//!   batches it with the rest), retried across leader changes until the
+//!   request timeout, and answered once this member has applied it too.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ferrocd_net::EtcdError;
+use tokio::sync::oneshot;
+
+use crate::auth::Caller;
+use crate::leader::{LeaderLink, leader_err, raft_err};
+use crate::raft::{Applied, Command, Encoded, KIND_FORWARD, Op, Origin, Proposal, Raft};
+
+/// Batches proposed at once; more requests wait for one of them.
+pub(crate) const MAX_IN_FLIGHT: usize = 4;
+
+/// A batch takes requests while their bytes stay within this (always at
+/// least one request, whatever its size).
+pub(crate) const BATCH_BYTES: usize = 1 << 20;
+
+/// An answer: the outcome and the log index of the entry that gave it.
+type Reply = Result<(Applied, u64), EtcdError>;
+
+struct Waiting {
+    cmd: Encoded,
+    reply: oneshot::Sender<Reply>,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiting: Vec<Waiting>,
+    in_flight: usize,
+}
+
+impl Queue {
+    /// The next batch: the oldest requests within [`BATCH_BYTES`].
+    fn take(&mut self) -> Vec<Waiting> {
+        let mut bytes = 0;
+        let n = self
+            .waiting
+            .iter()
+            .take_while(|w| {
+                bytes += w.cmd.bytes.len();
+                bytes <= BATCH_BYTES
+            })
+            .count()
+            .max(1)
+            .min(self.waiting.len());
+        if n == self.waiting.len() {
+            std::mem::take(&mut self.waiting)
+        } else {
+            self.waiting.drain(..n).collect()
+        }
+    }
+}
+
+/// This member's proposer.
+pub(crate) struct Proposer {
+    raft: Raft,
+    leader: LeaderLink,
+    origin: Origin,
+    max_request_bytes: usize,
+    stopping: AtomicBool,
+    queue: Mutex<Queue>,
+    /// The raft runtime: batches are proposed from tasks there.
+    rt: tokio::runtime::Handle,
+    /// `ferrocd_server_proposal_batches_total`.
+    batches: prometheus::IntCounter,
+}
+
+impl Proposer {
+    /// Must be called inside the raft runtime.
+    pub(crate) fn new(
+        raft: Raft,
+        leader: LeaderLink,
+        member_id: u64,
+        max_request_bytes: usize,
+        metrics: &ferrocd_net::Metrics,
+    ) -> Arc<Self> {
+        let batches = prometheus::IntCounter::new(
+            "ferrocd_server_proposal_batches_total",
+            "Raft entries that carried client requests (each a batch of one or more).",
+        )
+        .expect("valid counter");
+        let _ = metrics.registry().register(Box::new(batches.clone()));
+        Arc::new(Proposer {
+            raft,
+            leader,
+            origin: Origin::new(member_id),
+            max_request_bytes,
+            stopping: AtomicBool::new(false),
+            queue: Mutex::new(Queue::default()),
+            rt: tokio::runtime::Handle::current(),
+            batches,
+        })
+    }
+
+    /// Refuse new requests (shutdown).
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Replicate `op`, wait until it is durable and applied here, and
+    /// return what the store said. On a follower the leader proposes it.
+    ///
+    /// Exactly once: the request gets its id here, once, and every
+    /// attempt (here or forwarded, before and after a leader change)
+    /// carries it, so a copy that reached the log earlier makes the later
+    /// ones answer its outcome instead of applying again. When the
+    /// request timeout passes after an attempt may have reached a leader,
+    /// the answer is etcd's "request timed out" (the outcome is unknown);
+    /// "no leader" / "not leader" only when no attempt left this member,
+    /// so a client may resend those safely.
+    pub(crate) async fn propose(
+        self: &Arc<Self>,
+        op: Op,
+        caller: Caller,
+    ) -> Result<Applied, EtcdError> {
+        if self.stopping.load(Ordering::Relaxed) {
+            return Err(EtcdError::Stopped);
+        }
+        let req = self.origin.begin();
+        let cmd = Command {
+            id: req.id,
+            floor: req.floor,
+            op,
+            caller,
+        }
+        .encode()
+        .map_err(raft_err)?;
+        if cmd.bytes.len() > self.max_request_bytes {
+            return Err(EtcdError::RequestTooLarge);
+        }
+        let deadline = Instant::now() + self.leader.request_timeout();
+        let mut sent = false;
+        let r = loop {
+            if self.raft.is_leader() {
+                sent = true;
+                match self.propose_here(cmd.clone()).await {
+                    Err(EtcdError::NotLeader) | Err(EtcdError::NoLeader) => {}
+                    r => break r.map(|(applied, _)| applied),
+                }
+            }
+            match self
+                .leader
+                .call_until::<(Applied, u64)>(KIND_FORWARD, cmd.bytes.to_vec(), deadline, &mut sent)
+                .await
+            {
+                // As etcd: the member that took the request answers once
+                // it has applied it itself, so the client's next read
+                // here (serializable too) and every header revision it
+                // answers include its own write. Committed already: if
+                // this member lags past the deadline, answer anyway.
+                Ok((applied, index)) => {
+                    let left = deadline
+                        .saturating_duration_since(Instant::now())
+                        .max(Duration::from_millis(100));
+                    let _ = self
+                        .raft
+                        .wait(Some(left))
+                        .applied_index_at_least(Some(index), "forwarded request applied")
+                        .await;
+                    break Ok(applied);
+                }
+                // Leadership moved (here, or away from the member asked).
+                Err(EtcdError::LeaderChanged) | Err(EtcdError::NotLeader)
+                    if Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        drop(req);
+        match r {
+            Err(EtcdError::NoLeader | EtcdError::NotLeader | EtcdError::LeaderChanged) if sent => {
+                Err(EtcdError::Timeout)
+            }
+            r => r,
+        }
+    }
+
+    /// Propose `cmd` on this member, which must lead (a request of its
+    /// own, or one a follower forwarded: its id came with it), in the
+    /// next batch. Returns the outcome and the log index of the entry
+    /// that answered it.
+    pub(crate) async fn propose_here(self: &Arc<Self>, cmd: Encoded) -> Reply {
+        let (reply, rx) = oneshot::channel();
+        let batch = {
+            let mut q = self.queue.lock().expect("proposer queue lock");
+            q.waiting.push(Waiting { cmd, reply });
+            if q.in_flight < MAX_IN_FLIGHT {
+                q.in_flight += 1;
+                Some(q.take())
+            } else {
+                None
+            }
+        };
+        if let Some(batch) = batch {
+            let me = self.clone();
+            self.rt.spawn(async move { me.run(batch).await });
+        }
+        rx.await.map_err(|_| EtcdError::Stopped)?
+    }
+
+    /// Propose `batch`, then the next waiting batches, until none waits
+    /// (one of the [`MAX_IN_FLIGHT`] slots).
+    async fn run(self: Arc<Self>, mut batch: Vec<Waiting>) {
+        loop {
+            self.propose_batch(batch).await;
+            let mut q = self.queue.lock().expect("proposer queue lock");
+            if q.waiting.is_empty() {
+                q.in_flight -= 1;
+                return;
+            }
+            batch = q.take();
+        }
+    }
+
+    async fn propose_batch(&self, batch: Vec<Waiting>) {
+        let (cmds, replies): (Vec<Encoded>, Vec<_>) =
+            batch.into_iter().map(|w| (w.cmd, w.reply)).unzip();
+        self.batches.inc();
+        match self.raft.client_write(Proposal::of(&cmds)).await {
+            Ok(resp) => {
+                let index = resp.log_id.index;
+                let mut outcomes = resp.data.0.into_iter();
+                for reply in replies {
+                    let r = match outcomes.next() {
+                        Some(o) => o.map(|a| (a, index)),
+                        None => Err(raft_err("a batch's outcomes were fewer than its requests")),
+                    };
+                    let _ = reply.send(r);
+                }
+            }
+            Err(e) => {
+                let e = leader_err(e);
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn waiting(len: usize) -> Waiting {
+        Waiting {
+            cmd: Encoded {
+                id: crate::raft::RequestId {
+                    member: 1,
+                    incarnation: 1,
+                    seq: len as u64,
+                },
+                bytes: Bytes::from(vec![0u8; len]),
+            },
+            reply: oneshot::channel().0,
+        }
+    }
+
+    #[test]
+    fn a_batch_is_bounded_in_bytes_but_never_empty() {
+        let mut q = Queue::default();
+        for _ in 0..5 {
+            q.waiting.push(waiting(BATCH_BYTES / 4));
+        }
+        assert_eq!(q.take().len(), 4);
+        assert_eq!(q.take().len(), 1);
+        assert!(q.waiting.is_empty());
+        q.waiting.push(waiting(BATCH_BYTES * 2));
+        q.waiting.push(waiting(10));
+        assert_eq!(q.take().len(), 1, "an oversized request goes alone");
+        assert_eq!(q.take().len(), 1);
+    }
+}

@@ -1,0 +1,231 @@
+//! The apply step of one batch of entries: every command goes through
+//! [`Apply::command`] (exactly-once table, etcd's capped and auth
+//! appliers), then the handler of its [`Op`]. The store's write batch,
+//! the applied state's lock and the side effects that are published after
+//! the store commits (watch events, lessor grants and revokes, token
+//! effects, a compaction to finish) are collected here; the state machine
+//! commits and publishes them (`state_machine.rs`).
+
+use std::sync::{Arc, MutexGuard};
+
+use ferrocd_mvcc as mvcc;
+
+use super::sessions::Seen;
+use super::state_machine::{AppliedState, alarm_name};
+use super::{Applied, ApplyError, Command, Op};
+use crate::auth::{AuthOp, AuthState, Caller, Request, TokenEffect};
+
+/// One batch being applied: the store's write batch, the applied state
+/// (held for the whole batch) and what to publish once it commits.
+pub(super) struct Apply<'a> {
+    pub(super) wb: mvcc::WriteBatch<'a>,
+    pub(super) applied: MutexGuard<'a, AppliedState>,
+    /// The auth store as of this point of the log.
+    pub(super) auth: Arc<AuthState>,
+    pub(super) auth_changed: bool,
+    pub(super) events: Vec<mvcc::Event>,
+    pub(super) grants: Vec<(i64, i64)>,
+    pub(super) revokes: Vec<i64>,
+    pub(super) compacted: bool,
+    pub(super) token_effects: Vec<TokenEffect>,
+}
+
+/// Whether a txn (either branch, nested too) has a put: etcd's capped
+/// applier refuses it while NOSPACE is raised.
+fn txn_has_put(t: &mvcc::TxnRequest) -> bool {
+    t.success.iter().chain(&t.failure).any(|op| match op {
+        mvcc::RequestOp::Put(_) => true,
+        mvcc::RequestOp::Txn(t) => txn_has_put(t),
+        _ => false,
+    })
+}
+
+impl<'a> Apply<'a> {
+    pub(super) fn new(
+        wb: mvcc::WriteBatch<'a>,
+        applied: MutexGuard<'a, AppliedState>,
+        auth: Arc<AuthState>,
+    ) -> Self {
+        Apply {
+            wb,
+            applied,
+            auth,
+            auth_changed: false,
+            events: Vec::new(),
+            grants: Vec::new(),
+            revokes: Vec::new(),
+            compacted: false,
+            token_effects: Vec::new(),
+        }
+    }
+
+    /// Apply `cmd`, found in the entry at log `index`, and return its
+    /// outcome (also kept in the exactly-once table).
+    ///
+    /// Exactly once: a request already applied (a forward retried after a
+    /// leader change put a second copy in the log) answers with its first
+    /// outcome; a stale copy (its origin is done with it) does nothing.
+    pub(super) fn command(&mut self, cmd: &Command, index: u64) -> Result<Applied, ApplyError> {
+        match self.applied.sessions.begin(cmd.id, cmd.floor, index) {
+            Seen::New => {}
+            Seen::Duplicate(first) => {
+                tracing::info!(request = %cmd.id, index, "duplicate request not applied again");
+                return first.map_err(|m| ApplyError::from_message(&m));
+            }
+            Seen::Stale => {
+                tracing::info!(request = %cmd.id, index, "stale copy of a finished request not applied");
+                return Err(ApplyError::Timeout);
+            }
+        }
+        let r = self.admit(cmd).and_then(|()| self.op(cmd, index));
+        self.applied.sessions.finish(cmd.id, &r);
+        r
+    }
+
+    /// etcd's capped applier (while NOSPACE is raised anywhere, nothing
+    /// that adds data applies), then its auth applier (a write is checked
+    /// against the auth store as of its place in the log).
+    fn admit(&self, cmd: &Command) -> Result<(), ApplyError> {
+        let capped = self.applied.nospace()
+            && match &cmd.op {
+                Op::Put(_) | Op::LeaseGrant { .. } => true,
+                Op::Txn(t) => txn_has_put(t),
+                _ => false,
+            };
+        if capped {
+            return Err(ApplyError::from(mvcc::Error::NoSpace));
+        }
+        let lease_keys = |l: i64| self.wb.lease_keys(l);
+        let caller = &cmd.caller;
+        match &cmd.op {
+            Op::Put(req) => self
+                .auth
+                .check_request(caller, &Request::Put(req), &lease_keys),
+            Op::DeleteRange(req) => {
+                self.auth
+                    .check_request(caller, &Request::Delete(req), &lease_keys)
+            }
+            Op::Txn(req) => self
+                .auth
+                .check_request(caller, &Request::Txn(req), &lease_keys),
+            Op::LeaseRevoke { id } => {
+                self.auth
+                    .check_request(caller, &Request::LeaseRevoke(*id), &lease_keys)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn op(&mut self, cmd: &Command, index: u64) -> Result<Applied, ApplyError> {
+        match &cmd.op {
+            Op::Put(req) => self.put(req),
+            Op::DeleteRange(req) => self.delete_range(req),
+            Op::Txn(req) => self.txn(req),
+            Op::Compact { revision } => self.compact(*revision),
+            Op::LeaseGrant { id, ttl } => self.lease_grant(*id, *ttl),
+            Op::LeaseRevoke { id } => self.lease_revoke(*id),
+            Op::Auth(aop) => self.auth_op(&cmd.caller, aop, index),
+            Op::Alarm {
+                activate,
+                member_id,
+                alarm,
+            } => Ok(self.alarm(*activate, *member_id, *alarm)),
+        }
+    }
+
+    fn put(&mut self, req: &mvcc::PutRequest) -> Result<Applied, ApplyError> {
+        let a = self.wb.put(req)?;
+        self.events.extend(a.events);
+        Ok(Applied::Put(a.response))
+    }
+
+    fn delete_range(&mut self, req: &mvcc::DeleteRangeRequest) -> Result<Applied, ApplyError> {
+        let a = self.wb.delete_range(req)?;
+        self.events.extend(a.events);
+        Ok(Applied::DeleteRange(a.response))
+    }
+
+    fn txn(&mut self, req: &mvcc::TxnRequest) -> Result<Applied, ApplyError> {
+        let a = self.wb.txn(req)?;
+        self.events.extend(a.events);
+        Ok(Applied::Txn(a.response))
+    }
+
+    fn compact(&mut self, revision: i64) -> Result<Applied, ApplyError> {
+        let rev = self.wb.compact(revision)?;
+        self.compacted = true;
+        Ok(Applied::Compact(rev))
+    }
+
+    fn lease_grant(&mut self, id: i64, ttl: i64) -> Result<Applied, ApplyError> {
+        self.wb.lease_grant(id, ttl)?;
+        self.grants.push((id, ttl));
+        Ok(Applied::LeaseGrant { id, ttl })
+    }
+
+    fn lease_revoke(&mut self, id: i64) -> Result<Applied, ApplyError> {
+        let a = self.wb.lease_revoke(id)?;
+        self.events.extend(a.events);
+        self.revokes.push(id);
+        Ok(Applied::LeaseRevoke(a.response))
+    }
+
+    fn auth_op(&mut self, caller: &Caller, op: &AuthOp, index: u64) -> Result<Applied, ApplyError> {
+        let mut next = (*self.auth).clone();
+        let (answer, effect) = next.apply(caller, op, index)?;
+        if next != *self.auth {
+            self.auth = Arc::new(next);
+            self.auth_changed = true;
+        }
+        self.token_effects.push(effect);
+        Ok(Applied::Auth(answer, self.wb.revision()))
+    }
+
+    /// Alarms are replicated state (etcd's `alarm` bucket): every member
+    /// raises or clears the same ones.
+    fn alarm(&mut self, activate: bool, member_id: u64, alarm: i32) -> Applied {
+        let key = (member_id, alarm);
+        let changed = if activate {
+            self.applied.alarms.insert(key)
+        } else {
+            self.applied.alarms.remove(&key)
+        };
+        if changed {
+            tracing::warn!(
+                member = %format!("{member_id:016x}"),
+                alarm = alarm_name(alarm),
+                raised = activate,
+                "alarm {}",
+                if activate { "raised" } else { "disarmed" }
+            );
+        }
+        // etcd lists the alarm raised even when it was already (the stored
+        // one), a cleared one only when it was raised.
+        Applied::Alarm(if changed || activate {
+            vec![key]
+        } else {
+            Vec::new()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capped_writes_are_those_that_add_data() {
+        let mut t = mvcc::TxnRequest::default();
+        t.failure
+            .push(mvcc::RequestOp::DeleteRange(mvcc::DeleteRangeRequest::new(
+                "a", "b",
+            )));
+        assert!(!txn_has_put(&t));
+        let mut inner = mvcc::TxnRequest::default();
+        inner
+            .success
+            .push(mvcc::RequestOp::Put(mvcc::PutRequest::new("k", "v")));
+        t.success.push(mvcc::RequestOp::Txn(inner));
+        assert!(txn_has_put(&t));
+    }
+}
