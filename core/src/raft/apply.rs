@@ -10,9 +10,11 @@ use std::sync::{Arc, MutexGuard};
 
 use ferrocd_mvcc as mvcc;
 
+use super::Command;
+use super::Op;
+use super::applied::{AppliedState, alarm_name};
+use super::outcome::{Applied, ApplyError};
 use super::sessions::Seen;
-use super::state_machine::{AppliedState, alarm_name};
-use super::{Applied, ApplyError, Command, Op};
 use crate::auth::{AuthOp, AuthState, Caller, Request, TokenEffect};
 
 /// One batch being applied: the store's write batch, the applied state

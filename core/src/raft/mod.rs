@@ -7,9 +7,11 @@
 //! WAL as postcard (serde) bytes. The WAL frames and checksums them; this
 //! module only maps types to bytes.
 
+mod applied;
 mod apply;
 mod log_store;
 mod network;
+mod outcome;
 mod sessions;
 mod state_machine;
 
@@ -21,19 +23,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthOp, Caller};
 
+pub(crate) use applied::alarm_name;
+pub use applied::{ALARM_CORRUPT, ALARM_NOSPACE};
 pub use log_store::LogStore;
 pub use network::{
     KIND_APPEND, KIND_FORWARD, KIND_LEASE_RENEW, KIND_LEASE_TTL, KIND_MEMBER_CHANGE, KIND_MEMBERS,
     KIND_PRE_VOTE, KIND_PUBLISH, KIND_READ_INDEX, KIND_SNAPSHOT, KIND_STATUS, KIND_TRANSFER,
     KIND_VOTE, PeerNetwork, SnapshotChunk,
 };
+pub use outcome::{Applied, ApplyError};
 pub use sessions::{InFlight, Origin, RequestId, Seen, Sessions};
-pub(crate) use state_machine::alarm_name;
-pub use state_machine::{
-    ALARM_CORRUPT, ALARM_NOSPACE, DbSize, SmShared, SnapshotData, StateMachine,
-    write_restored_snapshot,
-};
-pub use state_machine::{Applied, ApplyError};
+pub use state_machine::{DbSize, SmShared, SnapshotData, StateMachine, write_restored_snapshot};
 
 openraft::declare_raft_types!(
     /// openraft's types for ferrocd's one raft group: node ids are etcd

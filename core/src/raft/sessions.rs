@@ -45,7 +45,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use super::state_machine::{Applied, ApplyError};
+use super::outcome::{Applied, ApplyError};
 
 /// Sessions kept (member processes that proposed).
 pub const MAX_SESSIONS: usize = 1024;

@@ -24,7 +24,6 @@
 //! snapshot file plus the record bytes written since it; `db_size_in_use`
 //! is the live record bytes.
 
-use std::collections::BTreeSet;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,8 +37,9 @@ use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 
-use crate::auth::{AuthAnswer, AuthState, SimpleTokens, TokenEffect};
+use crate::auth::{AuthState, SimpleTokens, TokenEffect};
 
+use super::applied::AppliedState;
 use super::apply::Apply;
 use super::sessions::Sessions;
 use super::{Entry, LogId, Outcomes, TypeConfig, decode, encode};
@@ -50,11 +50,6 @@ use ferrocd_net::Metrics;
 type Membership = openraft::alias::StoredMembershipOf<TypeConfig>;
 type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
 type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
-
-/// etcd's `AlarmType` NOSPACE.
-pub const ALARM_NOSPACE: i32 = 1;
-/// etcd's `AlarmType` CORRUPT.
-pub const ALARM_CORRUPT: i32 = 2;
 
 /// The backend's size as etcd's Status reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,58 +68,6 @@ pub struct DbSize {
 pub struct SnapshotData {
     /// The file.
     pub file: SnapshotFile,
-}
-
-/// What an applied command returns to its proposer (also sent back to a
-/// follower that forwarded the command).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Applied {
-    /// Put.
-    Put(mvcc::PutResponse),
-    /// DeleteRange.
-    DeleteRange(mvcc::DeleteRangeResponse),
-    /// Txn.
-    Txn(mvcc::TxnResponse),
-    /// Compact: the store revision.
-    Compact(i64),
-    /// LeaseGrant: id and TTL.
-    LeaseGrant {
-        /// Id.
-        id: i64,
-        /// TTL.
-        ttl: i64,
-    },
-    /// LeaseRevoke: the header revision.
-    LeaseRevoke(i64),
-    /// An auth op's answer, with the header revision.
-    Auth(AuthAnswer, i64),
-    /// Alarm: what the response lists (the alarm raised or cleared, or
-    /// nothing when there was nothing to change), as (member, type).
-    Alarm(Vec<(u64, i32)>),
-}
-
-/// A command that the store refused (it changed nothing).
-pub type ApplyError = ferrocd_net::EtcdError;
-
-/// The applied state besides the store (under one lock; see
-/// `apply::Apply`).
-pub(super) struct AppliedState {
-    log_id: Option<LogId>,
-    pub(super) membership: Membership,
-    /// Raised alarms, (member id, alarm type): replicated state.
-    pub(super) alarms: BTreeSet<(u64, i32)>,
-    /// Bytes of the newest snapshot file (0: none).
-    snapshot_bytes: u64,
-    /// The store's `written_bytes` as of that snapshot.
-    written_at_snapshot: u64,
-    /// Requests seen, for exactly-once apply: replicated state.
-    pub(super) sessions: Sessions,
-}
-
-impl AppliedState {
-    pub(super) fn nospace(&self) -> bool {
-        self.alarms.iter().any(|&(_, a)| a == ALARM_NOSPACE)
-    }
 }
 
 /// What a snapshot payload starts with besides openraft's meta: state
@@ -267,16 +210,6 @@ impl SmShared {
     pub fn finish_compaction(&self) {
         self.store.finish_compaction();
         *self.compacting.lock().expect("compacting lock") = false;
-    }
-}
-
-/// etcd's name of an alarm type.
-pub(crate) fn alarm_name(alarm: i32) -> &'static str {
-    match alarm {
-        0 => "NONE",
-        ALARM_NOSPACE => "NOSPACE",
-        ALARM_CORRUPT => "CORRUPT",
-        _ => "UNKNOWN",
     }
 }
 
@@ -762,7 +695,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::{RequestId, Seen};
+    use crate::raft::{ALARM_CORRUPT, ALARM_NOSPACE, Applied, RequestId, Seen};
 
     fn file() -> SnapshotFile {
         SnapshotFile {
