@@ -870,17 +870,17 @@ impl Node {
                 cost,
                 "database space exceeded; raising the NOSPACE alarm"
             );
-            let r = self
-                .proposer
-                .propose(
-                    Op::Alarm {
-                        activate: true,
-                        member_id: self.ids.member_id,
-                        alarm: ALARM_NOSPACE,
-                    },
-                    Caller::Internal,
-                )
-                .await;
+            // Boxed: this rare path would otherwise make every write's
+            // future hold a second proposal.
+            let r = Box::pin(self.proposer.propose(
+                Op::Alarm {
+                    activate: true,
+                    member_id: self.ids.member_id,
+                    alarm: ALARM_NOSPACE,
+                },
+                Caller::Internal,
+            ))
+            .await;
             self.raising_nospace.store(false, Ordering::SeqCst);
             if let Err(e) = r {
                 tracing::warn!(error = %e, "raising the NOSPACE alarm failed");

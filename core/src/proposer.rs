@@ -159,27 +159,12 @@ impl Proposer {
                     r => break r.map(|(applied, _)| applied),
                 }
             }
-            match self
-                .leader
-                .call_until::<(Applied, u64)>(KIND_FORWARD, cmd.bytes.to_vec(), deadline, &mut sent)
-                .await
-            {
-                // As etcd: the member that took the request answers once
-                // it has applied it itself, so the client's next read
-                // here (serializable too) and every header revision it
-                // answers include its own write. Committed already: if
-                // this member lags past the deadline, answer anyway.
-                Ok((applied, index)) => {
-                    let left = deadline
-                        .saturating_duration_since(Instant::now())
-                        .max(Duration::from_millis(100));
-                    let _ = self
-                        .raft
-                        .wait(Some(left))
-                        .applied_index_at_least(Some(index), "forwarded request applied")
-                        .await;
-                    break Ok(applied);
-                }
+            // The forward path's future is large (peer call, apply
+            // wait): boxed, so the common path's (and every caller's)
+            // future stays small — a future is moved into a box per gRPC
+            // request, and its size was a memcpy of kilobytes per put.
+            match Box::pin(self.forward(&cmd, deadline, &mut sent)).await {
+                Ok(applied) => break Ok(applied),
                 // Leadership moved (here, or away from the member asked).
                 Err(EtcdError::LeaderChanged) | Err(EtcdError::NotLeader)
                     if Instant::now() < deadline =>
@@ -196,6 +181,34 @@ impl Proposer {
             }
             r => r,
         }
+    }
+
+    /// Forward `cmd` to the leader; answers once this member has applied
+    /// it too.
+    async fn forward(
+        &self,
+        cmd: &Encoded,
+        deadline: Instant,
+        sent: &mut bool,
+    ) -> Result<Applied, EtcdError> {
+        let (applied, index) = self
+            .leader
+            .call_until::<(Applied, u64)>(KIND_FORWARD, cmd.bytes.to_vec(), deadline, sent)
+            .await?;
+        // As etcd: the member that took the request answers once it has
+        // applied it itself, so the client's next read here (serializable
+        // too) and every header revision it answers include its own
+        // write. Committed already: if this member lags past the
+        // deadline, answer anyway.
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(100));
+        let _ = self
+            .raft
+            .wait(Some(left))
+            .applied_index_at_least(Some(index), "forwarded request applied")
+            .await;
+        Ok(applied)
     }
 
     /// Propose `cmd` on this member, which must lead (a request of its
