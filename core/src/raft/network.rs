@@ -30,11 +30,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{Member, SnapshotData, TypeConfig, Vote, decode, encode};
 
-/// raft AppendEntries (ordered). 18 since log entries carry request
-/// ids (format 2 commands); it was 2, which a member now refuses as an
-/// unknown kind, so a member of an earlier version (that would misread
-/// the new entries) never replicates with this one.
-pub const KIND_APPEND: u8 = 18;
+/// raft AppendEntries (ordered). 20 since an entry carries a batch of
+/// commands (`Proposal`, format 4) and node requests answer typed errors;
+/// it was 18 (one format-2 command an entry) and 2 before request ids. A
+/// member refuses the old kinds as unknown, so a member of an earlier
+/// version (that would misread the new entries) never replicates with
+/// this one.
+pub const KIND_APPEND: u8 = 20;
 /// raft Vote.
 pub const KIND_VOTE: u8 = 3;
 /// raft snapshot chunk (ordered).
@@ -44,9 +46,10 @@ pub const KIND_TRANSFER: u8 = 5;
 /// raft PreVote.
 pub const KIND_PRE_VOTE: u8 = 6;
 /// A client write forwarded to the leader: the whole [`super::Command`],
-/// request id included. 19 since the id exists (it was 10, with `(op,
-/// caller)`; refused now as an unknown kind, like the old AppendEntries).
-pub const KIND_FORWARD: u8 = 19;
+/// request id included, answered `Result<(Applied, index), EtcdError>`.
+/// 21 since that answer is typed (it was 19 with a text error, and 10
+/// before request ids; both refused now as unknown kinds).
+pub const KIND_FORWARD: u8 = 21;
 /// A follower asks the leader for a read index.
 pub const KIND_READ_INDEX: u8 = 11;
 /// A lease keep-alive forwarded to the leader.
