@@ -13,20 +13,30 @@
 //!   a lock with per-stream wakers.
 
 pub mod auth;
+mod auth_gate;
 pub mod backend;
+mod bootstrap;
 mod compactor;
 pub mod config;
 pub mod datadir;
 mod leader;
+mod leases;
 mod lessor;
+mod liveness;
+mod maintenance;
+mod membership;
 mod node;
 mod peer;
 mod proposer;
+mod quota;
 pub mod raft;
+mod read_index;
 pub mod restore;
 pub mod server;
 mod watches;
 
 pub use config::Config;
 pub use lessor::{Lessor, MAX_LEASE_TTL, RenewError};
-pub use node::{ETCD_VERSION, Ids, Node, cluster_id, member_id};
+pub use maintenance::ETCD_VERSION;
+pub use membership::ids::{Ids, cluster_id, member_id};
+pub use node::Node;
