@@ -1,32 +1,55 @@
-//! ferrocd-core: the node.
+//! ferrocd-core: the node. One line per module, from the entry points
+//! down to the parts they are built from.
 //!
-//! - [`config`]: etcd 3.5's server flags and `ETCD_*` / `FERROCD_*`
-//!   environment variables parsed into a [`Config`].
-//! - [`Node`]: one raft group (openraft) with its log on `ferrocd-wal` and
-//!   its state machine on `ferrocd-mvcc`; it implements the service traits
-//!   of `ferrocd-net`.
-//! - [`server`]: the runtimes (raft runtime, pinned shard threads) and the
-//!   client listeners; `ferrocd` (src/main.rs) is a thin wrapper.
-//! - `datadir`: the data dir's marker; a dir ferrocd did not write is
-//!   refused unchanged.
-//! - `lessor`: lease deadlines (sans-IO); `watches`: the watch hub behind
-//!   a lock with per-stream wakers.
+//! `ferrocd` (src/main.rs) is a thin wrapper around [`server`].
 
+/// The replicated auth store: users, roles, permissions, simple tokens, JWT.
 pub mod auth;
+/// Tokens, passwords, client certificates, Authenticate, auth store requests.
+mod auth_gate;
+/// The backend file (etcd's bbolt layout) written from a store view.
 pub mod backend;
+/// Starting a member: data dir, WAL, state machine, raft, loops, peer port.
+mod bootstrap;
+/// Auto-compaction's schedule (etcd's periodic and revision modes), sans-IO.
 mod compactor;
+/// etcd 3.5's server flags and `ETCD_*` / `FERROCD_*` environment variables.
 pub mod config;
+/// The data dir's marker: a dir ferrocd did not write is refused unchanged.
 pub mod datadir;
+/// The way to the leader: who leads, calls to it over the peer port.
 mod leader;
+/// Lease keep-alives and TTLs (answered by the leader), lease ids, expiry.
+mod leases;
+/// Lease deadlines, sans-IO.
 mod lessor;
+/// Term and leader as raft reports them, health, fatal stop, removal.
+mod liveness;
+/// etcd's Maintenance on this member: status, alarms, defragment, hashes, snapshot.
+mod maintenance;
+/// Member and cluster ids, the membership as listed, member changes, publish.
+mod membership;
+/// The node: the started member's parts and the `ferrocd-net` service impls.
 mod node;
+/// The peer port's member side: raft messages and the members' own requests.
 mod peer;
+/// Exactly-once ids, client writes batched into raft entries, forwards.
 mod proposer;
+/// etcd's backend quota: write costs and the NOSPACE alarm.
+mod quota;
+/// The raft group: log store, state machine, apply, sessions, peer network.
 pub mod raft;
+/// Linearizable reads: batched read-index rounds.
+mod read_index;
+/// `ferroctl snapshot restore`: a fresh data dir from a backend file.
 pub mod restore;
+/// The runtimes (raft runtime, pinned shard threads) and the client listeners.
 pub mod server;
+/// The watch hub behind a lock, with per-stream wakers.
 mod watches;
 
 pub use config::Config;
 pub use lessor::{Lessor, MAX_LEASE_TTL, RenewError};
-pub use node::{ETCD_VERSION, Ids, Node, cluster_id, member_id};
+pub use maintenance::ETCD_VERSION;
+pub use membership::ids::{Ids, cluster_id, member_id};
+pub use node::Node;

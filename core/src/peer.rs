@@ -1,24 +1,30 @@
 //! The member's side of the peer port: raft messages into openraft, and
 //! the node's own requests (forwarded writes, read indexes, lease
-//! keep-alives, published attributes) into the node. Payloads are postcard;
+//! keep-alives, published attributes, membership, status) into the parts
+//! that answer them. Payloads are postcard;
 //! a raft message's answer is openraft's `Result<T, String>`, a node
 //! request's a typed `Result<T, EtcdError>` (the caller gets the same
 //! error back, not a text to match).
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use ferrocd_net::EtcdError;
 use ferrocd_net::peer::{Hello, PeerHandler};
 use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
 use serde::Serialize;
 
-use crate::node::Node;
+use crate::leases::Leases;
+use crate::liveness::Liveness;
+use crate::maintenance::Maintenance;
+use crate::membership::Membership;
+use crate::proposer::Proposer;
 use crate::raft::{
     Command, Encoded, KIND_APPEND, KIND_FORWARD, KIND_LEASE_RENEW, KIND_LEASE_TTL,
     KIND_MEMBER_CHANGE, KIND_MEMBERS, KIND_PRE_VOTE, KIND_PUBLISH, KIND_READ_INDEX, KIND_SNAPSHOT,
-    KIND_STATUS, KIND_TRANSFER, KIND_VOTE, Member, SnapshotChunk, SnapshotData, TypeConfig, decode,
-    encode,
+    KIND_STATUS, KIND_TRANSFER, KIND_VOTE, Member, Raft, SmShared, SnapshotChunk, SnapshotData,
+    TypeConfig, decode, encode,
 };
+use crate::read_index::ReadIndex;
 
 /// The peer port's TLS: the listener's config (`https://` listen peer
 /// URLs) and the dialer's (members with `https://` peer URLs).
@@ -66,24 +72,16 @@ impl PeerTls {
     }
 }
 
-/// Serves peer requests for one node.
-#[derive(Debug)]
-pub struct PeerService {
-    node: Weak<Node>,
-    cluster_id: u64,
-    me: u64,
-}
-
-impl PeerService {
-    /// The service of `node`.
-    pub fn new(node: &Arc<Node>) -> Self {
-        let ids = node.ids();
-        Self {
-            node: Arc::downgrade(node),
-            cluster_id: ids.cluster_id,
-            me: ids.member_id,
-        }
-    }
+/// Serves peer requests for one member: the parts that answer them.
+pub(crate) struct PeerService {
+    pub(crate) raft: Raft,
+    pub(crate) sm: Arc<SmShared>,
+    pub(crate) proposer: Arc<Proposer>,
+    pub(crate) reads: Arc<ReadIndex>,
+    pub(crate) members: Arc<Membership>,
+    pub(crate) leases: Arc<Leases>,
+    pub(crate) liveness: Arc<Liveness>,
+    pub(crate) maintenance: Arc<Maintenance>,
 }
 
 /// A node request's answer: its typed `Result` (the caller decodes it
@@ -110,16 +108,17 @@ impl PeerHandler for PeerService {
             // ask for the membership (see `handle`).
             return Ok(());
         }
-        if hello.cluster_id != self.cluster_id {
+        let ids = self.members.ids();
+        if hello.cluster_id != ids.cluster_id {
             return Err(format!(
                 "request cluster ID mismatch (this member {:x} is in cluster {:x}, the caller {:x} in {:x})",
-                self.me, self.cluster_id, hello.from, hello.cluster_id
+                ids.member_id, ids.cluster_id, hello.from, hello.cluster_id
             ));
         }
-        if hello.to != 0 && hello.to != self.me {
+        if hello.to != 0 && hello.to != ids.member_id {
             return Err(format!(
                 "member {:x} is not {:x} (peer URLs changed?)",
-                self.me, hello.to
+                ids.member_id, hello.to
             ));
         }
         Ok(())
@@ -130,18 +129,17 @@ impl PeerHandler for PeerService {
     }
 
     async fn handle(&self, from: u64, kind: u8, payload: Vec<u8>) -> Result<Vec<u8>, String> {
-        let node = self.node.upgrade().ok_or("member is stopping")?;
         if from == 0 && kind != KIND_MEMBERS {
             return Err("a discovery connection may only ask for the members".into());
         }
-        let raft = node.raft();
+        let raft = &self.raft;
         let bad = |e: std::io::Error| format!("undecodable request: {e}");
         match kind {
             KIND_APPEND => {
                 let req: AppendEntriesRequest<TypeConfig> = decode(&payload).map_err(bad)?;
                 let r = raft.append_entries(req).await;
                 if r.as_ref().is_ok_and(|resp| resp.is_success()) {
-                    node.note_leader_contact();
+                    self.liveness.note_leader_contact();
                 }
                 raft_answer(r)
             }
@@ -159,7 +157,7 @@ impl PeerHandler for PeerService {
             }
             KIND_SNAPSHOT => {
                 let chunk: SnapshotChunk = decode(&payload).map_err(bad)?;
-                raft_answer(receive_chunk(&node, chunk).await)
+                raft_answer(receive_chunk(raft, &self.sm, chunk).await)
             }
             KIND_FORWARD => {
                 // Decoded to refuse a malformed command here, before it
@@ -170,27 +168,27 @@ impl PeerHandler for PeerService {
                     id: cmd.id,
                     bytes: payload.into(),
                 };
-                answer(node.proposer().propose_here(cmd).await)
+                answer(self.proposer.propose_here(cmd).await)
             }
-            KIND_READ_INDEX => answer(node.read_index_here().await),
+            KIND_READ_INDEX => answer(self.reads.here().await),
             KIND_LEASE_RENEW => {
                 let id: i64 = decode(&payload).map_err(bad)?;
-                answer(node.renew_here(id))
+                answer(self.leases.renew_here(id))
             }
             KIND_LEASE_TTL => {
                 let id: i64 = decode(&payload).map_err(bad)?;
-                answer(node.lease_ttl_here(id))
+                answer(self.leases.ttl_here(id))
             }
             KIND_PUBLISH => {
                 let m: Member = decode(&payload).map_err(bad)?;
-                answer(node.publish_here(from, m).await)
+                answer(self.members.publish_here(from, m).await)
             }
             KIND_MEMBER_CHANGE => {
                 let c: ferrocd_net::MemberChange = decode(&payload).map_err(bad)?;
-                answer(node.change_members_here(c).await)
+                answer(self.members.change_here(c).await)
             }
-            KIND_MEMBERS => answer(Ok(node.membership_for_discovery())),
-            KIND_STATUS => answer(ferrocd_net::ClusterService::status(&*node).await),
+            KIND_MEMBERS => answer(Ok(self.members.for_discovery())),
+            KIND_STATUS => answer(self.maintenance.status().await),
             k => Err(format!("unknown peer request kind {k}")),
         }
     }
@@ -200,10 +198,10 @@ impl PeerHandler for PeerService {
 /// the last one, make the file durable under its real name, verify it and
 /// install it.
 async fn receive_chunk(
-    node: &Arc<Node>,
+    raft: &Raft,
+    sm: &Arc<SmShared>,
     c: SnapshotChunk,
 ) -> Result<Option<openraft::raft::SnapshotResponse<TypeConfig>>, String> {
-    let sm = node.state_machine();
     let dir = sm.snap_dir().to_path_buf();
     let name = format!("{:016x}-{:016x}.snap", c.term, c.index);
     let incoming = dir.join(format!("{name}.incoming"));
@@ -256,8 +254,7 @@ async fn receive_chunk(
         meta: c.meta,
         snapshot: SnapshotData { file },
     };
-    node.raft()
-        .install_full_snapshot(c.vote, snapshot)
+    raft.install_full_snapshot(c.vote, snapshot)
         .await
         .map(Some)
         .map_err(|e| e.to_string())

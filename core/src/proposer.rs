@@ -39,6 +39,11 @@ pub(crate) const BATCH_BYTES: usize = 1 << 20;
 /// An answer: the outcome and the log index of the entry that gave it.
 type Reply = Result<(Applied, u64), EtcdError>;
 
+/// An outcome of the wrong kind for `what` (a bug, not the client's).
+pub(crate) fn unexpected(what: &str, a: Applied) -> EtcdError {
+    EtcdError::Unknown(format!("internal: {what} applied as {a:?}"))
+}
+
 struct Waiting {
     cmd: Encoded,
     reply: oneshot::Sender<Reply>,

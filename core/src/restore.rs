@@ -16,7 +16,7 @@ use ferrocd_mvcc as mvcc;
 use ferrocd_wal::{self as wal, UringFs};
 
 use crate::backend;
-use crate::node::{Ids, cluster_id, member_id, url_strings, write_ids};
+use crate::membership::ids::{Ids, cluster_id, member_id, url_strings, write_ids};
 use crate::raft::{Member, write_restored_snapshot};
 
 /// etcdutl's restore flags.

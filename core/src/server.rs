@@ -33,7 +33,8 @@ use tokio::sync::watch;
 use url::Url;
 
 use crate::config::Config;
-use crate::node::{ETCD_CLUSTER_VERSION, ETCD_VERSION, Node};
+use crate::maintenance::{ETCD_CLUSTER_VERSION, ETCD_VERSION};
+use crate::node::Node;
 
 /// gRPC's own size limit sits above `--max-request-bytes` (etcd adds 512
 /// KiB) so the request-size check answers with etcd's error, not gRPC's.

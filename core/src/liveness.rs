@@ -1,0 +1,186 @@
+//! Liveness: what this member learns from raft's metrics as they change
+//! — the term and leader (response headers, health), whether a leader is
+//! alive (`/health`, watch streams), a fatal raft stop, this member's
+//! removal from the cluster — and the lessor following leadership.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ferrocd_net::Metrics;
+use openraft::ServerState;
+use openraft::async_runtime::WatchReceiver;
+use tokio::sync::Notify;
+
+use crate::raft::{Raft, SmShared};
+
+/// This member's liveness.
+pub(crate) struct Liveness {
+    raft: Raft,
+    sm: Arc<SmShared>,
+    /// This member's id.
+    me: u64,
+    election_timeout: Duration,
+    metrics: Metrics,
+    term: AtomicU64,
+    leader: AtomicU64,
+    /// When the last AppendEntries from a leader arrived (followers).
+    last_leader_contact: Mutex<Option<Instant>>,
+    /// Notified when this member was removed from the cluster.
+    removed: Notify,
+    /// Set (and `failed_notify` notified) when raft stopped on a fatal
+    /// error, e.g. a WAL write that failed on a full disk.
+    failed: Mutex<Option<String>>,
+    failed_notify: Notify,
+}
+
+impl Liveness {
+    pub(crate) fn new(
+        raft: Raft,
+        sm: Arc<SmShared>,
+        me: u64,
+        election_timeout: Duration,
+        metrics: Metrics,
+    ) -> Arc<Self> {
+        Arc::new(Liveness {
+            raft,
+            sm,
+            me,
+            election_timeout,
+            metrics,
+            term: AtomicU64::new(0),
+            leader: AtomicU64::new(0),
+            last_leader_contact: Mutex::new(None),
+            removed: Notify::new(),
+            failed: Mutex::new(None),
+            failed_notify: Notify::new(),
+        })
+    }
+
+    /// The raft term as last seen.
+    pub(crate) fn term(&self) -> u64 {
+        self.term.load(Ordering::Relaxed)
+    }
+
+    /// Resolves when this member has been removed from the cluster.
+    pub(crate) async fn removed(&self) {
+        self.removed.notified().await
+    }
+
+    /// Resolves with the reason when raft stopped on a fatal error (a
+    /// failed WAL write or fsync, a failed snapshot install): the member
+    /// can no longer serve and must stop, as etcd exits when it cannot
+    /// save its raft log. Restart it once the disk is fixed; recovery
+    /// keeps everything acknowledged.
+    pub(crate) async fn failed(&self) -> String {
+        loop {
+            let notified = self.failed_notify.notified();
+            if let Some(why) = self.failed.lock().expect("failed lock").clone() {
+                return why;
+            }
+            notified.await;
+        }
+    }
+
+    /// Follow raft's metrics until the member stops: term and leader,
+    /// gauges, a fatal stop, this member's removal; the lessor follows
+    /// leadership (promoted on becoming leader, demoted after).
+    pub(crate) async fn track(self: Arc<Self>, stop: Arc<Notify>) {
+        let mut rx = self.raft.metrics();
+        let mut was_leader = false;
+        let mut seen_self = false;
+        loop {
+            let (term, leader, is_leader, fatal) = {
+                let m = rx.borrow_watched();
+                (
+                    m.current_term,
+                    m.current_leader.unwrap_or(0),
+                    m.state == ServerState::Leader,
+                    m.running_state.as_ref().err().map(|f| f.to_string()),
+                )
+            };
+            if let Some(why) = fatal {
+                tracing::error!(error = %why, "raft stopped on a fatal error; stopping the member");
+                *self.failed.lock().expect("failed lock") = Some(why);
+                self.failed_notify.notify_waiters();
+                return;
+            }
+            self.term.store(term, Ordering::Relaxed);
+            self.leader.store(leader, Ordering::Relaxed);
+            {
+                let m = rx.borrow_watched();
+                self.metrics.set_has_leader(leader != 0);
+                self.metrics.set_is_leader(is_leader);
+                if let Some(c) = m.cluster_committed {
+                    self.metrics.set_proposals_committed(c.index);
+                }
+                if let Some(a) = m.last_applied {
+                    self.metrics.set_proposals_applied(a.index);
+                }
+            }
+            // The committed membership, as applied here (the one in raft's
+            // metrics may still be an uncommitted joint config).
+            let in_cluster = self.sm.applied_membership_has(self.me);
+            // Only a member that was in the membership can be removed from
+            // it (a new or joining member starts outside it).
+            seen_self |= in_cluster;
+            if seen_self && !in_cluster {
+                // etcd: "the member has been permanently removed from the
+                // cluster" — it stops; its data dir is not reusable.
+                tracing::error!(
+                    "the member has been permanently removed from the cluster; stopping"
+                );
+                // Let answers in flight (e.g. the MemberRemove that removed
+                // this leader) go out first.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                self.removed.notify_waiters();
+                self.removed.notify_one();
+                return;
+            }
+            if is_leader != was_leader {
+                let mut lessor = self.sm.lessor.lock().expect("lessor lock");
+                if is_leader {
+                    lessor.promote(Instant::now(), self.election_timeout);
+                    tracing::info!(term, leases = lessor.len(), "became leader");
+                } else {
+                    lessor.demote();
+                    tracing::info!(term, "no longer leader");
+                }
+                was_leader = is_leader;
+            }
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return },
+                _ = stop.notified() => return,
+            }
+        }
+    }
+
+    /// A leader heard from within the election timeout (etcd forgets its
+    /// leader when it starts to campaign, one election timeout after the
+    /// last message): on a follower, the last AppendEntries (heartbeats
+    /// included); on the leader, the last quorum acknowledgement.
+    pub(crate) fn leader_alive(&self) -> bool {
+        let leader = self.leader.load(Ordering::Relaxed);
+        if leader == 0 {
+            return false;
+        }
+        let et = self.election_timeout;
+        if leader == self.me {
+            if self.raft.voter_ids().count() <= 1 {
+                return true;
+            }
+            let m = self.raft.metrics();
+            let acked = m.borrow_watched().last_quorum_acked;
+            return acked.is_none_or(|t| openraft::Instant::elapsed(&*t) < et);
+        }
+        self.last_leader_contact
+            .lock()
+            .expect("contact lock")
+            .is_some_and(|t| t.elapsed() < et)
+    }
+
+    /// The peer service saw an AppendEntries from the leader.
+    pub(crate) fn note_leader_contact(&self) {
+        *self.last_leader_contact.lock().expect("contact lock") = Some(Instant::now());
+    }
+}
