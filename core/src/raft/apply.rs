@@ -26,10 +26,18 @@ pub(super) struct Apply<'a> {
     pub(super) auth: Arc<AuthState>,
     pub(super) auth_changed: bool,
     pub(super) events: Vec<mvcc::Event>,
-    pub(super) grants: Vec<(i64, i64)>,
-    pub(super) revokes: Vec<i64>,
+    /// Lease grants and revokes, in log order, for the lessor.
+    pub(super) leases: Vec<LeaseChange>,
     pub(super) compacted: bool,
     pub(super) token_effects: Vec<TokenEffect>,
+}
+
+/// A lease change the lessor (the leader's expiry clock) must hear, in
+/// log order: a batch may grant, revoke and grant one id again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LeaseChange {
+    Grant { id: i64, ttl: i64 },
+    Revoke { id: i64 },
 }
 
 /// Whether a txn (either branch, nested too) has a put: etcd's capped
@@ -54,8 +62,7 @@ impl<'a> Apply<'a> {
             auth,
             auth_changed: false,
             events: Vec::new(),
-            grants: Vec::new(),
-            revokes: Vec::new(),
+            leases: Vec::new(),
             compacted: false,
             token_effects: Vec::new(),
         }
@@ -161,14 +168,14 @@ impl<'a> Apply<'a> {
 
     fn lease_grant(&mut self, id: i64, ttl: i64) -> Result<Applied, ApplyError> {
         self.wb.lease_grant(id, ttl)?;
-        self.grants.push((id, ttl));
+        self.leases.push(LeaseChange::Grant { id, ttl });
         Ok(Applied::LeaseGrant { id, ttl })
     }
 
     fn lease_revoke(&mut self, id: i64) -> Result<Applied, ApplyError> {
         let a = self.wb.lease_revoke(id)?;
         self.events.extend(a.events);
-        self.revokes.push(id);
+        self.leases.push(LeaseChange::Revoke { id });
         Ok(Applied::LeaseRevoke(a.response))
     }
 

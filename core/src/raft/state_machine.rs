@@ -40,7 +40,7 @@ use openraft::{EntryPayload, OptionalSend};
 use crate::auth::{AuthState, SimpleTokens, TokenEffect};
 
 use super::applied::AppliedState;
-use super::apply::Apply;
+use super::apply::{Apply, LeaseChange};
 use super::sessions::Sessions;
 use super::{Entry, LogId, Outcomes, TypeConfig, decode, encode};
 use crate::lessor::Lessor;
@@ -468,8 +468,7 @@ impl StateMachine {
             auth,
             auth_changed,
             events,
-            grants,
-            revokes,
+            leases,
             compacted,
             token_effects,
         } = a;
@@ -492,14 +491,16 @@ impl StateMachine {
         drop(applied);
 
         sh.watches.notify(revision, &events);
-        if !grants.is_empty() || !revokes.is_empty() {
+        if !leases.is_empty() {
+            // In log order (issue #19's batch model test: all grants then
+            // all revokes lost a lease granted again after its revoke).
             let now = Instant::now();
             let mut lessor = sh.lessor.lock().expect("lessor lock");
-            for (id, ttl) in grants {
-                lessor.grant(id, ttl, now);
-            }
-            for id in revokes {
-                lessor.revoke(id);
+            for change in leases {
+                match change {
+                    LeaseChange::Grant { id, ttl } => lessor.grant(id, ttl, now),
+                    LeaseChange::Revoke { id } => lessor.revoke(id),
+                }
             }
         }
         if compacted {
