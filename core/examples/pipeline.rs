@@ -97,7 +97,8 @@ fn us(ns: u64) -> f64 {
 /// `pwrite` + `fdatasync` of `BARE_BYTES` at increasing offsets of a file
 /// preallocated as the WAL preallocates its segments (fallocate: unwritten
 /// extents, so both pay the same metadata work per sync).
-fn bare_fdatasync(dir: &Path, count: usize) -> anyhow::Result<Histogram<u64>> {
+/// Returns the latencies and the calling thread's CPU over the loop.
+fn bare_fdatasync(dir: &Path, count: usize) -> anyhow::Result<(Histogram<u64>, Duration)> {
     use std::os::fd::AsRawFd;
     let path = dir.join("bare.dat");
     let f = std::fs::OpenOptions::new()
@@ -116,6 +117,7 @@ fn bare_fdatasync(dir: &Path, count: usize) -> anyhow::Result<Histogram<u64>> {
     f.sync_all().context("fsync after fallocate")?;
     let buf = vec![0x5a_u8; BARE_BYTES];
     let mut h = hist();
+    let cpu0 = cpu(libc::RUSAGE_THREAD);
     for i in 0..count {
         let t = Instant::now();
         f.write_all_at(&buf, (i * BARE_BYTES) as u64)
@@ -123,9 +125,10 @@ fn bare_fdatasync(dir: &Path, count: usize) -> anyhow::Result<Histogram<u64>> {
         f.sync_data().context("fdatasync")?;
         h.record(t.elapsed().as_nanos() as u64)?;
     }
+    let used = cpu(libc::RUSAGE_THREAD) - cpu0;
     drop(f);
     std::fs::remove_file(&path).context("removing the bare file")?;
-    Ok(h)
+    Ok((h, used))
 }
 
 /// [`bare_fdatasync`] on a thread pinned to one core that a spinning
@@ -133,7 +136,7 @@ fn bare_fdatasync(dir: &Path, count: usize) -> anyhow::Result<Histogram<u64>> {
 /// idle vCPU wakes up about a timer tick (4 ms) late; a busy core (as the
 /// node's are under load) wakes it in time. Both numbers are printed so
 /// the node is compared with the floor that applies to it.
-fn bare_fdatasync_busy(dir: &Path, count: usize) -> anyhow::Result<Histogram<u64>> {
+fn bare_fdatasync_busy(dir: &Path, count: usize) -> anyhow::Result<(Histogram<u64>, Duration)> {
     use std::sync::atomic::AtomicBool;
     let core = core_affinity::get_core_ids()
         .and_then(|c| c.into_iter().next())
@@ -162,10 +165,15 @@ fn bare_fdatasync_busy(dir: &Path, count: usize) -> anyhow::Result<Histogram<u64
 
 /// User + system CPU of the whole process so far.
 fn process_cpu() -> Duration {
+    cpu(libc::RUSAGE_SELF)
+}
+
+/// User + system CPU of `who` (`RUSAGE_SELF`, `RUSAGE_THREAD`) so far.
+fn cpu(who: libc::c_int) -> Duration {
     let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage writes one `rusage` into the pointer it gets,
     // which points at a zeroed one of the right size.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) };
+    let rc = unsafe { libc::getrusage(who, ru.as_mut_ptr()) };
     assert_eq!(rc, 0, "getrusage: {}", std::io::Error::last_os_error());
     // SAFETY: zeroed is a valid rusage, and getrusage succeeded.
     let ru = unsafe { ru.assume_init() };
@@ -288,9 +296,10 @@ fn config(data_dir: &Path) -> anyhow::Result<ferrocd_core::Config> {
 /// One proposer count's results.
 struct Run {
     proposers: usize,
-    bare: Histogram<u64>,
-    /// Bare fdatasync with the measuring core kept busy.
-    bare_busy: Histogram<u64>,
+    /// Bare fdatasync latencies and the measuring thread's CPU.
+    bare: (Histogram<u64>, Duration),
+    /// The same with the measuring core kept busy.
+    bare_busy: (Histogram<u64>, Duration),
     lat: Histogram<u64>,
     errors: u64,
     first_error: Option<String>,
@@ -628,15 +637,20 @@ fn main() -> anyhow::Result<()> {
     }
     println!();
     for r in &runs {
+        let line = |(h, cpu): &(Histogram<u64>, Duration)| {
+            format!(
+                "p50 {:.0} µs, p90 {:.0} µs, CPU {:.0} µs per sync",
+                us(h.value_at_quantile(0.5)),
+                us(h.value_at_quantile(0.9)),
+                cpu.as_secs_f64() * 1e6 / h.len().max(1) as f64
+            )
+        };
         println!(
-            "bare pwrite {BARE_BYTES} B + fdatasync before proposers={}: p50 {:.0} µs, p90 {:.0} µs; \
-             with its core kept busy: p50 {:.0} µs, p90 {:.0} µs ({} syncs each)",
+            "bare pwrite {BARE_BYTES} B + fdatasync, {} syncs, before proposers={}: {}; with its core kept busy: {}",
+            r.bare.0.len(),
             r.proposers,
-            us(r.bare.value_at_quantile(0.5)),
-            us(r.bare.value_at_quantile(0.9)),
-            us(r.bare_busy.value_at_quantile(0.5)),
-            us(r.bare_busy.value_at_quantile(0.9)),
-            r.bare.len()
+            line(&r.bare),
+            line(&r.bare_busy)
         );
     }
     for r in &runs {
