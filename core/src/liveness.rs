@@ -96,10 +96,17 @@ impl Liveness {
                     m.current_term,
                     m.current_leader.unwrap_or(0),
                     m.state == ServerState::Leader,
-                    m.running_state.as_ref().err().map(|f| f.to_string()),
+                    m.running_state
+                        .as_ref()
+                        .err()
+                        .map(|f| (matches!(f, openraft::errors::Fatal::Stopped), f.to_string())),
                 )
             };
-            if let Some(why) = fatal {
+            if let Some((stopped, why)) = fatal {
+                if stopped {
+                    // `Raft::shutdown` (a clean stop), not a failure.
+                    return;
+                }
                 tracing::error!(error = %why, "raft stopped on a fatal error; stopping the member");
                 *self.failed.lock().expect("failed lock") = Some(why);
                 self.failed_notify.notify_waiters();
