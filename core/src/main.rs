@@ -7,12 +7,6 @@ use std::process::ExitCode;
 use ferrocd_core::config::{self, ConfigError, LogFormat, LogLevel};
 use ferrocd_core::server::Server;
 
-/// mimalloc, not glibc's malloc: buffers allocated on one thread (a
-/// shard) are freed on another (raft, wal) all the time, which glibc
-/// pays for in arena locks and consolidation (see docs/BENCHMARKS.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let parsed = match config::from_process() {
         Ok(p) => p,
