@@ -138,6 +138,12 @@ impl Outbox for tokio::sync::mpsc::UnboundedReceiver<Vec<u8>> {
 /// A connection's writer (both ends of the protocol): whatever is queued
 /// leaves in one write of up to 256 KiB; a lone frame is written as it is,
 /// without a copy. Ends when the queue closes or a write fails.
+///
+/// Before it writes, the writer yields once: answers arrive in bursts (a
+/// raft batch's outcomes wake many request tasks of this shard at once),
+/// and the tasks already woken then queue their frames first, so the
+/// burst leaves in one `send`, not one each (sendto was a fifth of the
+/// server's CPU on put-256 over this protocol).
 pub(crate) async fn write_coalesced<W>(mut wr: W, mut outbox: impl Outbox)
 where
     W: tokio::io::AsyncWrite + Unpin,
@@ -145,6 +151,7 @@ where
     use tokio::io::AsyncWriteExt;
     let mut buf = Vec::with_capacity(WRITE_BATCH);
     while let Some(first) = outbox.next().await {
+        tokio::task::yield_now().await;
         let Some(second) = outbox.more() else {
             if wr.write_all(&first).await.is_err() {
                 break;
