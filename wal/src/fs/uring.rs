@@ -1,9 +1,8 @@
-//! The production file layer: writes, fdatasync and fallocate go through
-//! io_uring (one ring per open file, 8 entries); opens, renames, directory
-//! listings and reads use std, as they are off the write path.
-//!
-//! A write and its fdatasync are submitted together as linked entries
-//! (`IO_LINK`), so a durable append costs one `io_uring_enter`.
+//! The production file layer. The WAL's durable append is `pwrite` +
+//! `fdatasync` from the WAL's own thread (see `write_and_sync`: io_uring
+//! was measured slower there); plain writes and fallocate go through
+//! io_uring (one ring per open file, 8 entries); opens, renames,
+//! directory listings and reads use std.
 //!
 //! # Safety
 //! The only unsafe code pushes submission entries that point at caller
@@ -99,14 +98,6 @@ impl UringFile {
             .build()
             .user_data(idx)
     }
-
-    fn sync_entry(&self, idx: u64) -> squeue::Entry {
-        let fd = types::Fd(self.file.as_raw_fd());
-        opcode::Fsync::new(fd)
-            .flags(types::FsyncFlags::DATASYNC)
-            .build()
-            .user_data(idx)
-    }
 }
 
 fn check(res: i32) -> io::Result<usize> {
@@ -139,29 +130,26 @@ impl File for UringFile {
         Ok(())
     }
 
+    /// `fdatasync(2)` from the calling thread, not an io_uring op: an
+    /// fsync op never completes inline, io_uring hands it to a kernel
+    /// worker thread (`iou-wrk`) and the WAL's thread then waits for that
+    /// worker — one more thread and wake-up per sync.
     fn sync_data(&mut self) -> io::Result<()> {
-        let e = self.sync_entry(0);
-        check(self.run(&[e])?[0]).map(|_| ())
+        self.file.sync_data()
     }
 
+    /// The durable append: `pwrite(2)` and `fdatasync(2)` from the WAL's
+    /// own thread, which exists to block on them. io_uring bought nothing
+    /// here: its fsync always runs on a kernel worker, and a buffered
+    /// ext4 write is often punted to one too. Measured with
+    /// `core/examples/pipeline`, one proposer, alternating, 2026-12-07: p50
+    /// put 231–240 µs and 166–170 µs of CPU per put with the linked
+    /// io_uring write + fdatasync; 216–232 µs / 147–162 µs with an io_uring
+    /// write and the fdatasync syscall; 194–203 µs / 130–145 µs with both
+    /// syscalls (docs/BENCHMARKS.md).
     fn write_and_sync(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
-        if buf.is_empty() || buf.len() > MAX_WRITE {
-            self.write_at(buf, offset)?;
-            return self.sync_data();
-        }
-        let w = self
-            .write_entry(buf, offset, 0)
-            .flags(squeue::Flags::IO_LINK);
-        let s = self.sync_entry(1);
-        let res = self.run(&[w, s])?;
-        let n = check(res[0])?;
-        if n < buf.len() {
-            // A short write breaks the link (the sync was canceled):
-            // finish the write, then sync on its own.
-            self.write_at(&buf[n..], offset + n as u64)?;
-            return self.sync_data();
-        }
-        check(res[1]).map(|_| ())
+        self.file.write_all_at(buf, offset)?;
+        self.sync_data()
     }
 
     fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
