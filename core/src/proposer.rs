@@ -151,7 +151,9 @@ impl Proposer {
         }
         .encode()
         .map_err(raft_err)?;
-        if cmd.bytes.len() > self.max_request_bytes {
+        // Above `--max-request-bytes`, or too large for one AppendEntries
+        // however high that flag is set (a follower could never receive it).
+        if cmd.bytes.len() > self.max_request_bytes.min(crate::raft::APPEND_BYTES) {
             return Err(EtcdError::RequestTooLarge);
         }
         let deadline = Instant::now() + self.leader.request_timeout();

@@ -27,9 +27,9 @@ pub(crate) use applied::alarm_name;
 pub use applied::{ALARM_CORRUPT, ALARM_NOSPACE};
 pub use log_store::LogStore;
 pub use network::{
-    KIND_APPEND, KIND_FORWARD, KIND_LEASE_RENEW, KIND_LEASE_TTL, KIND_MEMBER_CHANGE, KIND_MEMBERS,
-    KIND_PRE_VOTE, KIND_PUBLISH, KIND_READ_INDEX, KIND_SNAPSHOT, KIND_STATUS, KIND_TRANSFER,
-    KIND_VOTE, PeerNetwork, SnapshotChunk,
+    APPEND_BYTES, KIND_APPEND, KIND_FORWARD, KIND_LEASE_RENEW, KIND_LEASE_TTL, KIND_MEMBER_CHANGE,
+    KIND_MEMBERS, KIND_PRE_VOTE, KIND_PUBLISH, KIND_READ_INDEX, KIND_SNAPSHOT, KIND_STATUS,
+    KIND_TRANSFER, KIND_VOTE, PeerNetwork, SnapshotChunk,
 };
 pub use outcome::{Applied, ApplyError};
 pub use sessions::{InFlight, Origin, RequestId, Seen, Sessions};

@@ -166,6 +166,28 @@ impl NetPeer {
     }
 }
 
+/// The most entry bytes one AppendEntries carries (half a peer frame:
+/// room for the encoding's overhead).
+pub const APPEND_BYTES: usize = ferrocd_net::peer::MAX_FRAME / 2;
+
+/// How many of `entries`, from the first, fit in `limit` bytes (at least
+/// one). An entry's size is its payload's plus a little for the log id.
+fn entries_within(entries: &[super::Entry], limit: usize) -> usize {
+    let mut total = 0usize;
+    for (i, e) in entries.iter().enumerate() {
+        total += 64
+            + match &e.payload {
+                openraft::EntryPayload::Normal(p) => p.encoded_len(),
+                openraft::EntryPayload::Membership(_) => 4096,
+                openraft::EntryPayload::Blank => 0,
+            };
+        if total > limit {
+            return i.max(1);
+        }
+    }
+    entries.len()
+}
+
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = NetPeer;
 
@@ -180,14 +202,32 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
 impl RaftNetworkV2<TypeConfig> for NetPeer {
     type SnapshotData = SnapshotData;
 
+    /// Sends at most [`APPEND_BYTES`] of entries (always at least one):
+    /// openraft asks for up to `max_payload_entries` entries at once, and
+    /// an entry is a batch of requests of up to `proposer::BATCH_BYTES`
+    /// (or one larger request), so a follower catching up could be sent
+    /// more than a peer frame holds. The rest goes in the next call: a
+    /// shortened request that succeeds answers `PartialSuccess` with its
+    /// last entry, which is how openraft lets a network send a prefix.
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.call(KIND_APPEND, &rpc, option.hard_ttl())
+        let keep = entries_within(&rpc.entries, APPEND_BYTES);
+        let cut = keep < rpc.entries.len();
+        if cut {
+            rpc.entries.truncate(keep);
+        }
+        let last = rpc.entries.last().map(|e| e.log_id);
+        let r: AppendEntriesResponse<TypeConfig> = self
+            .call(KIND_APPEND, &rpc, option.hard_ttl())
             .await
-            .map_err(rpc_err)
+            .map_err(rpc_err)?;
+        Ok(match r {
+            AppendEntriesResponse::Success if cut => AppendEntriesResponse::PartialSuccess(last),
+            r => r,
+        })
     }
 
     async fn vote(
@@ -271,5 +311,47 @@ impl RaftNetworkV2<TypeConfig> for NetPeer {
                 Err(e) => return Err(StreamingError::Unreachable(unreachable(e))),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::{Command, Entry, Op, Proposal, RequestId};
+
+    fn entry(index: u64, bytes: usize) -> Entry {
+        Entry {
+            log_id: openraft::testing::log_id::<TypeConfig>(1, 1, index),
+            payload: openraft::EntryPayload::Normal(
+                Proposal::single(&Command {
+                    id: RequestId {
+                        member: 1,
+                        incarnation: 1,
+                        seq: index,
+                    },
+                    floor: 1,
+                    op: Op::Put(ferrocd_mvcc::PutRequest::new("k", vec![0u8; bytes])),
+                    caller: crate::auth::Caller::Anonymous,
+                })
+                .unwrap(),
+            ),
+        }
+    }
+
+    #[test]
+    fn append_entries_are_cut_to_what_a_frame_holds() {
+        let small: Vec<Entry> = (1..=300).map(|i| entry(i, 100)).collect();
+        assert_eq!(entries_within(&small, APPEND_BYTES), 300);
+        let big: Vec<Entry> = (1..=100).map(|i| entry(i, 1 << 20)).collect();
+        let n = entries_within(&big, APPEND_BYTES);
+        assert!(n > 1 && n < 100, "{n}");
+        let sized: usize = big[..n].iter().map(|e| encode(e).unwrap().len()).sum();
+        assert!(sized + 1024 < ferrocd_net::peer::MAX_FRAME, "{sized}");
+        let huge = vec![entry(1, APPEND_BYTES + 10), entry(2, 10)];
+        assert_eq!(
+            entries_within(&huge, APPEND_BYTES),
+            1,
+            "one entry always goes"
+        );
     }
 }
