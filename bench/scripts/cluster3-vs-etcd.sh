@@ -114,8 +114,10 @@ ops = j["ops_per_sec"]
 lat = {k: v / 1000.0 for k, v in j["latency_us"].items()}
 ok = j["completed"] - j["errors"]
 cpu = (a - b) * 1000.0 / hz
+client = (j.get("client") or {}).get("cpu_ms_per_1k_ops")
 print(f"PUT {name:12} ops/s {ops:9.0f}  p50 {lat['p50']:7.2f} ms  p99 {lat['p99']:7.2f} ms  "
-      f"p99.9 {lat['p99.9']:7.2f} ms  errors {j['errors']}  cluster CPU {cpu / max(ok, 1) * 1000:6.1f} ms/1k")
+      f"p99.9 {lat['p99.9']:7.2f} ms  errors {j['errors']}  cluster CPU {cpu / max(ok, 1) * 1000:6.1f} ms/1k  "
+      f"client CPU {'-' if client is None else f'{client:6.1f}'} ms/1k")
 PY
   cleanup
   local r times=()

@@ -4,8 +4,9 @@
 # For each server and each client count, a fresh single member is started on
 # a temporary data dir and free loopback ports, `ferrobench put` runs against
 # it (after a short warm-up) with --server-pid so the table shows the
-# server's CPU time per 1000 puts and its peak RSS, and the server is stopped
-# by PID (SIGTERM, then SIGKILL after 10 s).
+# server's CPU time per 1000 puts (and ferrobench's own beside it: the load
+# generator shares the cores) and its peak RSS, and the server is stopped by
+# PID (SIGTERM, then SIGKILL after 10 s).
 #
 # usage: bench/scripts/put-vs-etcd.sh [options]
 #   --etcd PATH        an etcd to measure; repeat for several
@@ -170,21 +171,23 @@ echo "put: key $key_size B, value $val_size B, one Put RPC per request; $(nproc)
 python3 - "$results" <<'EOF'
 import json, sys
 rows = [("server", "clients", "conns", "puts", "ops/s", "p50 ms", "p90 ms", "p99 ms",
-         "p99.9 ms", "max ms", "cpu ms/1k", "rss MiB", "errors")]
+         "p99.9 ms", "max ms", "cpu ms/1k", "client ms/1k", "rss MiB", "errors")]
 for line in open(sys.argv[1]):
     label, rest = line.rstrip("\n").split("\t", 1)
     try:
         j = json.loads(rest)
     except ValueError:
-        rows.append((label, rest.split("\t")[0], "-", "-", rest.split("\t")[-1]) + ("",) * 8)
+        rows.append((label, rest.split("\t")[0], "-", "-", rest.split("\t")[-1]) + ("",) * 9)
         continue
     lat = j["latency_us"]
     srv = j.get("server") or {}
+    cli = j.get("client") or {}
     ms = lambda us: f"{us / 1000:.2f}"
     rows.append((label, str(j["clients"]), str(j["conns"]), str(j["completed"]),
                  f"{j['ops_per_sec']:.0f}", ms(lat["p50"]), ms(lat["p90"]), ms(lat["p99"]),
                  ms(lat["p99.9"]), ms(lat["max"]),
                  "-" if srv.get("cpu_ms_per_1k_ops") is None else f"{srv['cpu_ms_per_1k_ops']:.1f}",
+                 "-" if cli.get("cpu_ms_per_1k_ops") is None else f"{cli['cpu_ms_per_1k_ops']:.1f}",
                  "-" if srv.get("peak_rss_kib") is None else f"{srv['peak_rss_kib'] / 1024:.0f}",
                  str(j["errors"])))
 widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

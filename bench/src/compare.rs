@@ -668,6 +668,9 @@ struct RunResult {
     completed: u64,
     errors: u64,
     cpu_secs: Option<f64>,
+    /// The workload subprocess's own CPU over the measured phase (absent
+    /// from reports of a ferrobench older than the field).
+    client_cpu_secs: Option<f64>,
     /// Peak RSS of the members added up, KiB.
     peak_rss_kib: Option<u64>,
     hist: Histogram<u64>,
@@ -681,6 +684,8 @@ struct Acc {
     errors: u64,
     cpu_secs: Option<f64>,
     cpu_missing: bool,
+    client_cpu_secs: Option<f64>,
+    client_cpu_missing: bool,
     peak_rss_kib: Option<u64>,
     hist: Option<Histogram<u64>>,
     failures: Vec<String>,
@@ -695,11 +700,23 @@ impl Acc {
             Some(c) => *self.cpu_secs.get_or_insert(0.0) += c,
             None => self.cpu_missing = true,
         }
+        match r.client_cpu_secs {
+            Some(c) => *self.client_cpu_secs.get_or_insert(0.0) += c,
+            None => self.client_cpu_missing = true,
+        }
         self.peak_rss_kib = self.peak_rss_kib.max(r.peak_rss_kib);
         match &mut self.hist {
             Some(h) => h.add(&r.hist).expect("same bounds"),
             None => self.hist = Some(r.hist),
         }
+    }
+
+    /// CPU seconds summed over the rounds, in ms per 1000 operations of
+    /// all rounds; `None` when a round lacked the figure or nothing
+    /// completed.
+    fn ms_per_1k(&self, secs: Option<f64>, missing: bool) -> Option<f64> {
+        secs.filter(|_| !missing && self.completed > 0)
+            .map(|c| c * 1e6 / self.completed as f64)
     }
 
     fn row(&self, workload: &str, t: &Target) -> Row {
@@ -719,10 +736,8 @@ impl Acc {
             p50_us: q(0.5),
             p99_us: q(0.99),
             p999_us: q(0.999),
-            cpu_ms_per_1k: self
-                .cpu_secs
-                .filter(|_| !self.cpu_missing && self.completed > 0)
-                .map(|c| c * 1e6 / self.completed as f64),
+            cpu_ms_per_1k: self.ms_per_1k(self.cpu_secs, self.cpu_missing),
+            client_cpu_ms_per_1k: self.ms_per_1k(self.client_cpu_secs, self.client_cpu_missing),
             peak_rss_mib: self.peak_rss_kib.map(|k| k as f64 / 1024.0),
             failures: self.failures.clone(),
         }
@@ -852,12 +867,18 @@ fn run_workload(
     };
     let j: serde_json::Value = serde_json::from_str(&text)
         .with_context(|| format!("{}: bad JSON", json_path.display()))?;
+    result_of(&j)
+}
+
+/// What a workload's JSON report (`-w json`) says about its run.
+fn result_of(j: &serde_json::Value) -> anyhow::Result<RunResult> {
     let hist = hgrm::decode(j["histogram"].as_str().context("no histogram in report")?)?;
     Ok(RunResult {
         ops_per_sec: j["ops_per_sec"].as_f64().unwrap_or(0.0),
         completed: j["completed"].as_u64().unwrap_or(0),
         errors: j["errors"].as_u64().unwrap_or(0),
         cpu_secs: j["server"]["cpu_secs"].as_f64(),
+        client_cpu_secs: j["client"]["cpu_secs"].as_f64(),
         peak_rss_kib: j["server"]["peak_rss_kib"].as_u64(),
         hist,
     })
@@ -1036,6 +1057,7 @@ pub(crate) fn run(args: &CompareArgs) -> anyhow::Result<()> {
                 "p50_us": r.p50_us, "p99_us": r.p99_us, "p99.9_us": r.p999_us,
                 "server_cpu_ms_per_1k_ops": r.cpu_ms_per_1k,
                 "server_peak_rss_mib": r.peak_rss_mib, "failures": r.failures,
+                "client_cpu_ms_per_1k_ops": r.client_cpu_ms_per_1k,
             })
         })
         .collect();
@@ -1154,6 +1176,63 @@ mod tests {
             with_suffix(stem, "json"),
             Path::new("out/put-etcd-3.4.23-r1.json")
         );
+    }
+
+    fn result(completed: u64, cpu: Option<f64>, client: Option<f64>) -> RunResult {
+        let mut hist = crate::driver::histogram();
+        hist.record(100).unwrap();
+        RunResult {
+            ops_per_sec: 1000.0,
+            completed,
+            errors: 0,
+            cpu_secs: cpu,
+            client_cpu_secs: client,
+            peak_rss_kib: Some(1024),
+            hist,
+        }
+    }
+
+    #[test]
+    fn client_cpu_adds_up_over_rounds_like_server_cpu() {
+        let t = Target {
+            label: "ferrocd".into(),
+            slug: "ferrocd".into(),
+            bin: PathBuf::from("ferrocd"),
+            is_etcd: false,
+            fast: false,
+        };
+        let mut a = Acc::default();
+        a.add(result(10_000, Some(1.0), Some(0.25)));
+        a.add(result(30_000, Some(3.0), Some(1.25)));
+        let row = a.row("put", &t);
+        // (1.0 + 3.0) s over 40k ops, (0.25 + 1.25) s over 40k ops.
+        assert_eq!(row.cpu_ms_per_1k, Some(100.0));
+        assert_eq!(row.client_cpu_ms_per_1k, Some(37.5));
+        // A round whose report lacks the figure (an older ferrobench)
+        // leaves it unknown rather than understated.
+        a.add(result(10_000, Some(1.0), None));
+        let row = a.row("put", &t);
+        assert_eq!(row.cpu_ms_per_1k, Some(100.0));
+        assert_eq!(row.client_cpu_ms_per_1k, None);
+    }
+
+    #[test]
+    fn results_from_reports_new_and_old() {
+        let mut hist = crate::driver::histogram();
+        hist.record(250).unwrap();
+        let mut j = json!({
+            "ops_per_sec": 5000.0, "completed": 100, "errors": 0,
+            "histogram": hgrm::encode(&hist),
+            "server": {"cpu_secs": 0.5, "peak_rss_kib": 2048},
+            "client": {"cpu_secs": 0.125, "cpu_ms_per_1k_ops": 1250.0},
+        });
+        let r = result_of(&j).unwrap();
+        assert_eq!((r.cpu_secs, r.client_cpu_secs), (Some(0.5), Some(0.125)));
+        assert_eq!(r.hist.len(), 1);
+        // A report from before the "client" field still reads.
+        j.as_object_mut().unwrap().remove("client");
+        let r = result_of(&j).unwrap();
+        assert_eq!((r.cpu_secs, r.client_cpu_secs), (Some(0.5), None));
     }
 
     #[test]

@@ -35,6 +35,10 @@ pub(crate) struct Outcome {
     pub server_cpu: Option<Duration>,
     /// Server peak RSS after the run, with `--server-pid` (summed).
     pub server_peak_rss_kib: Option<u64>,
+    /// ferrobench's own CPU time (every thread) over the same span as
+    /// `server_cpu`: the load generator shares the cores with the server
+    /// and can be what limits a run.
+    pub client_cpu: Duration,
 }
 
 /// The largest latency the histogram holds (an hour, in µs); longer ones
@@ -137,6 +141,7 @@ pub(crate) async fn drive<C: Client>(run: &RunArgs, clients: Vec<C>) -> anyhow::
     }
     gate.wait().await;
     let cpu_before = server::cpu_time_sum(&run.server_pid)?;
+    let own_before = server::own_cpu_time()?;
     let start = Instant::now();
     let _ = start_tx.send(Some(start));
     let progress = live.map(|l| {
@@ -161,6 +166,7 @@ pub(crate) async fn drive<C: Client>(run: &RunArgs, clients: Vec<C>) -> anyhow::
     if let Some(p) = progress {
         p.await?;
     }
+    let own_after = server::own_cpu_time()?;
     let server_cpu = match cpu_before {
         Some(before) => server::cpu_time_sum(&run.server_pid)?.map(|c| c.saturating_sub(before)),
         None => None,
@@ -174,6 +180,7 @@ pub(crate) async fn drive<C: Client>(run: &RunArgs, clients: Vec<C>) -> anyhow::
         elapsed,
         server_cpu,
         server_peak_rss_kib,
+        client_cpu: own_after.saturating_sub(own_before),
     })
 }
 

@@ -3,8 +3,10 @@
 //! `ferrobench <workload> [options]` drives a server over etcd's gRPC API
 //! (the tonic clients of `ferrocd-net`), so the same run works against
 //! ferrocd and etcd. Each request's latency goes into an hdrhistogram; the
-//! report gives throughput, percentiles and, with `--server-pid`, the
-//! server's CPU time per 1000 operations, as text or JSON (`-w json`).
+//! report gives throughput, percentiles, ferrobench's own CPU time per
+//! 1000 operations (it shares the cores with the server, so it can be the
+//! limit) and, with `--server-pid`, the server's beside it, as text or
+//! JSON (`-w json`).
 //!
 //! Workloads: `put`, `range` (linearizable or serializable, one key or
 //! N), `txn` (compare-and-swap), `mixed`, `watch` (event latency),
@@ -26,7 +28,8 @@
 //!   connections, prefill, report);
 //! - `driver`: runs clients against a shared request budget and deadline,
 //!   with progress on stderr;
-//! - `server`: the server process's CPU time and memory from `/proc`;
+//! - `server`: the server process's CPU time and memory from `/proc`, and
+//!   ferrobench's own CPU time (`getrusage`);
 //! - `report`: the summary, as text or JSON, and the `--hgrm-out`,
 //!   `--json-out` and `--svg-out` files;
 //! - `hgrm`: HdrHistogram's percentile-distribution text and encoding;

@@ -1,5 +1,6 @@
-//! The summary of a run: throughput, latency percentiles and the server's
-//! resource use, as text for people or JSON for scripts.
+//! The summary of a run: throughput, latency percentiles, the server's
+//! resource use and ferrobench's own CPU time, as text for people or JSON
+//! for scripts.
 
 use std::path::Path;
 
@@ -41,9 +42,12 @@ impl Report<'_> {
 
     /// Server CPU milliseconds per 1000 successful operations.
     fn cpu_ms_per_1k(&self) -> Option<f64> {
-        let cpu = self.outcome.server_cpu?;
-        (self.outcome.completed > 0)
-            .then(|| cpu.as_secs_f64() * 1e3 * 1e3 / self.outcome.completed as f64)
+        ms_per_1k(self.outcome.server_cpu?, self.outcome.completed)
+    }
+
+    /// ferrobench's own CPU milliseconds per 1000 successful operations.
+    fn client_cpu_ms_per_1k(&self) -> Option<f64> {
+        ms_per_1k(self.outcome.client_cpu, self.outcome.completed)
     }
 
     pub(crate) fn to_json(&self) -> Value {
@@ -90,6 +94,11 @@ impl Report<'_> {
                 "ops_per_cpu_sec": self.cpu_ms_per_1k().filter(|&c| c > 0.0).map(|c| round2(1e6 / c)),
                 "peak_rss_kib": o.server_peak_rss_kib,
             })),
+            // ferrobench itself over the same span as "server".
+            "client": {
+                "cpu_secs": o.client_cpu.as_secs_f64(),
+                "cpu_ms_per_1k_ops": self.client_cpu_ms_per_1k().map(round2),
+            },
         });
         let obj = j.as_object_mut().expect("object");
         for (k, v) in &self.params {
@@ -142,11 +151,22 @@ impl Report<'_> {
                     .map_or("-".to_string(), |k| format!("{:.1}", k as f64 / 1024.0)),
             );
         }
+        s += &format!(
+            "  client cpu {:.2} s, {} ms per 1k ops\n",
+            o.client_cpu.as_secs_f64(),
+            self.client_cpu_ms_per_1k()
+                .map_or("-".to_string(), |v| format!("{v:.1}")),
+        );
         if let Some(e) = &o.first_error {
             s += &format!("  first error: {e}\n");
         }
         s
     }
+}
+
+/// `cpu` in milliseconds per 1000 of `ops`; `None` for no ops.
+fn ms_per_1k(cpu: std::time::Duration, ops: u64) -> Option<f64> {
+    (ops > 0).then(|| cpu.as_secs_f64() * 1e3 * 1e3 / ops as f64)
 }
 
 fn ms(us: u64) -> String {
@@ -192,4 +212,85 @@ pub(crate) fn print(report: &Report<'_>, format: Format) -> anyhow::Result<()> {
 /// Writes `text` to `path`, naming the file in the error.
 pub(crate) fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::driver::histogram;
+
+    fn run_args(extra: &[&str]) -> RunArgs {
+        let argv = ["ferrobench", "put"]
+            .into_iter()
+            .chain(extra.iter().copied());
+        match crate::Cli::parse_from(argv).command {
+            crate::Command::Put(p) => p.run,
+            _ => unreachable!("parsed put"),
+        }
+    }
+
+    fn outcome(completed: u64, server_cpu: Option<Duration>) -> Outcome {
+        let mut hist = histogram();
+        hist.record(1500).unwrap();
+        Outcome {
+            hist,
+            completed,
+            errors: 0,
+            first_error: None,
+            elapsed: Duration::from_secs(2),
+            server_cpu,
+            server_peak_rss_kib: server_cpu.map(|_| 40 * 1024),
+            client_cpu: Duration::from_millis(450),
+        }
+    }
+
+    #[test]
+    fn client_cpu_beside_server_cpu() {
+        let run = run_args(&["--server-pid", "7"]);
+        let o = outcome(10_000, Some(Duration::from_millis(1234)));
+        let r = Report {
+            workload: "put",
+            run: &run,
+            params: vec![],
+            outcome: &o,
+        };
+        let text = r.to_text();
+        assert!(
+            text.contains(
+                "  server pid 7: cpu 1.23 s, 123.4 ms per 1k ops, peak rss 40.0 MiB\n  \
+                 client cpu 0.45 s, 45.0 ms per 1k ops\n"
+            ),
+            "{text}"
+        );
+        let j = r.to_json();
+        assert_eq!(j["server"]["cpu_ms_per_1k_ops"], 123.4);
+        assert_eq!(j["client"]["cpu_secs"], 0.45);
+        assert_eq!(j["client"]["cpu_ms_per_1k_ops"], 45.0);
+    }
+
+    #[test]
+    fn client_cpu_without_server_pid_or_ops() {
+        let run = run_args(&[]);
+        let o = outcome(0, None);
+        let r = Report {
+            workload: "put",
+            run: &run,
+            params: vec![],
+            outcome: &o,
+        };
+        let text = r.to_text();
+        assert!(!text.contains("server pid"), "{text}");
+        assert!(
+            text.contains("  client cpu 0.45 s, - ms per 1k ops\n"),
+            "{text}"
+        );
+        let j = r.to_json();
+        assert!(j["server"].is_null(), "{j}");
+        assert_eq!(j["client"]["cpu_secs"], 0.45);
+        assert!(j["client"]["cpu_ms_per_1k_ops"].is_null(), "{j}");
+    }
 }

@@ -1,4 +1,6 @@
-//! The server's resource use, read from `/proc` before and after a run.
+//! The server's resource use, read from `/proc` before and after a run,
+//! and ferrobench's own CPU time (the load generator shares the machine
+//! and can be the limit).
 
 use std::time::Duration;
 
@@ -33,6 +35,22 @@ pub(crate) fn peak_rss_kib_sum(pids: &[u32]) -> anyhow::Result<Option<u64>> {
         sum += peak_rss_kib(pid)?;
     }
     Ok(Some(sum))
+}
+
+/// CPU time (user + system) of this process, all its threads, so far:
+/// `getrusage(RUSAGE_SELF)`, in microseconds where `/proc` has clock ticks.
+pub(crate) fn own_cpu_time() -> anyhow::Result<Duration> {
+    // SAFETY: an all-zero rusage is a valid value of the plain C struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage that outlives the call.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("getrusage(RUSAGE_SELF)");
+    }
+    Ok(timeval(ru.ru_utime) + timeval(ru.ru_stime))
+}
+
+fn timeval(t: libc::timeval) -> Duration {
+    Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
 }
 
 /// utime and stime are fields 14 and 15 of `/proc/PID/stat`, in clock
@@ -86,6 +104,29 @@ mod tests {
             Duration::from_secs_f64(300.0 / hz as f64)
         );
         assert!(cpu_time_from_stat("no paren").is_err());
+    }
+
+    #[test]
+    fn own_cpu_time_counts_busy_work() {
+        let before = own_cpu_time().unwrap();
+        // Spin until 20 ms of CPU are charged (bounded by wall time: a
+        // getrusage that never moves fails here instead of hanging).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut x = 0u64;
+        let after = loop {
+            for i in 0..100_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+            let now = own_cpu_time().unwrap();
+            if now - before >= Duration::from_millis(20) || std::time::Instant::now() > deadline {
+                break now;
+            }
+        };
+        std::hint::black_box(x);
+        assert!(
+            after - before >= Duration::from_millis(20),
+            "{before:?} -> {after:?}"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The Markdown report of `ferrobench compare`: how it was run, on what
 //! machine, and one row per workload and target with throughput, latency
-//! percentiles, server CPU per 1000 operations and ratios against the best
-//! etcd. A pure function of its input, so a golden file pins it.
+//! percentiles, server and ferrobench (client) CPU per 1000 operations and
+//! ratios against the best etcd. A pure function of its input, so a golden file pins it.
 
 use std::fmt::Write as _;
 
@@ -64,6 +64,9 @@ pub(crate) struct Row {
     pub p999_us: Option<u64>,
     /// Server CPU over all rounds per 1000 operations, in ms (all members).
     pub cpu_ms_per_1k: Option<f64>,
+    /// ferrobench's own CPU over all rounds per 1000 operations, in ms: the
+    /// load generator shares the cores, so a high figure bounds the run.
+    pub client_cpu_ms_per_1k: Option<f64>,
     /// The highest peak RSS of a round, in MiB (members added up).
     pub peak_rss_mib: Option<f64>,
     /// Rounds that gave no result, with why.
@@ -114,9 +117,9 @@ pub(crate) fn markdown(meta: &Meta, rows: &[Row]) -> String {
     s.push('\n');
     s.push_str(
         "| workload | target | ops/s | p50 ms | p99 ms | p99.9 ms | server CPU ms / 1k ops \
-         | peak RSS MiB | ops/s × etcd | p99 × etcd | CPU × etcd | errors |\n",
+         | client CPU ms / 1k | peak RSS MiB | ops/s × etcd | p99 × etcd | CPU × etcd | errors |\n",
     );
-    s.push_str("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+    s.push_str("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
     for row in rows {
         // The best etcd of this workload: the most ops/s.
         let best = rows
@@ -145,13 +148,15 @@ pub(crate) fn markdown(meta: &Meta, rows: &[Row]) -> String {
         }
         let _ = writeln!(
             s,
-            "| {} | {} | {ops} | {} | {} | {} | {} | {} | {} | {} | {} | {errors} |",
+            "| {} | {} | {ops} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {errors} |",
             row.workload,
             row.target,
             ms(row.p50_us),
             ms(row.p99_us),
             ms(row.p999_us),
             row.cpu_ms_per_1k.map_or("-".into(), |c| format!("{c:.1}")),
+            row.client_cpu_ms_per_1k
+                .map_or("-".into(), |c| format!("{c:.1}")),
             row.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0}")),
             ratio(row.mean_ops(), f(best, Row::mean_ops)),
             ratio(p99(row), f(best, p99)),
@@ -161,6 +166,7 @@ pub(crate) fn markdown(meta: &Meta, rows: &[Row]) -> String {
     s.push_str(
         "\nops/s: mean over rounds (lowest–highest); percentiles: all rounds' latencies \
          merged; server CPU: user + system time of every member during the measured run; \
+         client CPU: the same of ferrobench itself (it shares the cores) over the same span; \
          peak RSS: the highest VmHWM of a round, members added up. \
          × etcd: the figure divided by the best etcd's (the etcd with the most ops/s in \
          that workload): above 1 is better for ops/s, below 1 for p99 and CPU.\n",
@@ -222,6 +228,7 @@ mod tests {
             p99_us: Some(p99),
             p999_us: Some(p99 * 2),
             cpu_ms_per_1k: Some(cpu),
+            client_cpu_ms_per_1k: Some(cpu / 4.0 + 0.04),
             peak_rss_mib: Some(if etcd { 30.0 } else { 41.4 }),
             failures: vec![],
         }
@@ -234,6 +241,7 @@ mod tests {
         failed.p99_us = None;
         failed.p999_us = None;
         failed.cpu_ms_per_1k = None;
+        failed.client_cpu_ms_per_1k = None;
         failed.peak_rss_mib = None;
         failed.completed = 0;
         failed.failures = vec!["etcd 3.5.1 did not become healthy\nin 30 s".into()];
@@ -251,12 +259,12 @@ mod tests {
         let md = markdown(&meta(), &rows);
         crate::golden::check("compare.md", &md);
         // The best etcd of put is 3.5.1 (5200 ops/s): ferrocd 10200 / 5200.
-        assert!(md.contains("| put | ferrocd | 10200 (10000–10400) | 0.750 | 3.000 | 6.000 | 300.0 | 41 | 1.96 | 0.50 | 0.38 | 0 |"), "{md}");
+        assert!(md.contains("| put | ferrocd | 10200 (10000–10400) | 0.750 | 3.000 | 6.000 | 300.0 | 75.0 | 41 | 1.96 | 0.50 | 0.38 | 0 |"), "{md}");
     }
 
     #[test]
     fn no_etcd_no_ratios() {
         let md = markdown(&meta(), &[row("put", "ferrocd", false, &[100.0], 10, 1.0)]);
-        assert!(md.contains("| 1.0 | 41 | - | - | - | 0 |"), "{md}");
+        assert!(md.contains("| 1.0 | 0.3 | 41 | - | - | - | 0 |"), "{md}");
     }
 }

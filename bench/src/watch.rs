@@ -145,6 +145,7 @@ pub(crate) fn run(args: &WatchArgs) -> anyhow::Result<()> {
             elapsed: puts.elapsed,
             server_cpu: puts.server_cpu,
             server_peak_rss_kib: puts.server_peak_rss_kib,
+            client_cpu: puts.client_cpu,
         };
         anyhow::Ok((outcome, puts.completed))
     })?;

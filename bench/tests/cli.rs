@@ -261,6 +261,8 @@ fn compare_smoke() {
             .unwrap();
     assert_eq!(j["completed"], 200);
     assert!(j["server"]["cpu_secs"].as_f64().is_some(), "{j}");
+    assert!(j["client"]["cpu_secs"].as_f64().is_some(), "{j}");
+    assert!(md.contains("| client CPU ms / 1k |"), "{md}");
     // Every server was stopped and its data dir removed.
     assert_none_left(&format!("{}/ferrobench-data", data.display()));
     assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0);

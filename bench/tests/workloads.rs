@@ -229,6 +229,7 @@ fn every_workload_completes_with_a_well_formed_report() {
         }
         assert!(lat["p50"].as_u64() <= lat["max"].as_u64());
         assert!(j["server"]["cpu_secs"].as_f64().is_some(), "{j}");
+        assert!(j["client"]["cpu_secs"].as_f64().is_some(), "{j}");
     }
 }
 
