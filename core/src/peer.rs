@@ -167,6 +167,7 @@ impl PeerHandler for PeerService {
                 let cmd = Encoded {
                     id: cmd.id,
                     bytes: payload.into(),
+                    local: Some(Arc::new(cmd)),
                 };
                 answer(self.proposer.propose_here(cmd).await)
             }

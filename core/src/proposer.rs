@@ -149,7 +149,7 @@ impl Proposer {
             op,
             caller,
         }
-        .encode()
+        .into_encoded()
         .map_err(raft_err)?;
         // Above `--max-request-bytes`, or too large for one AppendEntries
         // however high that flag is set (a follower could never receive it).
@@ -295,6 +295,7 @@ mod tests {
                     seq: len as u64,
                 },
                 bytes: Bytes::from(vec![0u8; len]),
+                local: None,
             },
             reply: oneshot::channel().0,
         }

@@ -47,9 +47,21 @@ fn open(dir: &Path) -> StateMachine {
     .expect("state machine")
 }
 
-/// The log entry at `index` holding `cmds` as one proposal.
+/// The log entry at `index` holding `cmds` as one proposal: at even
+/// indexes as the proposing leader builds it (the commands beside their
+/// bytes: apply takes those), at odd ones as any other member gets it
+/// (apply decodes the bytes), so both paths are held to the model.
 fn entry(index: u64, cmds: &[Command]) -> Entry {
-    let encoded: Vec<_> = cmds.iter().map(|c| c.encode().expect("encode")).collect();
+    let encoded: Vec<_> = cmds
+        .iter()
+        .map(|c| {
+            if index.is_multiple_of(2) {
+                c.clone().into_encoded().expect("encode")
+            } else {
+                c.encode().expect("encode")
+            }
+        })
+        .collect();
     openraft::Entry::<_, _> {
         log_id: openraft::testing::log_id::<TypeConfig>(1, 1, index),
         payload: EntryPayload::Normal(Proposal::of(&encoded)),

@@ -16,6 +16,7 @@ mod sessions;
 mod state_machine;
 
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use ferrocd_mvcc as mvcc;
@@ -208,6 +209,9 @@ pub struct Encoded {
     pub id: RequestId,
     /// The command's postcard encoding.
     pub bytes: Bytes,
+    /// The command itself, when this member built it (not a forward):
+    /// the leader applies it without decoding `bytes` again.
+    pub local: Option<Arc<Command>>,
 }
 
 impl Command {
@@ -216,6 +220,17 @@ impl Command {
         Ok(Encoded {
             id: self.id,
             bytes: Bytes::from(encode(self)?),
+            local: None,
+        })
+    }
+
+    /// This command's encoding, keeping the command (see
+    /// [`Encoded::local`]).
+    pub fn into_encoded(self) -> std::io::Result<Encoded> {
+        Ok(Encoded {
+            id: self.id,
+            bytes: Bytes::from(encode(&self)?),
+            local: Some(Arc::new(self)),
         })
     }
 }
@@ -234,10 +249,24 @@ pub const PROPOSAL_FORMAT: u8 = 4;
 /// encoded where they arrived ([`Encoded`]); the log store, the WAL and
 /// AppendEntries carry these bytes (a clone shares them), and each member
 /// decodes them once, when it applies the entry.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Proposal {
     bytes: Bytes,
+    /// The commands as the proposing leader built them, when it built
+    /// them all: its apply takes them instead of decoding `bytes` (never
+    /// serialized; an entry that came from the log or a peer has none).
+    /// Taken once, so they are freed when applied, not when the log
+    /// cache lets the entry go.
+    local: Option<Arc<Mutex<Option<Vec<Arc<Command>>>>>>,
 }
+
+impl PartialEq for Proposal {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for Proposal {}
 
 impl Proposal {
     /// A batch of `cmds`, in order.
@@ -257,7 +286,18 @@ impl Proposal {
         for c in cmds {
             b.extend_from_slice(&c.bytes);
         }
-        Proposal { bytes: b.into() }
+        let local: Option<Vec<Arc<Command>>> = cmds.iter().map(|c| c.local.clone()).collect();
+        Proposal {
+            bytes: b.into(),
+            local: local.map(|l| Arc::new(Mutex::new(Some(l)))),
+        }
+    }
+
+    /// The commands the proposing leader built (see [`Proposal`]), once;
+    /// `None` on every other member, for a batch with a forwarded
+    /// command, and after the first call.
+    pub fn take_local(&self) -> Option<Vec<Arc<Command>>> {
+        self.local.as_ref()?.lock().expect("proposal lock").take()
     }
 
     /// A batch of one command.
@@ -345,7 +385,10 @@ impl<'de> Deserialize<'de> for Proposal {
                     let Blob(b) = a
                         .next_element()?
                         .ok_or_else(|| A::Error::custom("truncated proposal"))?;
-                    return Ok(Proposal { bytes: b.into() });
+                    return Ok(Proposal {
+                        bytes: b.into(),
+                        local: None,
+                    });
                 }
                 // An entry of one command (logs written before batches).
                 let cmd = command_after(first, &mut a)?;
@@ -506,10 +549,42 @@ mod tests {
             };
             let back: Entry = decode(&encode(&e).unwrap()).unwrap();
             match back.payload {
-                openraft::EntryPayload::Normal(q) => assert_eq!(q, p),
+                openraft::EntryPayload::Normal(q) => {
+                    assert_eq!(q, p);
+                    assert!(q.take_local().is_none(), "decoded: nothing local");
+                }
                 other => panic!("decoded {other:?}"),
             }
         }
+    }
+
+    /// The commands a leader built travel beside the bytes, equal to
+    /// what the bytes decode to, taken once; a batch with a forwarded
+    /// command (no local copy) decodes.
+    #[test]
+    fn a_leader_applies_the_commands_it_built() {
+        let cmds: Vec<Command> = (0..5).map(|i| cmd(i, "k", vec![i as u8; 10])).collect();
+        let local: Vec<Encoded> = cmds
+            .iter()
+            .map(|c| c.clone().into_encoded().unwrap())
+            .collect();
+        let p = Proposal::of(&local);
+        assert_eq!(
+            p,
+            Proposal::of(&cmds.iter().map(|c| c.encode().unwrap()).collect::<Vec<_>>())
+        );
+        let clone = p.clone();
+        let taken: Vec<Command> = p
+            .take_local()
+            .unwrap()
+            .iter()
+            .map(|c| (**c).clone())
+            .collect();
+        assert_eq!(taken, p.commands().unwrap());
+        assert!(clone.take_local().is_none(), "taken once, for every clone");
+        let mut mixed = local.clone();
+        mixed[2] = cmds[2].encode().unwrap();
+        assert!(Proposal::of(&mixed).take_local().is_none());
     }
 
     proptest::proptest! {

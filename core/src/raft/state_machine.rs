@@ -453,12 +453,16 @@ impl StateMachine {
                     a.applied.membership = Membership::new(Some(entry.log_id()), m.clone());
                     Outcomes::default()
                 }
-                EntryPayload::Normal(p) => Outcomes(
-                    p.commands()?
+                // The leader applies the commands it built; every other
+                // member (and the leader after a restart) decodes them.
+                EntryPayload::Normal(p) => Outcomes(match p.take_local() {
+                    Some(cmds) => cmds.iter().map(|cmd| a.command(cmd, index)).collect(),
+                    None => p
+                        .commands()?
                         .iter()
                         .map(|cmd| a.command(cmd, index))
                         .collect(),
-                ),
+                }),
             };
             replies.push(outcomes);
         }
