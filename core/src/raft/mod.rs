@@ -241,6 +241,9 @@ impl Command {
 /// as a proposal of that one command.
 pub const PROPOSAL_FORMAT: u8 = 4;
 
+/// A leader's own commands of a [`Proposal`], until applied.
+type LocalCommands = Mutex<Option<Vec<Arc<Command>>>>;
+
 /// One raft entry's client requests, a batch of [`Command`]s applied in
 /// order, each with its own revision and outcome, as if proposed alone.
 ///
@@ -257,7 +260,7 @@ pub struct Proposal {
     /// serialized; an entry that came from the log or a peer has none).
     /// Taken once, so they are freed when applied, not when the log
     /// cache lets the entry go.
-    local: Option<Arc<Mutex<Option<Vec<Arc<Command>>>>>>,
+    local: Option<Arc<LocalCommands>>,
 }
 
 impl PartialEq for Proposal {
