@@ -32,10 +32,6 @@ pub(super) struct AppliedState {
     pub(super) membership: Membership,
     /// Raised alarms, (member id, alarm type): replicated state.
     pub(super) alarms: BTreeSet<(u64, i32)>,
-    /// Bytes of the newest snapshot file (0: none).
-    pub(super) snapshot_bytes: u64,
-    /// The store's `written_bytes` as of that snapshot.
-    pub(super) written_at_snapshot: u64,
     /// Requests seen, for exactly-once apply: replicated state.
     pub(super) sessions: Sessions,
 }

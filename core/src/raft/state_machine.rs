@@ -87,6 +87,14 @@ struct NodeState {
     sessions: Sessions,
 }
 
+/// The newest snapshot file's bytes (0: none) and the store's
+/// `written_bytes` as of it.
+#[derive(Debug, Clone, Copy)]
+struct SnapshotSize {
+    bytes: u64,
+    written_at: u64,
+}
+
 /// State shared by the state machine, the snapshot builder and the node.
 pub struct SmShared {
     /// The store.
@@ -96,6 +104,10 @@ pub struct SmShared {
     /// Lease deadlines.
     pub lessor: Mutex<Lessor>,
     applied: Mutex<AppliedState>,
+    /// The newest snapshot's size, for `db_size`: a lock of its own,
+    /// because every write's quota check reads it on a shard thread while
+    /// the apply loop holds `applied` for a whole batch.
+    snapshot_size: Mutex<SnapshotSize>,
     snaps: SnapStore<UringFs>,
     max_snapshots: usize,
     metrics: Metrics,
@@ -151,10 +163,10 @@ impl SmShared {
 
     /// The backend's size (see [`DbSize`]).
     pub fn db_size(&self) -> DbSize {
-        let a = self.applied();
+        let s = *self.snapshot_size.lock().expect("snapshot size lock");
         let view = self.store.snapshot();
         DbSize {
-            total: a.snapshot_bytes + view.written_bytes().saturating_sub(a.written_at_snapshot),
+            total: s.bytes + view.written_bytes().saturating_sub(s.written_at),
             in_use: view.size_bytes(),
         }
     }
@@ -411,9 +423,11 @@ impl StateMachine {
                     log_id,
                     membership,
                     alarms: node.alarms.into_iter().collect(),
-                    snapshot_bytes,
-                    written_at_snapshot,
                     sessions: node.sessions,
+                }),
+                snapshot_size: Mutex::new(SnapshotSize {
+                    bytes: snapshot_bytes,
+                    written_at: written_at_snapshot,
                 }),
                 snaps,
                 max_snapshots,
@@ -556,9 +570,10 @@ impl StateMachine {
         {
             // Newer entries may have applied meanwhile: what they wrote
             // after `view` stays counted.
-            let mut a = sh.applied();
-            a.snapshot_bytes = file_bytes(&file);
-            a.written_at_snapshot = view.written_bytes();
+            *sh.snapshot_size.lock().expect("snapshot size lock") = SnapshotSize {
+                bytes: file_bytes(&file),
+                written_at: view.written_bytes(),
+            };
         }
         sh.snap_saved.fetch_max(number, Ordering::SeqCst);
         if let Err(e) = sh.snaps.purge(sh.max_snapshots) {
@@ -666,8 +681,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         applied.membership = meta.last_membership.clone();
         applied.alarms = node.alarms.into_iter().collect();
         applied.sessions = node.sessions;
-        applied.snapshot_bytes = file_bytes(&snapshot.file);
-        applied.written_at_snapshot = written;
+        *sh.snapshot_size.lock().expect("snapshot size lock") = SnapshotSize {
+            bytes: file_bytes(&snapshot.file),
+            written_at: written,
+        };
         let number = sh.snap_views.fetch_add(1, Ordering::SeqCst) + 1;
         sh.snap_saved.fetch_max(number, Ordering::SeqCst);
         drop(applied);
