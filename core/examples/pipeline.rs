@@ -393,12 +393,7 @@ fn run_one(args: &Args, parent: &Path, proposers: usize, bare_count: usize) -> a
     let bare = bare_fdatasync(tmp.path(), bare_count)?;
     let bare_busy = bare_fdatasync_busy(tmp.path(), bare_count)?;
 
-    let raft_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("raft")
-        .enable_all()
-        .build()
-        .context("raft runtime")?;
+    let raft_rt = ferrocd_core::server::raft_runtime().context("raft runtime")?;
     let metrics = Metrics::new();
     // A peer port taken between the probe and the bind: try other ports
     // on a fresh data dir.

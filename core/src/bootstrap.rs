@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -36,11 +36,12 @@ use crate::raft::{LogStore, Member, PeerNetwork, Raft, SmShared, StateMachine};
 use crate::read_index::ReadIndex;
 
 /// A started member's parts (what the node holds).
-pub(crate) struct Started {
+pub(crate) struct Parts {
     pub(crate) raft: Raft,
     pub(crate) sm: Arc<SmShared>,
     pub(crate) log: LogStore,
-    pub(crate) wal_worker: Worker<UringFs>,
+    /// The WAL thread, taken once every handle is gone (shutdown).
+    pub(crate) wal_worker: Mutex<Option<Worker<UringFs>>>,
     pub(crate) ids: Ids,
     pub(crate) data_dir: PathBuf,
     pub(crate) election_timeout: Duration,
@@ -62,7 +63,7 @@ pub(crate) struct Started {
 /// Open the data dir, recover, start raft, the background loops and the
 /// peer port, and wait until a leader is known and this member has
 /// applied everything committed.
-pub(crate) async fn start(cfg: &Config, metrics: Metrics) -> anyhow::Result<Started> {
+pub(crate) async fn start(cfg: &Config, metrics: Metrics) -> anyhow::Result<Parts> {
     // TLS files first: a bad one stops the start before the data dir
     // is touched.
     let peer_tls = PeerTls::from_config(cfg)?;
@@ -206,11 +207,15 @@ pub(crate) async fn start(cfg: &Config, metrics: Metrics) -> anyhow::Result<Star
         ids.member_id,
         cfg.election_timeout,
     );
+    // Set by `Node::shutdown`; the proposer and maintenance refuse new
+    // work once it is.
+    let stopping = Arc::new(AtomicBool::new(false));
     let proposer = Proposer::new(
         raft.clone(),
         link.clone(),
         ids.member_id,
         cfg.max_request_bytes as usize,
+        stopping.clone(),
         &metrics,
     );
     let reads = ReadIndex::new(raft.clone(), link.clone(), &metrics);
@@ -254,7 +259,6 @@ pub(crate) async fn start(cfg: &Config, metrics: Metrics) -> anyhow::Result<Star
         cfg.election_timeout,
         metrics.clone(),
     );
-    let stopping = Arc::new(AtomicBool::new(false));
     let maintenance = Maintenance::new(
         raft.clone(),
         shared.clone(),
@@ -354,11 +358,11 @@ pub(crate) async fn start(cfg: &Config, metrics: Metrics) -> anyhow::Result<Star
         revision = shared.store.revision(),
         "ready"
     );
-    Ok(Started {
+    Ok(Parts {
         raft,
         sm: shared,
         log,
-        wal_worker: worker,
+        wal_worker: Mutex::new(Some(worker)),
         ids,
         data_dir: cfg.data_dir.clone(),
         election_timeout: cfg.election_timeout,

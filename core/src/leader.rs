@@ -15,8 +15,7 @@ use crate::raft::{Member, PeerNetwork, Raft};
 pub(crate) fn peer_answer<Resp: for<'a> serde::Deserialize<'a>>(
     bytes: &[u8],
 ) -> Result<Resp, EtcdError> {
-    let r: Result<Resp, EtcdError> = crate::raft::decode(bytes).map_err(raft_err)?;
-    r
+    crate::raft::decode::<Result<Resp, EtcdError>>(bytes).map_err(raft_err)?
 }
 
 /// Any other failure, with its text.

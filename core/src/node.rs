@@ -8,9 +8,9 @@
 //! is used from any runtime (the shards' gRPC tasks): its futures wait only
 //! on channels.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ferrocd_mvcc as mvcc;
@@ -23,55 +23,26 @@ use ferrocd_wal::{UringFs, Worker};
 use tokio::sync::Notify;
 
 use crate::auth::{Caller, Need};
-use crate::auth_gate::AuthGate;
-use crate::bootstrap::{self, Started};
+use crate::bootstrap::{self, Parts};
 use crate::config::Config;
 use crate::leader::raft_err;
-use crate::leases::Leases;
 use crate::lessor::MAX_LEASE_TTL;
-use crate::liveness::Liveness;
-use crate::maintenance::Maintenance;
-use crate::membership::Membership;
 use crate::membership::ids::Ids;
-use crate::proposer::{Proposer, unexpected};
-use crate::quota::{LEASE_OVERHEAD, Quota, RECORD_OVERHEAD, txn_put_bytes};
-use crate::raft::{Applied, LogStore, Op, Raft, SmShared};
-use crate::read_index::ReadIndex;
+use crate::proposer::unexpected;
+use crate::quota::{LEASE_OVERHEAD, RECORD_OVERHEAD, txn_put_bytes};
+use crate::raft::{Applied, Op};
 
-/// A running node.
+/// A running node: the parts `bootstrap` started (see there), each
+/// owning its state; the service impls below delegate to them.
 pub struct Node {
-    raft: Raft,
-    sm: Arc<SmShared>,
-    log: LogStore,
-    ids: Ids,
-    election_timeout: Duration,
-    /// Every client write goes through it.
-    proposer: Arc<Proposer>,
-    /// Linearizable reads.
-    reads: Arc<ReadIndex>,
-    /// The membership and its changes.
-    members: Arc<Membership>,
-    /// Tokens, passwords and the auth store's requests.
-    gate: AuthGate,
-    /// Keep-alives, TTLs, lease ids.
-    leases: Arc<Leases>,
-    /// The backend quota.
-    quota: Quota,
-    /// Term, leader, health, a fatal stop, removal.
-    liveness: Arc<Liveness>,
-    /// Status, alarms, defragment, hashes, the backend snapshot.
-    maintenance: Arc<Maintenance>,
-    stopping: Arc<AtomicBool>,
-    stop: Arc<Notify>,
-    wal_worker: Mutex<Option<Worker<UringFs>>>,
-    data_dir: PathBuf,
+    parts: Parts,
 }
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
-            .field("ids", &self.ids)
-            .field("name", &self.members.name())
+            .field("ids", &self.parts.ids)
+            .field("name", &self.parts.members.name())
             .finish_non_exhaustive()
     }
 }
@@ -81,49 +52,13 @@ impl Node {
     /// and wait until a leader is known and everything committed is
     /// applied here (see `bootstrap.rs`).
     pub async fn start(cfg: &Config, metrics: Metrics) -> anyhow::Result<Arc<Node>> {
-        let Started {
-            raft,
-            sm,
-            log,
-            wal_worker,
-            ids,
-            data_dir,
-            election_timeout,
-            proposer,
-            reads,
-            members,
-            gate,
-            leases,
-            quota,
-            liveness,
-            maintenance,
-            stopping,
-            stop,
-        } = bootstrap::start(cfg, metrics).await?;
-        Ok(Arc::new(Node {
-            raft,
-            sm,
-            log,
-            ids,
-            election_timeout,
-            proposer,
-            reads,
-            members,
-            gate,
-            leases,
-            quota,
-            liveness,
-            maintenance,
-            stopping,
-            stop,
-            wal_worker: Mutex::new(Some(wal_worker)),
-            data_dir,
-        }))
+        let parts = bootstrap::start(cfg, metrics).await?;
+        Ok(Arc::new(Node { parts }))
     }
 
     /// Resolves when this member has been removed from the cluster.
     pub async fn removed(&self) {
-        self.liveness.removed().await
+        self.parts.liveness.removed().await
     }
 
     /// Resolves with the reason when raft stopped on a fatal error (a
@@ -132,35 +67,34 @@ impl Node {
     /// save its raft log. Restart it once the disk is fixed; recovery
     /// keeps everything acknowledged.
     pub async fn failed(&self) -> String {
-        self.liveness.failed().await
+        self.parts.liveness.failed().await
     }
 
     /// The ids.
     pub fn ids(&self) -> Ids {
-        self.ids
+        self.parts.ids
     }
 
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
-        &self.data_dir
+        &self.parts.data_dir
     }
 
     /// The store (for reads and tests).
     pub fn store(&self) -> &mvcc::Store {
-        &self.sm.store
+        &self.parts.sm.store
     }
 
     /// Stop raft, flush the committed hint and join the WAL thread.
     pub async fn shutdown(&self) {
-        if self.stopping.swap(true, Ordering::SeqCst) {
+        if self.parts.stopping.swap(true, Ordering::SeqCst) {
             return;
         }
-        self.proposer.stop();
-        self.stop.notify_waiters();
-        if let Err(e) = self.raft.shutdown().await {
+        self.parts.stop.notify_waiters();
+        if let Err(e) = self.parts.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }
-        if let Err(e) = self.log.flush().await {
+        if let Err(e) = self.parts.log.flush().await {
             tracing::warn!(error = %e, "flushing the raft log");
         }
         tracing::info!("stopped");
@@ -168,16 +102,16 @@ impl Node {
 
     /// The WAL thread, once every handle is gone (after shutdown).
     pub fn take_wal_worker(&self) -> Option<Worker<UringFs>> {
-        self.wal_worker.lock().expect("worker lock").take()
+        self.parts.wal_worker.lock().expect("worker lock").take()
     }
 
     /// `/health`: healthy while a leader is known and alive (etcd answers
     /// `RAFT NO LEADER` otherwise) and the node is not stopping.
     pub fn health(&self) -> Result<(), String> {
-        if self.stopping.load(Ordering::Relaxed) {
+        if self.parts.stopping.load(Ordering::Relaxed) {
             return Err("STOPPING".into());
         }
-        if !self.liveness.leader_alive() {
+        if !self.parts.liveness.leader_alive() {
             return Err("RAFT NO LEADER".into());
         }
         Ok(())
@@ -186,7 +120,7 @@ impl Node {
 
 impl Authorizer for Node {
     async fn authorize(&self, cred: Credentials) -> Result<Option<AuthInfo>, EtcdError> {
-        self.gate.authorize(cred).await
+        self.parts.gate.authorize(cred).await
     }
 }
 
@@ -200,16 +134,16 @@ impl AuthService for Node {
         who: Option<AuthInfo>,
         req: AuthRequest,
     ) -> Result<(AuthReply, i64), EtcdError> {
-        self.gate.auth(who, req).await
+        self.parts.gate.auth(who, req).await
     }
 }
 
 impl KvService for Node {
     fn info(&self) -> ServerInfo {
         ServerInfo {
-            cluster_id: self.ids.cluster_id,
-            member_id: self.ids.member_id,
-            raft_term: self.liveness.term(),
+            cluster_id: self.parts.ids.cluster_id,
+            member_id: self.parts.ids.member_id,
+            raft_term: self.parts.liveness.term(),
         }
     }
 
@@ -220,16 +154,17 @@ impl KvService for Node {
         serializable: bool,
     ) -> Result<mvcc::RangeResponse, EtcdError> {
         if !serializable {
-            self.reads.linearize().await?;
+            self.parts.reads.linearize().await?;
         }
         let caller = Caller::from_info(who);
-        self.sm
+        self.parts
+            .sm
             .auth
             .load()
             .check(&caller, &req.key, &req.range_end, Need::Read)?;
-        let view = self.sm.store.snapshot();
+        let view = self.parts.sm.store.snapshot();
         let r = view.range(&req).map_err(EtcdError::from)?.to_response();
-        self.gate.still_current(&caller)?;
+        self.parts.gate.still_current(&caller)?;
         Ok(r)
     }
 
@@ -238,10 +173,12 @@ impl KvService for Node {
         who: Option<AuthInfo>,
         req: mvcc::PutRequest,
     ) -> Result<mvcc::PutResponse, EtcdError> {
-        self.quota
+        self.parts
+            .quota
             .check(req.key.len() + req.value.len() + RECORD_OVERHEAD)
             .await?;
         match self
+            .parts
             .proposer
             .propose(Op::Put(req), Caller::from_info(who))
             .await?
@@ -257,6 +194,7 @@ impl KvService for Node {
         req: mvcc::DeleteRangeRequest,
     ) -> Result<mvcc::DeleteRangeResponse, EtcdError> {
         match self
+            .parts
             .proposer
             .propose(Op::DeleteRange(req), Caller::from_info(who))
             .await?
@@ -273,9 +211,10 @@ impl KvService for Node {
     ) -> Result<mvcc::TxnResponse, EtcdError> {
         let cost = txn_put_bytes(&req);
         if cost > 0 {
-            self.quota.check(cost).await?;
+            self.parts.quota.check(cost).await?;
         }
         match self
+            .parts
             .proposer
             .propose(Op::Txn(req), Caller::from_info(who))
             .await?
@@ -293,6 +232,7 @@ impl KvService for Node {
     ) -> Result<i64, EtcdError> {
         // etcd checks no permission for a compaction.
         let rev = match self
+            .parts
             .proposer
             .propose(Op::Compact { revision }, Caller::from_info(who))
             .await?
@@ -301,7 +241,7 @@ impl KvService for Node {
             a => return Err(unexpected("compact", a)),
         };
         if physical {
-            let sm = self.sm.clone();
+            let sm = self.parts.sm.clone();
             tokio::task::spawn_blocking(move || sm.finish_compaction())
                 .await
                 .map_err(raft_err)?;
@@ -321,30 +261,32 @@ impl WatchService for Node {
         key: &[u8],
         range_end: &[u8],
     ) -> Result<(), EtcdError> {
-        self.sm
-            .auth
-            .load()
-            .check(&Caller::from_info(who.cloned()), key, range_end, Need::Read)
+        self.parts.sm.auth.load().check(
+            &Caller::from_info(who.cloned()),
+            key,
+            range_end,
+            Need::Read,
+        )
     }
 
     fn open_stream(&self) -> (mvcc::StreamId, Arc<Notify>) {
-        self.sm.watches.open_stream()
+        self.parts.sm.watches.open_stream()
     }
 
     fn close_stream(&self, stream: mvcc::StreamId) {
-        self.sm.watches.close_stream(stream)
+        self.parts.sm.watches.close_stream(stream)
     }
 
     fn watch(&self, stream: mvcc::StreamId, req: mvcc::WatchRequest) -> (mvcc::WatcherId, i64) {
-        self.sm.watches.watch(stream, req)
+        self.parts.sm.watches.watch(stream, req)
     }
 
     fn cancel(&self, id: mvcc::WatcherId) -> bool {
-        self.sm.watches.cancel(id)
+        self.parts.sm.watches.cancel(id)
     }
 
     fn request_progress(&self, stream: mvcc::StreamId) {
-        self.sm.watches.request_progress(stream)
+        self.parts.sm.watches.request_progress(stream)
     }
 
     fn drain(
@@ -353,19 +295,19 @@ impl WatchService for Node {
         max: usize,
         out: &mut Vec<mvcc::WatchResponse>,
     ) -> usize {
-        self.sm.watches.drain(stream, max, out)
+        self.parts.sm.watches.drain(stream, max, out)
     }
 
     fn revision(&self) -> i64 {
-        self.sm.store.revision()
+        self.parts.sm.store.revision()
     }
 
     fn has_leader(&self) -> bool {
-        self.liveness.leader_alive()
+        self.parts.liveness.leader_alive()
     }
 
     fn leader_check_interval(&self) -> Duration {
-        self.election_timeout
+        self.parts.election_timeout
     }
 }
 
@@ -375,7 +317,7 @@ impl LeaseService for Node {
     }
 
     fn revision(&self) -> i64 {
-        self.sm.store.revision()
+        self.parts.sm.store.revision()
     }
 
     async fn grant(
@@ -388,14 +330,20 @@ impl LeaseService for Node {
             return Err(EtcdError::LeaseTtlTooLarge);
         }
         let ttl = self
+            .parts
             .sm
             .lessor
             .lock()
             .expect("lessor lock")
             .effective_ttl(ttl);
-        self.quota.check(LEASE_OVERHEAD).await?;
-        let id = if id == 0 { self.leases.new_id() } else { id };
+        self.parts.quota.check(LEASE_OVERHEAD).await?;
+        let id = if id == 0 {
+            self.parts.leases.new_id()
+        } else {
+            id
+        };
         match self
+            .parts
             .proposer
             .propose(Op::LeaseGrant { id, ttl }, Caller::from_info(who))
             .await?
@@ -407,6 +355,7 @@ impl LeaseService for Node {
 
     async fn revoke(&self, who: Option<AuthInfo>, id: i64) -> Result<i64, EtcdError> {
         match self
+            .parts
             .proposer
             .propose(Op::LeaseRevoke { id }, Caller::from_info(who))
             .await?
@@ -417,7 +366,7 @@ impl LeaseService for Node {
     }
 
     async fn keep_alive(&self, id: i64) -> Result<i64, EtcdError> {
-        self.leases.keep_alive(id).await
+        self.parts.leases.keep_alive(id).await
     }
 
     async fn time_to_live(
@@ -429,19 +378,19 @@ impl LeaseService for Node {
         // etcd: with keys, the caller must be able to read every key.
         let caller = Caller::from_info(who);
         if keys {
-            let auth = self.sm.auth.load();
+            let auth = self.parts.sm.auth.load();
             if auth.enabled {
-                for k in self.sm.store.snapshot().lease_keys(id) {
+                for k in self.parts.sm.store.snapshot().lease_keys(id) {
                     auth.check(&caller, k, &[], Need::Read)?;
                 }
             }
         }
-        let (ttl, granted_ttl) = self.leases.ttl(id).await?;
+        let (ttl, granted_ttl) = self.parts.leases.ttl(id).await?;
         if keys {
-            self.gate.still_current(&caller)?;
+            self.parts.gate.still_current(&caller)?;
         }
         let keys = if keys {
-            let view = self.sm.store.snapshot();
+            let view = self.parts.sm.store.snapshot();
             view.lease_keys(id)
                 .into_iter()
                 .map(<[u8]>::to_vec)
@@ -457,7 +406,7 @@ impl LeaseService for Node {
     }
 
     async fn leases(&self) -> Result<Vec<i64>, EtcdError> {
-        Ok(self.sm.store.snapshot().leases())
+        Ok(self.parts.sm.store.snapshot().leases())
     }
 }
 
@@ -467,18 +416,19 @@ impl ClusterService for Node {
     }
 
     fn admin_permitted(&self, who: Option<&AuthInfo>) -> Result<(), EtcdError> {
-        self.sm
+        self.parts
+            .sm
             .auth
             .load()
             .check_admin(&Caller::from_info(who.cloned()))
     }
 
     async fn status(&self) -> Result<NodeStatus, EtcdError> {
-        self.maintenance.status().await
+        self.parts.maintenance.status().await
     }
 
     async fn member_status(&self, id: u64) -> Result<NodeStatus, EtcdError> {
-        self.maintenance.member_status(id).await
+        self.parts.maintenance.member_status(id).await
     }
 
     async fn alarm(
@@ -487,37 +437,37 @@ impl ClusterService for Node {
         member_id: u64,
         alarm: i32,
     ) -> Result<Vec<(u64, i32)>, EtcdError> {
-        self.maintenance.alarm(action, member_id, alarm).await
+        self.parts.maintenance.alarm(action, member_id, alarm).await
     }
 
     async fn defragment(&self) -> Result<(), EtcdError> {
-        self.maintenance.defragment().await
+        self.parts.maintenance.defragment().await
     }
 
     async fn hash_kv(&self, revision: i64) -> Result<(u32, i64, i64, i64), EtcdError> {
-        self.maintenance.hash_kv(revision).await
+        self.parts.maintenance.hash_kv(revision).await
     }
 
     async fn move_leader(&self, target: u64) -> Result<i64, EtcdError> {
-        self.maintenance.move_leader(target).await
+        self.parts.maintenance.move_leader(target).await
     }
 
     async fn change_members(
         &self,
         change: MemberChange,
     ) -> Result<(Option<MemberInfo>, Vec<MemberInfo>, i64), EtcdError> {
-        self.members.change(change).await
+        self.parts.members.change(change).await
     }
 
     async fn members(&self) -> Result<(Vec<MemberInfo>, i64), EtcdError> {
-        Ok(self.members.list())
+        Ok(self.parts.members.list())
     }
 
     async fn snapshot(&self) -> Result<(std::fs::File, u64), EtcdError> {
-        self.maintenance.snapshot().await
+        self.parts.maintenance.snapshot().await
     }
 
     async fn hash(&self) -> Result<(u32, i64), EtcdError> {
-        self.maintenance.hash().await
+        self.parts.maintenance.hash().await
     }
 }

@@ -83,7 +83,9 @@ pub(crate) struct Proposer {
     leader: LeaderLink,
     origin: Origin,
     max_request_bytes: usize,
-    stopping: AtomicBool,
+    /// Set when the member stops (shared with the node): new requests
+    /// are refused.
+    stopping: Arc<AtomicBool>,
     queue: Mutex<Queue>,
     /// The raft runtime: batches are proposed from tasks there.
     rt: tokio::runtime::Handle,
@@ -98,6 +100,7 @@ impl Proposer {
         leader: LeaderLink,
         member_id: u64,
         max_request_bytes: usize,
+        stopping: Arc<AtomicBool>,
         metrics: &ferrocd_net::Metrics,
     ) -> Arc<Self> {
         let batches = prometheus::IntCounter::new(
@@ -111,16 +114,11 @@ impl Proposer {
             leader,
             origin: Origin::new(member_id),
             max_request_bytes,
-            stopping: AtomicBool::new(false),
+            stopping,
             queue: Mutex::new(Queue::default()),
             rt: tokio::runtime::Handle::current(),
             batches,
         })
-    }
-
-    /// Refuse new requests (shutdown).
-    pub(crate) fn stop(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
     }
 
     /// Replicate `op`, wait until it is durable and applied here, and

@@ -62,6 +62,16 @@ impl Drop for AbortOnPanic {
     }
 }
 
+/// The raft runtime (see the module docs): one tokio worker, thread
+/// `raft`. [`Node::start`] must run inside it.
+pub fn raft_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("raft")
+        .enable_all()
+        .build()
+}
+
 /// A running server: the node, its shards and runtimes.
 pub struct Server {
     node: Arc<Node>,
@@ -171,12 +181,7 @@ impl Server {
                 side.push((l, tls, what));
             }
         }
-        let raft_rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("raft")
-            .enable_all()
-            .build()
-            .context("raft runtime")?;
+        let raft_rt = raft_runtime().context("raft runtime")?;
         let metrics = Metrics::new();
         let node = raft_rt.block_on(Node::start(&cfg, metrics.clone()))?;
         // gRPC's standard health service (`grpc.health.v1.Health`), as

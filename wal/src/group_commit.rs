@@ -8,8 +8,8 @@
 //! grows with the load and the latency of one request is at most two syncs.
 //!
 //! [`GroupCommit`] drives it on a dedicated thread that owns the [`Wal`]
-//! (the blocking io_uring wait happens there, never on a shard or a tokio
-//! worker). Appenders call [`GroupCommit::commit`] from any executor (the
+//! (the blocking write and fdatasync happen there, never on a shard or a
+//! tokio worker). Appenders call [`GroupCommit::commit`] from any executor (the
 //! reply is a `tokio::sync::oneshot`, which needs no tokio runtime) or
 //! [`GroupCommit::commit_blocking`] from a plain thread.
 

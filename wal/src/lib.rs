@@ -13,8 +13,8 @@
 //!   batching rule is the sans-IO [`Batcher`].
 //! - [`SnapStore`]: snapshot files (`<term:016x>-<index:016x>.snap`), atomic
 //!   and durable, crc-checked on load, payload page-aligned for mapping.
-//! - [`Fs`] / [`File`]: the file layer; [`UringFs`] writes and syncs
-//!   through io_uring, [`SimFs`] models power loss for tests.
+//! - [`Fs`] / [`File`]: the file layer; [`UringFs`] appends with `pwrite`
+//!   + `fdatasync` (io_uring for other writes and fallocate), [`SimFs`] models power loss for tests.
 //! - [`record`]: the record codec (also the fuzz target's entry point).
 //!
 //! Byte layouts are drawn in `docs/FORMAT.md`.

@@ -5,7 +5,7 @@
 //! `append_*` encode records into an in-memory buffer; [`Wal::sync`] writes
 //! the buffer at the end of the tail segment, behind a batch header (the
 //! write's length and a crc32 of each 512-byte sector, `batch`), and
-//! fdatasyncs it (one linked io_uring submission on [`crate::UringFs`]),
+//! fdatasyncs it (`pwrite` + `fdatasync` on [`crate::UringFs`]),
 //! after which everything appended is durable. When a record would not
 //! fit in the tail segment, the buffer is first written and synced into
 //! the old segment, then a new segment is created, preallocated, synced

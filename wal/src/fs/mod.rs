@@ -1,6 +1,6 @@
 //! The file layer the WAL sits on: a small filesystem trait so the same
-//! log code runs on the real disk ([`UringFs`]: io_uring writes and
-//! fdatasync) and on [`SimFs`], an in-memory filesystem that models exactly
+//! log code runs on the real disk ([`UringFs`]: `pwrite` + `fdatasync` for
+//! the durable append, io_uring for other writes) and on [`SimFs`], an in-memory filesystem that models exactly
 //! what survives a power loss (unsynced data *and* unsynced directory
 //! entries are lost) and injects I/O errors.
 //!
@@ -45,8 +45,8 @@ pub trait File: Send + 'static {
     fn write_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()>;
     /// Make the file's data (and the metadata needed to read it) durable.
     fn sync_data(&mut self) -> io::Result<()>;
-    /// Write all of `buf` at `offset`, then `sync_data`. Backends that can
-    /// submit both at once (io_uring linked ops) override this.
+    /// Write all of `buf` at `offset`, then `sync_data`. Backends with a
+    /// faster way for the pair override this.
     fn write_and_sync(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.write_at(buf, offset)?;
         self.sync_data()
