@@ -8,6 +8,7 @@
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct KeyValue {
     /// The key; never empty.
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// Revision of the put that created the key's current generation.
     pub create_revision: i64,
@@ -16,6 +17,7 @@ pub struct KeyValue {
     /// 1 on create, +1 per put; a delete resets the history.
     pub version: i64,
     /// The value.
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     /// Attached lease id, 0 for none.
     pub lease: i64,

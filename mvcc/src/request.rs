@@ -43,8 +43,10 @@ pub enum SortTarget {
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct RangeRequest {
     /// First key (must not be empty).
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// See [`crate::KeyRange::new`].
+    #[serde(with = "serde_bytes")]
     pub range_end: Vec<u8>,
     /// Most keys returned; `<= 0` is no limit.
     pub limit: i64,
@@ -121,8 +123,10 @@ pub struct RangeResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct PutRequest {
     /// The key (must not be empty).
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// The value.
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     /// Lease to attach, 0 for none.
     pub lease: i64,
@@ -158,8 +162,10 @@ pub struct PutResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct DeleteRangeRequest {
     /// First key (must not be empty).
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// See [`crate::KeyRange::new`].
+    #[serde(with = "serde_bytes")]
     pub range_end: Vec<u8>,
     /// Return the deleted key-values.
     pub prev_kv: bool,
@@ -211,7 +217,7 @@ pub enum CompareTarget {
     /// Compare the mod revision.
     Mod(i64),
     /// Compare the value bytes.
-    Value(Vec<u8>),
+    Value(#[serde(with = "serde_bytes")] Vec<u8>),
     /// Compare the lease id.
     Lease(i64),
 }
@@ -224,8 +230,10 @@ pub struct Compare {
     /// What to compare, against which value.
     pub target: CompareTarget,
     /// The key.
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// Non-empty: every key in `[key, range_end)` must satisfy the compare.
+    #[serde(with = "serde_bytes")]
     pub range_end: Vec<u8>,
 }
 

@@ -174,6 +174,14 @@ fn compare_to_path(state: &State, req: &TxnRequest) -> Path {
 
 /// etcd's `applyCompare` at the current revision.
 fn compare(state: &State, c: &Compare) -> bool {
+    // One key (the common compare-and-swap): a lookup, no allocation.
+    if c.range_end.is_empty() {
+        return match state.kv_at(&c.key, state.revision) {
+            Some(r) => compare_kv(c, &KvRef::new(r)),
+            None if matches!(c.target, CompareTarget::Value(_)) => false,
+            None => compare_kv(c, &KeyValue::default()),
+        };
+    }
     let range = KeyRange::new(&c.key, &c.range_end);
     let (recs, _) = state.range_keys(&range, state.revision, 0);
     if recs.is_empty() {

@@ -126,8 +126,11 @@ impl<'s> TxnWrite<'s> {
                 self.state.lease_keys.insert((lease, key_arc), ());
             }
         }
+        // The event takes the previous key-value; a copy only when the
+        // caller wants it too.
         let event_prev = match self.prev_policy {
-            EventPrevKv::Include => prev.clone(),
+            EventPrevKv::Include if want_prev => prev.clone(),
+            EventPrevKv::Include => prev.take(),
             EventPrevKv::Omit => None,
         };
         self.events.push(Event {
@@ -162,7 +165,7 @@ impl<'s> TxnWrite<'s> {
                 .expect("index names a stored record"),
         );
         let old_lease = old.lease();
-        let prev =
+        let mut prev =
             (want_prev || self.prev_policy == EventPrevKv::Include).then(|| old.to_key_value());
         let rec = RecordRef {
             key,
@@ -184,7 +187,8 @@ impl<'s> TxnWrite<'s> {
             self.state.lease_keys.remove(&(old_lease, key.clone()));
         }
         let event_prev = match self.prev_policy {
-            EventPrevKv::Include => prev.clone(),
+            EventPrevKv::Include if want_prev => prev.clone(),
+            EventPrevKv::Include => prev.take(),
             EventPrevKv::Omit => None,
         };
         self.events.push(Event {

@@ -672,4 +672,93 @@ mod tests {
             }
         }
     }
+    /// The store's byte fields are written as postcard bytes
+    /// (`serde_bytes`: one copy, not a byte at a time), which is the
+    /// layout a `Vec<u8>` sequence always had (varint length, then the
+    /// bytes): logs written before read unchanged, and followers of either
+    /// build decode each other's entries.
+    #[test]
+    fn byte_fields_keep_the_sequence_layout() {
+        #[derive(Serialize)]
+        struct PlainPut {
+            key: Vec<u8>,
+            value: Vec<u8>,
+            lease: i64,
+            prev_kv: bool,
+            ignore_value: bool,
+            ignore_lease: bool,
+        }
+        #[derive(Serialize)]
+        enum PlainTarget {
+            _Version(i64),
+            _Create(i64),
+            _Mod(i64),
+            Value(Vec<u8>),
+        }
+        #[derive(Serialize)]
+        struct PlainCompare {
+            result: mvcc::CompareResult,
+            target: PlainTarget,
+            key: Vec<u8>,
+            range_end: Vec<u8>,
+        }
+        #[derive(Serialize)]
+        struct PlainKv {
+            key: Vec<u8>,
+            create_revision: i64,
+            mod_revision: i64,
+            version: i64,
+            value: Vec<u8>,
+            lease: i64,
+        }
+        let value: Vec<u8> = (0..300u32).map(|i| (i * 7) as u8).collect();
+        let put = mvcc::PutRequest {
+            lease: 5,
+            prev_kv: true,
+            ..mvcc::PutRequest::new("k", value.clone())
+        };
+        let plain = PlainPut {
+            key: b"k".to_vec(),
+            value: value.clone(),
+            lease: 5,
+            prev_kv: true,
+            ignore_value: false,
+            ignore_lease: false,
+        };
+        assert_eq!(encode(&put).unwrap(), encode(&plain).unwrap());
+        assert_eq!(
+            decode::<mvcc::PutRequest>(&encode(&plain).unwrap()).unwrap(),
+            put
+        );
+        let cmp = mvcc::Compare {
+            result: mvcc::CompareResult::NotEqual,
+            target: mvcc::CompareTarget::Value(value.clone()),
+            key: b"a".to_vec(),
+            range_end: b"b".to_vec(),
+        };
+        let plain = PlainCompare {
+            result: mvcc::CompareResult::NotEqual,
+            target: PlainTarget::Value(value.clone()),
+            key: b"a".to_vec(),
+            range_end: b"b".to_vec(),
+        };
+        assert_eq!(encode(&cmp).unwrap(), encode(&plain).unwrap());
+        let kv = mvcc::KeyValue {
+            key: b"k".to_vec(),
+            create_revision: 2,
+            mod_revision: 3,
+            version: 2,
+            value: value.clone(),
+            lease: 0,
+        };
+        let plain = PlainKv {
+            key: b"k".to_vec(),
+            create_revision: 2,
+            mod_revision: 3,
+            version: 2,
+            value,
+            lease: 0,
+        };
+        assert_eq!(encode(&kv).unwrap(), encode(&plain).unwrap());
+    }
 }
