@@ -340,17 +340,19 @@ impl WriteBatch<'_> {
 
     /// etcd's Put.
     pub fn put(&mut self, req: &PutRequest) -> Result<Applied<PutResponse>> {
+        let mut events = Vec::new();
+        let response = self.put_into(req, &mut events)?;
+        Ok(Applied { response, events })
+    }
+
+    /// [`WriteBatch::put`], appending its events to `events` (one buffer
+    /// for a whole batch of requests: no vector per request).
+    pub fn put_into(&mut self, req: &PutRequest, events: &mut Vec<Event>) -> Result<PutResponse> {
         validate_put(req)?;
         if req.lease != 0 && !self.state.leases.contains_key(&req.lease) {
             return Err(Error::LeaseNotFound);
         }
-        let prev = self.prev_policy();
-        let mut tw = TxnWrite::new(&mut self.state, prev);
-        let response = tw.apply_put(req)?;
-        Ok(Applied {
-            response,
-            events: tw.end(),
-        })
+        self.write_into(events, |tw| tw.apply_put(req))
     }
 
     /// etcd's DeleteRange; deleting nothing consumes no revision.
@@ -358,25 +360,48 @@ impl WriteBatch<'_> {
         &mut self,
         req: &DeleteRangeRequest,
     ) -> Result<Applied<DeleteRangeResponse>> {
+        let mut events = Vec::new();
+        let response = self.delete_range_into(req, &mut events)?;
+        Ok(Applied { response, events })
+    }
+
+    /// [`WriteBatch::delete_range`], appending its events to `events`.
+    pub fn delete_range_into(
+        &mut self,
+        req: &DeleteRangeRequest,
+        events: &mut Vec<Event>,
+    ) -> Result<DeleteRangeResponse> {
         validate_delete(req)?;
-        let prev = self.prev_policy();
-        let mut tw = TxnWrite::new(&mut self.state, prev);
-        let response = tw.apply_delete_range(req);
-        Ok(Applied {
-            response,
-            events: tw.end(),
-        })
+        self.write_into(events, |tw| Ok(tw.apply_delete_range(req)))
     }
 
     /// etcd's Txn; see the `txn` module notes for the order of checks.
     pub fn txn(&mut self, req: &TxnRequest) -> Result<Applied<TxnResponse>> {
+        let mut events = Vec::new();
+        let response = self.txn_into(req, &mut events)?;
+        Ok(Applied { response, events })
+    }
+
+    /// [`WriteBatch::txn`], appending its events to `events`.
+    pub fn txn_into(&mut self, req: &TxnRequest, events: &mut Vec<Event>) -> Result<TxnResponse> {
+        self.write_into(events, |tw| txn::apply(tw, req))
+    }
+
+    /// One write transaction whose events go after `events`; a failed
+    /// one leaves `events` as it was.
+    fn write_into<R>(
+        &mut self,
+        events: &mut Vec<Event>,
+        f: impl FnOnce(&mut TxnWrite<'_>) -> Result<R>,
+    ) -> Result<R> {
         let prev = self.prev_policy();
-        let mut tw = TxnWrite::new(&mut self.state, prev);
-        let response = txn::apply(&mut tw, req)?;
-        Ok(Applied {
-            response,
-            events: tw.end(),
-        })
+        let mut tw = TxnWrite::with_events(&mut self.state, prev, std::mem::take(events));
+        let r = f(&mut tw);
+        if r.is_err() {
+            tw.drop_events();
+        }
+        *events = tw.end();
+        r
     }
 
     /// etcd's Compact: reads below `rev` fail from now on; the physical part

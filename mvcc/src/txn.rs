@@ -60,7 +60,7 @@ pub(crate) fn apply(tw: &mut TxnWrite<'_>, req: &TxnRequest) -> Result<TxnRespon
         }
         Err(e) => {
             *tw.state = saved.expect("only ignore_* puts fail after the checks");
-            tw.events.clear();
+            tw.drop_events();
             Err(e)
         }
     }

@@ -30,33 +30,57 @@ pub enum EventPrevKv {
 pub(crate) struct TxnWrite<'s> {
     pub(crate) state: &'s mut State,
     pub(crate) begin: i64,
-    pub(crate) events: Vec<Event>,
+    /// Events of earlier requests (before `mark`), then this txn's.
+    events: Vec<Event>,
+    mark: usize,
     prev_policy: EventPrevKv,
 }
 
 impl<'s> TxnWrite<'s> {
     pub(crate) fn new(state: &'s mut State, prev_policy: EventPrevKv) -> Self {
+        Self::with_events(state, prev_policy, Vec::new())
+    }
+
+    /// A txn whose events are appended to `events` (returned by
+    /// [`TxnWrite::end`]), so a batch of requests fills one buffer.
+    pub(crate) fn with_events(
+        state: &'s mut State,
+        prev_policy: EventPrevKv,
+        events: Vec<Event>,
+    ) -> Self {
         let begin = state.revision;
         Self {
             state,
             begin,
-            events: Vec::new(),
+            mark: events.len(),
+            events,
             prev_policy,
         }
     }
 
+    /// Whether this txn changed anything so far.
+    pub(crate) fn changed(&self) -> bool {
+        self.events.len() > self.mark
+    }
+
     /// The revision reads inside this txn see.
     pub(crate) fn read_rev(&self) -> i64 {
-        self.begin + i64::from(!self.events.is_empty())
+        self.begin + i64::from(self.changed())
     }
 
     fn next_rev(&self) -> Revision {
-        Revision::new(self.begin + 1, self.events.len() as i64)
+        Revision::new(self.begin + 1, (self.events.len() - self.mark) as i64)
     }
 
-    /// Finish: bump the store revision if anything changed; the events.
+    /// Forget this txn's events (it was rolled back).
+    pub(crate) fn drop_events(&mut self) {
+        self.events.truncate(self.mark);
+    }
+
+    /// Finish: bump the store revision if anything changed; the events
+    /// (the ones it was given, then its own).
     pub(crate) fn end(self) -> Vec<Event> {
-        if !self.events.is_empty() {
+        if self.changed() {
             self.state.revision = self.begin + 1;
         }
         self.events
@@ -272,7 +296,7 @@ impl<'s> TxnWrite<'s> {
     pub(crate) fn apply_delete_range(&mut self, req: &DeleteRangeRequest) -> DeleteRangeResponse {
         let range = KeyRange::new(&req.key, &req.range_end);
         let (deleted, prev_kvs) = self.delete_range(&range, req.prev_kv);
-        let revision = if deleted != 0 || !self.events.is_empty() {
+        let revision = if deleted != 0 || self.changed() {
             self.begin + 1
         } else {
             self.begin

@@ -490,3 +490,61 @@ fn size_follows_writes_and_compaction() {
     let after = store.snapshot().size_bytes();
     assert!(after > 100 && after < full / 5, "{after} of {full}");
 }
+
+/// A batch's requests can share one events buffer (`*_into`): each
+/// request's events follow the earlier ones with its own revision, and a
+/// request that fails leaves the buffer and the revision as they were.
+#[test]
+fn requests_of_a_batch_append_to_one_events_buffer() {
+    let s = Store::default();
+    put(&s, "b", "0");
+    let mut b = s.write();
+    let mut events = Vec::new();
+    let r = b.put_into(&PutRequest::new("a", "1"), &mut events).unwrap();
+    assert_eq!(r.revision, 3);
+    // Fails before changing anything (no such key for ignore_value).
+    let bad = PutRequest {
+        ignore_value: true,
+        ..PutRequest::new("zz", "")
+    };
+    assert_eq!(b.put_into(&bad, &mut events), Err(Error::KeyNotFound));
+    assert_eq!(events.len(), 1);
+    assert_eq!(b.revision(), 3);
+    // A txn of two puts: one revision, two events after the first.
+    let txn = TxnRequest {
+        compare: vec![],
+        success: vec![
+            RequestOp::Put(PutRequest::new("a", "2")),
+            RequestOp::Put(PutRequest::new("c", "3")),
+        ],
+        failure: vec![],
+    };
+    assert_eq!(b.txn_into(&txn, &mut events).unwrap().revision, 4);
+    let del = b
+        .delete_range_into(&DeleteRangeRequest::new("b", ""), &mut events)
+        .unwrap();
+    assert_eq!((del.revision, del.deleted), (5, 1));
+    // Deleting nothing: no revision, no event.
+    let none = b
+        .delete_range_into(&DeleteRangeRequest::new("nope", ""), &mut events)
+        .unwrap();
+    assert_eq!((none.revision, none.deleted), (5, 0));
+    let got: Vec<(EventKind, &[u8], i64)> = events
+        .iter()
+        .map(|e| (e.kind, &e.kv.key[..], e.kv.mod_revision))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (EventKind::Put, &b"a"[..], 3),
+            (EventKind::Put, &b"a"[..], 4),
+            (EventKind::Put, &b"c"[..], 4),
+            (EventKind::Delete, &b"b"[..], 5),
+        ]
+    );
+    // The previous key-values ride on the events (the hub's default).
+    assert_eq!(events[1].prev_kv.as_ref().unwrap().value, b"1");
+    assert_eq!(events[3].prev_kv.as_ref().unwrap().value, b"0");
+    b.commit();
+    assert_eq!(s.revision(), 5);
+}

@@ -143,21 +143,18 @@ impl<'a> Apply<'a> {
     }
 
     fn put(&mut self, req: &mvcc::PutRequest) -> Result<Applied, ApplyError> {
-        let a = self.wb.put(req)?;
-        self.events.extend(a.events);
-        Ok(Applied::Put(a.response))
+        let r = self.wb.put_into(req, &mut self.events)?;
+        Ok(Applied::Put(r))
     }
 
     fn delete_range(&mut self, req: &mvcc::DeleteRangeRequest) -> Result<Applied, ApplyError> {
-        let a = self.wb.delete_range(req)?;
-        self.events.extend(a.events);
-        Ok(Applied::DeleteRange(a.response))
+        let r = self.wb.delete_range_into(req, &mut self.events)?;
+        Ok(Applied::DeleteRange(r))
     }
 
     fn txn(&mut self, req: &mvcc::TxnRequest) -> Result<Applied, ApplyError> {
-        let a = self.wb.txn(req)?;
-        self.events.extend(a.events);
-        Ok(Applied::Txn(a.response))
+        let r = self.wb.txn_into(req, &mut self.events)?;
+        Ok(Applied::Txn(r))
     }
 
     fn compact(&mut self, revision: i64) -> Result<Applied, ApplyError> {

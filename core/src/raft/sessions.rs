@@ -146,7 +146,12 @@ impl Sessions {
         s.last_index = s.last_index.max(index);
         if floor > s.floor {
             s.floor = floor;
-            s.done = s.done.split_off(&floor);
+            // Usually one or two outcomes fall below the new floor.
+            while let Some(e) = s.done.first_entry()
+                && *e.key() < floor
+            {
+                drop(e.remove());
+            }
         }
         if let Some(o) = s.done.get(&id.seq) {
             return Seen::Duplicate(o.clone());
