@@ -35,8 +35,13 @@ use crate::auth::Caller;
 use crate::leader::{LeaderLink, leader_err, raft_err};
 use crate::raft::{Applied, Command, Encoded, KIND_FORWARD, Op, Origin, Proposal, Raft};
 
-/// Batches proposed at once; more requests wait for one of them.
-pub(crate) const MAX_IN_FLIGHT: usize = 4;
+/// Batches proposed at once; more requests wait for one of them. Two
+/// keep the pipeline full (one appended and replicated while the other
+/// syncs or applies); four made more, smaller batches (about ten
+/// requests each at 64 clients, and the WAL merged two of them per
+/// fdatasync anyway) at 5–20 % more CPU per request, and no more
+/// throughput with 1 or 3 members (docs/BENCHMARKS.md, issue #19).
+pub(crate) const MAX_IN_FLIGHT: usize = 2;
 
 /// A batch takes requests while their bytes stay within this (always at
 /// least one request, whatever its size).
