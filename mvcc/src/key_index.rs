@@ -18,7 +18,7 @@
 use crate::revision::Revision;
 
 /// One key's history.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) struct KeyIndex {
     /// The newest revision of the key (put or tombstone).
     pub(crate) modified: Revision,
@@ -44,6 +44,37 @@ pub(crate) struct Found {
     pub(crate) modified: Revision,
     pub(crate) created: Revision,
     pub(crate) version: i64,
+}
+
+/// A copy with room for one more revision in the live generation: the
+/// writer copies an entry it shares with readers (copy-on-write) in
+/// order to add a revision to it, and a copy sized exactly would
+/// reallocate at once.
+impl Clone for KeyIndex {
+    fn clone(&self) -> Self {
+        let last = self.generations.len().saturating_sub(1);
+        let generations = self
+            .generations
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                if i < last {
+                    return g.clone();
+                }
+                let mut revs = Vec::with_capacity(g.revs.len() + 1);
+                revs.extend_from_slice(&g.revs);
+                Generation {
+                    ver: g.ver,
+                    created: g.created,
+                    revs,
+                }
+            })
+            .collect();
+        Self {
+            modified: self.modified,
+            generations,
+        }
+    }
 }
 
 impl KeyIndex {

@@ -88,9 +88,14 @@ impl<S: KvService> KvShim<S> {
     }
 }
 
-#[tonic::async_trait]
-impl<S: KvService> pb::kv_server::Kv for KvShim<S> {
-    async fn range(
+impl<S: KvService> KvShim<S> {
+    // The four hot calls as plain async fns: the binary protocol calls
+    // these directly (tonic's trait methods box their future, a heap
+    // allocation and a copy of the whole future per request); the gRPC
+    // trait methods below delegate to them.
+
+    /// KV Range.
+    pub async fn serve_range(
         &self,
         req: Request<pb::RangeRequest>,
     ) -> Result<Response<pb::RangeResponse>, Status> {
@@ -103,7 +108,11 @@ impl<S: KvService> pb::kv_server::Kv for KvShim<S> {
         )))
     }
 
-    async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+    /// KV Put.
+    pub async fn serve_put(
+        &self,
+        req: Request<pb::PutRequest>,
+    ) -> Result<Response<pb::PutResponse>, Status> {
         let who = self.node.authorize(Credentials::of(&req)).await?;
         let r = convert::put_request(req.into_inner())?;
         let resp = self.node.put(who, r).await?;
@@ -113,7 +122,8 @@ impl<S: KvService> pb::kv_server::Kv for KvShim<S> {
         )))
     }
 
-    async fn delete_range(
+    /// KV DeleteRange.
+    pub async fn serve_delete_range(
         &self,
         req: Request<pb::DeleteRangeRequest>,
     ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
@@ -126,7 +136,11 @@ impl<S: KvService> pb::kv_server::Kv for KvShim<S> {
         )))
     }
 
-    async fn txn(&self, req: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
+    /// KV Txn.
+    pub async fn serve_txn(
+        &self,
+        req: Request<pb::TxnRequest>,
+    ) -> Result<Response<pb::TxnResponse>, Status> {
         let who = self.node.authorize(Credentials::of(&req)).await?;
         let r = convert::txn_request(req.into_inner(), self.max_txn_ops)?;
         let resp = self.node.txn(who, r).await?;
@@ -134,6 +148,31 @@ impl<S: KvService> pb::kv_server::Kv for KvShim<S> {
             &self.node.info(),
             resp,
         )))
+    }
+}
+
+#[tonic::async_trait]
+impl<S: KvService> pb::kv_server::Kv for KvShim<S> {
+    async fn range(
+        &self,
+        req: Request<pb::RangeRequest>,
+    ) -> Result<Response<pb::RangeResponse>, Status> {
+        self.serve_range(req).await
+    }
+
+    async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+        self.serve_put(req).await
+    }
+
+    async fn delete_range(
+        &self,
+        req: Request<pb::DeleteRangeRequest>,
+    ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
+        self.serve_delete_range(req).await
+    }
+
+    async fn txn(&self, req: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
+        self.serve_txn(req).await
     }
 
     async fn compact(

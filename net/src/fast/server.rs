@@ -325,10 +325,10 @@ where
             };
         }
         unary! {
-            Range => kv.range,
-            Put => kv.put,
-            DeleteRange => kv.delete_range,
-            Txn => kv.txn,
+            Range => kv.serve_range,
+            Put => kv.serve_put,
+            DeleteRange => kv.serve_delete_range,
+            Txn => kv.serve_txn,
             Compact => kv.compact,
             LeaseGrant => lease.lease_grant,
             LeaseRevoke => lease.lease_revoke,
