@@ -130,9 +130,26 @@ impl Answers {
 struct Queue {
     waiting: Vec<Waiting>,
     in_flight: usize,
+    /// Requests in the batch taken before the last one.
+    last_batch: usize,
 }
 
 impl Queue {
+    /// [`Queue::take`], and whether the batch is all there is: one
+    /// request, nothing else in flight (the caller counted this batch in
+    /// `in_flight`) or waiting, and the batch before it was one request
+    /// too — a lone client, not the first arrival of a burst, which is
+    /// better sent on at once while the rest gathers behind it.
+    fn next(&mut self) -> (Vec<Waiting>, bool) {
+        let batch = self.take();
+        let lone = self.in_flight == 1
+            && batch.len() == 1
+            && self.last_batch == 1
+            && self.waiting.is_empty();
+        self.last_batch = batch.len();
+        (batch, lone)
+    }
+
     /// The next batch: the oldest requests within [`BATCH_BYTES`].
     fn take(&mut self) -> Vec<Waiting> {
         let mut bytes = 0;
@@ -168,6 +185,9 @@ pub(crate) struct Proposer {
     rt: tokio::runtime::Handle,
     /// `ferrocd_server_proposal_batches_total`.
     batches: prometheus::IntCounter,
+    /// The log store's hint (`LogStore::lone`): set while the only batch
+    /// in flight is a single request.
+    lone: Arc<AtomicBool>,
 }
 
 impl Proposer {
@@ -179,6 +199,7 @@ impl Proposer {
         max_request_bytes: usize,
         stopping: Arc<AtomicBool>,
         metrics: &ferrocd_net::Metrics,
+        lone: Arc<AtomicBool>,
     ) -> Arc<Self> {
         let batches = prometheus::IntCounter::new(
             "ferrocd_server_proposal_batches_total",
@@ -195,6 +216,7 @@ impl Proposer {
             queue: Mutex::new(Queue::default()),
             rt: tokio::runtime::Handle::current(),
             batches,
+            lone,
         })
     }
 
@@ -309,7 +331,7 @@ impl Proposer {
             });
             if q.in_flight < MAX_IN_FLIGHT {
                 q.in_flight += 1;
-                Some(q.take())
+                Some(self.take(&mut q))
             } else {
                 None
             }
@@ -331,8 +353,15 @@ impl Proposer {
                 q.in_flight -= 1;
                 return;
             }
-            batch = q.take();
+            batch = self.take(&mut q);
         }
+    }
+
+    /// The next batch, telling the log store whether it is alone.
+    fn take(&self, q: &mut Queue) -> Vec<Waiting> {
+        let (batch, lone) = q.next();
+        self.lone.store(lone, Ordering::Relaxed);
+        batch
     }
 
     async fn propose_batch(&self, batch: Vec<Waiting>) {
@@ -384,6 +413,35 @@ mod tests {
             reply: oneshot::channel().0,
             mailbox: None,
         }
+    }
+
+    #[test]
+    fn a_lone_request_is_one_that_follows_another_lone_one() {
+        let mut q = Queue {
+            in_flight: 1,
+            ..Queue::default()
+        };
+        q.waiting.push(waiting(10));
+        // The first single request after a start (or a burst): not yet.
+        assert!(!q.next().1);
+        q.waiting.push(waiting(10));
+        assert!(q.next().1, "a client sending one at a time");
+        // Two waiting: a batch of two, not lone; nor the one after it.
+        q.waiting.push(waiting(10));
+        q.waiting.push(waiting(10));
+        let (b, lone) = q.next();
+        assert_eq!((b.len(), lone), (2, false));
+        q.waiting.push(waiting(10));
+        assert!(!q.next().1);
+        // Another batch in flight, or another request waiting: not lone.
+        q.waiting.push(waiting(10));
+        q.in_flight = 2;
+        assert!(!q.next().1);
+        q.in_flight = 1;
+        q.waiting.push(waiting(10));
+        q.waiting.push(waiting(BATCH_BYTES));
+        let (b, lone) = q.next();
+        assert_eq!((b.len(), lone), (1, false), "the second did not fit");
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //! reply is a `tokio::sync::oneshot`, which needs no tokio runtime) or
 //! [`GroupCommit::commit_blocking`] from a plain thread.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
@@ -153,15 +154,76 @@ enum Job {
 
 /// A handle to the group-commit thread; clone it freely. The thread stops
 /// (and [`Worker::join`] returns the log) when every handle is gone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GroupCommit {
     tx: mpsc::Sender<Job>,
+    /// Jobs submitted and not yet answered.
+    outstanding: Arc<AtomicUsize>,
+    inline: Arc<dyn Inline>,
+}
+
+impl std::fmt::Debug for GroupCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCommit")
+            .field("outstanding", &self.outstanding.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The log and what both the thread and [`GroupCommit::try_commit_here`]
+/// need; the thread holds the lock while it works on a batch.
+struct Shared<F: Fs> {
+    wal: Mutex<Option<Wal<F>>>,
+    outstanding: Arc<AtomicUsize>,
+    observer: Option<SyncObserver>,
+}
+
+/// [`GroupCommit::try_commit_here`] without the file system's type.
+trait Inline: Send + Sync {
+    fn try_commit(&self, ops: Vec<Op>) -> Result<CommitResult, Vec<Op>>;
+}
+
+impl<F: Fs> Inline for Shared<F> {
+    fn try_commit(&self, ops: Vec<Op>) -> Result<CommitResult, Vec<Op>> {
+        // Anything queued goes first, so only an idle log takes a write
+        // here (and a busy thread holds the lock).
+        if self.outstanding.load(Ordering::SeqCst) != 0 {
+            return Err(ops);
+        }
+        let Ok(mut guard) = self.wal.try_lock() else {
+            return Err(ops);
+        };
+        if self.outstanding.load(Ordering::SeqCst) != 0 {
+            return Err(ops);
+        }
+        let Some(wal) = guard.as_mut() else {
+            return Err(ops);
+        };
+        if let Err(e) = validate(&ops, wal.last_index()).and_then(|()| apply(wal, ops)) {
+            return Ok(Err(e));
+        }
+        let started = std::time::Instant::now();
+        let result = wal.sync();
+        if let Some(obs) = &self.observer {
+            obs(SyncEvent {
+                duration: started.elapsed(),
+                requests: 1,
+            });
+        }
+        Ok(result)
+    }
 }
 
 /// The thread, for [`Worker::join`].
-#[derive(Debug)]
 pub struct Worker<F: Fs> {
-    handle: JoinHandle<Wal<F>>,
+    handle: JoinHandle<()>,
+    shared: Arc<Shared<F>>,
+}
+
+impl<F: Fs> std::fmt::Debug for Worker<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").finish_non_exhaustive()
+    }
 }
 
 impl<F: Fs> Worker<F> {
@@ -170,7 +232,13 @@ impl<F: Fs> Worker<F> {
     pub fn join(self) -> Wal<F> {
         self.handle
             .join()
-            .expect("wal group-commit thread panicked")
+            .expect("wal group-commit thread panicked");
+        self.shared
+            .wal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .expect("the log is returned once")
     }
 }
 
@@ -186,11 +254,46 @@ impl GroupCommit {
         observer: Option<SyncObserver>,
     ) -> (GroupCommit, Worker<F>) {
         let (tx, rx) = mpsc::channel::<Job>();
+        let outstanding = Arc::new(AtomicUsize::new(0));
+        let shared = Arc::new(Shared {
+            wal: Mutex::new(Some(wal)),
+            outstanding: outstanding.clone(),
+            observer,
+        });
+        let thread_shared = shared.clone();
         let handle = std::thread::Builder::new()
             .name("wal".into())
-            .spawn(move || run(wal, rx, observer))
+            .spawn(move || run(&thread_shared, rx))
             .expect("spawn the wal thread");
-        (GroupCommit { tx }, Worker { handle })
+        (
+            GroupCommit {
+                tx,
+                outstanding,
+                inline: shared.clone(),
+            },
+            Worker { handle, shared },
+        )
+    }
+
+    /// Apply `ops` and make them durable on the calling thread, when the
+    /// log is idle (nothing queued, the thread not working): `Err(ops)`
+    /// otherwise, to [`GroupCommit::submit`] instead. Blocks for the
+    /// write and fdatasync. For a caller that would only wait for the
+    /// thread anyway: it saves the two thread hand-offs of a lone write
+    /// (on this repo's VM about 40 µs of a single client's latency,
+    /// docs/BENCHMARKS.md issue #19). Order is kept: a write taken here
+    /// had nothing queued before it, and what is submitted meanwhile
+    /// waits for the lock.
+    pub fn try_commit_here(&self, ops: Vec<Op>) -> Result<CommitResult, Vec<Op>> {
+        self.inline.try_commit(ops)
+    }
+
+    fn send(&self, job: Job) -> Result<(), Job> {
+        self.outstanding.fetch_add(1, Ordering::SeqCst);
+        self.tx.send(job).map_err(|mpsc::SendError(j)| {
+            self.outstanding.fetch_sub(1, Ordering::SeqCst);
+            j
+        })
     }
 
     /// Queue `ops`; the returned [`Pending`] resolves once they are durable
@@ -199,7 +302,7 @@ impl GroupCommit {
     /// many in flight.
     pub fn submit(&self, ops: Vec<Op>) -> Pending {
         let (reply, rx) = oneshot::channel();
-        let rx = match self.tx.send(Job::Commit(Request { ops, reply })) {
+        let rx = match self.send(Job::Commit(Request { ops, reply })) {
             Ok(()) => Some(rx),
             Err(_) => None,
         };
@@ -220,8 +323,7 @@ impl GroupCommit {
     /// between batches, so they reflect every commit answered before.
     pub async fn read(&self, from: u64, to: u64) -> Result<Entries, ReadError> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Job::Read { from, to, reply })
+        self.send(Job::Read { from, to, reply })
             .map_err(|_| ReadError::Io(gone()))?;
         rx.await.map_err(|_| ReadError::Io(gone()))?
     }
@@ -229,8 +331,7 @@ impl GroupCommit {
     /// Remove segments wholly before `before` (see [`Wal::purge_before`]).
     pub async fn purge_before(&self, before: u64) -> Result<usize, WriteError> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Job::Purge { before, reply })
+        self.send(Job::Purge { before, reply })
             .map_err(|_| WriteError::Failed)?;
         rx.await.map_err(|_| WriteError::Failed)?
     }
@@ -321,14 +422,21 @@ fn apply<F: Fs>(wal: &mut Wal<F>, ops: Vec<Op>) -> Result<(), WriteError> {
     Ok(())
 }
 
-fn run<F: Fs>(mut wal: Wal<F>, rx: mpsc::Receiver<Job>, observer: Option<SyncObserver>) -> Wal<F> {
+fn run<F: Fs>(shared: &Shared<F>, rx: mpsc::Receiver<Job>) {
+    let observer = &shared.observer;
     let mut batcher: Batcher<usize> = Batcher::default();
     let mut slots: Vec<Option<Request>> = Vec::new();
     // Block for the first job, then take everything already queued: the
     // commits among them share one sync; reads and purges run after it.
     while let Ok(first) = rx.recv() {
+        let mut guard = shared.wal.lock().unwrap_or_else(|e| e.into_inner());
+        let wal = guard
+            .as_mut()
+            .expect("the log is here until the thread ends");
+        let mut jobs = 0;
         let mut others = Vec::new();
         for job in std::iter::once(first).chain(rx.try_iter()) {
+            jobs += 1;
             match job {
                 Job::Commit(req) => slots.push(Some(req)),
                 other => others.push(other),
@@ -346,7 +454,7 @@ fn run<F: Fs>(mut wal: Wal<F>, rx: mpsc::Receiver<Job>, observer: Option<SyncObs
                     for slot in batch {
                         let req = slots[slot].take().expect("request in one batch only");
                         match validate(&req.ops, wal.last_index())
-                            .and_then(|()| apply(&mut wal, req.ops))
+                            .and_then(|()| apply(wal, req.ops))
                         {
                             Ok(()) => accepted.push(req.reply),
                             Err(e) => {
@@ -394,8 +502,9 @@ fn run<F: Fs>(mut wal: Wal<F>, rx: mpsc::Receiver<Job>, observer: Option<SyncObs
                 Job::Commit(_) => unreachable!("commits were batched above"),
             }
         }
+        drop(guard);
+        shared.outstanding.fetch_sub(jobs, Ordering::SeqCst);
     }
-    wal
 }
 
 #[cfg(test)]
@@ -511,5 +620,75 @@ mod tests {
         drop(gc);
         worker.join();
         assert_eq!(*seen.lock().unwrap(), vec![1, 1, 1]);
+    }
+    fn entry(i: u64) -> Op {
+        Op::Entry {
+            index: i,
+            payload: vec![i as u8; 16],
+        }
+    }
+
+    /// A write on the caller's thread: taken only when nothing is queued
+    /// and the thread is idle, durable before it returns (a power cut
+    /// right after keeps it), heard by the observer, refused ops come
+    /// back unchanged, and order holds with submitted writes.
+    #[test]
+    fn an_idle_log_commits_on_the_callers_thread() {
+        use std::sync::Mutex;
+        let fs = crate::SimFs::new();
+        let (wal, _) = Wal::open(fs.clone(), "/w", crate::Config::default()).unwrap();
+        let seen = Arc::new(Mutex::new(0usize));
+        let s2 = seen.clone();
+        let (gc, worker) = GroupCommit::start_observed(
+            wal,
+            Some(Arc::new(move |_e: SyncEvent| *s2.lock().unwrap() += 1)),
+        );
+        assert_eq!(
+            gc.try_commit_here(vec![entry(1)]).unwrap().unwrap(),
+            Some(1)
+        );
+        assert_eq!(*seen.lock().unwrap(), 1);
+        // Something queued (or the thread at work): the ops come back.
+        gc.outstanding.fetch_add(1, Ordering::SeqCst);
+        let back = gc.try_commit_here(vec![entry(2)]).unwrap_err();
+        assert_eq!(back, vec![entry(2)]);
+        gc.outstanding.fetch_sub(1, Ordering::SeqCst);
+        // A bad write is refused whole, here too.
+        assert!(matches!(
+            gc.try_commit_here(vec![entry(5)]).unwrap(),
+            Err(WriteError::IndexGap { .. })
+        ));
+        // Submitted and inline writes interleave in order.
+        let p = gc.submit(vec![entry(2)]);
+        let mut next = 3;
+        match gc.try_commit_here(vec![entry(3)]) {
+            Ok(r) => {
+                assert_eq!(r.unwrap(), Some(3));
+                next = 4;
+            }
+            Err(ops) => assert_eq!(ops, vec![entry(3)]),
+        }
+        assert!(p.wait().is_ok());
+        for i in next..=6 {
+            match gc.try_commit_here(vec![entry(i)]) {
+                Ok(r) => assert_eq!(r.unwrap(), Some(i)),
+                Err(ops) => assert_eq!(gc.commit_blocking(ops).unwrap(), Some(i)),
+            }
+        }
+        let outstanding = gc.outstanding.clone();
+        drop(gc);
+        let wal = worker.join();
+        // Every job was answered and counted off.
+        assert_eq!(outstanding.load(Ordering::SeqCst), 0);
+        drop(wal);
+        let (mut wal, rec) = Wal::open(fs.crash(), "/w", crate::Config::default()).unwrap();
+        assert_eq!((rec.first_index, rec.last_index), (Some(1), Some(6)));
+        let got: Vec<u64> = wal
+            .entries(1, 6)
+            .unwrap()
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(got, vec![1, 2, 3, 4, 5, 6]);
     }
 }

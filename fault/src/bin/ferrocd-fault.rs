@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Rounds get seeds S, S+1, …; with `--members mixed` (the default) every
-//! 4th round has 5 members, the others 3. One line per round (seed,
+//! 4th round has 5 members, the others 3; `--members 1` runs one member
+//! (its faults: kill, pause, restart and, with `--lossy`, power cuts). One line per round (seed,
 //! members, operations, faults by kind, verdict, seconds), a summary at
 //! the end; the exit status is non-zero if any round failed. A failed
 //! round keeps its directory (history, member logs, data); a passed one is
@@ -24,6 +25,9 @@ use ferrocd_fault::run::{self, Round, Scenario};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Members {
+    /// One member (no peer links: kills, pauses, restarts, power cuts).
+    #[value(name = "1")]
+    One,
     #[value(name = "3")]
     Three,
     #[value(name = "5")]
@@ -97,6 +101,7 @@ async fn one(args: Arc<Args>, k: u64) -> Line {
     let seed = args.seed + k;
     let members = match (args.members, args.scenario) {
         (_, ScenarioArg::LeaderKill) | (Members::Three, _) => 3,
+        (Members::One, _) => 1,
         (Members::Five, _) => 5,
         (Members::Mixed, _) if k % 4 == 3 => 5,
         (Members::Mixed, _) => 3,
@@ -107,7 +112,8 @@ async fn one(args: Arc<Args>, k: u64) -> Line {
     r.duration = args.duration;
     r.lossy = args.lossy.clone();
     r.clients = args.clients;
-    r.proxy = !args.no_proxy;
+    // One member has no peer links to cut or delay.
+    r.proxy = !args.no_proxy && members > 1;
     r.scenario = match args.scenario {
         ScenarioArg::Mixed => Scenario::Mixed,
         ScenarioArg::LeaderKill => Scenario::LeaderKill,
