@@ -533,6 +533,11 @@ fn run_one(args: &Args, parent: &Path, proposers: usize, bare_count: usize) -> a
     })
 }
 
+/// The server's allocator (see `core/src/main.rs`), so the figures are
+/// the server's.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> anyhow::Result<()> {
     let mut args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERROCD_LOG")

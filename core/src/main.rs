@@ -7,6 +7,15 @@ use std::process::ExitCode;
 use ferrocd_core::config::{self, ConfigError, LogFormat, LogLevel};
 use ferrocd_core::server::Server;
 
+/// jemalloc, not glibc's malloc: on the binary protocol, 13–15 % less
+/// server CPU per put and per txn and 30 % less per serializable read,
+/// for 6–11 % more peak RSS (docs/BENCHMARKS.md, issue #19). glibc grew
+/// the raft thread's arena one `mprotect` at a time as the store grew
+/// (5 % of the server's CPU in `grow_heap` on put-256); mimalloc was
+/// tried before and dropped (twice the RSS, huge-page churn).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let parsed = match config::from_process() {
         Ok(p) => p,
