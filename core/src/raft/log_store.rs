@@ -5,7 +5,9 @@
 //! - `append`: one WAL request per call (openraft hands over a batch of
 //!   entries), answered through openraft's `IOFlushed` callback when the
 //!   group commit that carries it has fdatasync'ed. Concurrent batches
-//!   share syncs.
+//!   share syncs. A lone write of a single voter is written and synced
+//!   here, on the raft thread, when the WAL thread is idle
+//!   ([`LogStore::sync_here`]).
 //! - `save_vote`: a metadata record, durable before returning.
 //! - `save_committed`: kept in memory and written with the next append
 //!   (it is a hint that lets a restart re-apply further before the first
@@ -184,8 +186,8 @@ impl LogStore {
     /// [`LogStore::lone`] are set, an append that finds the WAL idle
     /// writes and fdatasyncs it there instead of handing it to the WAL
     /// thread and waiting for its answer: a lone write's two thread
-    /// hand-offs go (20–30 µs of a single client's latency and of its CPU
-    /// per put on this repo's VM, docs/BENCHMARKS.md issue #19). The
+    /// hand-offs go (30–45 µs of a single client's latency and ~35 µs of
+    /// CPU per put on this repo's VM, docs/BENCHMARKS.md issue #19). The
     /// member sets it while it is the only voter: with followers, the
     /// leader's fdatasync must not hold up the AppendEntries that
     /// openraft sends after the append (they overlap, as in etcd).
