@@ -248,16 +248,20 @@ mod tests {
         }
     }
 
+    fn put_report<'a>(run: &'a RunArgs, outcome: &'a Outcome) -> Report<'a> {
+        Report {
+            workload: "put",
+            run,
+            params: vec![],
+            outcome,
+        }
+    }
+
     #[test]
     fn client_cpu_beside_server_cpu() {
         let run = run_args(&["--server-pid", "7"]);
         let o = outcome(10_000, Some(Duration::from_millis(1234)));
-        let r = Report {
-            workload: "put",
-            run: &run,
-            params: vec![],
-            outcome: &o,
-        };
+        let r = put_report(&run, &o);
         let text = r.to_text();
         assert!(
             text.contains(
@@ -276,12 +280,7 @@ mod tests {
     fn client_cpu_without_server_pid_or_ops() {
         let run = run_args(&[]);
         let o = outcome(0, None);
-        let r = Report {
-            workload: "put",
-            run: &run,
-            params: vec![],
-            outcome: &o,
-        };
+        let r = put_report(&run, &o);
         let text = r.to_text();
         assert!(!text.contains("server pid"), "{text}");
         assert!(

@@ -217,7 +217,6 @@ pub(crate) async fn start(cfg: &Config, metrics: Metrics) -> anyhow::Result<Part
         cfg.max_request_bytes as usize,
         stopping.clone(),
         &metrics,
-        log.lone(),
     );
     let reads = ReadIndex::new(raft.clone(), link.clone(), &metrics);
     let members = Membership::new(
@@ -259,7 +258,6 @@ pub(crate) async fn start(cfg: &Config, metrics: Metrics) -> anyhow::Result<Part
         ids.member_id,
         cfg.election_timeout,
         metrics.clone(),
-        log.sync_here(),
     );
     let maintenance = Maintenance::new(
         raft.clone(),

@@ -3,7 +3,7 @@
 //! alive (`/health`, watch streams), a fatal raft stop, this member's
 //! removal from the cluster — and the lessor following leadership.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,9 +28,6 @@ pub(crate) struct Liveness {
     last_leader_contact: Mutex<Option<Instant>>,
     /// Notified when this member was removed from the cluster.
     removed: Notify,
-    /// The log store's switch for syncing appends on the raft thread
-    /// (`LogStore::sync_here`): on while this member leads alone.
-    sync_here: Arc<AtomicBool>,
     /// Set (and `failed_notify` notified) when raft stopped on a fatal
     /// error, e.g. a WAL write that failed on a full disk.
     failed: Mutex<Option<String>>,
@@ -44,10 +41,8 @@ impl Liveness {
         me: u64,
         election_timeout: Duration,
         metrics: Metrics,
-        sync_here: Arc<AtomicBool>,
     ) -> Arc<Self> {
         Arc::new(Liveness {
-            sync_here,
             raft,
             sm,
             me,
@@ -119,10 +114,6 @@ impl Liveness {
             }
             self.term.store(term, Ordering::Relaxed);
             self.leader.store(leader, Ordering::Relaxed);
-            self.sync_here.store(
-                is_leader && self.raft.voter_ids().count() == 1,
-                Ordering::Relaxed,
-            );
             {
                 let m = rx.borrow_watched();
                 self.metrics.set_has_leader(leader != 0);

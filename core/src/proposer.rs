@@ -185,9 +185,6 @@ pub(crate) struct Proposer {
     rt: tokio::runtime::Handle,
     /// `ferrocd_server_proposal_batches_total`.
     batches: prometheus::IntCounter,
-    /// The log store's hint (`LogStore::lone`): set while the only batch
-    /// in flight is a single request.
-    lone: Arc<AtomicBool>,
 }
 
 impl Proposer {
@@ -199,7 +196,6 @@ impl Proposer {
         max_request_bytes: usize,
         stopping: Arc<AtomicBool>,
         metrics: &ferrocd_net::Metrics,
-        lone: Arc<AtomicBool>,
     ) -> Arc<Self> {
         let batches = prometheus::IntCounter::new(
             "ferrocd_server_proposal_batches_total",
@@ -216,7 +212,6 @@ impl Proposer {
             queue: Mutex::new(Queue::default()),
             rt: tokio::runtime::Handle::current(),
             batches,
-            lone,
         })
     }
 
@@ -331,47 +326,45 @@ impl Proposer {
             });
             if q.in_flight < MAX_IN_FLIGHT {
                 q.in_flight += 1;
-                Some(self.take(&mut q))
+                Some(q.next())
             } else {
                 None
             }
         };
-        if let Some(batch) = batch {
+        if let Some((batch, lone)) = batch {
             let me = self.clone();
-            self.rt.spawn(async move { me.run(batch).await });
+            self.rt.spawn(async move { me.run(batch, lone).await });
         }
         rx.await.map_err(|_| EtcdError::Stopped)?
     }
 
     /// Propose `batch`, then the next waiting batches, until none waits
     /// (one of the [`MAX_IN_FLIGHT`] slots).
-    async fn run(self: Arc<Self>, mut batch: Vec<Waiting>) {
+    async fn run(self: Arc<Self>, mut batch: Vec<Waiting>, mut lone: bool) {
         loop {
-            self.propose_batch(batch).await;
+            self.propose_batch(batch, lone).await;
             let mut q = self.queue.lock().expect("proposer queue lock");
             if q.waiting.is_empty() {
                 q.in_flight -= 1;
                 return;
             }
-            batch = self.take(&mut q);
+            (batch, lone) = q.next();
         }
     }
 
-    /// The next batch, telling the log store whether it is alone.
-    fn take(&self, q: &mut Queue) -> Vec<Waiting> {
-        let (batch, lone) = q.next();
-        self.lone.store(lone, Ordering::Relaxed);
-        batch
-    }
-
-    async fn propose_batch(&self, batch: Vec<Waiting>) {
+    /// Propose `batch` as one entry; `lone`: it is all there is
+    /// ([`Queue::next`]), so with no other voter the log store may sync
+    /// it on the raft thread ([`Proposal::sync_here`]).
+    async fn propose_batch(&self, batch: Vec<Waiting>, lone: bool) {
         let (cmds, replies): (Vec<Encoded>, Vec<_>) = batch
             .into_iter()
             .map(|w| (w.cmd, (w.reply, w.mailbox)))
             .unzip();
         self.batches.inc();
         let mut answers = Answers::default();
-        match self.raft.client_write(Proposal::of(&cmds)).await {
+        let sync_here = lone && self.raft.voter_ids().count() == 1;
+        let proposal = Proposal::of(&cmds).sync_here(sync_here);
+        match self.raft.client_write(proposal).await {
             Ok(resp) => {
                 let index = resp.log_id.index;
                 let mut outcomes = resp.data.0.into_iter();

@@ -178,19 +178,21 @@ fn compare(state: &State, c: &Compare) -> bool {
     if c.range_end.is_empty() {
         return match state.kv_at(&c.key, state.revision) {
             Some(r) => compare_kv(c, &KvRef::new(r)),
-            None if matches!(c.target, CompareTarget::Value(_)) => false,
-            None => compare_kv(c, &KeyValue::default()),
+            None => compare_missing(c),
         };
     }
     let range = KeyRange::new(&c.key, &c.range_end);
     let (recs, _) = state.range_keys(&range, state.revision, 0);
     if recs.is_empty() {
-        if matches!(c.target, CompareTarget::Value(_)) {
-            return false;
-        }
-        return compare_kv(c, &KeyValue::default());
+        return compare_missing(c);
     }
     recs.into_iter().all(|r| compare_kv(c, &KvRef::new(r)))
+}
+
+/// A compare on keys that do not exist: a value compare fails (etcd),
+/// any other compares against zero.
+fn compare_missing(c: &Compare) -> bool {
+    !matches!(c.target, CompareTarget::Value(_)) && compare_kv(c, &KeyValue::default())
 }
 
 /// The fields a compare reads, for stored and missing keys alike.

@@ -202,16 +202,25 @@ impl<F: Fs> Inline for Shared<F> {
         if let Err(e) = validate(&ops, wal.last_index()).and_then(|()| apply(wal, ops)) {
             return Ok(Err(e));
         }
-        let started = std::time::Instant::now();
-        let result = wal.sync();
-        if let Some(obs) = &self.observer {
-            obs(SyncEvent {
-                duration: started.elapsed(),
-                requests: 1,
-            });
-        }
-        Ok(result)
+        Ok(sync_observed(wal, &self.observer, 1))
     }
+}
+
+/// `wal.sync()`, reported to `observer` as carrying `requests`.
+fn sync_observed<F: Fs>(
+    wal: &mut Wal<F>,
+    observer: &Option<SyncObserver>,
+    requests: usize,
+) -> CommitResult {
+    let started = std::time::Instant::now();
+    let result = wal.sync();
+    if let Some(obs) = observer {
+        obs(SyncEvent {
+            duration: started.elapsed(),
+            requests,
+        });
+    }
+    result
 }
 
 /// The thread, for [`Worker::join`].
@@ -462,14 +471,7 @@ fn run<F: Fs>(shared: &Shared<F>, rx: mpsc::Receiver<Job>) {
                             }
                         }
                     }
-                    let started = std::time::Instant::now();
-                    let result = wal.sync();
-                    if let Some(obs) = &observer {
-                        obs(SyncEvent {
-                            duration: started.elapsed(),
-                            requests: accepted.len(),
-                        });
-                    }
+                    let result = sync_observed(wal, observer, accepted.len());
                     for reply in accepted {
                         let r = match &result {
                             Ok(i) => Ok(*i),

@@ -5,9 +5,9 @@
 //! - `append`: one WAL request per call (openraft hands over a batch of
 //!   entries), answered through openraft's `IOFlushed` callback when the
 //!   group commit that carries it has fdatasync'ed. Concurrent batches
-//!   share syncs. A lone write of a single voter is written and synced
-//!   here, on the raft thread, when the WAL thread is idle
-//!   ([`LogStore::sync_here`]).
+//!   share syncs. A lone write of a single voter (an entry the proposer
+//!   marked, `Proposal::sync_here`) is written and synced here, on the
+//!   raft thread, when the WAL thread is idle.
 //! - `save_vote`: a metadata record, durable before returning.
 //! - `save_committed`: kept in memory and written with the next append
 //!   (it is a hint that lets a restart re-apply further before the first
@@ -23,7 +23,6 @@ use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ferrocd_wal::{Fs, GroupCommit, Op as WalOp, Wal, Worker};
@@ -46,12 +45,6 @@ const CACHE_BYTES: usize = 64 << 20;
 pub struct LogStore {
     gc: GroupCommit,
     inner: Arc<Mutex<Inner>>,
-    /// Appends may sync on the calling (raft) thread when the WAL is
-    /// idle: set while this member is the only voter ([`LogStore::sync_here`]).
-    sync_here: Arc<AtomicBool>,
-    /// Set by the proposer while its only batch in flight is one request
-    /// ([`LogStore::lone`]).
-    lone: Arc<AtomicBool>,
 }
 
 impl Debug for LogStore {
@@ -175,34 +168,9 @@ impl LogStore {
             Self {
                 gc,
                 inner: Arc::new(Mutex::new(inner)),
-                sync_here: Arc::new(AtomicBool::new(false)),
-                lone: Arc::new(AtomicBool::new(false)),
             },
             worker,
         ))
-    }
-
-    /// The switch for appending on the raft thread. When it and
-    /// [`LogStore::lone`] are set, an append that finds the WAL idle
-    /// writes and fdatasyncs it there instead of handing it to the WAL
-    /// thread and waiting for its answer: a lone write's two thread
-    /// hand-offs go (30–45 µs of a single client's latency and ~35 µs of
-    /// CPU per put on this repo's VM, docs/BENCHMARKS.md issue #19). The
-    /// member sets it while it is the only voter: with followers, the
-    /// leader's fdatasync must not hold up the AppendEntries that
-    /// openraft sends after the append (they overlap, as in etcd).
-    pub fn sync_here(&self) -> Arc<AtomicBool> {
-        self.sync_here.clone()
-    }
-
-    /// The proposer's hint that the batch being appended is all there is
-    /// (one request, no other batch in flight). With more in flight, a
-    /// sync on the raft thread would hold up the apply and answers of the
-    /// batch before it, which the WAL thread lets overlap (measured: up
-    /// to 13 % fewer puts/s at 32 clients when every idle-WAL append
-    /// synced here).
-    pub fn lone(&self) -> Arc<AtomicBool> {
-        self.lone.clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -342,7 +310,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut ops = Vec::new();
         let mut encoded = Vec::new();
         let mut first_new = None;
+        // One entry the proposer marked as a single voter's lone write.
+        let mut sync_here = None;
         for e in entries {
+            sync_here = match (sync_here, &e.payload) {
+                (None, openraft::EntryPayload::Normal(p)) => Some(p.wants_sync_here()),
+                _ => Some(false),
+            };
             let payload = encode(&e)?;
             first_new.get_or_insert(e.index());
             encoded.push((e, payload.len()));
@@ -379,7 +353,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
             // Submitted (or written here) under the lock so the WAL sees
             // appends in the order the cache does.
-            if self.sync_here.load(Ordering::Relaxed) && self.lone.load(Ordering::Relaxed) {
+            if sync_here == Some(true) {
                 match self.gc.try_commit_here(ops) {
                     Ok(r) => {
                         drop(i);

@@ -30,7 +30,7 @@ use ferrocd_fault::run::{self, Round, Scenario};
 /// restarted leader had to run an election, such a cut made members
 /// diverge (docs/FAULTS.md, "Findings"). The last is one member with two
 /// clients: its lone writes are synced on the raft thread
-/// (`LogStore::sync_here`), the path no cluster takes, under power cuts.
+/// (`Proposal::sync_here`), the path no cluster takes, under power cuts.
 const ROUNDS: &[(u64, usize, bool, Scenario)] = &[
     (1801, 3, true, Scenario::Mixed),
     (1802, 5, true, Scenario::Mixed),
