@@ -148,6 +148,9 @@ pub struct Config {
     pub snapshot_catchup_entries: u64,
     /// `--experimental-watch-progress-notify-interval`, default 10 min.
     pub watch_progress_notify_interval: Duration,
+    /// `--max-concurrent-streams`, default 2^32 - 1 (etcd's
+    /// `math.MaxUint32`): streams one client connection may have open.
+    pub max_concurrent_streams: u32,
     /// `--grpc-keepalive-min-time`, default 5 s.
     pub grpc_keepalive_min_time: Duration,
     /// `--grpc-keepalive-interval`, default 2 h (zero disables).
@@ -347,6 +350,7 @@ pub const FLAGS: &[Flag] = &[
     inert("backend-batch-limit", "0", "etcd's backend batch limit; ferrocd commits per raft batch."),
     used("max-txn-ops", "128", "Maximum number of operations permitted in a transaction."),
     used("max-request-bytes", "1572864", "Maximum client request size in bytes the server will accept."),
+    used("max-concurrent-streams", "4294967295", "Maximum concurrent streams that each client can open at a time."),
     used("grpc-keepalive-min-time", "5s", "Minimum duration interval that a client should wait before pinging server."),
     used("grpc-keepalive-interval", "2h", "Frequency of server-to-client ping to check if a connection is alive (0 to disable)."),
     used("grpc-keepalive-timeout", "20s", "Additional wait before closing a non-responsive connection (0 to disable)."),
@@ -896,6 +900,7 @@ fn build(m: &ArgMatches) -> Result<Config, ConfigError> {
         compaction_batch_limit: number(m, "experimental-compaction-batch-limit")?,
         snapshot_catchup_entries: number(m, "experimental-snapshot-catchup-entries")?,
         watch_progress_notify_interval: duration(m, "experimental-watch-progress-notify-interval")?,
+        max_concurrent_streams: number(m, "max-concurrent-streams")?,
         grpc_keepalive_min_time: duration(m, "grpc-keepalive-min-time")?,
         grpc_keepalive_interval: duration(m, "grpc-keepalive-interval")?,
         grpc_keepalive_timeout: duration(m, "grpc-keepalive-timeout")?,
@@ -1105,6 +1110,7 @@ mod tests {
         assert_eq!(c.election_timeout, Duration::from_millis(1000));
         assert_eq!(c.max_request_bytes, 1_572_864);
         assert_eq!(c.max_txn_ops, 128);
+        assert_eq!(c.max_concurrent_streams, u32::MAX);
         assert_eq!(c.quota_backend_bytes, DEFAULT_QUOTA_BYTES);
         assert_eq!(c.auto_compaction, AutoCompaction::Off);
         assert_eq!(c.grpc_keepalive_interval, Duration::from_secs(7200));

@@ -211,6 +211,7 @@ impl Server {
             &cfg.cors,
             &cfg.host_whitelist,
         ));
+        let h2 = h2_config(&cfg);
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let mut handles = Vec::new();
         let (done_tx, shard_done) = std::sync::mpsc::channel();
@@ -221,6 +222,7 @@ impl Server {
             let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
             let max_request_bytes = cfg.max_request_bytes as usize;
             let max_txn_ops = cfg.max_txn_ops as usize;
+            let h2 = h2.clone();
             let access = access.clone();
             let metrics = metrics.clone();
             let health = health.clone();
@@ -247,6 +249,7 @@ impl Server {
                         stop_rx,
                         max_request_bytes,
                         max_txn_ops,
+                        h2,
                         access,
                         metrics,
                         health,
@@ -369,6 +372,7 @@ async fn serve_shard(
     stop: watch::Receiver<bool>,
     max_request_bytes: usize,
     max_txn_ops: usize,
+    h2: Option<ferrocd_net::h2::Config>,
     access: Arc<ferrocd_net::AccessControl>,
     metrics: Metrics,
     health: tonic_health::pb::health_server::HealthServer<
@@ -464,12 +468,16 @@ async fn serve_shard(
             ferrocd_net::check_frames(grpc.routes(), limit),
             gateway(true).access(access.clone(), tls.is_some()),
         );
+        let h2 = h2.clone().map(|c| {
+            ferrocd_net::h2_handler(kv.clone(), router.clone(), &metrics, c, stop.clone())
+        });
         tasks.push(tokio::spawn(serve_listener(
             listener,
             router,
             metrics.clone(),
             stop.clone(),
             Some(fast.clone()),
+            h2,
             tls,
         )));
     }
@@ -494,12 +502,30 @@ async fn serve_shard(
             metrics.clone(),
             stop.clone(),
             None,
+            None,
             tls,
         )));
     }
     for t in tasks {
         let _ = t.await;
     }
+}
+
+/// The client port's HTTP/2 settings for ferrocd's own HTTP/2 layer
+/// (`ferrocd_net::h2`), or `None` where `FERROCD_HTTP2=hyper` asks for
+/// tonic's server (hyper and h2) instead, the path before issue #20.
+fn h2_config(cfg: &Config) -> Option<ferrocd_net::h2::Config> {
+    if std::env::var("FERROCD_HTTP2").is_ok_and(|v| v == "hyper") {
+        return None;
+    }
+    let interval = cfg.grpc_keepalive_interval;
+    Some(ferrocd_net::h2::Config {
+        max_concurrent_streams: cfg.max_concurrent_streams,
+        max_message: cfg.max_request_bytes as usize + GRPC_OVERHEAD,
+        keepalive_interval: (!interval.is_zero() && !cfg.grpc_keepalive_timeout.is_zero())
+            .then_some(interval),
+        keepalive_timeout: cfg.grpc_keepalive_timeout,
+    })
 }
 
 /// Serve one listener until `stop` turns true.
@@ -509,6 +535,7 @@ async fn serve_listener(
     metrics: Metrics,
     mut stop: watch::Receiver<bool>,
     fast: Option<ferrocd_net::FastHandler>,
+    h2: Option<ferrocd_net::FastHandler>,
     tls: ListenerTls,
 ) {
     let signal = async move {
@@ -518,7 +545,7 @@ async fn serve_listener(
             }
         }
     };
-    if let Err(e) = serve_client_tls(listener, router, &metrics, signal, fast, tls).await {
+    if let Err(e) = serve_client_tls(listener, router, &metrics, signal, fast, h2, tls).await {
         tracing::error!(error = %e, "listener failed");
     }
 }

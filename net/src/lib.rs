@@ -38,6 +38,7 @@ mod election;
 pub mod fast;
 mod frames;
 mod gateway;
+pub mod h2;
 mod identity;
 mod kv;
 mod lease;
@@ -56,7 +57,7 @@ pub use election::{ElectionShim, ObserveStream};
 pub use frames::check_frames;
 pub use gateway::{
     AccessControl, ClientConn, ConnRead, ConnWrite, FastHandler, Gateway, HealthCheck, Prefixed,
-    Versions, client_router, serve_client, serve_client_tls, serve_client_with_fast,
+    Versions, client_router, h2_handler, serve_client, serve_client_tls, serve_client_with_fast,
 };
 pub use identity::{ClientIdentity, ConnInfo};
 pub use kv::{KvService, KvShim, ServerInfo};

@@ -112,6 +112,7 @@ async fn serve(tls: ServerTls) -> Served {
             &metrics,
             std::future::pending(),
             Some(handler),
+            None,
             Some(cfg),
         )
         .await

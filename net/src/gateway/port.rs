@@ -62,7 +62,7 @@ pub async fn serve_client<F>(
 where
     F: Future<Output = ()>,
 {
-    serve_client_tls(listener, router, metrics, shutdown, None, None).await
+    serve_client_tls(listener, router, metrics, shutdown, None, None, None).await
 }
 
 /// Takes a connection that opened with the binary protocol's preamble.
@@ -81,7 +81,7 @@ pub async fn serve_client_with_fast<F>(
 where
     F: Future<Output = ()>,
 {
-    serve_client_tls(listener, router, metrics, shutdown, fast, None).await
+    serve_client_tls(listener, router, metrics, shutdown, fast, None, None).await
 }
 
 /// How long a new connection may take to finish its TLS handshake and
@@ -101,6 +101,7 @@ pub async fn serve_client_tls<F>(
     metrics: &Metrics,
     shutdown: F,
     fast: Option<FastHandler>,
+    h2: Option<FastHandler>,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) -> Result<(), tonic::transport::Error>
 where
@@ -122,16 +123,21 @@ where
             let _ = conn.set_nodelay(true);
             let tx = tx.clone();
             let fast = fast.clone();
+            let h2 = h2.clone();
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let info = ConnInfo {
                     remote: Some(remote),
                     identity: None,
                 };
-                let (conn, is_fast) = match acceptor {
+                let (conn, proto) = match acceptor {
                     None => {
-                        let is_fast = fast.is_some() && is_fast(&conn).await;
-                        (ClientConn::plain(conn, info), is_fast)
+                        let proto = if fast.is_some() || h2.is_some() {
+                            sniff(&conn).await
+                        } else {
+                            Proto::Other
+                        };
+                        (ClientConn::plain(conn, info), proto)
                     }
                     Some(acceptor) => match accept_tls(&acceptor, conn, info).await {
                         Ok(c) => c,
@@ -144,8 +150,9 @@ where
                         }
                     },
                 };
-                match fast {
-                    Some(fast) if is_fast => fast(conn),
+                match (proto, fast, h2) {
+                    (Proto::Fast, Some(fast), _) => fast(conn),
+                    (Proto::H2, _, Some(h2)) => h2(conn),
                     _ => {
                         let _ = tx.send(Ok(conn)).await;
                     }
@@ -172,7 +179,7 @@ async fn accept_tls(
     acceptor: &tokio_rustls::TlsAcceptor,
     conn: TcpStream,
     mut info: ConnInfo,
-) -> std::io::Result<(ClientConn, bool)> {
+) -> std::io::Result<(ClientConn, Proto)> {
     use tokio::io::AsyncReadExt;
     let deadline = tokio::time::Instant::now() + FIRST_BYTES_TIMEOUT;
     let mut tls = tokio::time::timeout_at(deadline, acceptor.accept(conn))
@@ -200,31 +207,100 @@ async fn accept_tls(
             break;
         }
         first.extend_from_slice(&buf[..n]);
-        if first[..] != crate::fast::MAGIC[..first.len()] {
+        if first[..] != crate::fast::MAGIC[..first.len()]
+            && first[..] != crate::h2::PREFACE[..first.len()]
+        {
             break;
         }
     }
-    let is_fast = first[..] == crate::fast::MAGIC[..];
-    Ok((ClientConn::tls(Prefixed::new(first, tls), info), is_fast))
+    let proto = Proto::of(&first);
+    Ok((ClientConn::tls(Prefixed::new(first, tls), info), proto))
 }
 
-/// Whether the connection opens with the fast preamble's magic. Clients
-/// speak first in all three protocols (HTTP/2's preface, an HTTP/1
-/// request line, `FRCD`), so waiting for four bytes is enough; a
-/// connection that sends fewer within 10 s goes to the HTTP server, which
-/// times it out as before.
-async fn is_fast(conn: &TcpStream) -> bool {
+/// What a connection speaks, from its first four bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proto {
+    /// The binary protocol's magic.
+    Fast,
+    /// HTTP/2's connection preface (`PRI `).
+    H2,
+    /// Anything else (HTTP/1), or nothing in time.
+    Other,
+}
+
+impl Proto {
+    fn of(first: &[u8]) -> Proto {
+        if first == crate::fast::MAGIC {
+            Proto::Fast
+        } else if first.len() == 4 && first == &crate::h2::PREFACE[..4] {
+            Proto::H2
+        } else {
+            Proto::Other
+        }
+    }
+}
+
+/// What the connection opens with. Clients speak first in all three
+/// protocols (HTTP/2's preface, an HTTP/1 request line, `FRCD`), so
+/// waiting for four bytes is enough; a connection that sends fewer
+/// within 10 s goes to the HTTP server, which times it out as before.
+async fn sniff(conn: &TcpStream) -> Proto {
     let mut buf = [0u8; 4];
     let deadline = tokio::time::Instant::now() + FIRST_BYTES_TIMEOUT;
     loop {
         match tokio::time::timeout_at(deadline, conn.peek(&mut buf)).await {
-            Ok(Ok(n)) if n >= 4 => return buf == crate::fast::MAGIC,
+            Ok(Ok(n)) if n >= 4 => return Proto::of(&buf),
             // Fewer bytes so far: a prefix that already differs decides.
-            Ok(Ok(n)) if n > 0 && buf[..n] != crate::fast::MAGIC[..n] => return false,
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return false,
+            Ok(Ok(n))
+                if n > 0
+                    && buf[..n] != crate::fast::MAGIC[..n]
+                    && buf[..n] != crate::h2::PREFACE[..n] =>
+            {
+                return Proto::Other;
+            }
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Proto::Other,
             Ok(Ok(_)) => tokio::time::sleep(Duration::from_millis(1)).await,
         }
     }
+}
+
+/// Serves HTTP/2 connections with ferrocd's own HTTP/2 layer
+/// ([`crate::h2`]): the hot KV calls straight on `kv`, everything else
+/// through `router` (counted in `metrics`, as the tonic server counts
+/// them). Each connection ends with a GOAWAY once `stop` turns true.
+pub fn h2_handler<S: crate::KvService>(
+    kv: Arc<crate::KvShim<S>>,
+    router: Router,
+    metrics: &Metrics,
+    cfg: crate::h2::Config,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> FastHandler {
+    use http_body_util::BodyExt;
+    use tower::{Layer, ServiceExt};
+    let svc = ServiceExt::<http::Request<crate::h2::RecvBody>>::map_response(
+        metrics.grpc_layer().layer(router),
+        |r: http::Response<_>| -> http::Response<crate::h2::RespBody> {
+            r.map(|b| b.map_err(Into::into).boxed_unsync())
+        },
+    );
+    let metrics = metrics.clone();
+    let cfg = Arc::new(cfg);
+    Arc::new(move |conn: ClientConn| {
+        let mut stop = stop.clone();
+        let shutdown = Box::pin(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        });
+        let info = conn.info().clone();
+        let c = crate::h2::Conn::new(
+            kv.clone(),
+            svc.clone(),
+            metrics.clone(),
+            info,
+            cfg.clone(),
+            shutdown,
+        );
+        tokio::spawn(c.serve(conn));
+    })
 }
 
 pin_project_lite::pin_project! {
