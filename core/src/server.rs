@@ -13,10 +13,12 @@
 //!   its shard until they reach the node (proposals go into openraft's
 //!   batching queue, reads go straight to the published store root).
 //!
-//! Why tokio and not glommio for the shards: tonic/hyper (the etcd gRPC
-//! path) need tokio's I/O traits and timers, which a glommio executor
-//! cannot drive. glommio stays the intended executor for the binary
-//! protocol, where we own the I/O (see DESIGN.md).
+//! The client port's HTTP/2 (gRPC, the gateway over h2c) is ferrocd's own
+//! (`ferrocd_net::h2`, issue #20; `FERROCD_HTTP2=hyper` selects tonic's
+//! server instead); HTTP/1.1 stays on hyper. The shards are tokio
+//! runtimes because the service layer still uses tokio (spawns, timers,
+//! tokio-rustls); whether glommio shards would be faster is issue #20's
+//! open measurement (see DESIGN.md, "Threads").
 
 use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};
 use std::sync::Arc;
@@ -525,6 +527,7 @@ fn h2_config(cfg: &Config) -> Option<ferrocd_net::h2::Config> {
         keepalive_interval: (!interval.is_zero() && !cfg.grpc_keepalive_timeout.is_zero())
             .then_some(interval),
         keepalive_timeout: cfg.grpc_keepalive_timeout,
+        keepalive_min_time: cfg.grpc_keepalive_min_time,
     })
 }
 
@@ -535,7 +538,7 @@ async fn serve_listener(
     metrics: Metrics,
     mut stop: watch::Receiver<bool>,
     fast: Option<ferrocd_net::FastHandler>,
-    h2: Option<ferrocd_net::FastHandler>,
+    h2: Option<ferrocd_net::H2Handler>,
     tls: ListenerTls,
 ) {
     let signal = async move {

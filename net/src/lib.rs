@@ -56,8 +56,9 @@ pub use concurrency::ConcurrencyService;
 pub use election::{ElectionShim, ObserveStream};
 pub use frames::check_frames;
 pub use gateway::{
-    AccessControl, ClientConn, ConnRead, ConnWrite, FastHandler, Gateway, HealthCheck, Prefixed,
-    Versions, client_router, h2_handler, serve_client, serve_client_tls, serve_client_with_fast,
+    AccessControl, ClientConn, ConnRead, ConnWrite, FastHandler, Gateway, H2Handler, HealthCheck,
+    Prefixed, Versions, client_router, h2_handler, serve_client, serve_client_tls,
+    serve_client_with_fast,
 };
 pub use identity::{ClientIdentity, ConnInfo};
 pub use kv::{KvService, KvShim, ServerInfo};

@@ -712,6 +712,19 @@ pub fn ping(t: &Target) -> Observed {
     poke_stream(t, c, &frame(PING, 0, 0, b"ferrocd!"))
 }
 
+/// Five PINGs at once on a connection with no call open: etcd's
+/// keepalive enforcement (`--grpc-keepalive-min-time`, streamless pings
+/// not permitted) strikes every ping after the first and ends the
+/// connection past two strikes.
+pub fn ping_flood(t: &Target) -> Observed {
+    let c = open(t);
+    let mut pings = Vec::new();
+    for i in 0..5u8 {
+        pings.extend_from_slice(&frame(PING, 0, 0, &[i; 8]));
+    }
+    poke(t, c, &pings)
+}
+
 // 10. Concurrent streams.
 
 /// The limit `max_concurrent_streams` sets.

@@ -228,6 +228,12 @@ mod ferrocd {
         rfc(cases::ping, |o| pong(o, b"ferrocd!"))
     }
 
+    /// grpc-go's keepalive enforcement, as etcd configures it.
+    #[test]
+    fn ping_flood() {
+        rfc(cases::ping_flood, |o| conn_error(o, &[ENHANCE_YOUR_CALM]))
+    }
+
     #[test]
     fn max_concurrent_streams() {
         run(
@@ -430,6 +436,12 @@ mod etcd {
     #[test]
     fn ping() {
         rfc(cases::ping, |o| pong(o, b"ferrocd!"))
+    }
+
+    /// grpc-go's keepalive enforcement, as etcd configures it.
+    #[test]
+    fn ping_flood() {
+        rfc(cases::ping_flood, |o| conn_error(o, &[ENHANCE_YOUR_CALM]))
     }
 
     /// etcd 3.5.1 has no `--max-concurrent-streams` (later etcd releases

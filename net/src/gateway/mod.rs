@@ -51,7 +51,8 @@ use crate::pb::v3lockpb::lock_server::Lock;
 pub use access::AccessControl;
 pub use conn::{ClientConn, ConnRead, ConnWrite, Prefixed};
 pub use port::{
-    FastHandler, client_router, h2_handler, serve_client, serve_client_tls, serve_client_with_fast,
+    FastHandler, H2Handler, client_router, h2_handler, serve_client, serve_client_tls,
+    serve_client_with_fast,
 };
 
 /// The API prefixes etcd's gateways have used: `/v3` (3.4+), `/v3beta`

@@ -68,6 +68,10 @@ where
 /// Takes a connection that opened with the binary protocol's preamble.
 pub type FastHandler = Arc<dyn Fn(ClientConn) + Send + Sync>;
 
+/// Serves an HTTP/2 connection to its end ([`h2_handler`]).
+pub type H2Handler =
+    Arc<dyn Fn(ClientConn) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
+
 /// [`serve_client`], and connections whose first bytes are the binary
 /// protocol's magic (`FRCD`) go to `fast` instead: one port for gRPC,
 /// HTTP/1 and the fast path.
@@ -101,7 +105,7 @@ pub async fn serve_client_tls<F>(
     metrics: &Metrics,
     shutdown: F,
     fast: Option<FastHandler>,
-    h2: Option<FastHandler>,
+    h2: Option<H2Handler>,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) -> Result<(), tonic::transport::Error>
 where
@@ -109,6 +113,11 @@ where
 {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let (tx, rx) = mpsc::channel::<std::io::Result<ClientConn>>(64);
+    // Every HTTP/2 connection task holds a sender; the server returns once
+    // all are gone (they end after their GOAWAY, when their calls have
+    // answered), as tonic's graceful shutdown waits for its connections.
+    let (h2_live, mut h2_done) = mpsc::channel::<()>(1);
+    let live = h2_live.clone();
     let accept = tokio::spawn(async move {
         loop {
             let (conn, remote) = match listener.accept().await {
@@ -124,6 +133,7 @@ where
             let tx = tx.clone();
             let fast = fast.clone();
             let h2 = h2.clone();
+            let h2_live = live.clone();
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let info = ConnInfo {
@@ -152,7 +162,10 @@ where
                 };
                 match (proto, fast, h2) {
                     (Proto::Fast, Some(fast), _) => fast(conn),
-                    (Proto::H2, _, Some(h2)) => h2(conn),
+                    (Proto::H2, _, Some(h2)) => {
+                        h2(conn).await;
+                        drop(h2_live);
+                    }
                     _ => {
                         let _ = tx.send(Ok(conn)).await;
                     }
@@ -164,12 +177,15 @@ where
         inner: ReceiverStream::new(rx),
         task: accept,
     };
-    tonic::transport::Server::builder()
+    let served = tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(metrics.grpc_layer())
         .add_routes(Routes::from(router))
         .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
+        .await;
+    drop(h2_live);
+    let _ = h2_done.recv().await;
+    served
 }
 
 /// The TLS handshake, the client certificate's identity, then the first
@@ -274,7 +290,7 @@ pub fn h2_handler<S: crate::KvService>(
     metrics: &Metrics,
     cfg: crate::h2::Config,
     stop: tokio::sync::watch::Receiver<bool>,
-) -> FastHandler {
+) -> H2Handler {
     use http_body_util::BodyExt;
     use tower::{Layer, ServiceExt};
     let svc = ServiceExt::<http::Request<crate::h2::RecvBody>>::map_response(
@@ -299,7 +315,7 @@ pub fn h2_handler<S: crate::KvService>(
             cfg.clone(),
             shutdown,
         );
-        tokio::spawn(c.serve(conn));
+        Box::pin(c.serve(conn))
     })
 }
 

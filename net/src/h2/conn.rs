@@ -48,7 +48,18 @@ pub struct Config {
     pub keepalive_interval: Option<Duration>,
     /// `--grpc-keepalive-timeout`: how long a ping may go unanswered.
     pub keepalive_timeout: Duration,
+    /// `--grpc-keepalive-min-time`: a client that pings more often than
+    /// this (or at all while it has no call open, within two hours) gets a
+    /// strike; past [`MAX_PING_STRIKES`], GOAWAY ENHANCE_YOUR_CALM
+    /// "too_many_pings", as grpc-go's keepalive enforcement does for etcd.
+    pub keepalive_min_time: Duration,
 }
+
+/// Pings out of policy a client may send (grpc-go's `maxPingStrikes`).
+const MAX_PING_STRIKES: u32 = 2;
+/// How often a client with no call open may ping (grpc-go's
+/// `defaultPingTimeout`, used when streamless pings are not permitted).
+const IDLE_PING_MIN: Duration = Duration::from_secs(2 * 3600);
 
 /// Each stream's receive window (SETTINGS_INITIAL_WINDOW_SIZE): a whole
 /// request of `--max-request-bytes` (1.5 MiB by default) in one go.
@@ -403,6 +414,11 @@ pub struct Conn<S, V> {
     resets_since: Instant,
     ping: Option<Pin<Box<tokio::time::Sleep>>>,
     ping_outstanding: bool,
+    /// The client's last ping, and its strikes against the keepalive
+    /// policy; our sending HEADERS or DATA clears the strikes.
+    client_ping: Option<Instant>,
+    ping_strikes: u32,
+    wrote_since_ping: bool,
     /// The server is stopping (it sent GOAWAY NO_ERROR).
     shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
     stopping: bool,
@@ -467,6 +483,9 @@ where
             resets_since: Instant::now(),
             ping,
             ping_outstanding: false,
+            client_ping: None,
+            ping_strikes: 0,
+            wrote_since_ping: false,
             shutdown,
             stopping: false,
         }
@@ -723,6 +742,7 @@ where
                         t.as_mut().reset(tokio::time::Instant::now() + d);
                     }
                 } else {
+                    self.ping_policy()?;
                     f::put_frame(&mut self.wbuf, kind::PING, flag::ACK, 0, p);
                 }
                 Ok(())
@@ -738,6 +758,29 @@ where
             // Unknown frame types are ignored (RFC 9113 §4.1).
             _ => Ok(()),
         }
+    }
+
+    /// A client PING, checked against `--grpc-keepalive-min-time` as
+    /// grpc-go checks it.
+    fn ping_policy(&mut self) -> Result<(), ConnError> {
+        let now = Instant::now();
+        let last = self.client_ping.replace(now);
+        if std::mem::take(&mut self.wrote_since_ping) {
+            self.ping_strikes = 0;
+            return Ok(());
+        }
+        let min = if self.streams.is_empty() {
+            IDLE_PING_MIN
+        } else {
+            self.cfg.keepalive_min_time
+        };
+        if last.is_some_and(|t| now.duration_since(t) < min) {
+            self.ping_strikes += 1;
+        }
+        if self.ping_strikes > MAX_PING_STRIKES {
+            return Err(ConnError(Reason::EnhanceYourCalm, "too_many_pings"));
+        }
+        Ok(())
     }
 
     fn on_settings(&mut self, h: Head, p: &[u8]) -> Result<(), ConnError> {
@@ -1240,6 +1283,7 @@ where
             s.out_bytes -= n;
             self.queued -= n;
             s.send_window -= n as i64;
+            self.wrote_since_ping = true;
             self.send_conn -= n as i64;
             let last = s.out.is_empty() && matches!(s.tail, Some(Tail::End));
             f::put_frame(
@@ -1317,6 +1361,7 @@ where
 
     /// Appends a header block as HEADERS (+ CONTINUATION) frames.
     fn headers(&mut self, id: u32, block: &[u8], end_stream: bool) {
+        self.wrote_since_ping = true;
         let max = self.peer_max_frame;
         let mut chunks = block.chunks(max).peekable();
         let first = chunks.next().unwrap_or(&[]);
