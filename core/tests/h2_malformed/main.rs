@@ -44,12 +44,9 @@ fn run(
     }
 }
 
-/// ferrocd, held to RFC 9113. The `#[ignore]`d one fails; its reason says
-/// how (eight more failed on the tonic/hyper/h2 stack before ferrocd's own
-/// HTTP/2 layer, issue #20: `FERROCD_HTTP2=hyper` still selects it). Run
-/// it with
-/// `cargo nextest run -p ferrocd-core --test h2_malformed --run-ignored all`
-/// (`$FERROCD_TEST_SERVER` picks another ferrocd binary).
+/// ferrocd, held to RFC 9113. Eight of these failed on the tonic/hyper/h2
+/// stack before ferrocd's own HTTP/2 layer (issue #20; `FERROCD_HTTP2=hyper`
+/// still selects it, `$FERROCD_TEST_SERVER` picks another binary).
 mod ferrocd {
     use super::*;
 
@@ -169,7 +166,8 @@ mod ferrocd {
     }
 
     #[test]
-    #[ignore = "issue #20: every call a non-reading client starts keeps its whole answer in memory (+323 MiB for 32 unread 10 MiB Range answers; etcd 3.5.1: +490 MiB); new requests stop being read past 16 MiB queued, but calls already read all run"]
+    /// +30 MiB (etcd 3.5.1: +490 MiB): past 16 MiB of answers waiting
+    /// for window the connection runs none of its calls.
     fn never_reading_client() {
         rfc(cases::never_reading_client, calm_or_bounded)
     }

@@ -78,7 +78,8 @@ const READ_BUF: usize = 256 << 10;
 /// no more than this buffered for it.
 const WRITE_HIGH: usize = 1 << 20;
 /// Above this many response bytes waiting for the client's window, the
-/// connection reads no new requests.
+/// connection runs none of its calls (it still reads frames: the window
+/// it waits for comes that way).
 const QUEUED_HIGH: usize = 16 << 20;
 /// A streaming response's body is not pulled while this much of it waits
 /// for flow-control window.
@@ -535,11 +536,9 @@ where
                 progress = true;
             }
             // Read and handle frames.
-            if !self.read_closed
-                && !self.fatal
-                && self.wbuf.len() < WRITE_HIGH
-                && self.queued < QUEUED_HIGH
-            {
+            // Reading goes on while answers wait for window: the client's
+            // WINDOW_UPDATEs arrive this way (new calls wait unpolled).
+            if !self.read_closed && !self.fatal && self.wbuf.len() < WRITE_HIGH {
                 if self.rhi == self.rbuf.len() {
                     self.rbuf.copy_within(self.rlo..self.rhi, 0);
                     self.rhi -= self.rlo;
@@ -565,8 +564,13 @@ where
                     Poll::Pending => {}
                 }
             }
-            // Finished calls.
-            while let Poll::Ready(Some((id, done))) = self.calls.poll_next_unpin(cx) {
+            // Run the calls, unless their answers already wait for a client
+            // that does not read: a call not polled does no work and holds
+            // no answer (a Range's answer exists once it has run), so a
+            // connection's memory stays near QUEUED_HIGH plus one answer.
+            while self.queued < QUEUED_HIGH
+                && let Poll::Ready(Some((id, done))) = self.calls.poll_next_unpin(cx)
+            {
                 self.finish(id, done);
                 progress = true;
             }
