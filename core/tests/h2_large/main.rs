@@ -8,6 +8,9 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[allow(dead_code)]
+#[path = "../h2_malformed/wire.rs"]
+mod wire;
 
 use std::time::Duration;
 
@@ -104,4 +107,119 @@ fn a_snapshot_of_a_few_hundred_mib_streams_whole() {
     assert_eq!(status["revision"], N as u64 + 1, "{status}");
     assert!(status["totalKey"].as_u64() >= Some(N as u64), "{status}");
     assert_eq!(status["totalSize"].as_u64(), Some(size - 32), "{status}");
+}
+
+/// A unary call reads one message; bytes after it are never read (as
+/// grpc-go), and the call answers without waiting for the client to end
+/// its side (the server then resets the rest with NO_ERROR). Those bytes
+/// still took connection window, which must come back when the stream
+/// ends: 40 Status calls, each followed by 512 KiB that nobody reads and
+/// no END_STREAM (20 MiB, over the 16 MiB connection window), all
+/// answer, and the connection then serves a Put.
+#[test]
+fn unread_request_bytes_give_the_connection_window_back() {
+    use prost::Message;
+    let dir = common::tempdir();
+    let server = common::Server::start(&dir.path().join("data"));
+    let mut c = wire::Conn::open(server.client_port()).expect("connect");
+    let status = wire::grpc_message(&pb::StatusRequest::default().encode_to_vec());
+    let junk = vec![0u8; 16 << 10];
+    for i in 0..40 {
+        let id = c.new_stream();
+        let path = "/etcdserverpb.Maintenance/Status";
+        let mut bytes = wire::frame(
+            wire::HEADERS,
+            wire::END_HEADERS,
+            id,
+            &wire::grpc_request(server.client_port(), path),
+        );
+        bytes.extend(wire::frame(wire::DATA, 0, id, &status));
+        for _ in 0..32 {
+            bytes.extend(wire::frame(wire::DATA, 0, id, &junk));
+        }
+        c.write(&bytes).expect("write");
+        let a = c
+            .finish_call(id, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("call {i}: {e}"));
+        assert_eq!(a.grpc_status.as_deref(), Some("0"), "call {i}: {a:?}");
+    }
+    c.put_ok("after", Duration::from_secs(10))
+        .expect("a put afterwards");
+}
+
+/// A call that waits (Lock, while another holds the lock) has read its
+/// one message and nothing after it; the client then resets the stream.
+/// The unread bytes' connection window must come back: 40 such calls
+/// with 512 KiB each (20 MiB, over the 16 MiB connection window), then a
+/// Put on the same connection.
+#[test]
+fn a_reset_waiting_call_gives_its_unread_bytes_window_back() {
+    use ferrocd_net::pb::etcdserverpb::lease_client::LeaseClient;
+    use ferrocd_net::pb::v3lockpb::{LockRequest, lock_client::LockClient};
+    use prost::Message;
+    let dir = common::tempdir();
+    let server = common::Server::start(&dir.path().join("data"));
+    let ep = server.endpoint();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let waiter_lease = rt.block_on(async {
+        let ch = common::connect(&ep).await;
+        let leases = LeaseClient::new(ch.clone());
+        let grant = || {
+            let mut l = leases.clone();
+            async move {
+                l.lease_grant(pb::LeaseGrantRequest {
+                    ttl: 600,
+                    ..Default::default()
+                })
+                .await
+                .expect("grant")
+                .into_inner()
+                .id
+            }
+        };
+        let holder = grant().await;
+        let waiter = grant().await;
+        LockClient::new(ch)
+            .lock(LockRequest {
+                name: b"held".to_vec(),
+                lease: holder,
+            })
+            .await
+            .expect("the first lock");
+        waiter
+    });
+    let mut c = wire::Conn::open(server.client_port()).expect("connect");
+    let lock = wire::grpc_message(
+        &LockRequest {
+            name: b"held".to_vec(),
+            lease: waiter_lease,
+        }
+        .encode_to_vec(),
+    );
+    let junk = vec![0u8; 16 << 10];
+    for _ in 0..40 {
+        let id = c.new_stream();
+        let mut bytes = wire::frame(
+            wire::HEADERS,
+            wire::END_HEADERS,
+            id,
+            &wire::grpc_request(server.client_port(), "/v3lockpb.Lock/Lock"),
+        );
+        bytes.extend(wire::frame(wire::DATA, 0, id, &lock));
+        for _ in 0..32 {
+            bytes.extend(wire::frame(wire::DATA, 0, id, &junk));
+        }
+        bytes.extend(wire::frame(
+            wire::RST_STREAM,
+            0,
+            id,
+            &wire::CANCEL.to_be_bytes(),
+        ));
+        c.write(&bytes).expect("write");
+    }
+    c.put_ok("after", Duration::from_secs(10))
+        .expect("a put after 20 MiB of reset calls");
 }

@@ -716,7 +716,7 @@ where
                 if let Some(mut s) = self.streams.remove(&h.stream) {
                     self.queued -= s.out_bytes;
                     let running = s.abort.is_some() || s.body.is_some();
-                    cancel(&mut s);
+                    self.release(&mut s);
                     if running {
                         let now = Instant::now();
                         if now.duration_since(self.resets_since) > RESET_PERIOD {
@@ -1338,7 +1338,7 @@ where
         if !s.recv_closed {
             // The answer is complete; the rest of the request is not
             // wanted (RFC 9113 §8.1).
-            cancel(&mut s);
+            self.release(&mut s);
             f::put_rst(&mut self.wbuf, id, Reason::NoError);
         }
     }
@@ -1384,10 +1384,29 @@ where
         }
     }
 
+    /// `s` is gone: stop its call, and give back the connection window
+    /// that its request bytes nobody read still hold (a unary call reads
+    /// one message; what follows it is never read).
+    fn release(&mut self, s: &mut Stream) {
+        cancel(s);
+        if let Req::Body(inbox) = &s.req {
+            let left: usize = inbox
+                .lock()
+                .expect("inbox lock")
+                .chunks
+                .drain(..)
+                .map(|c| c.len())
+                .sum();
+            if left > 0 {
+                self.used_conn(left);
+            }
+        }
+    }
+
     fn rst(&mut self, id: u32, reason: Reason) {
         if let Some(mut s) = self.streams.remove(&id) {
             self.queued -= s.out_bytes;
-            cancel(&mut s);
+            self.release(&mut s);
         }
         f::put_rst(&mut self.wbuf, id, reason);
     }
