@@ -94,7 +94,11 @@ fn a_snapshot_of_a_few_hundred_mib_streams_whole() {
     });
     let file = dir.path().join("snap.db");
     let file = file.to_str().expect("utf-8 path");
-    server.ctl(&["snapshot", "save", file]).ok();
+    // etcdctl's default deadline (--command-timeout) is too short for
+    // 200 MiB on a busy 2-core machine.
+    server
+        .ctl(&["--command-timeout=300s", "snapshot", "save", file])
+        .ok();
     let size = std::fs::metadata(file).expect("snapshot file").len();
     assert!(
         size > (N * VALUE) as u64,
@@ -222,4 +226,63 @@ fn a_reset_waiting_call_gives_its_unread_bytes_window_back() {
     }
     c.put_ok("after", Duration::from_secs(10))
         .expect("a put after 20 MiB of reset calls");
+}
+
+/// The watcher count on the client port's `/metrics`.
+fn watchers(port: u16) -> Option<f64> {
+    let (_, body) = common::http_get(port, "/metrics")?;
+    body.lines()
+        .find_map(|l| l.strip_prefix("etcd_debugging_mvcc_watcher_total "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A client that closes its connection (FIN, as a process that exits)
+/// ends its streams: its watch is gone from the server, as with etcd.
+#[test]
+fn a_closed_connection_ends_its_watch() {
+    use ferrocd_net::pb::etcdserverpb::{
+        WatchCreateRequest, WatchRequest, watch_request::RequestUnion,
+    };
+    use prost::Message;
+    let dir = common::tempdir();
+    let server = common::Server::start(&dir.path().join("data"));
+    let port = server.client_port();
+    let mut c = wire::Conn::open(port).expect("connect");
+    let create = WatchRequest {
+        request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+            key: b"w".to_vec(),
+            ..Default::default()
+        })),
+    };
+    let id = c.new_stream();
+    let mut bytes = wire::frame(
+        wire::HEADERS,
+        wire::END_HEADERS,
+        id,
+        &wire::grpc_request(port, "/etcdserverpb.Watch/Watch"),
+    );
+    bytes.extend(wire::frame(
+        wire::DATA,
+        0,
+        id,
+        &wire::grpc_message(&create.encode_to_vec()),
+    ));
+    c.write(&bytes).expect("write");
+    let until = |want: f64| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let n = watchers(port);
+            if n == Some(want) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "watchers {n:?}, want {want}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    until(1.0);
+    c.shutdown_write().expect("FIN");
+    until(0.0);
 }

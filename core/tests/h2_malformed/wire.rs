@@ -436,6 +436,13 @@ impl Conn {
     }
 
     /// Writes raw bytes (bounded by [`WRITE_TIMEOUT`]).
+    /// Closes our sending side (TCP FIN), as a client process that exits
+    /// does; the connection stays readable. (Used by `tests/h2_large`.)
+    #[allow(dead_code)]
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        self.sock.shutdown(std::net::Shutdown::Write)
+    }
+
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.sock.write_all(bytes)
     }

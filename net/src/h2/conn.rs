@@ -549,7 +549,10 @@ where
                     Poll::Ready(Ok(())) => {
                         let n = rb.filled().len();
                         if n == 0 {
-                            self.read_closed = true;
+                            // The client closed the connection (gRPC
+                            // clients never half-close): its streams end
+                            // with it, a watch included, as etcd's do.
+                            return Poll::Ready(());
                         } else {
                             self.rhi += n;
                             if let Err(e) = self.frames() {
