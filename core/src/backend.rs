@@ -62,6 +62,8 @@ pub struct Extra {
     pub term: u64,
     /// The auth store.
     pub auth: AuthState,
+    /// Members removed from the cluster.
+    pub removed: Vec<u64>,
 }
 
 /// etcd's revision key: main BE, '_', sub BE, and 't' for a tombstone.
@@ -286,6 +288,12 @@ fn buckets<'a>(view: &'a mvcc::ReadView, extra: &'a Extra) -> Vec<(&'static [u8]
         .map(|m| (format!("{:016x}", m.id).into_bytes(), member_json(m)))
         .collect();
     members.sort();
+    let mut removed: Vec<_> = extra
+        .removed
+        .iter()
+        .map(|id| (format!("{id:016x}").into_bytes(), b"removed".to_vec()))
+        .collect();
+    removed.sort();
     let mut voters: Vec<u64> = extra
         .members
         .iter()
@@ -343,7 +351,7 @@ fn buckets<'a>(view: &'a mvcc::ReadView, extra: &'a Extra) -> Vec<(&'static [u8]
         (b"key", Box::new(key)),
         (b"lease", Box::new(lease)),
         (b"members", Box::new(members.into_iter())),
-        (b"members_removed", Box::new(std::iter::empty())),
+        (b"members_removed", Box::new(removed.into_iter())),
         (b"meta", Box::new(meta.into_iter())),
     ]
 }
@@ -637,6 +645,7 @@ mod tests {
             alarms: Vec::new(),
             term: 2,
             auth: AuthState::default(),
+            removed: Vec::new(),
         }
     }
 

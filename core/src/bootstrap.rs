@@ -25,7 +25,7 @@ use crate::config::{ClusterState, Config};
 use crate::leader::LeaderLink;
 use crate::leases::Leases;
 use crate::lessor::Lessor;
-use crate::liveness::Liveness;
+use crate::liveness::{Liveness, Removal, Removed};
 use crate::maintenance::Maintenance;
 use crate::membership::Membership;
 use crate::membership::ids::{Ids, load_or_create_ids, member_id, url_strings};
@@ -70,6 +70,11 @@ pub(crate) async fn start(cfg: &Config, metrics: Metrics) -> anyhow::Result<Part
     let fs = UringFs;
     crate::datadir::prepare(&cfg.data_dir, cfg.wal_dir.as_deref())?;
     let member_dir = cfg.data_dir.join("member");
+    // Without ids this member has not bootstrapped yet: etcd's checks of
+    // the bootstrap flags (a restart ignores them, as etcd's does).
+    if !member_dir.join("ids").exists() {
+        crate::membership::verify::verify(cfg).map_err(anyhow::Error::msg)?;
+    }
     wal::create_dir_all_durable(&fs, &member_dir)
         .with_context(|| format!("creating {}", member_dir.display()))?;
     let ids = load_or_create_ids(&member_dir, cfg, peer_tls.dialer.clone()).await?;
@@ -142,6 +147,15 @@ pub(crate) async fn start(cfg: &Config, metrics: Metrics) -> anyhow::Result<Part
         .expect("tokens lock")
         .set_replayed_until(recovered.last_index.unwrap_or(0));
 
+    // etcd's --force-new-cluster applies to a member with data only (a
+    // fresh one bootstraps as usual).
+    if cfg.force_new_cluster
+        && (recovered.last_index.is_some() || shared.applied_log_id().is_some())
+    {
+        crate::membership::force::force_new_cluster(&mut log.clone(), &shared, ids.member_id)
+            .await?;
+    }
+
     let raft_config = openraft::Config {
         cluster_name: cfg.initial_cluster_token.clone(),
         heartbeat_interval: heartbeat_ms,
@@ -175,7 +189,13 @@ pub(crate) async fn start(cfg: &Config, metrics: Metrics) -> anyhow::Result<Part
         ..openraft::Config::default()
     };
     let raft_config = Arc::new(raft_config.validate().context("raft settings")?);
-    let network = PeerNetwork::new(ids.cluster_id, ids.member_id, peer_tls.dialer.clone());
+    // How this member learns that it was removed: from the membership it
+    // applies (liveness), or from a peer that answers "removed".
+    let removal = Removal::new();
+    let network = PeerNetwork::new(ids.cluster_id, ids.member_id, peer_tls.dialer.clone(), {
+        let removal = removal.clone();
+        Arc::new(move || removal.learn("a peer"))
+    });
     let raft = Raft::new(ids.member_id, raft_config, network.clone(), log.clone(), sm)
         .await
         .context("starting raft")?;
@@ -258,6 +278,7 @@ pub(crate) async fn start(cfg: &Config, metrics: Metrics) -> anyhow::Result<Part
         ids.member_id,
         cfg.election_timeout,
         metrics.clone(),
+        removal,
     );
     let maintenance = Maintenance::new(
         raft.clone(),
@@ -332,23 +353,35 @@ pub(crate) async fn start(cfg: &Config, metrics: Metrics) -> anyhow::Result<Part
     }
     // Wait for a leader (as long as it takes: etcd too waits for its
     // peers), then until everything committed is applied here.
-    loop {
-        let waited = raft
-            .wait(Some(Duration::from_secs(5)))
-            .metrics(|m| m.current_leader.is_some(), "a leader is known")
-            .await;
-        if waited.is_ok() {
-            break;
-        }
-        tracing::info!("waiting for a leader (are the other members up?)");
-    }
-    loop {
-        match reads.linearize().await {
-            Ok(()) => break,
-            Err(e) => {
-                tracing::info!(error = %e, "catching up with the leader");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+    // A member removed while it was down learns it here, from the first
+    // peer it asks (its own log still lists it): it stops, as etcd's does.
+    let caught_up = async {
+        loop {
+            let waited = raft
+                .wait(Some(Duration::from_secs(5)))
+                .metrics(|m| m.current_leader.is_some(), "a leader is known")
+                .await;
+            if waited.is_ok() {
+                break;
             }
+            tracing::info!("waiting for a leader (are the other members up?)");
+        }
+        loop {
+            match reads.linearize().await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::info!(error = %e, "catching up with the leader");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    };
+    tokio::select! {
+        () = caught_up => {}
+        () = liveness.removed() => {
+            stop.notify_waiters();
+            let _ = raft.shutdown().await;
+            return Err(Removed.into());
         }
     }
     tokio::spawn(members.clone().publish(stop.clone()));

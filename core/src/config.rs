@@ -129,6 +129,9 @@ pub struct Config {
     pub election_timeout: Duration,
     /// `--pre-vote`, default true.
     pub pre_vote: bool,
+    /// `--force-new-cluster`, default false: restart this member's data
+    /// as a one-member cluster (etcd's recovery after losing quorum).
+    pub force_new_cluster: bool,
     /// `--strict-reconfig-check`, default true.
     pub strict_reconfig_check: bool,
     /// `--quota-backend-bytes`, default 0 = 2 GiB (etcd's default quota);
@@ -431,7 +434,7 @@ pub const FLAGS: &[Flag] = &[
     inert("experimental-warning-apply-duration", "100ms", "Time duration after which a warning is generated if request takes more time."),
     inert_bool("experimental-txn-mode-write-with-shared-buffer", "true", "Use shared buffer in write transactions."),
     inert("experimental-bootstrap-defrag-threshold-megabytes", "0", "Minimum freeable megabytes before defragmenting at start-up."),
-    refused_bool("force-new-cluster", "Force to create a new one member cluster (not supported yet)."),
+    used_bool("force-new-cluster", "false", "Force to create a new one member cluster."),
     refused_bool("unsafe-no-fsync", "Disables fsync: never supported, a write is acknowledged only once on disk."),
     refused("config-file", "", "etcd's YAML configuration file (not supported yet; use flags or environment variables)."),
     // ferrocd's own
@@ -747,11 +750,9 @@ fn build(m: &ArgMatches) -> Result<Config, ConfigError> {
         "" => BTreeMap::from([(name.clone(), initial_advertise_peer_urls.clone())]),
         spec => parse_initial_cluster(spec)?,
     };
-    if !initial_cluster.contains_key(&name) {
-        return Err(ConfigError::Invalid(format!(
-            "couldn't find local name {name:?} in the initial cluster configuration"
-        )));
-    }
+    // Whether this member is in it, and the URLs match, is checked when
+    // the member bootstraps without data (`membership::verify`): a
+    // restart keeps the membership it has, whatever these flags say.
 
     let initial_cluster_state = match text(m, "initial-cluster-state").as_str() {
         "new" => ClusterState::New,
@@ -889,6 +890,7 @@ fn build(m: &ArgMatches) -> Result<Config, ConfigError> {
         heartbeat_interval: Duration::from_millis(heartbeat_ms),
         election_timeout: Duration::from_millis(election_ms),
         pre_vote: parse_bool("pre-vote", &text(m, "pre-vote"))?,
+        force_new_cluster: parse_bool("force-new-cluster", &text(m, "force-new-cluster"))?,
         strict_reconfig_check: parse_bool(
             "strict-reconfig-check",
             &text(m, "strict-reconfig-check"),
@@ -1060,13 +1062,9 @@ pub fn parse_initial_cluster(spec: &str) -> Result<BTreeMap<String, Vec<Url>>, C
             )));
         }
         let url = parse_url("initial-cluster", url, false)?;
-        let urls = out.entry(name.to_string()).or_default();
-        if urls.contains(&url) {
-            return Err(ConfigError::Invalid(format!(
-                "--initial-cluster: duplicate URL {url} for member {name}"
-            )));
-        }
-        urls.push(url);
+        // Duplicates are etcd's bootstrap error, not a parse error
+        // (`membership::verify`).
+        out.entry(name.to_string()).or_default().push(url);
     }
     Ok(out)
 }
@@ -1188,17 +1186,16 @@ mod tests {
     }
 
     #[test]
-    fn local_name_must_be_in_initial_cluster() {
-        let e = err(&[
+    fn initial_cluster_without_this_member_parses() {
+        // etcd checks it at bootstrap only (membership::verify); a
+        // restart on a data dir ignores the flag.
+        let c = ok(&[
             "--name",
             "x",
             "--initial-cluster",
-            "y=http://127.0.0.1:2380",
+            "y=http://127.0.0.1:2380,y=http://127.0.0.1:2380",
         ]);
-        assert!(
-            e.to_string().contains("couldn't find local name \"x\""),
-            "{e}"
-        );
+        assert_eq!(c.config.initial_cluster["y"].len(), 2);
     }
 
     #[test]

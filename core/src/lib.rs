@@ -45,11 +45,14 @@ mod read_index;
 pub mod restore;
 /// The runtimes (raft runtime, pinned shard threads) and the client listeners.
 pub mod server;
+/// systemd's notify protocol: `READY=1`, `STOPPING=1`, `WATCHDOG=1`.
+mod systemd;
 /// The watch hub behind a lock, with per-stream wakers.
 mod watches;
 
 pub use config::Config;
 pub use lessor::{Lessor, MAX_LEASE_TTL, RenewError};
+pub use liveness::Removed;
 pub use maintenance::ETCD_VERSION;
 pub use membership::ids::{Ids, cluster_id, member_id};
 pub use node::Node;

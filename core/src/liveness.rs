@@ -3,7 +3,7 @@
 //! alive (`/health`, watch streams), a fatal raft stop, this member's
 //! removal from the cluster — and the lessor following leadership.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,57 @@ use openraft::async_runtime::WatchReceiver;
 use tokio::sync::Notify;
 
 use crate::raft::{Raft, SmShared};
+
+/// How a start ends when the member learns that it was removed from the
+/// cluster (etcd exits with status 0 then; so does `ferrocd`).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the member has been permanently removed from the cluster")]
+pub struct Removed;
+
+/// Whether this member has been removed from the cluster, however it
+/// learned it: by applying the membership that removed it, or from a
+/// peer that answered "removed" (a removed follower never receives the
+/// entry that removes it, nor a restarted member that was down then).
+#[derive(Debug, Default)]
+pub(crate) struct Removal {
+    removed: AtomicBool,
+    notify: Notify,
+}
+
+impl Removal {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// This member has been removed; `how` says how it learned it.
+    pub(crate) fn learn(&self, how: &'static str) {
+        if !self.removed.swap(true, Ordering::SeqCst) {
+            // etcd: "the member has been permanently removed from the
+            // cluster" — it stops; its data dir is not reusable.
+            tracing::error!(
+                learned_from = how,
+                "the member has been permanently removed from the cluster; stopping                  (the data dir used by this member must be removed before it joins again)"
+            );
+        }
+        self.notify.notify_waiters();
+    }
+
+    /// Whether it has been.
+    pub(crate) fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once it has been.
+    pub(crate) async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            if self.is_removed() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
 
 /// This member's liveness.
 pub(crate) struct Liveness {
@@ -26,8 +77,8 @@ pub(crate) struct Liveness {
     leader: AtomicU64,
     /// When the last AppendEntries from a leader arrived (followers).
     last_leader_contact: Mutex<Option<Instant>>,
-    /// Notified when this member was removed from the cluster.
-    removed: Notify,
+    /// Set when this member was removed from the cluster.
+    removal: Arc<Removal>,
     /// Set (and `failed_notify` notified) when raft stopped on a fatal
     /// error, e.g. a WAL write that failed on a full disk.
     failed: Mutex<Option<String>>,
@@ -41,6 +92,7 @@ impl Liveness {
         me: u64,
         election_timeout: Duration,
         metrics: Metrics,
+        removal: Arc<Removal>,
     ) -> Arc<Self> {
         Arc::new(Liveness {
             raft,
@@ -51,7 +103,7 @@ impl Liveness {
             term: AtomicU64::new(0),
             leader: AtomicU64::new(0),
             last_leader_contact: Mutex::new(None),
-            removed: Notify::new(),
+            removal,
             failed: Mutex::new(None),
             failed_notify: Notify::new(),
         })
@@ -64,7 +116,7 @@ impl Liveness {
 
     /// Resolves when this member has been removed from the cluster.
     pub(crate) async fn removed(&self) {
-        self.removed.notified().await
+        self.removal.wait().await
     }
 
     /// Resolves with the reason when raft stopped on a fatal error (a
@@ -132,16 +184,10 @@ impl Liveness {
             // it (a new or joining member starts outside it).
             seen_self |= in_cluster;
             if seen_self && !in_cluster {
-                // etcd: "the member has been permanently removed from the
-                // cluster" — it stops; its data dir is not reusable.
-                tracing::error!(
-                    "the member has been permanently removed from the cluster; stopping"
-                );
                 // Let answers in flight (e.g. the MemberRemove that removed
                 // this leader) go out first.
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                self.removed.notify_waiters();
-                self.removed.notify_one();
+                self.removal.learn("the applied membership");
                 return;
             }
             if is_leader != was_leader {

@@ -65,6 +65,11 @@ fn main() -> ExitCode {
     );
     let server = match Server::start(cfg) {
         Ok(s) => s,
+        // etcd exits 0 when it learns at start that it was removed.
+        Err(e) if e.downcast_ref::<ferrocd_core::Removed>().is_some() => {
+            eprintln!("ferrocd: {e}; the data dir used by this member must be removed");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("ferrocd: {e:#}");

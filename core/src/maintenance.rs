@@ -257,6 +257,7 @@ impl Maintenance {
                 alarms,
                 term,
                 auth,
+                removed: self.sm.removed_members(),
             },
         ))
     }

@@ -124,6 +124,13 @@ impl PeerHandler for PeerService {
         Ok(())
     }
 
+    /// etcd answers a removed member's peer messages with HTTP 410 and
+    /// the member stops: the same here, from the replicated removed ids
+    /// (so a member that was down while it was removed learns it too).
+    fn is_removed(&self, from: u64) -> bool {
+        self.sm.is_removed(from)
+    }
+
     fn ordered(&self, kind: u8) -> bool {
         matches!(kind, KIND_APPEND | KIND_SNAPSHOT)
     }

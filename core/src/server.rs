@@ -268,6 +268,12 @@ impl Server {
                 tracing::info!(address = %a, shards, "serving client traffic insecurely");
             }
         }
+        // The listeners accept (bound above, served by the shards) and
+        // the member has caught up with the leader (`Node::start`).
+        crate::systemd::ready();
+        if let Some(feed) = crate::systemd::watchdog() {
+            raft_rt.spawn(feed);
+        }
         Ok(Server {
             node,
             raft_rt: Some(raft_rt),
@@ -314,6 +320,7 @@ impl Server {
     /// long-lived streams such as watches are cut after it, as etcd's
     /// graceful stop does), stop raft, flush, join the WAL thread.
     pub fn shutdown(mut self) {
+        crate::systemd::stopping();
         let _ = self.stop.send(true);
         let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
         let mut finished = 0;

@@ -3,7 +3,9 @@
 //! leader, checked against raft's latest membership), and publishing this
 //! member's name and client URLs into it.
 
+pub(crate) mod force;
 pub mod ids;
+pub(crate) mod verify;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -18,7 +18,7 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferrocd_net::peer::{Hello, PeerClient, PeerError};
+use ferrocd_net::peer::{Hello, PeerClient, PeerError, RemovedHook};
 use openraft::AnyError;
 use openraft::errors::{RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
@@ -92,24 +92,42 @@ pub struct SnapshotChunk {
 
 /// The network factory: peer clients by member id, shared by all of
 /// openraft's replication streams to that member.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PeerNetwork {
     cluster_id: u64,
     me: u64,
     /// The dialer's TLS for members with `https://` peer URLs.
     tls: Option<Arc<ferrocd_net::tls::ClientConfig>>,
     clients: Arc<Mutex<HashMap<u64, PeerClient>>>,
+    /// Run when a peer answers that this member was removed.
+    on_removed: RemovedHook,
+}
+
+impl std::fmt::Debug for PeerNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerNetwork")
+            .field("cluster_id", &self.cluster_id)
+            .field("me", &self.me)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PeerNetwork {
     /// The network of member `me` in cluster `cluster_id`; members whose
-    /// peer URL is `https://` are dialed with `tls`.
-    pub fn new(cluster_id: u64, me: u64, tls: Option<Arc<ferrocd_net::tls::ClientConfig>>) -> Self {
+    /// peer URL is `https://` are dialed with `tls`; `on_removed` runs
+    /// when a peer answers that this member has been removed.
+    pub fn new(
+        cluster_id: u64,
+        me: u64,
+        tls: Option<Arc<ferrocd_net::tls::ClientConfig>>,
+        on_removed: RemovedHook,
+    ) -> Self {
         Self {
             cluster_id,
             me,
             tls,
             clients: Arc::new(Mutex::new(HashMap::new())),
+            on_removed,
         }
     }
 
@@ -128,7 +146,8 @@ impl PeerNetwork {
                         to: target,
                     },
                 )
-                .with_tls(member.peer_tls().then(|| self.tls.clone()).flatten());
+                .with_tls(member.peer_tls().then(|| self.tls.clone()).flatten())
+                .on_removed(self.on_removed.clone());
                 map.insert(target, c.clone());
                 c
             }

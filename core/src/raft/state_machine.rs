@@ -75,7 +75,8 @@ pub struct SnapshotData {
 /// the meta, inside the length-prefixed area, so a file written before
 /// it existed (meta only) still loads, with no alarms; the request
 /// sessions follow as a value of their own, so a file written before
-/// they existed loads with none.
+/// they existed loads with none, and the removed member ids follow them
+/// the same way.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct NodeState {
     /// Raised alarms, (member id, alarm type), ascending.
@@ -85,6 +86,10 @@ struct NodeState {
     /// Requests seen (exactly-once apply), encoded after the two above.
     #[serde(skip)]
     sessions: Sessions,
+    /// Members removed from the cluster (etcd's `members_removed`),
+    /// ascending, encoded after the sessions.
+    #[serde(skip)]
+    removed: Vec<u64>,
 }
 
 /// The newest snapshot file's bytes (0: none) and the store's
@@ -117,6 +122,10 @@ pub struct SmShared {
     pub auth: arc_swap::ArcSwap<AuthState>,
     /// This member's simple tokens.
     pub tokens: Mutex<SimpleTokens>,
+    /// Members removed from the cluster (replicated: changed by applying
+    /// membership entries, under the applied lock, and saved in
+    /// snapshots). Read without a lock by the peer port on every request.
+    removed: arc_swap::ArcSwap<std::collections::BTreeSet<u64>>,
     /// Store views taken for snapshots (built or installed) by this
     /// process, numbered from 1 (taken under the applied lock).
     snap_views: AtomicU64,
@@ -199,6 +208,21 @@ impl SmShared {
         )
     }
 
+    /// The applied (committed) membership.
+    pub fn applied_membership(&self) -> openraft::Membership<u64, super::Member> {
+        self.applied().membership.membership().clone()
+    }
+
+    /// Whether member `id` has been removed from the cluster.
+    pub fn is_removed(&self, id: u64) -> bool {
+        self.removed.load().contains(&id)
+    }
+
+    /// The members removed from the cluster, ascending.
+    pub fn removed_members(&self) -> Vec<u64> {
+        self.removed.load().iter().copied().collect()
+    }
+
     /// Whether member `id` is in the applied (committed) membership.
     pub fn applied_membership_has(&self, id: u64) -> bool {
         self.applied()
@@ -239,6 +263,7 @@ fn meta_prefix(meta: &SnapshotMeta, node: &NodeState) -> io::Result<Vec<u8>> {
     let mut m = encode(meta)?;
     m.extend_from_slice(&encode(node)?);
     m.extend_from_slice(&encode(&node.sessions)?);
+    m.extend_from_slice(&encode(&node.removed)?);
     let mut out = Vec::with_capacity(m.len() + 20);
     out.extend_from_slice(&(m.len() as u32).to_le_bytes());
     out.extend_from_slice(&m);
@@ -273,7 +298,13 @@ fn parse_meta(file: &SnapshotFile, payload: &[u8]) -> io::Result<(SnapshotMeta, 
             .map_err(|e| bad(&format!("node state: {e}")))?;
         // Files written before the sessions existed end here: none.
         if !rest.is_empty() {
-            node.sessions = decode(rest).map_err(|e| bad(&format!("request sessions: {e}")))?;
+            let (sessions, rest) = postcard::take_from_bytes::<Sessions>(rest)
+                .map_err(|e| bad(&format!("request sessions: {e}")))?;
+            node.sessions = sessions;
+            // Files written before removed ids were kept end here: none.
+            if !rest.is_empty() {
+                node.removed = decode(rest).map_err(|e| bad(&format!("removed members: {e}")))?;
+            }
         }
         node
     };
@@ -312,6 +343,7 @@ pub fn write_restored_snapshot(
         alarms: Vec::new(),
         auth,
         sessions: Sessions::default(),
+        removed: Vec::new(),
     };
     let prefix = meta_prefix(&meta, &node)?;
     let snaps = SnapStore::open(UringFs, snap_dir)?;
@@ -434,6 +466,7 @@ impl StateMachine {
                 metrics,
                 compacting: Mutex::new(false),
                 auth: arc_swap::ArcSwap::from_pointee(node.auth),
+                removed: arc_swap::ArcSwap::from_pointee(node.removed.into_iter().collect()),
                 tokens: Mutex::new(SimpleTokens::new(token_ttl)),
                 snap_views: AtomicU64::new(0),
                 snap_saved: AtomicU64::new(0),
@@ -464,6 +497,22 @@ impl StateMachine {
             let outcomes = match &entry.payload {
                 EntryPayload::Blank => Outcomes::default(),
                 EntryPayload::Membership(m) => {
+                    // A member in the last membership and not in this one
+                    // is removed for good (etcd's `members_removed`): its
+                    // peer requests are answered "removed" from now on.
+                    let gone: Vec<u64> = a
+                        .applied
+                        .membership
+                        .membership()
+                        .nodes()
+                        .map(|(id, _)| *id)
+                        .filter(|id| m.get_node(id).is_none())
+                        .collect();
+                    if !gone.is_empty() {
+                        let mut set = (**sh.removed.load()).clone();
+                        set.extend(gone);
+                        sh.removed.store(Arc::new(set));
+                    }
                     a.applied.membership = Membership::new(Some(entry.log_id()), m.clone());
                     Outcomes::default()
                 }
@@ -548,6 +597,7 @@ impl StateMachine {
                 alarms: applied.alarms.iter().copied().collect(),
                 auth: (**sh.auth.load()).clone(),
                 sessions: applied.sessions.clone(),
+                removed: sh.removed.load().iter().copied().collect(),
             };
             (meta, node, sh.store.snapshot(), number)
         };
@@ -681,6 +731,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         applied.membership = meta.last_membership.clone();
         applied.alarms = node.alarms.into_iter().collect();
         applied.sessions = node.sessions;
+        sh.removed
+            .store(Arc::new(node.removed.into_iter().collect()));
         *sh.snapshot_size.lock().expect("snapshot size lock") = SnapshotSize {
             bytes: file_bytes(&snapshot.file),
             written_at: written,
@@ -757,6 +809,7 @@ mod tests {
             alarms: vec![(3, ALARM_NOSPACE), (9, ALARM_CORRUPT)],
             auth,
             sessions,
+            removed: vec![0x11, 0xabcdef],
         };
         let mut payload = meta_prefix(&meta(), &node).unwrap();
         assert_eq!(payload.len() % 16, 0);
@@ -797,6 +850,33 @@ mod tests {
         let (_, node, _) = parse_meta(&file(), &payload).unwrap();
         assert_eq!(node, old);
         assert!(node.sessions.is_empty());
+    }
+
+    /// A file written before removed members were kept (meta, node
+    /// state, sessions) loads with none.
+    #[test]
+    fn node_state_without_removed_members_loads() {
+        let mut sessions = Sessions::default();
+        let id = RequestId {
+            member: 1,
+            incarnation: 2,
+            seq: 3,
+        };
+        assert_eq!(sessions.begin(id, 1, 5), Seen::New);
+        let old = NodeState {
+            alarms: vec![(3, ALARM_NOSPACE)],
+            sessions,
+            ..NodeState::default()
+        };
+        let mut m = encode(&meta()).unwrap();
+        m.extend_from_slice(&encode(&old).unwrap());
+        m.extend_from_slice(&encode(&old.sessions).unwrap());
+        let mut payload = (m.len() as u32).to_le_bytes().to_vec();
+        payload.extend_from_slice(&m);
+        payload.resize(payload.len().next_multiple_of(16), 0);
+        let (_, node, _) = parse_meta(&file(), &payload).unwrap();
+        assert_eq!(node, old);
+        assert!(node.removed.is_empty());
     }
 
     #[test]

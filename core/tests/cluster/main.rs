@@ -620,6 +620,216 @@ fn membership_changes_under_write_load() {
     });
 }
 
+/// Issue 21: a removed follower kept running for 30 s and more, listed
+/// itself, served stale reads and forwarded writes (only a removed leader
+/// stopped). etcd 3.4's removed member exits within 5 s, with status 0,
+/// and so must ferrocd's: a follower never receives the entry that
+/// removes it, so it learns it from the first peer it calls (which
+/// answers "removed" from the replicated removed ids). A member that was
+/// down while it was removed learns it the same way when it comes back.
+#[test]
+fn issue_21_removed_followers_stop_even_one_that_was_down() {
+    use ferrocd_net::pb::etcdserverpb::cluster_client::ClusterClient;
+    use ferrocd_net::pb::etcdserverpb::{MemberListRequest, MemberRemoveRequest};
+    let tmp = common::tempdir();
+    let mut c = Cluster::start(tmp.path(), 3);
+    let rt = rt();
+    let eps = c.endpoints();
+    let st = rt.block_on(statuses(&eps));
+    let leader_id = st[0].1;
+    let leader = st.iter().position(|s| s.0 == leader_id).unwrap();
+    let (down, live) = ((leader + 1) % 3, (leader + 2) % 3);
+    let remove = |id: u64| {
+        rt.block_on(async {
+            let mut cl = ClusterClient::new(common::connect(&eps[leader]).await);
+            let r = cl
+                .member_remove(MemberRemoveRequest { id })
+                .await
+                .expect("member remove")
+                .into_inner();
+            assert!(r.members.iter().all(|m| m.id != id));
+        })
+    };
+    let stops_within = |c: &mut Cluster, i: usize, what: &str| {
+        let t = Instant::now();
+        let status = loop {
+            if let Some(s) = c.members[i].child.as_mut().unwrap().try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "{what}: still running 5 s after its removal"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(status.code(), Some(0), "{what}: {status}");
+        let m = &c.members[i];
+        let log = std::fs::read_to_string(m.dir.with_extension(format!("log{}", m.starts)))
+            .unwrap_or_default();
+        assert!(
+            log.contains("permanently removed from the cluster"),
+            "{what}: {log}"
+        );
+    };
+
+    // Removed while down: it comes back, is told by its peers, stops.
+    c.kill(down);
+    remove(st[down].0);
+    c.spawn(down);
+    stops_within(&mut c, down, "the member removed while it was down");
+
+    // A live follower: stops, and the cluster (now the leader alone)
+    // keeps serving.
+    remove(st[live].0);
+    stops_within(&mut c, live, "the removed follower");
+    rt.block_on(async {
+        let mut kv = KvClient::new(common::connect(&eps[leader]).await);
+        kv.put(PutRequest {
+            key: b"after".to_vec(),
+            value: b"removal".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .expect("the remaining member serves writes");
+        let mut cl = ClusterClient::new(common::connect(&eps[leader]).await);
+        let l = cl
+            .member_list(MemberListRequest { linearizable: true })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(l.members.len(), 1, "{:?}", l.members);
+    });
+    // Started again, the removed follower stops again at once.
+    c.spawn(live);
+    stops_within(&mut c, live, "the removed follower, restarted");
+}
+
+/// Issue 21: `--force-new-cluster` was refused, so after losing quorum
+/// the only way back was an older snapshot. As etcd: a member restarted
+/// with it becomes a one-member cluster with all its data (keys,
+/// revisions, cluster and member ids); it stays one on later restarts
+/// without the flag; a former member that comes back is told it was
+/// removed and stops.
+#[test]
+fn issue_21_force_new_cluster_after_losing_two_of_three() {
+    use ferrocd_net::pb::etcdserverpb::MemberListRequest;
+    use ferrocd_net::pb::etcdserverpb::cluster_client::ClusterClient;
+    let tmp = common::tempdir();
+    let mut c = Cluster::start(tmp.path(), 3);
+    let rt = rt();
+    let eps = c.endpoints();
+    let before = rt.block_on(async {
+        let mut kv = KvClient::new(common::connect(&eps[0]).await);
+        for i in 0..50 {
+            kv.put(PutRequest {
+                key: format!("force/{i:02}").into_bytes(),
+                value: vec![b'v'; 10 + i],
+                ..Default::default()
+            })
+            .await
+            .expect("put");
+        }
+        let st = statuses(&eps).await;
+        // Every member has applied everything before two of them die.
+        hashes_agree(&eps, st[0].2, Duration::from_secs(10)).await;
+        st
+    });
+    let survivor = 2;
+    let (my_id, revision) = (before[survivor].0, before[survivor].2);
+    let cluster_id = rt.block_on(async {
+        let mut m = MaintenanceClient::new(common::connect(&eps[survivor]).await);
+        m.status(StatusRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .header
+            .unwrap()
+            .cluster_id
+    });
+    c.kill(0);
+    c.kill(1);
+    c.kill(survivor);
+    c.members[survivor].own = vec!["--force-new-cluster".into()];
+    c.spawn(survivor);
+    c.wait_ready(survivor);
+    let check = |c: &Cluster, extra_revisions: i64| {
+        rt.block_on(async {
+            let ep = &c.endpoints()[survivor];
+            let mut kv = KvClient::new(common::connect(ep).await);
+            let r = kv
+                .range(RangeRequest {
+                    key: b"force/".to_vec(),
+                    range_end: b"force0".to_vec(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(r.kvs.len(), 50);
+            assert_eq!(
+                r.header.as_ref().unwrap().revision,
+                revision + extra_revisions
+            );
+            assert_eq!(r.header.as_ref().unwrap().cluster_id, cluster_id);
+            assert_eq!(r.header.as_ref().unwrap().member_id, my_id);
+            let mut cl = ClusterClient::new(common::connect(ep).await);
+            let l = cl
+                .member_list(MemberListRequest { linearizable: true })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(l.members.len(), 1, "{:?}", l.members);
+            assert_eq!(l.members[0].id, my_id);
+        })
+    };
+    check(&c, 0);
+    rt.block_on(async {
+        let mut kv = KvClient::new(common::connect(&c.endpoints()[survivor]).await);
+        let r = kv
+            .put(PutRequest {
+                key: b"force/after".to_vec(),
+                value: b"x".to_vec(),
+                ..Default::default()
+            })
+            .await
+            .expect("the one-member cluster takes writes")
+            .into_inner();
+        assert_eq!(r.header.unwrap().revision, revision + 1);
+    });
+    // Without the flag it stays a one-member cluster.
+    c.kill(survivor);
+    c.members[survivor].own.clear();
+    c.spawn(survivor);
+    c.wait_ready(survivor);
+    rt.block_on(async {
+        let mut kv = KvClient::new(common::connect(&c.endpoints()[survivor]).await);
+        let r = kv
+            .range(RangeRequest {
+                key: b"force/after".to_vec(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.kvs.len(), 1);
+    });
+    // A former member comes back with its old data: it is told it was
+    // removed, and stops.
+    c.spawn(0);
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = c.members[0].child.as_mut().unwrap().try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "a former member kept running after --force-new-cluster"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+}
+
 /// A member started with another `--initial-cluster-token` computes other
 /// ids: the cluster refuses its peer connections and it never joins.
 #[test]

@@ -10,9 +10,10 @@
 //!
 //! `len` counts everything after itself (kind + id + payload), so it is
 //! at least 9 and at most [`MAX_FRAME`]. `kind` says what the payload is:
-//! a request kind chosen by the caller (1..=127), [`RESPONSE_OK`] |
+//! a request kind chosen by the caller (1..=125), [`RESPONSE_OK`] |
 //! kind for its answer, [`RESPONSE_ERR`] for a failure (payload: UTF-8
-//! text). `id` pairs a response with its request, so many requests can be
+//! text), [`RESPONSE_REMOVED`] (0xfe, which is why request kind 126 is
+//! never used) when the caller has been removed from the cluster. `id` pairs a response with its request, so many requests can be
 //! in flight on one connection (pipelining). Payload bytes are opaque here
 //! (the node encodes raft messages with postcard).
 //!
@@ -30,6 +31,12 @@ pub const KIND_HELLO: u8 = 1;
 pub const RESPONSE_OK: u8 = 0x80;
 /// A failed request's response kind.
 pub const RESPONSE_ERR: u8 = 0xff;
+/// The answer to a hello or a request from a member that has been
+/// removed from the cluster (etcd's HTTP 410 on its peer port): the
+/// caller must stop. The payload is the text [`REMOVED`].
+pub const RESPONSE_REMOVED: u8 = 0xfe;
+/// etcd's words for a removed member.
+pub const REMOVED: &str = "the member has been permanently removed from the cluster";
 
 /// One frame.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,6 +17,12 @@
 //!   handler calls ordered are handled one at a time in arrival order
 //!   (raft appends must not overtake each other); the others run
 //!   concurrently.
+//! - A member removed from the cluster is answered [`RESPONSE_REMOVED`],
+//!   for its hello or any request, when the handler says so
+//!   ([`PeerHandler::is_removed`]); its client then fails the call with
+//!   [`PeerError::Removed`] and runs the hook it was given
+//!   ([`PeerClient::on_removed`]), so a removed member learns it from the
+//!   first peer it calls — how etcd's removed followers learn it too.
 //! - TLS (`https://` peer URLs, etcd's `--peer-*` flags): the dialer
 //!   ([`PeerClient::with_tls`]) verifies the callee's certificate against
 //!   the peer CA and presents its own; the listener ([`serve_peers_tls`])
@@ -33,7 +39,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use frame::{
-    DecodeError, Frame, HEADER, Hello, KIND_HELLO, MAX_FRAME, RESPONSE_ERR, RESPONSE_OK,
+    DecodeError, Frame, HEADER, Hello, KIND_HELLO, MAX_FRAME, REMOVED, RESPONSE_ERR, RESPONSE_OK,
+    RESPONSE_REMOVED,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -59,7 +66,27 @@ pub enum PeerError {
     /// The peer answered with an error.
     #[error("{0}")]
     Remote(String),
+    /// The peer says this member has been removed from the cluster.
+    #[error("{REMOVED}")]
+    Removed,
 }
+
+/// Why a dial failed.
+enum DialError {
+    /// Connecting, TLS or the handshake failed (the reason).
+    Failed(String),
+    /// The peer answered the hello with [`RESPONSE_REMOVED`].
+    Removed,
+}
+
+impl From<String> for DialError {
+    fn from(why: String) -> Self {
+        DialError::Failed(why)
+    }
+}
+
+/// What runs when a peer says this member was removed.
+pub type RemovedHook = Arc<dyn Fn() + Send + Sync>;
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Vec<u8>, PeerError>>>>>;
 
@@ -94,6 +121,7 @@ pub struct PeerClient {
     tls: Option<Arc<rustls::ClientConfig>>,
     next_id: Arc<AtomicU64>,
     dial: Arc<tokio::sync::Mutex<Dial>>,
+    on_removed: Option<RemovedHook>,
 }
 
 impl std::fmt::Debug for PeerClient {
@@ -176,7 +204,23 @@ impl PeerClient {
                 backoff: BACKOFF_MIN,
                 last_error: None,
             })),
+            on_removed: None,
         }
+    }
+
+    /// Run `hook` whenever the peer answers that this member has been
+    /// removed from the cluster (besides failing the call with
+    /// [`PeerError::Removed`]).
+    pub fn on_removed(mut self, hook: RemovedHook) -> Self {
+        self.on_removed = Some(hook);
+        self
+    }
+
+    fn removed(&self) -> PeerError {
+        if let Some(hook) = &self.on_removed {
+            hook();
+        }
+        PeerError::Removed
     }
 
     /// Speak TLS to the peer (its peer URL is `https://`), verifying its
@@ -209,6 +253,11 @@ impl PeerClient {
             return Err(unreachable("backing off after a failed dial".into()));
         }
         match self.dial_once().await {
+            Err(DialError::Removed) => {
+                d.retry_at = Some(Instant::now() + d.backoff);
+                d.backoff = (d.backoff * 2).min(BACKOFF_MAX);
+                Err(self.removed())
+            }
             Ok(c) => {
                 d.backoff = BACKOFF_MIN;
                 d.retry_at = None;
@@ -219,7 +268,7 @@ impl PeerClient {
                 d.conn = Some(c.clone());
                 Ok(c)
             }
-            Err(why) => {
+            Err(DialError::Failed(why)) => {
                 if d.last_error.as_deref() != Some(why.as_str()) {
                     tracing::warn!(peer = %self.addr, error = %why, "failed to dial peer");
                     d.last_error = Some(why.clone());
@@ -231,7 +280,7 @@ impl PeerClient {
         }
     }
 
-    async fn dial_once(&self) -> Result<Conn, String> {
+    async fn dial_once(&self) -> Result<Conn, DialError> {
         let stream = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(&*self.addr))
             .await
             .map_err(|_| "dial timed out".to_string())?
@@ -256,7 +305,7 @@ impl PeerClient {
 
     /// The handshake on a connected stream, then the reader and writer
     /// tasks.
-    async fn hello<R, W>(&self, mut r: R, mut w: W) -> Result<Conn, String>
+    async fn hello<R, W>(&self, mut r: R, mut w: W) -> Result<Conn, DialError>
     where
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
@@ -273,11 +322,14 @@ impl PeerClient {
         let resp = tokio::time::timeout(DIAL_TIMEOUT, read_frame(&mut r, &mut buf))
             .await
             .map_err(|_| "handshake timed out".to_string())??;
+        if resp.kind == RESPONSE_REMOVED {
+            return Err(DialError::Removed);
+        }
         if resp.kind == RESPONSE_ERR {
-            return Err(String::from_utf8_lossy(&resp.payload).into_owned());
+            return Err(String::from_utf8_lossy(&resp.payload).into_owned().into());
         }
         if resp.kind != RESPONSE_OK | KIND_HELLO {
-            return Err(format!("unexpected handshake answer kind {}", resp.kind));
+            return Err(format!("unexpected handshake answer kind {}", resp.kind).into());
         }
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
         let (tx, rx) = mpsc::unbounded_channel();
@@ -294,12 +346,12 @@ impl PeerClient {
                 };
                 let tx = p.lock().expect("pending lock").remove(&f.id);
                 if let Some(tx) = tx {
-                    let r = if f.kind == RESPONSE_ERR {
-                        Err(PeerError::Remote(
+                    let r = match f.kind {
+                        RESPONSE_ERR => Err(PeerError::Remote(
                             String::from_utf8_lossy(&f.payload).into_owned(),
-                        ))
-                    } else {
-                        Ok(f.payload)
+                        )),
+                        RESPONSE_REMOVED => Err(PeerError::Removed),
+                        _ => Ok(f.payload),
                     };
                     let _ = tx.send(r);
                 }
@@ -336,6 +388,7 @@ impl PeerClient {
             return Err(PeerError::Closed(self.addr.to_string()));
         }
         match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(Err(PeerError::Removed))) => Err(self.removed()),
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(PeerError::Closed(self.addr.to_string())),
             Err(_) => {
@@ -351,6 +404,12 @@ pub trait PeerHandler: Send + Sync + 'static {
     /// Accept or refuse a connection by its hello (`Err`: the reason,
     /// sent back to the caller).
     fn accept(&self, hello: &Hello) -> Result<(), String>;
+    /// Whether member `from` has been removed from the cluster: its
+    /// hello and requests are answered [`RESPONSE_REMOVED`].
+    fn is_removed(&self, from: u64) -> bool {
+        let _ = from;
+        false
+    }
     /// Whether requests of `kind` must be handled one at a time, in the
     /// order they arrive on a connection.
     fn ordered(&self, kind: u8) -> bool;
@@ -483,6 +542,17 @@ pub async fn serve_peers_tls<H: PeerHandler>(
     }
 }
 
+fn removed_response(id: u64) -> Vec<u8> {
+    let f = Frame {
+        kind: RESPONSE_REMOVED,
+        id,
+        payload: REMOVED.as_bytes().to_vec(),
+    };
+    let mut out = Vec::with_capacity(HEADER + f.payload.len());
+    f.encode(&mut out);
+    out
+}
+
 fn response(kind: u8, id: u64, r: Result<Vec<u8>, String>) -> Vec<u8> {
     let f = match r {
         Ok(payload) => Frame {
@@ -519,6 +589,14 @@ where
         Err(format!("expected a hello, got kind {}", first.kind))
     };
     let hello = match hello.and_then(|h| handler.accept(&h).map(|()| h)) {
+        Ok(h) if h.from != 0 && handler.is_removed(h.from) => {
+            tracing::warn!(
+                from = %format!("{:x}", h.from),
+                "refused a peer connection from a removed member"
+            );
+            let _ = tx.send(removed_response(first.id));
+            return;
+        }
         Ok(h) => {
             let _ = tx.send(response(KIND_HELLO, first.id, Ok(Vec::new())));
             h
@@ -546,6 +624,12 @@ where
                 "unexpected peer frame; closing"
             );
             return;
+        }
+        if handler.is_removed(hello.from) {
+            if tx.send(removed_response(f.id)).is_err() {
+                return;
+            }
+            continue;
         }
         if handler.ordered(f.kind) {
             let out = response(
