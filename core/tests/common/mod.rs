@@ -428,6 +428,16 @@ impl Server {
 
     /// `etcdctl` with `stdin` fed to it.
     pub fn ctl_stdin(&self, args: &[&str], stdin: Option<&str>) -> CtlOutput {
+        self.ctl_bounded(args, stdin, CTL_TIMEOUT)
+    }
+
+    /// [`Server::ctl`] bounded by `within` instead of [`CTL_TIMEOUT`]
+    /// (a command that moves hundreds of MiB on a busy 2-core machine).
+    pub fn ctl_within(&self, args: &[&str], within: Duration) -> CtlOutput {
+        self.ctl_bounded(args, None, within)
+    }
+
+    fn ctl_bounded(&self, args: &[&str], stdin: Option<&str>, within: Duration) -> CtlOutput {
         let mut cmd = self.ctl_command(args);
         cmd.stdin(if stdin.is_some() {
             Stdio::piped()
@@ -444,7 +454,7 @@ impl Server {
         }
         let out = read_all(child.stdout.take().expect("stdout pipe"));
         let err = read_all(child.stderr.take().expect("stderr pipe"));
-        let deadline = Instant::now() + CTL_TIMEOUT;
+        let deadline = Instant::now() + within;
         let status = loop {
             if let Some(status) = child.try_wait().expect("try_wait") {
                 break status;
@@ -452,7 +462,7 @@ impl Server {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("etcdctl {args:?} ran past {CTL_TIMEOUT:?}");
+                panic!("etcdctl {args:?} ran past {within:?}");
             }
             std::thread::sleep(Duration::from_millis(10));
         };

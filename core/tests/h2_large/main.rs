@@ -94,10 +94,15 @@ fn a_snapshot_of_a_few_hundred_mib_streams_whole() {
     });
     let file = dir.path().join("snap.db");
     let file = file.to_str().expect("utf-8 path");
-    // etcdctl's default deadline (--command-timeout) is too short for
-    // 200 MiB on a busy 2-core machine.
+    // etcdctl's default deadline (--command-timeout), and the harness's
+    // 15 s bound on one etcdctl, are too short for 200 MiB on a busy
+    // 2-core machine (CI once took longer than 15 s here with a build
+    // running beside it).
     server
-        .ctl(&["--command-timeout=300s", "snapshot", "save", file])
+        .ctl_within(
+            &["--command-timeout=300s", "snapshot", "save", file],
+            Duration::from_secs(300),
+        )
         .ok();
     let size = std::fs::metadata(file).expect("snapshot file").len();
     assert!(
