@@ -16,12 +16,15 @@
 //! - [`Fs`] / [`File`]: the file layer; [`UringFs`] appends with `pwrite`
 //!   + `fdatasync` (io_uring for other writes and fallocate), [`SimFs`] models power loss for tests.
 //! - [`record`]: the record codec (also the fuzz target's entry point).
+//! - [`etcd`]: a validating, read-only reader of etcd 3.4/3.5's own WAL
+//!   segments and `.snap` files (adopting an etcd data dir).
 //!
 //! Byte layouts are drawn in `docs/FORMAT.md`.
 
 mod batch;
 pub mod bolt;
 mod error;
+pub mod etcd;
 mod fs;
 mod group_commit;
 mod log;
