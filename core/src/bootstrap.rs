@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 use crate::auth_gate::AuthGate;
 use crate::compactor::Compactor;
 use crate::config::{ClusterState, Config};
+use crate::datadir::{Layout, Prepared};
 use crate::leader::LeaderLink;
 use crate::leases::Leases;
 use crate::lessor::Lessor;
@@ -68,8 +69,15 @@ pub(crate) async fn start(cfg: &Config, metrics: Metrics) -> anyhow::Result<Part
     // is touched.
     let peer_tls = PeerTls::from_config(cfg)?;
     let fs = UringFs;
-    crate::datadir::prepare(&cfg.data_dir, cfg.wal_dir.as_deref())?;
-    let member_dir = cfg.data_dir.join("member");
+    if let Prepared::Etcd { found } =
+        crate::datadir::prepare(&cfg.data_dir, cfg.wal_dir.as_deref())?
+    {
+        // etcd's data: adopted once (the marker is written last), ours
+        // from then on.
+        crate::adopt::adopt(cfg, &found)?;
+    }
+    let layout = Layout::read(&cfg.data_dir, cfg.wal_dir.as_deref())?;
+    let member_dir = layout.member_dir;
     // Without ids this member has not bootstrapped yet: etcd's checks of
     // the bootstrap flags (a restart ignores them, as etcd's does).
     if !member_dir.join("ids").exists() {
@@ -78,10 +86,7 @@ pub(crate) async fn start(cfg: &Config, metrics: Metrics) -> anyhow::Result<Part
     wal::create_dir_all_durable(&fs, &member_dir)
         .with_context(|| format!("creating {}", member_dir.display()))?;
     let ids = load_or_create_ids(&member_dir, cfg, peer_tls.dialer.clone()).await?;
-    let wal_dir = cfg
-        .wal_dir
-        .clone()
-        .unwrap_or_else(|| member_dir.join("wal"));
+    let wal_dir = layout.wal_dir;
     let t = Instant::now();
     let (wal, recovered) = wal::Wal::open(
         fs,
@@ -115,10 +120,7 @@ pub(crate) async fn start(cfg: &Config, metrics: Metrics) -> anyhow::Result<Part
 
     let heartbeat_ms = cfg.heartbeat_interval.as_millis().max(1) as u64;
     let election_ms = cfg.election_timeout.as_millis().max(1) as u64;
-    // etcd's minimum lease TTL: ceil(1.5 × election timeout).
-    let election_ticks = (election_ms / heartbeat_ms).max(1);
-    let min_ttl_ms = (3 * election_ticks / 2) * heartbeat_ms;
-    let min_ttl = min_ttl_ms.div_ceil(1000) as i64;
+    let min_ttl = cfg.min_lease_ttl();
     let jwt = crate::auth_gate::jwt_from_config(cfg)?;
     let sm = StateMachine::open(
         &member_dir.join("snap"),
@@ -287,7 +289,7 @@ pub(crate) async fn start(cfg: &Config, metrics: Metrics) -> anyhow::Result<Part
         proposer.clone(),
         reads.clone(),
         members.clone(),
-        cfg.data_dir.clone(),
+        member_dir.clone(),
         metrics.clone(),
         link.request_timeout(),
         stopping.clone(),

@@ -195,6 +195,18 @@ pub struct Config {
     pub peer_skip_client_san_verification: bool,
 }
 
+impl Config {
+    /// etcd's minimum lease TTL in seconds: ceil(1.5 × election timeout),
+    /// counted in heartbeat ticks as etcd counts it (2 s with the default
+    /// timing). A shorter TTL is raised to it.
+    pub fn min_lease_ttl(&self) -> i64 {
+        let heartbeat_ms = self.heartbeat_interval.as_millis().max(1) as u64;
+        let election_ms = self.election_timeout.as_millis().max(1) as u64;
+        let election_ticks = (election_ms / heartbeat_ms).max(1);
+        ((3 * election_ticks / 2) * heartbeat_ms).div_ceil(1000) as i64
+    }
+}
+
 /// One port's TLS flags (etcd's `TLSInfo`). Used only on `https://` URLs;
 /// on `http://` ones etcd ignores them with a warning, and so do we.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -12,10 +12,11 @@
 //! | on disk | verdict |
 //! |---|---|
 //! | no dir, or no file in it at any depth | fresh: the marker is written |
-//! | marker with format 1 | ours |
+//! | marker with format 1 | ours (files in `member/`) |
+//! | marker with format 2 | ours: an adopted etcd dir (ferrocd's files in `ferrocd/`, etcd's untouched in `member/`); refused if `ferrocd/ids` is missing |
 //! | marker with a higher format | refused: written by a newer ferrocd |
 //! | marker that does not parse | refused |
-//! | no marker, etcd's files (bbolt `member/snap/db`, WAL segments in etcd's framing) | refused: an etcd data dir |
+//! | no marker, etcd's files (bbolt `member/snap/db`, WAL segments in etcd's framing) | an etcd data dir: [`Prepared::Etcd`], nothing written; the node adopts it (`adopt`), writing the format 2 marker last |
 //! | no marker, ferrocd's layout from before the marker (below) | adopted once: the marker is written |
 //! | anything else | refused: not a ferrocd data dir |
 //!
@@ -49,8 +50,19 @@ use ferrocd_wal::{self as wal, UringFs};
 
 /// The marker's name, in the data dir.
 pub const MARKER: &str = "FERROCD";
-/// The data dir format this build writes and reads.
+/// The data dir format this build writes for a fresh dir: ferrocd's files
+/// in `member/` (`ids`, `wal/`, `snap/`).
 pub const FORMAT: u32 = 1;
+/// The format of an etcd data dir that ferrocd adopted: etcd's files stay
+/// as they were in `member/` (or `--wal-dir`), ferrocd's are in
+/// `ferrocd/` (`ids`, `snap/`, `wal/`; with `--wal-dir`, its WAL is
+/// `<wal-dir>/ferrocd`). See `adopt`.
+pub const FORMAT_ADOPTED: u32 = 2;
+/// The newest format this build reads.
+pub const NEWEST: u32 = FORMAT_ADOPTED;
+/// The name of ferrocd's own dir in an adopted etcd data dir (and in
+/// its `--wal-dir`).
+pub const ADOPTED_DIR: &str = "ferrocd";
 /// Where the marker is written before its rename.
 const MARKER_TMP: &str = "FERROCD.tmp";
 /// The marker's text before the version number.
@@ -115,7 +127,7 @@ pub enum Error {
     },
     /// A marker from a newer ferrocd.
     #[error(
-        "{path} says data dir format {found}, but this ferrocd reads format {supported} only; \
+        "{path} says data dir format {found}, but this ferrocd reads formats 1 to {supported} only; \
          it was written by a newer ferrocd: run that version (nothing was changed)",
         path = .path.display()
     )]
@@ -139,6 +151,23 @@ pub enum Error {
         /// Its first bytes.
         text: String,
     },
+    /// An adopted etcd dir whose ferrocd files are gone.
+    #[error(
+        "{dir} says it is an etcd data dir that ferrocd adopted (format 2), but ferrocd's \
+         files are missing ({missing}); nothing was changed: restore them from a backup, or \
+         remove {marker} (and the {adopted} dir) to adopt etcd's files again — writes made \
+         through ferrocd since the adoption would be lost",
+        dir = .dir.display(),
+        missing = .missing.display(),
+        marker = .dir.join(MARKER).display(),
+        adopted = ADOPTED_DIR
+    )]
+    HalfAdopted {
+        /// The data dir.
+        dir: PathBuf,
+        /// What is missing.
+        missing: PathBuf,
+    },
     /// Reading or writing failed.
     #[error("{what} {path}: {source}", path = .path.display())]
     Io {
@@ -155,7 +184,7 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What [`prepare`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Prepared {
     /// No data yet: the marker was written.
     Fresh,
@@ -163,10 +192,55 @@ pub enum Prepared {
     Own,
     /// ferrocd's layout from before the marker: the marker was written.
     Adopted,
+    /// An etcd data dir (nothing was written): adopt it (`adopt`), which
+    /// writes the marker with [`FORMAT_ADOPTED`] last.
+    Etcd {
+        /// What gave it away, relative to the data dir.
+        found: Vec<String>,
+    },
+}
+
+/// Where a data dir's ferrocd files are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// The marker's format.
+    pub format: u32,
+    /// `ids`, `snap/` (and `wal/` without `--wal-dir`).
+    pub member_dir: PathBuf,
+    /// The WAL.
+    pub wal_dir: PathBuf,
+}
+
+impl Layout {
+    /// The layout of format `format` for `data_dir` and `wal_dir`.
+    pub fn of(format: u32, data_dir: &Path, wal_dir: Option<&Path>) -> Layout {
+        let member_dir = if format == FORMAT_ADOPTED {
+            data_dir.join(ADOPTED_DIR)
+        } else {
+            data_dir.join("member")
+        };
+        let wal_dir = match (format == FORMAT_ADOPTED, wal_dir) {
+            (false, Some(w)) => w.to_path_buf(),
+            (true, Some(w)) => w.join(ADOPTED_DIR),
+            (_, None) => member_dir.join("wal"),
+        };
+        Layout {
+            format,
+            member_dir,
+            wal_dir,
+        }
+    }
+
+    /// The layout of the ferrocd data dir at `data_dir` (its marker says
+    /// which format).
+    pub fn read(data_dir: &Path, wal_dir: Option<&Path>) -> Result<Layout> {
+        let format = read_marker(&data_dir.join(MARKER))?;
+        Ok(Self::of(format, data_dir, wal_dir))
+    }
 }
 
 /// What [`inspect`] found, without writing anything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Found {
     /// No file at any depth (or no dir).
     Empty,
@@ -174,6 +248,9 @@ pub enum Found {
     Own,
     /// ferrocd's layout without a marker.
     Legacy,
+    /// etcd's data (no marker): what gave it away, relative to the data
+    /// dir.
+    Etcd(Vec<String>),
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
@@ -191,6 +268,7 @@ pub fn prepare(data_dir: &Path, wal_dir: Option<&Path>) -> Result<Prepared> {
     let found = inspect(data_dir, wal_dir)?;
     match found {
         Found::Own => return Ok(Prepared::Own),
+        Found::Etcd(found) => return Ok(Prepared::Etcd { found }),
         Found::Empty => {
             // A separate WAL dir of a fresh data dir must hold no log: a
             // log without its ids and snapshots is not a member.
@@ -213,12 +291,18 @@ pub fn prepare(data_dir: &Path, wal_dir: Option<&Path>) -> Result<Prepared> {
 /// that [`inspect`] found empty (`ferroctl snapshot restore` calls it
 /// before making the member dir).
 pub fn write_marker(data_dir: &Path) -> Result<()> {
+    write_marker_format(data_dir, FORMAT)
+}
+
+/// [`write_marker`] with format `format` (an adopted etcd dir's marker,
+/// written last, is the adoption's commit point).
+pub fn write_marker_format(data_dir: &Path, format: u32) -> Result<()> {
     wal::create_dir_all_durable(&UringFs, data_dir).map_err(io_err("creating", data_dir))?;
     let path = data_dir.join(MARKER);
     let tmp = data_dir.join(MARKER_TMP);
     {
         let mut f = fs::File::create(&tmp).map_err(io_err("creating", &tmp))?;
-        writeln!(f, "{MARKER_PREFIX}{FORMAT}").map_err(io_err("writing", &tmp))?;
+        writeln!(f, "{MARKER_PREFIX}{format}").map_err(io_err("writing", &tmp))?;
         f.sync_all().map_err(io_err("syncing", &tmp))?;
     }
     fs::rename(&tmp, &path).map_err(io_err("renaming", &tmp))?;
@@ -236,13 +320,25 @@ pub fn inspect(data_dir: &Path, wal_dir: Option<&Path>) -> Result<Found> {
     let wal = wal_dir.unwrap_or(&own_wal);
     match fs::symlink_metadata(&marker) {
         Ok(_) => {
-            read_marker(&marker)?;
+            let format = read_marker(&marker)?;
+            let layout = Layout::of(format, data_dir, wal_dir);
             // Our own dir: the log must still be ours.
-            if let Some(w) = wal_dir
-                && !tree_is_empty(w)?
-                && scan_wal(w)?.etcd.is_some()
+            if (wal_dir.is_some() || format == FORMAT_ADOPTED)
+                && !tree_is_empty(&layout.wal_dir)?
+                && scan_wal(&layout.wal_dir)?.etcd.is_some()
             {
-                return Err(refusal(w, "--wal-dir")?);
+                return Err(refusal(&layout.wal_dir, "--wal-dir")?);
+            }
+            // The marker of an adopted dir is written last: its files
+            // must be there.
+            if format == FORMAT_ADOPTED {
+                let ids = layout.member_dir.join("ids");
+                if !ids.is_file() {
+                    return Err(Error::HalfAdopted {
+                        dir: data_dir.to_path_buf(),
+                        missing: ids,
+                    });
+                }
             }
             return Ok(Found::Own);
         }
@@ -264,10 +360,7 @@ pub fn inspect(data_dir: &Path, wal_dir: Option<&Path>) -> Result<Found> {
     }
     let evidence = etcd_evidence(data_dir, wal)?;
     if !evidence.is_empty() {
-        return Err(Error::Etcd {
-            dir: data_dir.to_path_buf(),
-            found: evidence,
-        });
+        return Ok(Found::Etcd(evidence));
     }
     if is_legacy(data_dir, wal)? {
         return Ok(Found::Legacy);
@@ -293,7 +386,7 @@ fn refusal(dir: &Path, flag: &'static str) -> Result<Error> {
     })
 }
 
-/// The marker's version: [`FORMAT`], or an error for another.
+/// The marker's version ([`FORMAT`] or [`FORMAT_ADOPTED`]), or an error.
 fn read_marker(path: &Path) -> Result<u32> {
     let f = fs::File::open(path).map_err(io_err("reading", path))?;
     let mut bytes = Vec::new();
@@ -312,14 +405,14 @@ fn read_marker(path: &Path) -> Result<u32> {
         return Err(bad());
     }
     let found: u32 = digits.parse().map_err(|_| bad())?;
-    if found > FORMAT {
+    if found > NEWEST {
         return Err(Error::Newer {
             path: path.to_path_buf(),
             found,
-            supported: FORMAT,
+            supported: NEWEST,
         });
     }
-    if found != FORMAT {
+    if found == 0 {
         return Err(bad());
     }
     Ok(found)
@@ -625,9 +718,9 @@ mod tests {
     }
 
     #[test]
-    fn markers_other_than_format_1_are_refused() {
+    fn markers_other_than_formats_1_and_2_are_refused() {
         for (text, newer) in [
-            ("ferrocd data dir format 2\n", true),
+            ("ferrocd data dir format 3\n", true),
             ("ferrocd data dir format 4000000000\n", true),
             ("ferrocd data dir format 0\n", false),
             ("ferrocd data dir format 1", false),
@@ -647,7 +740,7 @@ mod tests {
                     assert!(found > supported);
                     let msg = e.to_string();
                     assert!(msg.contains(&format!("format {found}")), "{msg}");
-                    assert!(msg.contains("format 1 only"), "{msg}");
+                    assert!(msg.contains("formats 1 to 2 only"), "{msg}");
                 }
                 Error::BadMarker { .. } => assert!(!newer, "{text:?}"),
                 other => panic!("{text:?}: {other}"),
@@ -668,9 +761,9 @@ mod tests {
         seg.resize(4096, 0);
         let name = "0000000000000000-0000000000000000.wal";
         fs::write(d.path().join("member/wal").join(name), &seg).unwrap();
-        let e = prepare(d.path(), None).unwrap_err();
-        let Error::Etcd { found, .. } = &e else {
-            panic!("{e}")
+        let p = prepare(d.path(), None).unwrap();
+        let Prepared::Etcd { found } = &p else {
+            panic!("{p:?}")
         };
         assert_eq!(
             found,
@@ -679,7 +772,29 @@ mod tests {
         assert!(!d.path().join(MARKER).exists());
         // The WAL alone gives it away too.
         fs::remove_file(d.path().join("member/snap/db")).unwrap();
-        assert!(matches!(prepare(d.path(), None), Err(Error::Etcd { .. })));
+        assert!(matches!(prepare(d.path(), None), Ok(Prepared::Etcd { .. })));
+        assert!(!d.path().join(MARKER).exists());
+    }
+
+    #[test]
+    fn adopted_dirs_keep_ferrocds_files_apart() {
+        let d = tmp();
+        let l = Layout::of(FORMAT_ADOPTED, d.path(), None);
+        assert_eq!(l.member_dir, d.path().join("ferrocd"));
+        assert_eq!(l.wal_dir, d.path().join("ferrocd/wal"));
+        let w = d.path().join("w");
+        let l = Layout::of(FORMAT_ADOPTED, d.path(), Some(&w));
+        assert_eq!(l.wal_dir, w.join("ferrocd"));
+        let l = Layout::of(FORMAT, d.path(), Some(&w));
+        assert_eq!((l.member_dir, l.wal_dir), (d.path().join("member"), w));
+        // The marker of an adopted dir without ferrocd's files: refused.
+        write_marker_format(d.path(), FORMAT_ADOPTED).unwrap();
+        let e = prepare(d.path(), None).unwrap_err();
+        assert!(matches!(e, Error::HalfAdopted { .. }), "{e}");
+        fs::create_dir_all(d.path().join("ferrocd")).unwrap();
+        fs::write(d.path().join("ferrocd/ids"), "0\n0\n").unwrap();
+        assert_eq!(prepare(d.path(), None).unwrap(), Prepared::Own);
+        assert_eq!(Layout::read(d.path(), None).unwrap().format, FORMAT_ADOPTED);
     }
 
     #[test]

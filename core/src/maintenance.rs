@@ -41,7 +41,9 @@ pub(crate) struct Maintenance {
     members: Arc<Membership>,
     /// This member's id.
     me: u64,
-    data_dir: PathBuf,
+    /// The member dir (`member/`, or `ferrocd/` in an adopted etcd dir):
+    /// where a snapshot export's unlinked temp file lives.
+    member_dir: PathBuf,
     metrics: Metrics,
     /// How long a request waits for a leader before failing.
     request_timeout: Duration,
@@ -58,7 +60,7 @@ impl Maintenance {
         proposer: Arc<Proposer>,
         reads: Arc<ReadIndex>,
         members: Arc<Membership>,
-        data_dir: PathBuf,
+        member_dir: PathBuf,
         metrics: Metrics,
         request_timeout: Duration,
         stopping: Arc<AtomicBool>,
@@ -71,7 +73,7 @@ impl Maintenance {
             reads,
             me: members.ids().member_id,
             members,
-            data_dir,
+            member_dir,
             metrics,
             request_timeout,
             stopping,
@@ -198,7 +200,7 @@ impl Maintenance {
     /// etcd's Snapshot: the backend file, written to an unlinked file.
     pub(crate) async fn snapshot(&self) -> Result<(std::fs::File, u64), EtcdError> {
         let (view, extra) = self.backend_state().await?;
-        let dir = self.data_dir.join("member");
+        let dir = self.member_dir.clone();
         let name = format!(
             "snapshot-export.{}.{:x}.tmp",
             std::process::id(),

@@ -55,6 +55,13 @@ fn repair(a: RepairArgs) -> R {
     };
     match ferrocd_core::datadir::inspect(data_dir, a.wal_dir.as_deref()) {
         Ok(ferrocd_core::datadir::Found::Own | ferrocd_core::datadir::Found::Legacy) => {}
+        Ok(ferrocd_core::datadir::Found::Etcd(found)) => {
+            return Err(Fail::err(format!(
+                "{} is an etcd data dir (found {}): ferrocd repairs only its own WAL",
+                data_dir.display(),
+                found.join(", ")
+            )));
+        }
         Ok(ferrocd_core::datadir::Found::Empty) => {
             return Err(Fail::args(format!(
                 "{}: no ferrocd data dir there",
@@ -63,9 +70,17 @@ fn repair(a: RepairArgs) -> R {
         }
         Err(e) => return Err(Fail::err(e.to_string())),
     }
-    let dir = match &a.wal_dir {
-        Some(w) => w.clone(),
-        None => data_dir.join("member").join("wal"),
+    let dir = match ferrocd_core::datadir::Layout::read(data_dir, a.wal_dir.as_deref()) {
+        Ok(l) => l.wal_dir,
+        // A dir from before the marker: the format 1 layout.
+        Err(_) => {
+            ferrocd_core::datadir::Layout::of(
+                ferrocd_core::datadir::FORMAT,
+                data_dir,
+                a.wal_dir.as_deref(),
+            )
+            .wal_dir
+        }
     };
     if !dir.is_dir() {
         return Err(Fail::args(format!(

@@ -103,6 +103,37 @@ fn wal_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
+/// Write the first log of an adopted etcd member into the new, empty
+/// `wal`: the log continues after `purged` (its snapshot's log id) with
+/// `entries` (contiguous from `purged + 1`), with `vote` and the
+/// `committed` hint, all durable when this returns.
+pub(crate) fn write_adopted<F: ferrocd_wal::Fs>(
+    wal: &mut Wal<F>,
+    purged: LogId,
+    entries: &[Entry],
+    vote: Vote,
+    committed: Option<LogId>,
+) -> io::Result<()> {
+    let w = |e: ferrocd_wal::WriteError| io::Error::other(e.to_string());
+    wal.reset_buffered(purged.index() + 1).map_err(w)?;
+    wal.append_meta(META_PURGED, &encode(&Some(purged))?)
+        .map_err(w)?;
+    wal.append_meta(META_VOTE, &encode(&vote)?).map_err(w)?;
+    wal.append_meta(META_COMMITTED, &encode(&committed)?)
+        .map_err(w)?;
+    for (next, e) in (purged.index() + 1..).zip(entries) {
+        if e.index() != next {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("adopted entry {} where {next} was expected", e.index()),
+            ));
+        }
+        wal.append_entry(e.index(), &encode(e)?).map_err(w)?;
+    }
+    wal.sync().map_err(w)?;
+    Ok(())
+}
+
 impl LogStore {
     /// Recover the raft log state from an opened WAL and start its group
     /// commit thread.

@@ -27,6 +27,7 @@ use crate::auth::{AuthOp, Caller};
 pub(crate) use applied::alarm_name;
 pub use applied::{ALARM_CORRUPT, ALARM_NOSPACE};
 pub use log_store::LogStore;
+pub(crate) use log_store::write_adopted;
 pub use network::{
     APPEND_BYTES, KIND_APPEND, KIND_FORWARD, KIND_LEASE_RENEW, KIND_LEASE_TTL, KIND_MEMBER_CHANGE,
     KIND_MEMBERS, KIND_PRE_VOTE, KIND_PUBLISH, KIND_READ_INDEX, KIND_SNAPSHOT, KIND_STATUS,
@@ -34,6 +35,7 @@ pub use network::{
 };
 pub use outcome::{Applied, ApplyError};
 pub use sessions::{InFlight, Origin, RequestId, Seen, Sessions};
+pub(crate) use state_machine::write_snapshot_at;
 pub use state_machine::{DbSize, SmShared, SnapshotData, StateMachine, write_restored_snapshot};
 
 openraft::declare_raft_types!(

@@ -335,20 +335,45 @@ pub fn write_restored_snapshot(
     let voters = members.keys().copied().collect();
     let membership = openraft::Membership::new(vec![voters], members)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    write_snapshot_at(
+        snap_dir,
+        store,
+        log_id,
+        membership,
+        auth,
+        Vec::new(),
+        Vec::new(),
+    )
+}
+
+/// Write a snapshot of `store` as applied up to `log_id` with
+/// `membership`, the auth store, raised alarms and removed members, into
+/// `snap_dir` (a restored member's first snapshot, an adopted etcd
+/// member's).
+pub(crate) fn write_snapshot_at(
+    snap_dir: &Path,
+    store: &mvcc::Store,
+    log_id: LogId,
+    membership: openraft::Membership<u64, super::Member>,
+    auth: AuthState,
+    alarms: Vec<(u64, i32)>,
+    removed: Vec<u64>,
+) -> io::Result<SnapshotFile> {
     let meta = SnapshotMeta {
         last_log_id: Some(log_id),
         last_membership: Membership::new(Some(log_id), membership),
     };
     let node = NodeState {
-        alarms: Vec::new(),
+        alarms,
         auth,
         sessions: Sessions::default(),
-        removed: Vec::new(),
+        removed,
     };
     let prefix = meta_prefix(&meta, &node)?;
     let snaps = SnapStore::open(UringFs, snap_dir)?;
     let view = store.snapshot();
-    snaps.save_with(0, 0, |w| {
+    let (term, index) = (log_id.committed_leader_id().term, log_id.index());
+    snaps.save_with(term, index, |w| {
         w.write_all(&prefix)?;
         view.write_snapshot(&mut &mut *w).map(|_| ())
     })

@@ -240,6 +240,18 @@ impl Server {
         panic!("server {} did not start: {last}", bin.display());
     }
 
+    /// Run `bin` from the next (re)start on, with the same flags, data dir
+    /// and ports (etcd's binary swapped for ferrocd's in its unit file).
+    pub fn set_bin(&mut self, bin: &Path) {
+        self.bin = bin.to_path_buf();
+    }
+
+    /// Give `extra` flags (instead of the ones given so far) from the next
+    /// (re)start on.
+    pub fn set_extra(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+    }
+
     /// `127.0.0.1:P`, as `etcdctl --endpoints` takes it.
     pub fn endpoint(&self) -> String {
         format!("127.0.0.1:{}", self.client_port)
@@ -571,6 +583,18 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     http(port, "GET", path, None, None)
 }
 
+/// A minimal HTTP/1.1 PUT of a form body (etcd's v2 keys API) on
+/// loopback: (status code, body).
+pub fn http_put_form(port: u16, path: &str, body: &str) -> Option<(u16, String)> {
+    http_typed(
+        port,
+        "PUT",
+        path,
+        Some((body, "application/x-www-form-urlencoded")),
+        None,
+    )
+}
+
 /// A minimal HTTP/1.1 POST of a JSON body on loopback: (status code, body).
 pub fn http_post(port: u16, path: &str, body: &str) -> Option<(u16, String)> {
     http(port, "POST", path, Some(body), None)
@@ -597,6 +621,23 @@ fn http(
     body: Option<&str>,
     authorization: Option<&str>,
 ) -> Option<(u16, String)> {
+    http_typed(
+        port,
+        method,
+        path,
+        body.map(|b| (b, "application/json")),
+        authorization,
+    )
+}
+
+/// [`http`] with the body's content type.
+fn http_typed(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &str)>,
+    authorization: Option<&str>,
+) -> Option<(u16, String)> {
     let addr = ([127, 0, 0, 1], port).into();
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
@@ -606,14 +647,11 @@ fn http(
     if let Some(a) = authorization {
         req += &format!("Authorization: {a}\r\n");
     }
-    if let Some(b) = body {
-        req += &format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            b.len()
-        );
+    if let Some((b, ty)) = body {
+        req += &format!("Content-Type: {ty}\r\nContent-Length: {}\r\n", b.len());
     }
     req += "\r\n";
-    req += body.unwrap_or("");
+    req += body.map_or("", |(b, _)| b);
     s.write_all(req.as_bytes()).ok()?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).ok()?;

