@@ -550,17 +550,14 @@ impl Drop for Trio {
     }
 }
 
-/// A 3-member etcd 3.5 cluster whose members stopped at different
-/// indexes (one gracefully long before the others, one killed) is
-/// adopted member by member: the same ids, every key on every member,
-/// and writes go on.
-#[test]
-fn issue_21_three_member_etcd_cluster_is_adopted() {
+/// A 3-member etcd cluster whose members stopped at different indexes
+/// (one gracefully long before the others, one killed) is adopted member
+/// by member: the same ids, every key on every member, and writes go on.
+fn three_members(etcd: &Path) {
     let t = tempdir();
     let mut c = Trio::new(t.path());
-    let etcd = etcd_35();
     for i in 0..3 {
-        c.start(i, &etcd);
+        c.start(i, etcd);
     }
     for i in 0..3 {
         c.wait_serving(i);
@@ -607,4 +604,14 @@ fn issue_21_three_member_etcd_cluster_is_adopted() {
     c.ctl(2, &["put", "c/after", "x"]).ok();
     let out = c.ctl(0, &["get", "c/after", "--print-value-only"]);
     assert_eq!(out.ok().trim(), "x");
+}
+
+#[test]
+fn issue_21_three_member_etcd_3_5_cluster_is_adopted() {
+    three_members(&etcd_35());
+}
+
+#[test]
+fn issue_21_three_member_etcd_3_4_cluster_is_adopted() {
+    three_members(&etcd_34());
 }
