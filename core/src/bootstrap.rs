@@ -282,6 +282,7 @@ pub(crate) async fn start(cfg: &Config, metrics: Metrics) -> anyhow::Result<Part
         metrics.clone(),
         removal,
     );
+    let probe_network = network.clone();
     let maintenance = Maintenance::new(
         raft.clone(),
         shared.clone(),
@@ -298,6 +299,11 @@ pub(crate) async fn start(cfg: &Config, metrics: Metrics) -> anyhow::Result<Part
 
     metrics.set_quota_backend_bytes(cfg.quota_backend_bytes);
     tokio::spawn(liveness.clone().track(stop.clone()));
+    tokio::spawn(
+        liveness
+            .clone()
+            .probe_when_leaderless(probe_network, stop.clone()),
+    );
     tokio::spawn(leases.clone().expire(stop.clone()));
     tokio::spawn(maintenance.clone().sample_gauges(stop.clone()));
     tokio::spawn(maintenance.clone().auto_compact(

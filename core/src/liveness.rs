@@ -12,7 +12,7 @@ use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
 use tokio::sync::Notify;
 
-use crate::raft::{Raft, SmShared};
+use crate::raft::{KIND_STATUS, Member, PeerNetwork, Raft, SmShared};
 
 /// How a start ends when the member learns that it was removed from the
 /// cluster (etcd exits with status 0 then; so does `ferrocd`).
@@ -230,6 +230,53 @@ impl Liveness {
             .lock()
             .expect("contact lock")
             .is_some_and(|t| t.elapsed() < et)
+    }
+
+    /// While no leader is heard from, ask the other members for their
+    /// status every two election timeouts. A member that was removed
+    /// learns it from the answer ("removed", see [`Removal`]) even when
+    /// it never calls anyone otherwise: a learner (it never campaigns), a
+    /// removed member back from being down, or any member while its
+    /// election attempts are pre-votes that nobody answers.
+    pub(crate) async fn probe_when_leaderless(
+        self: Arc<Self>,
+        network: PeerNetwork,
+        stop: Arc<Notify>,
+    ) {
+        let every = self.election_timeout * 2;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.notified() => return,
+            }
+            if self.removal.is_removed() {
+                return;
+            }
+            if self.leader_alive() {
+                continue;
+            }
+            let others: Vec<(u64, Member)> = {
+                let m = self.raft.metrics();
+                let m = m.borrow_watched();
+                m.membership_config
+                    .membership()
+                    .nodes()
+                    .filter(|(id, _)| **id != self.me)
+                    .map(|(id, n)| (*id, n.clone()))
+                    .collect()
+            };
+            for (id, member) in others {
+                // Only the answer's kind matters: the client runs the
+                // removal hook on "removed".
+                let _ = network
+                    .client(id, &member)
+                    .call(KIND_STATUS, Vec::new(), self.election_timeout)
+                    .await;
+                if self.removal.is_removed() {
+                    return;
+                }
+            }
+        }
     }
 
     /// The peer service saw an AppendEntries from the leader.

@@ -704,6 +704,53 @@ fn issue_21_removed_followers_stop_even_one_that_was_down() {
     stops_within(&mut c, live, "the removed follower, restarted");
 }
 
+/// Issue 21: a removed learner never campaigns, so it never calls a peer
+/// by itself: it learns its removal by asking its peers once no leader is
+/// heard from, and stops (status 0) within etcd 3.4's 5 s.
+#[test]
+fn issue_21_removed_learner_stops() {
+    use ferrocd_net::pb::etcdserverpb::cluster_client::ClusterClient;
+    use ferrocd_net::pb::etcdserverpb::{MemberAddRequest, MemberRemoveRequest};
+    let tmp = common::tempdir();
+    let mut c = Cluster::start(tmp.path(), 1);
+    let rt = rt();
+    let ep = c.endpoints()[0].clone();
+    let new = c.add_slot(tmp.path());
+    let peer = format!("http://127.0.0.1:{}", c.members[new].peer);
+    let id = rt.block_on(async {
+        let mut cl = ClusterClient::new(common::connect(&ep).await);
+        let r = cl
+            .member_add(MemberAddRequest {
+                peer_ur_ls: vec![peer],
+                is_learner: true,
+            })
+            .await
+            .expect("member add")
+            .into_inner();
+        r.member.expect("added").id
+    });
+    c.spawn(new);
+    c.wait_ready(new);
+    rt.block_on(async {
+        let mut cl = ClusterClient::new(common::connect(&ep).await);
+        cl.member_remove(MemberRemoveRequest { id })
+            .await
+            .expect("remove the learner");
+    });
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = c.members[new].child.as_mut().unwrap().try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the removed learner still runs 5 s after its removal"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "{status}");
+}
+
 /// Issue 21: `--force-new-cluster` was refused, so after losing quorum
 /// the only way back was an older snapshot. As etcd: a member restarted
 /// with it becomes a one-member cluster with all its data (keys,
