@@ -739,6 +739,33 @@ mod tests {
         );
     }
 
+    /// Removed members go where etcd keeps them (`members_removed`, value
+    /// "removed").
+    #[test]
+    fn removed_members_are_written() {
+        let mut x = extra();
+        x.removed = vec![0xabc, 0x1];
+        let f = write(&sample().snapshot(), &x, io::Cursor::new(Vec::new()))
+            .unwrap()
+            .0
+            .into_inner();
+        let db = bolt::Db::open(&f).unwrap();
+        let b = db.bucket(b"members_removed").unwrap().unwrap();
+        let mut got = Vec::new();
+        db.walk(&b, &mut |e| {
+            got.push((e.key.to_vec(), e.value.to_vec()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (b"0000000000000001".to_vec(), b"removed".to_vec()),
+                (b"0000000000000abc".to_vec(), b"removed".to_vec()),
+            ]
+        );
+    }
+
     #[test]
     fn deterministic_and_hash_ignores_the_index() {
         let s = sample();
