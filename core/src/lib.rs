@@ -4,7 +4,7 @@
 //! `ferrocd` (src/main.rs) is a thin wrapper around [`server`].
 
 /// Adopting an etcd data dir (its backend, WAL and snapshots).
-mod adopt;
+pub mod adopt;
 /// The replicated auth store: users, roles, permissions, simple tokens, JWT.
 pub mod auth;
 /// Tokens, passwords, client certificates, Authenticate, auth store requests.

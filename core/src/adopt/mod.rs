@@ -451,3 +451,12 @@ fn translated(cfg: &Config, data: &[u8], index: u64, term: u64) -> anyhow::Resul
         e => anyhow::anyhow!("etcd entry {index}: {e} (nothing was changed)"),
     })
 }
+
+/// Decode and translate one etcd entry payload (an `EntryNormal`'s data)
+/// as adoption does, with etcd's default timing: the fuzz target's and the
+/// corpus replay's entry point. `Err` holds why it is refused.
+pub fn check_entry(data: &[u8], index: u64, term: u64) -> Result<(), String> {
+    requests::translate_with(data, index, term, 2)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
