@@ -154,6 +154,8 @@ async fn discover_ids(cfg: &Config, dialer: Option<Arc<ClientConfig>>) -> anyhow
                     let r: Result<(u64, Vec<(u64, Member)>), EtcdError> =
                         crate::raft::decode(&bytes)?;
                     let (cluster_id, members) = r.map_err(|e| anyhow::anyhow!("{addr}: {e}"))?;
+                    crate::membership::verify::validate_join(cfg, cluster_id, &members)
+                        .map_err(anyhow::Error::msg)?;
                     let me = members.iter().find(|(_, m)| {
                         let mut a = m.peer_urls.clone();
                         let mut b = mine.clone();

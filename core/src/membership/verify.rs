@@ -162,6 +162,80 @@ fn advertise_matches_cluster(cfg: &Config) -> Result<(), String> {
     ))
 }
 
+/// etcd's `ValidateClusterAndAssignIDs` for a member joining with
+/// `--initial-cluster-state existing`: `existing` is the cluster's
+/// membership as a peer reported it (cluster `cluster_id`), and
+/// `--initial-cluster` must list exactly its members, by peer URLs.
+/// `Err` holds etcd 3.5.1's message (the cluster printed as etcd prints
+/// it, members in id order; removed ids are not reported by the peer and
+/// print empty).
+pub(crate) fn validate_join(
+    cfg: &Config,
+    cluster_id: u64,
+    existing: &[(u64, crate::raft::Member)],
+) -> Result<(), String> {
+    let mut ems = existing.to_vec();
+    ems.sort_by_key(|(id, _)| *id);
+    let mut lms: Vec<(u64, Vec<Url>)> = cfg
+        .initial_cluster
+        .values()
+        .map(|urls| {
+            let strs: Vec<String> = urls.iter().map(show).collect();
+            (
+                crate::membership::ids::member_id(&strs, &cfg.initial_cluster_token),
+                urls.clone(),
+            )
+        })
+        .collect();
+    lms.sort_by_key(|(id, _)| *id);
+    let cluster = {
+        let members: Vec<String> = ems
+            .iter()
+            .map(|(id, m)| {
+                format!(
+                    "&{{ID:{id:x} RaftAttributes:{{PeerURLs:[{}] IsLearner:false}} \
+                     Attributes:{{Name:{} ClientURLs:[{}]}}}}",
+                    m.peer_urls.join(" "),
+                    m.name,
+                    m.client_urls.join(" ")
+                )
+            })
+            .collect();
+        format!(
+            "{{ClusterID:{cluster_id:x} Members:[{}] RemovedMemberIDs:[]}}",
+            members.join(" ")
+        )
+    };
+    if ems.len() != lms.len() {
+        return Err(format!(
+            "error validating peerURLs {cluster}: member count is unequal"
+        ));
+    }
+    for (id, m) in &ems {
+        let theirs: Vec<Url> = m
+            .peer_urls
+            .iter()
+            .filter_map(|u| Url::parse(u).ok())
+            .collect();
+        let mut last = "<nil>".to_string();
+        let found = lms.iter().any(|(_, ours)| match urls_equal(&theirs, ours) {
+            Ok(()) => true,
+            Err(e) => {
+                last = e;
+                false
+            }
+        });
+        if !found {
+            return Err(format!(
+                "error validating peerURLs {cluster}: PeerURLs: no match found for existing \
+                 member ({id:x}, [{}]), last resolver error ({last})",
+                m.peer_urls.join(" ")
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// etcd's `CheckDuplicateURL`: one URL under two names, or twice anywhere.
 fn has_duplicate_url(m: &BTreeMap<String, Vec<Url>>) -> bool {
     let mut seen = BTreeSet::new();

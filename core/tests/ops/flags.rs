@@ -242,3 +242,85 @@ fn issue_21_restart_ignores_the_bootstrap_flags() {
         assert_eq!(got, "v", "{}", bin.display());
     }
 }
+
+/// A member joining with `--initial-cluster-state existing` must list the
+/// cluster's members exactly (etcd's `ValidateClusterAndAssignIDs`; the
+/// joining member is added as a learner here, so the one-member cluster
+/// keeps its quorum):
+/// one member too many, or a member under other peer URLs, is refused
+/// with etcd's message, by etcd 3.5.1 and by ferrocd alike.
+#[test]
+fn issue_21_joining_checks_the_cluster_as_etcd_does() {
+    let dir = tempdir();
+    for bin in [etcd_35(), ferrocd()] {
+        let name = bin.file_name().expect("name").to_string_lossy().to_string();
+        let a = common::Server::start_bin(&bin, &dir.path().join(format!("{name}-a")), &[]);
+        let (client, peer, other) = (free_port(), free_port(), free_port());
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let added = a
+            .ctl(&[
+                "member",
+                "add",
+                "b",
+                "--learner",
+                "--peer-urls",
+                &peer_url,
+                "-w",
+                "json",
+            ])
+            .json();
+        let b_id = added["member"]["ID"]
+            .as_u64()
+            .expect("the added member's id");
+        let a_peer = a.peer_url();
+        let cases = [
+            (
+                format!(
+                    "{}={a_peer},b={peer_url},c=http://127.0.0.1:{other}",
+                    common::NAME
+                ),
+                "member count is unequal".to_string(),
+            ),
+            (
+                format!("{}={a_peer},b=http://127.0.0.1:{other}", common::NAME),
+                format!(
+                    "PeerURLs: no match found for existing member ({b_id:x}, [{peer_url}]), \
+                     last resolver error"
+                ),
+            ),
+        ];
+        for (i, (initial, want)) in cases.iter().enumerate() {
+            let flags: Vec<String> = [
+                "--name",
+                "b",
+                "--initial-cluster-state",
+                "existing",
+                "--initial-advertise-peer-urls",
+                &peer_url,
+                "--initial-cluster",
+                initial,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            let b_dir = dir.path().join(format!("{name}-b{i}"));
+            let log = refused(&bin, &b_dir, client, peer, &flags);
+            let err = if name == "ferrocd" {
+                ferrocd_error(&log)
+            } else {
+                etcd_error(&log)
+            };
+            let (prefix, rest) = err
+                .split_once("}: ")
+                .unwrap_or_else(|| panic!("{name}: {err}"));
+            assert!(
+                prefix.starts_with("error validating peerURLs {ClusterID:"),
+                "{name}: {err}"
+            );
+            assert!(
+                rest.starts_with(want.as_str()),
+                "{name}: {rest}\nwant: {want}"
+            );
+        }
+    }
+}
