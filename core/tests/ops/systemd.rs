@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{self, free_port, tempdir};
-use crate::{etcd_34, ferrocd};
+use crate::common::{self, etcd_34, free_port, tempdir};
+use crate::ferrocd;
 
 /// Debian's unit file for etcd (package etcd-server).
 const DEBIAN_UNIT: &str = "/lib/systemd/system/etcd.service";
