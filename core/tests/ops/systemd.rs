@@ -218,28 +218,24 @@ impl Drop for Started {
     }
 }
 
-/// One `etcdctl put` at the client port, bounded in time.
-fn put_at(client: u16) -> Result<(), String> {
+/// One `etcdctl` command at the client port, bounded in time: its
+/// stdout, or why it failed.
+fn ctl_at(client: u16, args: &[&str]) -> Result<String, String> {
     let out = tempdir();
-    let err_path = out.path().join("stderr");
+    let (out_path, err_path) = (out.path().join("stdout"), out.path().join("stderr"));
     let mut child = Command::new(common::etcdctl_bin())
         .env("ETCDCTL_API", "3")
         .args(["--endpoints", &format!("127.0.0.1:{client}")])
-        .args([
-            "--dial-timeout=3s",
-            "--command-timeout=5s",
-            "put",
-            "unit",
-            "ready",
-        ])
+        .args(["--dial-timeout=3s", "--command-timeout=5s"])
+        .args(args)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
         .stderr(std::fs::File::create(&err_path).expect("stderr file"))
         .spawn()
         .expect("spawn etcdctl");
     let status = common::wait_child(&mut child, Duration::from_secs(15));
     match status {
-        Some(s) if s.success() => Ok(()),
+        Some(s) if s.success() => Ok(std::fs::read_to_string(&out_path).unwrap_or_default()),
         other => Err(format!(
             "{other:?}: {}",
             std::fs::read_to_string(&err_path).unwrap_or_default()
@@ -254,16 +250,25 @@ fn sigterm(child: &Child) {
     assert_eq!(rc, 0);
 }
 
+/// What one start of a unit saw.
+struct Run {
+    /// Every notification received.
+    messages: Vec<String>,
+    /// The value of key `unit` when the member said it was ready (what an
+    /// earlier run on the same data dir wrote), before this run wrote
+    /// `value` there.
+    previous: Option<String>,
+}
+
 /// `program` started the way systemd starts `unit`, with an environment
-/// file (copied from `defaults` when given) that puts the data dir under
-/// `dir` and the listeners on free loopback ports; waits for `READY=1`,
-/// checks the member serves a put at that moment, stops it as systemd
-/// does (SIGTERM) and returns every message received.
-fn run_unit(unit: &Path, defaults: Option<&Path>, program: &Path) -> Vec<String> {
+/// file (copied from `defaults` when given) that puts the data dir in
+/// `dir/data` and the listeners on free loopback ports; waits for
+/// `READY=1`, checks the member serves at that moment (reads key `unit`,
+/// writes `value` there), stops it as systemd does (SIGTERM).
+fn run_unit(unit: &Path, defaults: Option<&Path>, program: &Path, dir: &Path, value: &str) -> Run {
     let unit = Unit::read(unit);
     assert_eq!(unit.kind, "notify", "etcd's units are Type=notify");
-    let dir = tempdir();
-    let etc_default = dir.path().join("etc-default");
+    let etc_default = dir.join("etc-default");
     std::fs::create_dir_all(&etc_default).expect("mkdir");
     let mut file = match defaults {
         Some(d) => std::fs::read_to_string(d).unwrap_or_else(|e| {
@@ -281,12 +286,13 @@ fn run_unit(unit: &Path, defaults: Option<&Path>, program: &Path) -> Vec<String>
          ETCD_ADVERTISE_CLIENT_URLS=http://127.0.0.1:{client}\n\
          ETCD_LISTEN_PEER_URLS=http://127.0.0.1:{peer}\n\
          ETCD_INITIAL_ADVERTISE_PEER_URLS=http://127.0.0.1:{peer}\n",
-        data = dir.path().join("data").display()
+        data = dir.join("data").display()
     ));
     std::fs::write(etc_default.join(&unit.prefix), file).expect("env file");
     let (env, args) = unit.command(&etc_default, program);
-    let notify = Notify::new(dir.path());
-    let log = dir.path().join("member.log");
+    let _ = std::fs::remove_file(dir.join("notify.sock"));
+    let notify = Notify::new(dir);
+    let log = dir.join(format!("member-{value}.log"));
     let child = Command::new(&args[0])
         .args(&args[1..])
         .env_clear()
@@ -303,11 +309,13 @@ fn run_unit(unit: &Path, defaults: Option<&Path>, program: &Path) -> Vec<String>
         .unwrap_or_else(|e| panic!("start {args:?}: {e}"));
     let mut started = Started(child);
     let mut seen = notify.wait_for("READY=1", &mut started.0, START_TIMEOUT);
-    // Ready means serving: a write goes through at once.
-    let put = put_at(client);
+    // Ready means serving: a read and a write go through at once.
+    let previous = ctl_at(client, &["get", "unit", "--print-value-only"])
+        .map(|v| Some(v.trim().to_string()).filter(|v| !v.is_empty()));
+    let put = ctl_at(client, &["put", "unit", value]);
     assert!(
-        put.is_ok(),
-        "{} said READY=1 but did not serve a put: {put:?}\n{}",
+        previous.is_ok() && put.is_ok(),
+        "{} said READY=1 but did not serve: {previous:?} {put:?}\n{}",
         program.display(),
         std::fs::read_to_string(&log).unwrap_or_default()
     );
@@ -325,7 +333,10 @@ fn run_unit(unit: &Path, defaults: Option<&Path>, program: &Path) -> Vec<String>
         }
         assert!(Instant::now() < deadline, "did not stop on SIGTERM");
     }
-    seen
+    Run {
+        messages: seen,
+        previous: previous.expect("checked above"),
+    }
 }
 
 /// ferrocd under a name the unit file names (`/usr/bin/etcd` renamed, as
@@ -339,25 +350,39 @@ fn renamed(dir: &Path, name: &str) -> PathBuf {
     to
 }
 
+/// The swap the issue is about: Debian's etcd 3.4.23 runs under its own
+/// unit and environment file and writes a key; then ferrocd, renamed to
+/// `etcd`, runs under the same unit on the same data dir: it adopts etcd's
+/// data, says READY=1 once, serves etcd's key at that moment, and says
+/// STOPPING=1 when systemd stops it.
 #[test]
 fn issue_21_debian_etcd_unit_starts_ferrocd_as_it_starts_etcd() {
-    // The reference: Debian's etcd 3.4.23 under its own unit says READY=1.
+    let dir = tempdir();
+    // The reference: etcd under its own unit says READY=1.
     let etcd = run_unit(
         Path::new(DEBIAN_UNIT),
         Some(Path::new(DEBIAN_DEFAULTS)),
         &etcd_34(),
+        dir.path(),
+        "written-by-etcd",
     );
     assert!(
-        etcd.iter().any(|m| m.lines().any(|l| l == "READY=1")),
-        "{etcd:?}"
+        etcd.messages
+            .iter()
+            .any(|m| m.lines().any(|l| l == "READY=1")),
+        "{:?}",
+        etcd.messages
     );
-    // ferrocd, renamed to etcd, under the same unit and environment file.
     let bin = tempdir();
-    let seen = run_unit(
+    let run = run_unit(
         Path::new(DEBIAN_UNIT),
         Some(Path::new(DEBIAN_DEFAULTS)),
         &renamed(bin.path(), "etcd"),
+        dir.path(),
+        "written-by-ferrocd",
     );
+    assert_eq!(run.previous.as_deref(), Some("written-by-etcd"));
+    let seen = run.messages;
     let lines: Vec<&str> = seen.iter().flat_map(|m| m.lines()).collect();
     let ready = lines.iter().position(|l| *l == "READY=1").expect("READY=1");
     let stopping = lines
@@ -375,7 +400,15 @@ fn issue_21_debian_etcd_unit_starts_ferrocd_as_it_starts_etcd() {
 #[test]
 fn issue_21_shipped_unit_file_starts_ferrocd() {
     let bin = tempdir();
-    let seen = run_unit(Path::new(OUR_UNIT), None, &renamed(bin.path(), "ferrocd"));
+    let dir = tempdir();
+    let seen = run_unit(
+        Path::new(OUR_UNIT),
+        None,
+        &renamed(bin.path(), "ferrocd"),
+        dir.path(),
+        "ours",
+    )
+    .messages;
     let lines: Vec<&str> = seen.iter().flat_map(|m| m.lines()).collect();
     assert!(lines.contains(&"READY=1"), "{lines:?}");
     assert!(lines.contains(&"STOPPING=1"), "{lines:?}");
