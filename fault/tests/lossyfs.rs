@@ -633,7 +633,16 @@ fn ferrocd_keeps_acknowledged_puts_across_kill_and_cut() {
 fn control_answers_unknown_commands_without_change() {
     let m = Mount::new();
     std::fs::write(m.path("f"), b"x").unwrap();
-    let before = m.cmd("stats");
+    // close(2) returns before FUSE's RELEASE reaches the daemon: wait for
+    // the handle to be gone, or the count could change between the two
+    // reads below (CI saw open-handles=1, then 0).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut before = m.cmd("stats");
+    while !before.contains("open-handles=0") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        before = m.cmd("stats");
+    }
+    assert!(before.contains("open-handles=0"), "{before}");
     assert!(m.cmd("cut now").starts_with("err unknown command"));
     assert_eq!(m.cmd("stats"), before);
 }
