@@ -180,9 +180,7 @@ fn remove_leftovers(dirs: &[PathBuf]) -> anyhow::Result<()> {
                 tracing::info!(dir = %d.display(), "removing an adoption that was cut short");
                 std::fs::remove_dir_all(d).with_context(|| format!("removing {}", d.display()))?;
                 if let Some(p) = d.parent() {
-                    std::fs::File::open(p)
-                        .and_then(|f| f.sync_all())
-                        .with_context(|| format!("syncing {}", p.display()))?;
+                    sync_dir(p)?;
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -192,10 +190,9 @@ fn remove_leftovers(dirs: &[PathBuf]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The file layer's directory fsync (what the WAL and snapshots use).
 fn sync_dir(p: &Path) -> anyhow::Result<()> {
-    std::fs::File::open(p)
-        .and_then(|f| f.sync_all())
-        .with_context(|| format!("syncing {}", p.display()))
+    wal::Fs::sync_dir(&UringFs, p).with_context(|| format!("syncing {}", p.display()))
 }
 
 /// Where adoption stops early: a test hook (`FERROCD_ADOPT_CRASH_AFTER`

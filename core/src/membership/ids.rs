@@ -49,11 +49,14 @@ pub fn cluster_id(member_ids: &[u64]) -> u64 {
     u64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
 }
 
-/// URLs as etcd compares them: their text without a trailing `/`.
+/// A URL as etcd compares and prints it: its text without a trailing `/`.
+pub(crate) fn url_string(u: &url::Url) -> String {
+    u.as_str().trim_end_matches('/').to_string()
+}
+
+/// [`url_string`] of each.
 pub(crate) fn url_strings(urls: &[url::Url]) -> Vec<String> {
-    urls.iter()
-        .map(|u| u.as_str().trim_end_matches('/').to_string())
-        .collect()
+    urls.iter().map(url_string).collect()
 }
 
 /// Read or create `member/ids` (cluster id and member id, hex, one per

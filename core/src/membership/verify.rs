@@ -23,6 +23,8 @@ use std::net::ToSocketAddrs;
 
 use url::Url;
 
+use crate::membership::ids::url_string as show;
+
 use crate::config::{ClusterState, Config};
 
 /// The checks etcd makes before bootstrapping without data; `Err` holds
@@ -50,11 +52,6 @@ fn has_local_member(cfg: &Config) -> Result<(), String> {
             cfg.name
         ))
     }
-}
-
-/// A URL as etcd prints it (no trailing slash for a bare host).
-fn show(u: &Url) -> String {
-    u.as_str().trim_end_matches('/').to_string()
 }
 
 /// etcd's `URLsMap.String()`: every `name=url`, sorted, comma-joined.
