@@ -90,12 +90,16 @@ impl AuthGate {
     async fn simple_token_user(&self, token: &str) -> Option<String> {
         let index = crate::auth::simple_token_index(token)?;
         let applied = self.sm.applied_log_id().map_or(0, |l| l.index());
-        if index > applied {
-            self.raft
-                .wait(Some(self.link.request_timeout()))
-                .applied_index_at_least(Some(index), "auth token applied")
-                .await
-                .ok()?;
+        if index > applied
+            && !crate::raft::applied_at_least(
+                &self.raft,
+                index,
+                self.link.request_timeout(),
+                "auth token applied",
+            )
+            .await
+        {
+            return None;
         }
         self.sm
             .tokens

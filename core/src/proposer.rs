@@ -9,9 +9,11 @@
 //!   one raft entry ([`Proposal`]). The first request of an idle leader
 //!   goes out at once; what arrives while [`MAX_IN_FLIGHT`] batches are
 //!   proposed waits for the next one, so batches grow with the load and a
-//!   lone client never waits for a timer. Batches in flight overlap:
-//!   openraft appends batch N+1 (and the WAL writes it) while batch N
-//!   waits for its fdatasync or a follower.
+//!   lone client never waits for a timer (group commit: the next batch
+//!   gathers while this one is made durable and applied). Within a
+//!   batch, the leader's fdatasync and the followers' run in parallel.
+//! - The only voter syncs every batch on the raft thread
+//!   ([`Proposal::sync_here`]) when the WAL thread is idle.
 //! - The answer is openraft's response to that entry: [`Outcomes`], one
 //!   per request in the batch's order. There is no other reply path.
 //! - On a follower, a request is forwarded to the leader (whose proposer
@@ -35,13 +37,20 @@ use crate::auth::Caller;
 use crate::leader::{LeaderLink, leader_err, raft_err};
 use crate::raft::{Applied, Command, Encoded, KIND_FORWARD, Op, Origin, Proposal, Raft};
 
-/// Batches proposed at once; more requests wait for one of them. Two
-/// keep the pipeline full (one appended and replicated while the other
-/// syncs or applies); four made more, smaller batches (about ten
-/// requests each at 64 clients, and the WAL merged two of them per
-/// fdatasync anyway) at 5–20 % more CPU per request, and no more
-/// throughput with 1 or 3 members (docs/BENCHMARKS.md, issue #19).
-pub(crate) const MAX_IN_FLIGHT: usize = 2;
+/// Batches proposed at once; more requests wait for one of them.
+///
+/// One: the next batch gathers while this one is made durable, applied
+/// and answered. Measured on this repo's 2-vCPU VM (docs/BENCHMARKS.md,
+/// issue #19, fourth session), one in flight against two: single member
+/// at 4, 16, 64 and 256 clients, 10–25 % more throughput and 10–25 %
+/// less CPU per request (txn-64 12.2 against 14.8–15.0 ms per 1k);
+/// 3 members, put-256 and txn-64, as much throughput or more at 5–15 %
+/// less cluster CPU. A second batch in flight halves the batches (each
+/// pays a raft round, an fdatasync and the wake-ups of four threads)
+/// while the CPU it could overlap with is already busy. Four made
+/// smaller batches still (issue #19, third session). A machine with
+/// idle cores might gain from two again: measure before raising it.
+pub(crate) const MAX_IN_FLIGHT: usize = 1;
 
 /// A batch takes requests while their bytes stay within this (always at
 /// least one request, whatever its size).
@@ -130,26 +139,9 @@ impl Answers {
 struct Queue {
     waiting: Vec<Waiting>,
     in_flight: usize,
-    /// Requests in the batch taken before the last one.
-    last_batch: usize,
 }
 
 impl Queue {
-    /// [`Queue::take`], and whether the batch is all there is: one
-    /// request, nothing else in flight (the caller counted this batch in
-    /// `in_flight`) or waiting, and the batch before it was one request
-    /// too — a lone client, not the first arrival of a burst, which is
-    /// better sent on at once while the rest gathers behind it.
-    fn next(&mut self) -> (Vec<Waiting>, bool) {
-        let batch = self.take();
-        let lone = self.in_flight == 1
-            && batch.len() == 1
-            && self.last_batch == 1
-            && self.waiting.is_empty();
-        self.last_batch = batch.len();
-        (batch, lone)
-    }
-
     /// The next batch: the oldest requests within [`BATCH_BYTES`].
     fn take(&mut self) -> Vec<Waiting> {
         let mut bytes = 0;
@@ -302,11 +294,7 @@ impl Proposer {
         let left = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(100));
-        let _ = self
-            .raft
-            .wait(Some(left))
-            .applied_index_at_least(Some(index), "forwarded request applied")
-            .await;
+        crate::raft::applied_at_least(&self.raft, index, left, "forwarded request applied").await;
         Ok(applied)
     }
 
@@ -326,43 +314,45 @@ impl Proposer {
             });
             if q.in_flight < MAX_IN_FLIGHT {
                 q.in_flight += 1;
-                Some(q.next())
+                Some(q.take())
             } else {
                 None
             }
         };
-        if let Some((batch, lone)) = batch {
+        if let Some(batch) = batch {
             let me = self.clone();
-            self.rt.spawn(async move { me.run(batch, lone).await });
+            self.rt.spawn(async move { me.run(batch).await });
         }
         rx.await.map_err(|_| EtcdError::Stopped)?
     }
 
     /// Propose `batch`, then the next waiting batches, until none waits
     /// (one of the [`MAX_IN_FLIGHT`] slots).
-    async fn run(self: Arc<Self>, mut batch: Vec<Waiting>, mut lone: bool) {
+    async fn run(self: Arc<Self>, mut batch: Vec<Waiting>) {
         loop {
-            self.propose_batch(batch, lone).await;
+            self.propose_batch(batch).await;
             let mut q = self.queue.lock().expect("proposer queue lock");
             if q.waiting.is_empty() {
                 q.in_flight -= 1;
                 return;
             }
-            (batch, lone) = q.next();
+            batch = q.take();
         }
     }
 
-    /// Propose `batch` as one entry; `lone`: it is all there is
-    /// ([`Queue::next`]), so with no other voter the log store may sync
-    /// it on the raft thread ([`Proposal::sync_here`]).
-    async fn propose_batch(&self, batch: Vec<Waiting>, lone: bool) {
+    /// Propose `batch` as one entry. With no other voter, the log store
+    /// may sync it on the raft thread ([`Proposal::sync_here`]): no
+    /// follower waits for an AppendEntries the sync would hold up, and
+    /// with [`MAX_IN_FLIGHT`] at one there is no other batch to overlap
+    /// with, so the hand-offs to and from the WAL thread are pure cost.
+    async fn propose_batch(&self, batch: Vec<Waiting>) {
         let (cmds, replies): (Vec<Encoded>, Vec<_>) = batch
             .into_iter()
             .map(|w| (w.cmd, (w.reply, w.mailbox)))
             .unzip();
         self.batches.inc();
         let mut answers = Answers::default();
-        let sync_here = lone && self.raft.voter_ids().count() == 1;
+        let sync_here = self.raft.voter_ids().count() == 1;
         let proposal = Proposal::of(&cmds).sync_here(sync_here);
         match self.raft.client_write(proposal).await {
             Ok(resp) => {
@@ -406,35 +396,6 @@ mod tests {
             reply: oneshot::channel().0,
             mailbox: None,
         }
-    }
-
-    #[test]
-    fn a_lone_request_is_one_that_follows_another_lone_one() {
-        let mut q = Queue {
-            in_flight: 1,
-            ..Queue::default()
-        };
-        q.waiting.push(waiting(10));
-        // The first single request after a start (or a burst): not yet.
-        assert!(!q.next().1);
-        q.waiting.push(waiting(10));
-        assert!(q.next().1, "a client sending one at a time");
-        // Two waiting: a batch of two, not lone; nor the one after it.
-        q.waiting.push(waiting(10));
-        q.waiting.push(waiting(10));
-        let (b, lone) = q.next();
-        assert_eq!((b.len(), lone), (2, false));
-        q.waiting.push(waiting(10));
-        assert!(!q.next().1);
-        // Another batch in flight, or another request waiting: not lone.
-        q.waiting.push(waiting(10));
-        q.in_flight = 2;
-        assert!(!q.next().1);
-        q.in_flight = 1;
-        q.waiting.push(waiting(10));
-        q.waiting.push(waiting(BATCH_BYTES));
-        let (b, lone) = q.next();
-        assert_eq!((b.len(), lone), (1, false), "the second did not fit");
     }
 
     #[test]

@@ -120,11 +120,11 @@ impl ReadIndex {
             });
         }
         let index = rx.await.map_err(|_| EtcdError::Stopped)??;
-        self.raft
-            .wait(Some(self.link.request_timeout()))
-            .applied_index_at_least(Some(index), "read index applied")
-            .await
-            .map(|_| ())
-            .map_err(|_| EtcdError::Timeout)
+        let timeout = self.link.request_timeout();
+        if crate::raft::applied_at_least(&self.raft, index, timeout, "read index applied").await {
+            Ok(())
+        } else {
+            Err(EtcdError::Timeout)
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! - `append`: one WAL request per call (openraft hands over a batch of
 //!   entries), answered through openraft's `IOFlushed` callback when the
 //!   group commit that carries it has fdatasync'ed. Concurrent batches
-//!   share syncs. A lone write of a single voter (an entry the proposer
+//!   share syncs. A batch of a single voter (an entry the proposer
 //!   marked, `Proposal::sync_here`) is written and synced here, on the
 //!   raft thread, when the WAL thread is idle.
 //! - `save_vote`: a metadata record, durable before returning.
@@ -341,7 +341,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut ops = Vec::new();
         let mut encoded = Vec::new();
         let mut first_new = None;
-        // One entry the proposer marked as a single voter's lone write.
+        // One entry the proposer marked as a single voter's batch.
         let mut sync_here = None;
         for e in entries {
             sync_here = match (sync_here, &e.payload) {
