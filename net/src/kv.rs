@@ -89,65 +89,60 @@ impl<S: KvService> KvShim<S> {
 }
 
 impl<S: KvService> KvShim<S> {
-    // The four hot calls as plain async fns: the binary protocol calls
-    // these directly (tonic's trait methods box their future, a heap
-    // allocation and a copy of the whole future per request); the gRPC
-    // trait methods below delegate to them.
+    // The four hot calls as plain async fns of the caller's credentials
+    // and message: the binary protocol and the HTTP/2 server's hot path
+    // call these directly, with credentials they keep per connection (a
+    // `tonic::Request` costs a header map and a copy of the connection's
+    // info per request; tonic's trait methods also box their future, a
+    // heap allocation and a copy of the whole future). The gRPC trait
+    // methods below delegate to them.
 
     /// KV Range.
-    pub async fn serve_range(
+    pub async fn call_range(
         &self,
-        req: Request<pb::RangeRequest>,
-    ) -> Result<Response<pb::RangeResponse>, Status> {
-        let who = self.node.authorize(Credentials::of(&req)).await?;
-        let (r, serializable) = convert::range_request(req.into_inner())?;
+        cred: Credentials,
+        req: pb::RangeRequest,
+    ) -> Result<pb::RangeResponse, Status> {
+        let who = self.node.authorize(cred).await?;
+        let (r, serializable) = convert::range_request(req)?;
         let resp = self.node.range(who, r, serializable).await?;
-        Ok(Response::new(convert::range_response(
-            &self.node.info(),
-            resp,
-        )))
+        Ok(convert::range_response(&self.node.info(), resp))
     }
 
     /// KV Put.
-    pub async fn serve_put(
+    pub async fn call_put(
         &self,
-        req: Request<pb::PutRequest>,
-    ) -> Result<Response<pb::PutResponse>, Status> {
-        let who = self.node.authorize(Credentials::of(&req)).await?;
-        let r = convert::put_request(req.into_inner())?;
+        cred: Credentials,
+        req: pb::PutRequest,
+    ) -> Result<pb::PutResponse, Status> {
+        let who = self.node.authorize(cred).await?;
+        let r = convert::put_request(req)?;
         let resp = self.node.put(who, r).await?;
-        Ok(Response::new(convert::put_response(
-            &self.node.info(),
-            resp,
-        )))
+        Ok(convert::put_response(&self.node.info(), resp))
     }
 
     /// KV DeleteRange.
-    pub async fn serve_delete_range(
+    pub async fn call_delete_range(
         &self,
-        req: Request<pb::DeleteRangeRequest>,
-    ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
-        let who = self.node.authorize(Credentials::of(&req)).await?;
-        let r = convert::delete_request(req.into_inner())?;
+        cred: Credentials,
+        req: pb::DeleteRangeRequest,
+    ) -> Result<pb::DeleteRangeResponse, Status> {
+        let who = self.node.authorize(cred).await?;
+        let r = convert::delete_request(req)?;
         let resp = self.node.delete_range(who, r).await?;
-        Ok(Response::new(convert::delete_response(
-            &self.node.info(),
-            resp,
-        )))
+        Ok(convert::delete_response(&self.node.info(), resp))
     }
 
     /// KV Txn.
-    pub async fn serve_txn(
+    pub async fn call_txn(
         &self,
-        req: Request<pb::TxnRequest>,
-    ) -> Result<Response<pb::TxnResponse>, Status> {
-        let who = self.node.authorize(Credentials::of(&req)).await?;
-        let r = convert::txn_request(req.into_inner(), self.max_txn_ops)?;
+        cred: Credentials,
+        req: pb::TxnRequest,
+    ) -> Result<pb::TxnResponse, Status> {
+        let who = self.node.authorize(cred).await?;
+        let r = convert::txn_request(req, self.max_txn_ops)?;
         let resp = self.node.txn(who, r).await?;
-        Ok(Response::new(convert::txn_response(
-            &self.node.info(),
-            resp,
-        )))
+        Ok(convert::txn_response(&self.node.info(), resp))
     }
 }
 
@@ -157,22 +152,34 @@ impl<S: KvService> pb::kv_server::Kv for KvShim<S> {
         &self,
         req: Request<pb::RangeRequest>,
     ) -> Result<Response<pb::RangeResponse>, Status> {
-        self.serve_range(req).await
+        let cred = Credentials::of(&req);
+        self.call_range(cred, req.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
-        self.serve_put(req).await
+        let cred = Credentials::of(&req);
+        self.call_put(cred, req.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn delete_range(
         &self,
         req: Request<pb::DeleteRangeRequest>,
     ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
-        self.serve_delete_range(req).await
+        let cred = Credentials::of(&req);
+        self.call_delete_range(cred, req.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn txn(&self, req: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
-        self.serve_txn(req).await
+        let cred = Credentials::of(&req);
+        self.call_txn(cred, req.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn compact(

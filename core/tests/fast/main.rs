@@ -386,6 +386,49 @@ fn thousands_in_flight_on_one_connection_answered_out_of_order() {
     assert_eq!(r.header.unwrap().revision, 1 + (N / 2) as i64);
 }
 
+#[test]
+fn calls_in_flight_when_the_client_stops_sending_are_applied_and_answered() {
+    let (_d, server) = fresh();
+    let mut s = raw(&server);
+    const N: u64 = 300;
+    let mut buf = Vec::new();
+    for id in 1..=N {
+        let req = pb::PutRequest {
+            key: format!("h/{id}").into_bytes(),
+            value: b"v".to_vec(),
+            ..Default::default()
+        };
+        fast::put_frame(&mut buf, m::Put::KIND, id, &codec::encode(&req));
+    }
+    // The requests, then the client's end of the stream: the server
+    // reads EOF with the puts in flight on the connection's task.
+    s.write_all(&buf).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..N {
+        let (kind, id, payload) = read_frame(&mut s).expect("an answer per request");
+        assert_eq!(kind, m::Put::KIND | fast::KIND_OK);
+        codec::decode::<pb::PutResponse>(&payload).unwrap();
+        ids.push(id);
+    }
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=N).collect::<Vec<_>>(), "each put answered once");
+    assert!(closed(&mut s), "then the server closes the connection");
+    let mut c = raw(&server);
+    let req = pb::RangeRequest {
+        key: b"h/".to_vec(),
+        range_end: b"h0".to_vec(),
+        count_only: true,
+        ..Default::default()
+    };
+    let mut f = Vec::new();
+    fast::put_frame(&mut f, m::Range::KIND, 9, &codec::encode(&req));
+    c.write_all(&f).unwrap();
+    let (_, _, payload) = read_frame(&mut c).unwrap();
+    let r = codec::decode::<pb::RangeResponse>(&payload).unwrap();
+    assert_eq!(r.count, N as i64, "every put applied");
+}
+
 #[tokio::test]
 async fn many_concurrent_calls_share_one_client_connection() {
     let (_d, server) = fresh();

@@ -1,17 +1,23 @@
 //! The server side of the binary protocol: one task per connection reads
-//! frames and starts each request as its own task (so a slow request never
-//! holds up the ones behind it: answers leave in completion order); one
-//! writer task per connection sends answers, coalescing whatever is queued
-//! into one write. Everything runs on the shard that accepted the
-//! connection; requests call the very gRPC service objects the shard
-//! serves, so both protocols have one code path and one set of errors.
+//! frames and runs the KV calls (Range, Put, DeleteRange, Txn) itself,
+//! polling them beside the socket (a slow call never holds up the ones
+//! behind it: answers leave in completion order, the ones that complete
+//! together in one message to the writer); every other request runs as a
+//! task of its own. One writer task per connection sends answers,
+//! coalescing whatever is queued into one write. Everything runs on the
+//! shard that accepted the connection; requests call the very gRPC
+//! service objects the shard serves, so both protocols have one code
+//! path and one set of errors.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -67,6 +73,9 @@ struct ConnState {
     streams: HashMap<u64, Inbound>,
     /// The auth token the client set, if any.
     token: Option<Token>,
+    /// The token and the client certificate's name, as the KV calls take
+    /// them.
+    cred: Credentials,
     /// The connection's address and client certificate.
     info: Arc<ConnInfo>,
     /// Answers to the writer task.
@@ -82,6 +91,10 @@ struct ConnState {
 
 /// See [`ConnState::waiting`].
 type Waiting = Arc<std::sync::Mutex<HashMap<u64, tokio::task::AbortHandle>>>;
+
+/// A KV call the connection's task runs itself; its output is the
+/// answer's frame.
+type KvCall = Pin<Box<dyn Future<Output = Vec<u8>> + Send>>;
 
 /// A client-to-server stream in progress.
 enum Inbound {
@@ -172,14 +185,20 @@ where
         let (mut rd, wr) = stream.into_split();
         let (out, outbox) = mpsc::channel::<Vec<u8>>(OUTBOX);
         let writer = tokio::spawn(super::write_coalesced(wr, outbox));
+        let cred = Credentials {
+            token: None,
+            common_name: info.identity.as_ref().map(|i| i.common_name.clone()),
+        };
         let mut conn = ConnState {
             streams: HashMap::new(),
             token: None,
+            cred,
             info: Arc::new(info),
             out: out.clone(),
             require_leader,
             waiting: Waiting::default(),
         };
+        let mut calls = FuturesUnordered::<KvCall>::new();
         let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
         let mut start = 0usize;
         'read: loop {
@@ -188,7 +207,9 @@ where
                 match Frame::header(&buf[start..], self.max_frame) {
                     Ok((kind, id, total)) => {
                         let payload = &buf[start + crate::peer::frame::HEADER..start + total];
-                        if let Err(reason) = self.handle(kind, id, payload, &mut conn).await {
+                        if let Err(reason) =
+                            self.handle(kind, id, payload, &mut conn, &mut calls).await
+                        {
                             tracing::warn!(%peer, reason, "fast: closing connection");
                             break 'read;
                         }
@@ -217,7 +238,26 @@ where
             if buf.capacity() - buf.len() < 16 * 1024 {
                 buf.reserve(64 * 1024);
             }
-            match rd.read_buf(&mut buf).await {
+            // Read, running the KV calls meanwhile; the answers of calls
+            // that complete together go to the writer as one message.
+            let read = loop {
+                if calls.is_empty() {
+                    break rd.read_buf(&mut buf).await;
+                }
+                tokio::select! {
+                    biased;
+                    Some(mut frames) = calls.next() => {
+                        while let Some(Some(f)) = calls.next().now_or_never() {
+                            frames.extend_from_slice(&f);
+                        }
+                        if out.send(frames).await.is_err() {
+                            break 'read;
+                        }
+                    }
+                    r = rd.read_buf(&mut buf) => break r,
+                }
+            };
+            match read {
                 Ok(0) | Err(_) => {
                     if !buf.is_empty() {
                         tracing::warn!(
@@ -231,9 +271,16 @@ where
                 Ok(_) => {}
             }
         }
-        // The client is gone: so are its waiting calls.
+        // The client is gone: so are its waiting calls. Its KV calls
+        // finish (a write may be proposed already) and are answered, as
+        // their own tasks would be.
         for (_, task) in conn.waiting.lock().expect("waiting lock").drain() {
             task.abort();
+        }
+        while let Some(frame) = calls.next().await {
+            if out.send(frame).await.is_err() {
+                break;
+            }
         }
         drop(conn);
         drop(out);
@@ -247,10 +294,12 @@ where
         id: u64,
         payload: &[u8],
         conn: &mut ConnState,
+        calls: &mut FuturesUnordered<KvCall>,
     ) -> Result<(), String> {
         let ConnState {
             streams,
             token,
+            cred,
             info,
             out,
             require_leader,
@@ -275,6 +324,7 @@ where
                 .ok()
                 .and_then(|t| t.parse::<Token>().ok())
                 .ok_or("token frame is not a valid token")?;
+            cred.token = t.to_str().ok().map(str::to_owned);
             *token = Some(t);
             return Ok(());
         }
@@ -309,8 +359,39 @@ where
             }
             return Ok(());
         }
-        // One arm per unary method: decode, call the gRPC service object,
-        // answer from a task of its own.
+        // The KV calls: decoded here, run by the connection's task.
+        macro_rules! kv {
+            ($($method:ident => $call:ident,)*) => {
+                match kind {
+                    $(m::$method::KIND => {
+                        type M = m::$method;
+                        let req = codec::decode::<<M as Unary>::Req>(payload)
+                            .map_err(|e| e.to_string())?;
+                        let kv = self.kv.clone();
+                        let cred = cred.clone();
+                        let handled = self.handled.clone();
+                        calls.push(Box::pin(async move {
+                            let (frame, code) = match kv.$call(cred, req).await {
+                                Ok(resp) => (answer(M::KIND | KIND_OK, id, &resp), tonic::Code::Ok),
+                                Err(st) => (error_frame(id, &st), st.code()),
+                            };
+                            count(&handled, code, M::PATH);
+                            frame
+                        }));
+                        return Ok(());
+                    })*
+                    _ => {}
+                }
+            };
+        }
+        kv! {
+            Range => call_range,
+            Put => call_put,
+            DeleteRange => call_delete_range,
+            Txn => call_txn,
+        }
+        // One arm per other unary method: decode, call the gRPC service
+        // object, answer from a task of its own.
         macro_rules! unary {
             ($($method:ident => $svc:ident . $call:ident,)*) => {
                 match kind {
@@ -325,10 +406,6 @@ where
             };
         }
         unary! {
-            Range => kv.serve_range,
-            Put => kv.serve_put,
-            DeleteRange => kv.serve_delete_range,
-            Txn => kv.serve_txn,
             Compact => kv.compact,
             LeaseGrant => lease.lease_grant,
             LeaseRevoke => lease.lease_revoke,
@@ -500,16 +577,21 @@ where
                 ),
                 Err(st) => (error_frame(id, &st), st.code()),
             };
-            if let Some(h) = handled {
-                let name = crate::metrics::CODE_NAMES
-                    .get(code as usize)
-                    .copied()
-                    .unwrap_or("Unknown");
-                h.with_label_values(&[name, M::PATH]).inc();
-            }
+            count(&handled, code, M::PATH);
             let _ = out.send(frame).await;
         });
         Ok(task.abort_handle())
+    }
+}
+
+/// Count a unary request's answer in `ferrocd_fast_requests_total`.
+fn count(handled: &Option<prometheus::IntCounterVec>, code: tonic::Code, path: &str) {
+    if let Some(h) = handled {
+        let name = crate::metrics::CODE_NAMES
+            .get(code as usize)
+            .copied()
+            .unwrap_or("Unknown");
+        h.with_label_values(&[name, path]).inc();
     }
 }
 

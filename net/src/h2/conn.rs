@@ -22,11 +22,11 @@ use tonic::{Code, Status};
 
 use super::frame::{self as f, Head, Reason, flag, kind, setting};
 use super::hpack;
+use crate::auth::Credentials;
 use crate::frames::{Reader, Reads};
 use crate::identity::ConnInfo;
 use crate::kv::{KvService, KvShim};
 use crate::metrics::{CallTimer, Metrics};
-use crate::pb::etcdserverpb as pb;
 
 /// A boxed error, as tower and http-body use it.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -1538,41 +1538,21 @@ async fn hot_call<S: KvService>(
     token: Option<http::HeaderValue>,
     info: ConnInfo,
 ) -> Result<Bytes, Status> {
-    fn request<T>(m: T, token: Option<http::HeaderValue>, info: ConnInfo) -> tonic::Request<T> {
-        let mut r = tonic::Request::new(m);
-        if let Some(t) = token
-            && let Ok(v) = tonic::metadata::MetadataValue::try_from(t.as_bytes())
-        {
-            r.metadata_mut().insert("token", v);
-        }
-        r.extensions_mut().insert(info);
-        r
-    }
     fn decode<M: Message + Default>(b: Bytes) -> Result<M, Status> {
         M::decode(b)
             .map_err(|e| Status::internal(format!("failed to decode Protobuf message: {e}")))
     }
+    // What `Credentials::of` would read from the tonic request the other
+    // calls get: the token as visible ASCII, the certificate's name.
+    let cred = Credentials {
+        token: token.and_then(|t| t.to_str().ok().map(str::to_owned)),
+        common_name: info.identity.map(|i| i.common_name),
+    };
     Ok(match method {
-        Hot::Range => framed(
-            kv.serve_range(request(decode::<pb::RangeRequest>(msg)?, token, info))
-                .await?
-                .get_ref(),
-        ),
-        Hot::Put => framed(
-            kv.serve_put(request(decode::<pb::PutRequest>(msg)?, token, info))
-                .await?
-                .get_ref(),
-        ),
-        Hot::DeleteRange => framed(
-            kv.serve_delete_range(request(decode::<pb::DeleteRangeRequest>(msg)?, token, info))
-                .await?
-                .get_ref(),
-        ),
-        Hot::Txn => framed(
-            kv.serve_txn(request(decode::<pb::TxnRequest>(msg)?, token, info))
-                .await?
-                .get_ref(),
-        ),
+        Hot::Range => framed(&kv.call_range(cred, decode(msg)?).await?),
+        Hot::Put => framed(&kv.call_put(cred, decode(msg)?).await?),
+        Hot::DeleteRange => framed(&kv.call_delete_range(cred, decode(msg)?).await?),
+        Hot::Txn => framed(&kv.call_txn(cred, decode(msg)?).await?),
     })
 }
 
