@@ -56,5 +56,6 @@ pub use config::Config;
 pub use lessor::{Lessor, MAX_LEASE_TTL, RenewError};
 pub use liveness::Removed;
 pub use maintenance::ETCD_VERSION;
-pub use membership::ids::{Ids, cluster_id, member_id};
+pub use membership::derive::{cluster_id, member_id};
+pub use membership::ids::Ids;
 pub use node::Node;

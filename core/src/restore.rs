@@ -16,7 +16,8 @@ use ferrocd_mvcc as mvcc;
 use ferrocd_wal::{self as wal, UringFs};
 
 use crate::backend;
-use crate::membership::ids::{Ids, cluster_id, member_id, url_strings, write_ids};
+use crate::membership::derive::{cluster_id, member_id, url_strings};
+use crate::membership::ids::{Ids, write_ids};
 use crate::raft::{Member, write_restored_snapshot};
 
 /// etcdutl's restore flags.

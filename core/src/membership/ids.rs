@@ -1,6 +1,7 @@
-//! Member and cluster ids: etcd's rule (sha1 of peer URLs and token, of
-//! member ids), kept in `member/ids` so a restart keeps them whatever the
-//! flags say; a joining member discovers its own from the cluster.
+//! Member and cluster ids, kept in `member/ids` so a restart keeps them
+//! whatever the flags say: derived from the flags by etcd's rule
+//! ([`crate::membership::derive`]) for a new cluster; a joining member
+//! discovers its own from the cluster.
 
 use std::io::Write;
 use std::path::Path;
@@ -10,9 +11,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use ferrocd_net::EtcdError;
 use ferrocd_net::tls::ClientConfig;
-use sha1::{Digest, Sha1};
 
 use crate::config::{ClusterState, Config};
+use crate::membership::derive::{cluster_id, member_id, url_strings};
 use crate::raft::{KIND_MEMBERS, Member};
 
 /// Cluster and member ids (etcd computes them the same way: sha1 of the
@@ -23,40 +24,6 @@ pub struct Ids {
     pub cluster_id: u64,
     /// This member's id.
     pub member_id: u64,
-}
-
-/// etcd's member id: sha1(sorted peer URLs joined + cluster token), first
-/// 8 bytes big-endian.
-pub fn member_id(peer_urls: &[String], token: &str) -> u64 {
-    let mut urls = peer_urls.to_vec();
-    urls.sort();
-    let mut h = Sha1::new();
-    h.update(urls.concat().as_bytes());
-    h.update(token.as_bytes());
-    let d = h.finalize();
-    u64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
-}
-
-/// etcd's cluster id: sha1 of the sorted member ids (8 bytes BE each).
-pub fn cluster_id(member_ids: &[u64]) -> u64 {
-    let mut ids = member_ids.to_vec();
-    ids.sort_unstable();
-    let mut h = Sha1::new();
-    for id in ids {
-        h.update(id.to_be_bytes());
-    }
-    let d = h.finalize();
-    u64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
-}
-
-/// A URL as etcd compares and prints it: its text without a trailing `/`.
-pub(crate) fn url_string(u: &url::Url) -> String {
-    u.as_str().trim_end_matches('/').to_string()
-}
-
-/// [`url_string`] of each.
-pub(crate) fn url_strings(urls: &[url::Url]) -> Vec<String> {
-    urls.iter().map(url_string).collect()
 }
 
 /// Read or create `member/ids` (cluster id and member id, hex, one per

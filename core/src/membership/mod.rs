@@ -3,6 +3,7 @@
 //! leader, checked against raft's latest membership), and publishing this
 //! member's name and client URLs into it.
 
+pub mod derive;
 pub(crate) mod force;
 pub mod ids;
 pub(crate) mod verify;
@@ -19,7 +20,8 @@ use tokio::sync::Notify;
 
 use crate::leader::{LeaderLink, raft_err};
 use crate::raft::{KIND_MEMBER_CHANGE, KIND_PUBLISH, Member, Raft};
-use ids::{Ids, member_id};
+use derive::member_id;
+use ids::Ids;
 
 /// A membership change's raft error: `NotLeader` whenever this member does
 /// not lead (the callers retry through the leader until their deadline).

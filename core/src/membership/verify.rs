@@ -23,7 +23,7 @@ use std::net::ToSocketAddrs;
 
 use url::Url;
 
-use crate::membership::ids::url_string as show;
+use crate::membership::derive::url_string as show;
 
 use crate::config::{ClusterState, Config};
 
@@ -179,7 +179,7 @@ pub(crate) fn validate_join(
         .map(|urls| {
             let strs: Vec<String> = urls.iter().map(show).collect();
             (
-                crate::membership::ids::member_id(&strs, &cfg.initial_cluster_token),
+                crate::membership::derive::member_id(&strs, &cfg.initial_cluster_token),
                 urls.clone(),
             )
         })
