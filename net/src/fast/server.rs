@@ -62,6 +62,10 @@ pub struct FastServer<S> {
     /// `ferrocd_fast_requests_total{code, method}`: what gRPC's
     /// `grpc_server_handled_total` counts, for the binary protocol.
     handled: Option<prometheus::IntCounterVec>,
+    /// `handled`'s OK counters of the four KV calls (Range, Put,
+    /// DeleteRange, Txn), looked up once: a label lookup hashes its
+    /// labels on every call.
+    kv_ok: Option<Arc<[prometheus::IntCounter; 4]>>,
 }
 
 /// The lock and election service objects.
@@ -125,6 +129,7 @@ where
             concurrency: None,
             max_frame,
             handled: None,
+            kv_ok: None,
         }
     }
 
@@ -143,7 +148,15 @@ where
     /// (`ferrocd_fast_requests_total`). Any number of servers (one per
     /// shard) may share one `Metrics`.
     pub fn with_metrics(mut self, metrics: &crate::Metrics) -> Self {
-        self.handled = Some(metrics.fast_requests().clone());
+        let handled = metrics.fast_requests().clone();
+        let ok = |path| handled.with_label_values(&["OK", path]);
+        self.kv_ok = Some(Arc::new([
+            ok(m::Range::PATH),
+            ok(m::Put::PATH),
+            ok(m::DeleteRange::PATH),
+            ok(m::Txn::PATH),
+        ]));
+        self.handled = Some(handled);
         self
     }
 
@@ -361,7 +374,7 @@ where
         }
         // The KV calls: decoded here, run by the connection's task.
         macro_rules! kv {
-            ($($method:ident => $call:ident,)*) => {
+            ($($method:ident => $call:ident, $ok:literal;)*) => {
                 match kind {
                     $(m::$method::KIND => {
                         type M = m::$method;
@@ -370,13 +383,20 @@ where
                         let kv = self.kv.clone();
                         let cred = cred.clone();
                         let handled = self.handled.clone();
+                        let ok = self.kv_ok.clone();
                         calls.push(Box::pin(async move {
-                            let (frame, code) = match kv.$call(cred, req).await {
-                                Ok(resp) => (answer(M::KIND | KIND_OK, id, &resp), tonic::Code::Ok),
-                                Err(st) => (error_frame(id, &st), st.code()),
-                            };
-                            count(&handled, code, M::PATH);
-                            frame
+                            match kv.$call(cred, req).await {
+                                Ok(resp) => {
+                                    if let Some(ok) = ok {
+                                        ok[$ok].inc();
+                                    }
+                                    answer(M::KIND | KIND_OK, id, &resp)
+                                }
+                                Err(st) => {
+                                    count(&handled, st.code(), M::PATH);
+                                    error_frame(id, &st)
+                                }
+                            }
                         }));
                         return Ok(());
                     })*
@@ -385,10 +405,10 @@ where
             };
         }
         kv! {
-            Range => call_range,
-            Put => call_put,
-            DeleteRange => call_delete_range,
-            Txn => call_txn,
+            Range => call_range, 0;
+            Put => call_put, 1;
+            DeleteRange => call_delete_range, 2;
+            Txn => call_txn, 3;
         }
         // One arm per other unary method: decode, call the gRPC service
         // object, answer from a task of its own.
