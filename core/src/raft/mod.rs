@@ -111,6 +111,7 @@ pub(crate) async fn applied_at_least(
     .await
     .is_ok()
 }
+
 /// A log entry.
 pub type Entry = openraft::alias::EntryOf<TypeConfig>;
 /// A log id.
