@@ -288,9 +288,10 @@ impl GroupCommit {
     /// log is idle (nothing queued, the thread not working): `Err(ops)`
     /// otherwise, to [`GroupCommit::submit`] instead. Blocks for the
     /// write and fdatasync. For a caller that would only wait for the
-    /// thread anyway: it saves the two thread hand-offs of a lone write
-    /// (on this repo's VM about 40 µs of a single client's latency,
-    /// docs/BENCHMARKS.md issue #19). Order is kept: a write taken here
+    /// thread anyway: it saves the two thread hand-offs per batch (on
+    /// this repo's VM about 40 µs of a single client's latency, and
+    /// 10–25 % of the CPU per request under load; docs/BENCHMARKS.md
+    /// issue #19). Order is kept: a write taken here
     /// had nothing queued before it, and what is submitted meanwhile
     /// waits for the lock.
     pub fn try_commit_here(&self, ops: Vec<Op>) -> Result<CommitResult, Vec<Op>> {
