@@ -8,8 +8,11 @@ use std::path::PathBuf;
 
 use ferrocd_wal::bolt::{BUCKET_FLAG, Db, PAGE_SIZE, Writer};
 
+#[path = "../../fuzz/corpus_replay.rs"]
+mod corpus_replay;
+
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/bolt_db")
+    corpus_replay::dir(env!("CARGO_MANIFEST_DIR"), "bolt_db")
 }
 
 fn file(
@@ -67,34 +70,17 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
 
 #[test]
 fn corpus_replays_without_panics() {
-    let dir = corpus_dir();
-    if std::env::var_os("FERROCD_WRITE_CORPUS").is_some() {
-        std::fs::create_dir_all(&dir).unwrap();
-        for (name, bytes) in seeds() {
-            std::fs::write(dir.join(name), bytes).unwrap();
-        }
-    }
-    let mut n = 0;
-    for e in std::fs::read_dir(&dir).expect("fuzz/corpus/bolt_db exists") {
-        let path = e.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_string();
-        let data = std::fs::read(&path).unwrap();
-        let r = Db::open(&data).and_then(|db| db.check());
+    corpus_replay::replay(&corpus_dir(), &seeds(), |name, data| {
+        let r = Db::open(data).and_then(|db| db.check());
         if name.starts_with("valid-") {
             assert!(r.as_ref().is_ok_and(|n| *n > 0), "{name}: {r:?}");
         } else if name.starts_with("bad-") {
             assert!(r.is_err(), "{name}: {r:?}");
         }
-        n += 1;
-    }
-    assert!(n >= 9, "seed corpus has {n} files");
+    });
 }
 
 #[test]
 fn seeds_match_the_corpus() {
-    for (name, bytes) in seeds() {
-        let on_disk = std::fs::read(corpus_dir().join(name))
-            .unwrap_or_else(|e| panic!("{name}: {e} (regenerate with FERROCD_WRITE_CORPUS=1)"));
-        assert_eq!(on_disk, bytes, "{name} differs from its seed");
-    }
+    corpus_replay::seeds_match(&corpus_dir(), &seeds());
 }

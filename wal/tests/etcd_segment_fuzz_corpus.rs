@@ -14,8 +14,11 @@ use std::path::PathBuf;
 
 use ferrocd_wal::etcd::{MAX_FRAME, check_segment, crc32c_update};
 
+#[path = "../../fuzz/corpus_replay.rs"]
+mod corpus_replay;
+
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/etcd_wal_segment")
+    corpus_replay::dir(env!("CARGO_MANIFEST_DIR"), "etcd_wal_segment")
 }
 
 /// The first 200 bytes of a segment written by etcd 3.5.1 (records at 0,
@@ -238,19 +241,8 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
 
 #[test]
 fn corpus_replays_without_panics() {
-    let dir = corpus_dir();
-    if std::env::var_os("FERROCD_WRITE_CORPUS").is_some() {
-        std::fs::create_dir_all(&dir).unwrap();
-        for (name, bytes) in seeds() {
-            std::fs::write(dir.join(name), bytes).unwrap();
-        }
-    }
-    let mut n = 0;
-    for e in std::fs::read_dir(&dir).expect("fuzz/corpus/etcd_wal_segment exists") {
-        let path = e.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_string();
-        let data = std::fs::read(&path).unwrap();
-        let r = check_segment(&data);
+    corpus_replay::replay(&corpus_dir(), &seeds(), |name, data| {
+        let r = check_segment(data);
         // The fuzz target's checks.
         if let Ok((records, torn)) = &r {
             assert!(*records <= data.len() as u64 / 16, "{name}: {r:?}");
@@ -270,21 +262,10 @@ fn corpus_replays_without_panics() {
         } else if name.starts_with("bad-") {
             assert!(r.is_err(), "{name}: {r:?}");
         }
-        n += 1;
-    }
-    assert!(n >= seeds().len(), "corpus has {n} files");
+    });
 }
 
 #[test]
 fn seeds_match_the_corpus() {
-    if std::env::var_os("FERROCD_WRITE_CORPUS").is_some() {
-        // The other test is writing the files; running beside it, this one
-        // could read one half written.
-        return;
-    }
-    for (name, bytes) in seeds() {
-        let on_disk = std::fs::read(corpus_dir().join(name))
-            .unwrap_or_else(|e| panic!("{name}: {e} (regenerate with FERROCD_WRITE_CORPUS=1)"));
-        assert_eq!(on_disk, bytes, "{name} differs from its seed");
-    }
+    corpus_replay::seeds_match(&corpus_dir(), &seeds());
 }

@@ -13,8 +13,11 @@ use std::path::PathBuf;
 
 use ferrocd_wal::etcd::{ConfChange, ConfChangeV2, V2Store, crc32c_update, load_snapshot};
 
+#[path = "../../fuzz/corpus_replay.rs"]
+mod corpus_replay;
+
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/etcd_snap_parts")
+    corpus_replay::dir(env!("CARGO_MANIFEST_DIR"), "etcd_snap_parts")
 }
 
 fn hex(s: &str) -> Vec<u8> {
@@ -252,31 +255,20 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
 
 #[test]
 fn corpus_replays_without_panics() {
-    let dir = corpus_dir();
-    if std::env::var_os("FERROCD_WRITE_CORPUS").is_some() {
-        std::fs::create_dir_all(&dir).unwrap();
-        for (name, bytes) in seeds() {
-            std::fs::write(dir.join(name), bytes).unwrap();
-        }
-    }
     let tmp = tempfile::tempdir().unwrap();
     let snap_path = tmp.path().join("0000000000000002-0000000000000016.snap");
-    let mut n = 0;
-    for e in std::fs::read_dir(&dir).expect("fuzz/corpus/etcd_snap_parts exists") {
-        let path = e.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_string();
-        let data = std::fs::read(&path).unwrap();
+    corpus_replay::replay(&corpus_dir(), &seeds(), |name, data| {
         // What the fuzz target runs, with its checks.
-        let store = V2Store::parse(&data);
+        let store = V2Store::parse(data);
         if let Ok(s) = &store {
             assert!(s.members.is_sorted_by_key(|m| m.id), "{name}: {s:?}");
             assert!(s.removed.is_sorted(), "{name}: {s:?}");
         }
-        let cc = ConfChange::decode(&data);
+        let cc = ConfChange::decode(data);
         let member = cc.as_ref().ok().map(ConfChange::member);
-        let cc2 = ConfChangeV2::decode(&data);
+        let cc2 = ConfChangeV2::decode(data);
         // Not in the fuzz target: the whole-file loader, through a file.
-        std::fs::write(&snap_path, &data).unwrap();
+        std::fs::write(&snap_path, data).unwrap();
         let snap = load_snapshot(&snap_path);
 
         let mut parts = name.splitn(3, '-');
@@ -287,10 +279,7 @@ fn corpus_replays_without_panics() {
             "confchangev2" => cc2.is_ok(),
             "snapfile" => snap.is_ok(),
             "garbage" => store.is_ok() || cc.is_ok() || cc2.is_ok(),
-            _ => {
-                n += 1;
-                continue;
-            }
+            _ => return,
         };
         let detail = format!("{store:?} / {cc:?} {member:?} / {cc2:?} / {snap:?}");
         match verdict {
@@ -298,23 +287,12 @@ fn corpus_replays_without_panics() {
             "bad" => assert!(!ok, "{name}: {detail}"),
             _ => {}
         }
-        n += 1;
-    }
-    assert!(n >= seeds().len(), "corpus has {n} files");
+    });
 }
 
 #[test]
 fn seeds_match_the_corpus() {
-    if std::env::var_os("FERROCD_WRITE_CORPUS").is_some() {
-        // The other test is writing the files; running beside it, this one
-        // could read one half written.
-        return;
-    }
-    for (name, bytes) in seeds() {
-        let on_disk = std::fs::read(corpus_dir().join(name))
-            .unwrap_or_else(|e| panic!("{name}: {e} (regenerate with FERROCD_WRITE_CORPUS=1)"));
-        assert_eq!(on_disk, bytes, "{name} differs from its seed");
-    }
+    corpus_replay::seeds_match(&corpus_dir(), &seeds());
 }
 
 #[test]
