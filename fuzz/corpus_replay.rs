@@ -1,5 +1,6 @@
 //! Replaying a fuzz target's seed corpus (`fuzz/corpus/<target>/`) in a
-//! crate's tests. Each crate's corpus test includes this file with
+//! crate's tests, and the protobuf writers the etcd seeds are built
+//! with. Each crate's corpus test includes this file with
 //! `#[path = "../../fuzz/corpus_replay.rs"] mod corpus_replay;` (the
 //! crates share no test-support crate) and supplies its seeds and the
 //! target's checks.
@@ -58,4 +59,34 @@ pub fn seeds_match<N: AsRef<str>>(dir: &Path, seeds: &[(N, Vec<u8>)]) {
             .unwrap_or_else(|e| panic!("{name}: {e} (regenerate with FERROCD_WRITE_CORPUS=1)"));
         assert_eq!(&on_disk, bytes, "{name} differs from its seed");
     }
+}
+
+/// Bytes from hex text (two digits a byte).
+pub fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// A protobuf varint.
+pub fn varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// A varint field (wire type 0), written even when 0 as gogoproto does.
+pub fn uint(out: &mut Vec<u8>, field: u64, v: u64) {
+    varint(out, field << 3);
+    varint(out, v);
+}
+
+/// A length-delimited field (wire type 2).
+pub fn bytes(out: &mut Vec<u8>, field: u64, b: &[u8]) {
+    varint(out, (field << 3) | 2);
+    varint(out, b.len() as u64);
+    out.extend_from_slice(b);
 }

@@ -24,28 +24,10 @@ const TERM: u64 = 3;
 
 #[path = "../../fuzz/corpus_replay.rs"]
 mod corpus_replay;
+use corpus_replay::{bytes, uint};
 
 fn corpus_dir() -> PathBuf {
     corpus_replay::dir(env!("CARGO_MANIFEST_DIR"), "etcd_request")
-}
-
-fn varint(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-fn uint(out: &mut Vec<u8>, field: u64, v: u64) {
-    varint(out, field << 3);
-    varint(out, v);
-}
-
-fn bytes(out: &mut Vec<u8>, field: u64, b: &[u8]) {
-    varint(out, (field << 3) | 2);
-    varint(out, b.len() as u64);
-    out.extend_from_slice(b);
 }
 
 // InternalRaftRequest field numbers.

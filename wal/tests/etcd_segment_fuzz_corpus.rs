@@ -16,6 +16,7 @@ use ferrocd_wal::etcd::{MAX_FRAME, check_segment, crc32c_update};
 
 #[path = "../../fuzz/corpus_replay.rs"]
 mod corpus_replay;
+use corpus_replay::{bytes, hex, uint};
 
 fn corpus_dir() -> PathBuf {
     corpus_replay::dir(env!("CARGO_MANIFEST_DIR"), "etcd_wal_segment")
@@ -32,34 +33,6 @@ const REAL_35: &str = concat!(
     "7b226964223a31333636383033333135313137313930313730392c227065657255524c73223a5b22687474",
     "703a2f2f3132372e302e302e313a3233383031225d2c226e616d65223a226e31227d",
 );
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn varint(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-/// A varint field (wire type 0), written even when 0 as gogoproto does.
-fn uint(out: &mut Vec<u8>, field: u64, v: u64) {
-    varint(out, field << 3);
-    varint(out, v);
-}
-
-/// A length-delimited field (wire type 2).
-fn bytes(out: &mut Vec<u8>, field: u64, b: &[u8]) {
-    varint(out, (field << 3) | 2);
-    varint(out, b.len() as u64);
-    out.extend_from_slice(b);
-}
 
 /// `(field, value)` pairs as a message of varint fields.
 fn msg(fields: &[(u64, u64)]) -> Vec<u8> {

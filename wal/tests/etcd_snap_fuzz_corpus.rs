@@ -15,35 +15,10 @@ use ferrocd_wal::etcd::{ConfChange, ConfChangeV2, V2Store, crc32c_update, load_s
 
 #[path = "../../fuzz/corpus_replay.rs"]
 mod corpus_replay;
+use corpus_replay::{bytes, hex, uint};
 
 fn corpus_dir() -> PathBuf {
     corpus_replay::dir(env!("CARGO_MANIFEST_DIR"), "etcd_snap_parts")
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn varint(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-fn uint(out: &mut Vec<u8>, field: u64, v: u64) {
-    varint(out, field << 3);
-    varint(out, v);
-}
-
-fn bytes(out: &mut Vec<u8>, field: u64, b: &[u8]) {
-    varint(out, (field << 3) | 2);
-    varint(out, b.len() as u64);
-    out.extend_from_slice(b);
 }
 
 /// One v2 store node as etcd's JSON has it, keyed by its last path
