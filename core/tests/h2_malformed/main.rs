@@ -450,7 +450,7 @@ mod etcd {
         let log = dir.path().join("etcd.log");
         let client = format!("http://127.0.0.1:{}", common::free_port());
         let peer = format!("http://127.0.0.1:{}", common::free_port());
-        let mut child = std::process::Command::new(target::etcd_35())
+        let mut child = std::process::Command::new(common::etcd_35())
             .args(["--max-concurrent-streams", "4", "--data-dir"])
             .arg(dir.path().join("member"))
             .args([

