@@ -23,9 +23,8 @@ use std::net::ToSocketAddrs;
 
 use url::Url;
 
-use crate::membership::derive::url_string as show;
-
 use crate::config::{ClusterState, Config};
+use crate::membership::derive::{member_id, url_string as show, url_strings};
 
 /// The checks etcd makes before bootstrapping without data; `Err` holds
 /// etcd's message.
@@ -177,11 +176,8 @@ pub(crate) fn validate_join(
         .initial_cluster
         .values()
         .map(|urls| {
-            let strs: Vec<String> = urls.iter().map(show).collect();
-            (
-                crate::membership::derive::member_id(&strs, &cfg.initial_cluster_token),
-                urls.clone(),
-            )
+            let id = member_id(&url_strings(urls), &cfg.initial_cluster_token);
+            (id, urls.clone())
         })
         .collect();
     lms.sort_by_key(|(id, _)| *id);
