@@ -39,6 +39,10 @@ pub enum Command {
     /// Draw latency-by-percentile curves of earlier runs (`.hgrm` files or
     /// `-w json` / `--json-out` reports) on one SVG plot.
     Plot(crate::plot::PlotArgs),
+    /// The floor of a lone durable write on this machine, with no server:
+    /// fdatasync, and a loopback round trip plus fdatasync with and without
+    /// a thread hand-off (read single-client latencies against it).
+    Floor(crate::floor::FloorArgs),
 }
 
 /// Key and value shape shared by the key-space workloads.

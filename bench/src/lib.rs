@@ -36,7 +36,9 @@
 //! - `plot`: latency-by-percentile SVG plots (`ferrobench plot`);
 //! - `compare`: `ferrobench compare`, servers started side by side and a
 //!   workload matrix run against each (as subprocesses of ferrobench);
-//! - `table`: the Markdown table `compare` writes.
+//! - `table`: the Markdown table `compare` writes;
+//! - `floor`: `ferrobench floor`, what a lone durable write costs on this
+//!   machine with no server (fdatasync, loopback, a thread hand-off).
 //!
 //! The storage-level benchmarks live beside their crates (`wal/benches`,
 //! `mvcc/benches`); `scripts/put-vs-etcd.sh` runs the put workload against
@@ -47,6 +49,7 @@ mod compare;
 mod conn;
 mod driver;
 mod exec;
+mod floor;
 mod hgrm;
 mod k8s;
 mod lease;
@@ -74,6 +77,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::K8s(args) => k8s::run(&args),
         Command::Compare(args) => compare::run(&args),
         Command::Plot(args) => plot::run(&args),
+        Command::Floor(args) => floor::run(&args),
     }
 }
 
