@@ -12,7 +12,7 @@ use crate::auth::{AuthAnswer, AuthOp, Caller, Jwt, Perm, PermKind};
 use crate::config::Config;
 use crate::leader::{LeaderLink, raft_err};
 use crate::proposer::{Proposer, unexpected};
-use crate::raft::{Applied, Op, Raft, SmShared};
+use crate::raft::{Applied, Op, SmShared};
 use crate::read_index::ReadIndex;
 
 /// `--auth-token jwt,…`'s signer, `None` for simple tokens (read before
@@ -31,7 +31,6 @@ pub(crate) fn jwt_from_config(cfg: &Config) -> anyhow::Result<Option<Jwt>> {
 
 /// This member's auth gate.
 pub(crate) struct AuthGate {
-    raft: Raft,
     sm: Arc<SmShared>,
     link: LeaderLink,
     proposer: Arc<Proposer>,
@@ -50,14 +49,12 @@ impl AuthGate {
     pub(crate) fn new(
         cfg: &Config,
         jwt: Option<Jwt>,
-        raft: Raft,
         sm: Arc<SmShared>,
         link: LeaderLink,
         proposer: Arc<Proposer>,
         reads: Arc<ReadIndex>,
     ) -> Self {
         AuthGate {
-            raft,
             sm,
             link,
             proposer,
@@ -91,13 +88,11 @@ impl AuthGate {
         let index = crate::auth::simple_token_index(token)?;
         let applied = self.sm.applied_log_id().map_or(0, |l| l.index());
         if index > applied
-            && !crate::raft::applied_at_least(
-                &self.raft,
-                index,
-                self.link.request_timeout(),
-                "auth token applied",
-            )
-            .await
+            && !self
+                .sm
+                .applied_index
+                .wait(index, self.link.request_timeout())
+                .await
         {
             return None;
         }

@@ -235,13 +235,19 @@ pub(crate) async fn start(cfg: &Config, metrics: Metrics) -> anyhow::Result<Part
     let stopping = Arc::new(AtomicBool::new(false));
     let proposer = Proposer::new(
         raft.clone(),
+        shared.applied_index.clone(),
         link.clone(),
         ids.member_id,
         cfg.max_request_bytes as usize,
         stopping.clone(),
         &metrics,
     );
-    let reads = ReadIndex::new(raft.clone(), link.clone(), &metrics);
+    let reads = ReadIndex::new(
+        raft.clone(),
+        shared.applied_index.clone(),
+        link.clone(),
+        &metrics,
+    );
     let members = Membership::new(
         raft.clone(),
         link.clone(),
@@ -257,7 +263,6 @@ pub(crate) async fn start(cfg: &Config, metrics: Metrics) -> anyhow::Result<Part
     let gate = AuthGate::new(
         cfg,
         jwt,
-        raft.clone(),
         shared.clone(),
         link.clone(),
         proposer.clone(),

@@ -94,6 +94,8 @@ impl Node {
         if let Err(e) = self.parts.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }
+        // Nothing applies any more: whoever waits for an index gives up.
+        self.parts.sm.applied_index.close();
         if let Err(e) = self.parts.log.flush().await {
             tracing::warn!(error = %e, "flushing the raft log");
         }

@@ -19,23 +19,25 @@
 //! - On a follower, a request is forwarded to the leader (whose proposer
 //!   batches it with the rest), retried across leader changes until the
 //!   request timeout, and answered once this member has applied it too.
-//! - Answers go to each shard in one message per batch ([`open_mailbox`]):
-//!   the shard's mailbox task wakes the request tasks there, locally. A
-//!   request task woken from the raft thread costs an `eventfd` write
-//!   each (tokio's remote wake-up of a current-thread runtime), and a
-//!   batch's answers were 15 % of the raft thread's CPU at 256 clients.
+//! - Answers go to each shard in one message per batch, through its
+//!   mailbox ([`crate::raft::mailbox`]): the shard's mailbox task wakes
+//!   the request tasks there, locally.
+//! - A forwarded request is answered once this member has applied it
+//!   ([`AppliedIndex::wait`]).
 
-use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferrocd_net::EtcdError;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::auth::Caller;
 use crate::leader::{LeaderLink, leader_err, raft_err};
-use crate::raft::{Applied, Command, Encoded, KIND_FORWARD, Op, Origin, Proposal, Raft};
+use crate::raft::mailbox::{self, Mailbox, Reply, Wake, Wakes};
+use crate::raft::{
+    Applied, AppliedIndex, Command, Encoded, KIND_FORWARD, Op, Origin, Proposal, Raft,
+};
 
 /// Batches proposed at once; more requests wait for one of them.
 ///
@@ -56,45 +58,9 @@ pub(crate) const MAX_IN_FLIGHT: usize = 1;
 /// least one request, whatever its size).
 pub(crate) const BATCH_BYTES: usize = 1 << 20;
 
-/// An answer: the outcome and the log index of the entry that gave it.
-type Reply = Result<(Applied, u64), EtcdError>;
-
 /// An outcome of the wrong kind for `what` (a bug, not the client's).
 pub(crate) fn unexpected(what: &str, a: Applied) -> EtcdError {
     EtcdError::Unknown(format!("internal: {what} applied as {a:?}"))
-}
-
-/// Answers for one shard's requests, handed over together.
-type Delivery = Vec<(oneshot::Sender<Reply>, Reply)>;
-
-/// A shard's mailbox: its task completes the answers on the shard.
-type Mailbox = mpsc::UnboundedSender<Delivery>;
-
-thread_local! {
-    /// This thread's mailbox, when it is a shard that opened one.
-    static MAILBOX: RefCell<Option<Mailbox>> = const { RefCell::new(None) };
-}
-
-/// Open this thread's mailbox: from now on, the answers to requests
-/// proposed from this thread arrive in one message per batch, and a task
-/// spawned here (on the current tokio runtime, which must be this
-/// thread's own) hands them to their request tasks. Called once by each
-/// shard; a thread without a mailbox (the raft thread serving forwards,
-/// tests) gets its answers one by one.
-pub(crate) fn open_mailbox() {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Delivery>();
-    tokio::spawn(async move {
-        while let Some(delivery) = rx.recv().await {
-            deliver(delivery);
-        }
-    });
-    MAILBOX.with(|m| *m.borrow_mut() = Some(tx));
-}
-
-fn deliver(delivery: Delivery) {
-    for (reply, r) in delivery {
-        let _ = reply.send(r);
-    }
 }
 
 struct Waiting {
@@ -102,37 +68,6 @@ struct Waiting {
     reply: oneshot::Sender<Reply>,
     /// Where the answer goes (`None`: straight to `reply`).
     mailbox: Option<Mailbox>,
-}
-
-/// A batch's answers, grouped by the mailbox they go through.
-#[derive(Default)]
-struct Answers {
-    direct: Delivery,
-    boxed: Vec<(Mailbox, Delivery)>,
-}
-
-impl Answers {
-    fn push(&mut self, mailbox: Option<Mailbox>, reply: oneshot::Sender<Reply>, r: Reply) {
-        let Some(mb) = mailbox else {
-            self.direct.push((reply, r));
-            return;
-        };
-        match self.boxed.iter_mut().find(|(m, _)| m.same_channel(&mb)) {
-            Some((_, d)) => d.push((reply, r)),
-            None => self.boxed.push((mb, vec![(reply, r)])),
-        }
-    }
-
-    /// One message per mailbox; a closed one (its shard stopped) is
-    /// answered directly.
-    fn send(self) {
-        deliver(self.direct);
-        for (mb, d) in self.boxed {
-            if let Err(mpsc::error::SendError(d)) = mb.send(d) {
-                deliver(d);
-            }
-        }
-    }
 }
 
 #[derive(Default)]
@@ -166,6 +101,9 @@ impl Queue {
 /// This member's proposer.
 pub(crate) struct Proposer {
     raft: Raft,
+    /// This member's applied index (a forwarded request is answered once
+    /// it is applied here too).
+    applied: Arc<AppliedIndex>,
     leader: LeaderLink,
     origin: Origin,
     max_request_bytes: usize,
@@ -183,6 +121,7 @@ impl Proposer {
     /// Must be called inside the raft runtime.
     pub(crate) fn new(
         raft: Raft,
+        applied: Arc<AppliedIndex>,
         leader: LeaderLink,
         member_id: u64,
         max_request_bytes: usize,
@@ -197,6 +136,7 @@ impl Proposer {
         let _ = metrics.registry().register(Box::new(batches.clone()));
         Arc::new(Proposer {
             raft,
+            applied,
             leader,
             origin: Origin::new(member_id),
             max_request_bytes,
@@ -294,7 +234,7 @@ impl Proposer {
         let left = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(100));
-        crate::raft::applied_at_least(&self.raft, index, left, "forwarded request applied").await;
+        self.applied.wait(index, left).await;
         Ok(applied)
     }
 
@@ -304,7 +244,7 @@ impl Proposer {
     /// that answered it.
     pub(crate) async fn propose_here(self: &Arc<Self>, cmd: Encoded) -> Reply {
         let (reply, rx) = oneshot::channel();
-        let mailbox = MAILBOX.with(|m| m.borrow().clone());
+        let mailbox = mailbox::this_thread();
         let batch = {
             let mut q = self.queue.lock().expect("proposer queue lock");
             q.waiting.push(Waiting {
@@ -351,7 +291,7 @@ impl Proposer {
             .map(|w| (w.cmd, (w.reply, w.mailbox)))
             .unzip();
         self.batches.inc();
-        let mut answers = Answers::default();
+        let mut answers = Wakes::default();
         let sync_here = self.raft.voter_ids().count() == 1;
         let proposal = Proposal::of(&cmds).sync_here(sync_here);
         match self.raft.client_write(proposal).await {
@@ -363,13 +303,13 @@ impl Proposer {
                         Some(o) => o.map(|a| (a, index)),
                         None => Err(raft_err("a batch's outcomes were fewer than its requests")),
                     };
-                    answers.push(mailbox, reply, r);
+                    answers.push(mailbox, Wake::Reply(reply, r));
                 }
             }
             Err(e) => {
                 let e = leader_err(e);
                 for (reply, mailbox) in replies {
-                    answers.push(mailbox, reply, Err(e.clone()));
+                    answers.push(mailbox, Wake::Reply(reply, Err(e.clone())));
                 }
             }
         }

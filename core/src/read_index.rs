@@ -9,7 +9,7 @@ use openraft::ReadPolicy;
 use tokio::sync::oneshot;
 
 use crate::leader::{LeaderLink, leader_err};
-use crate::raft::{KIND_READ_INDEX, Raft};
+use crate::raft::{AppliedIndex, KIND_READ_INDEX, Raft};
 
 /// Reads waiting for the next read-index round.
 struct ReadBatch {
@@ -46,27 +46,37 @@ impl ReadBatch {
 /// This member's read index.
 pub(crate) struct ReadIndex {
     raft: Raft,
+    /// This member's applied index, which a read waits to reach.
+    applied: Arc<AppliedIndex>,
     link: LeaderLink,
     /// Linearizable reads waiting for a read-index round.
     batch: Mutex<ReadBatch>,
 }
 
 impl ReadIndex {
-    pub(crate) fn new(raft: Raft, link: LeaderLink, metrics: &Metrics) -> Arc<Self> {
+    pub(crate) fn new(
+        raft: Raft,
+        applied: Arc<AppliedIndex>,
+        link: LeaderLink,
+        metrics: &Metrics,
+    ) -> Arc<Self> {
         Arc::new(ReadIndex {
             raft,
+            applied,
             link,
             batch: Mutex::new(ReadBatch::new(metrics)),
         })
     }
 
     /// A read index on this member, which must lead: the log index a
-    /// linearizable read must see applied.
+    /// linearizable read must see applied, once a quorum has confirmed
+    /// the leadership. The leader does not wait to apply it itself (as
+    /// etcd's): the member that reads waits for its own apply.
     pub(crate) async fn here(&self) -> Result<u64, EtcdError> {
         self.raft
-            .ensure_linearizable(ReadPolicy::ReadIndex)
+            .get_read_log_id(ReadPolicy::ReadIndex)
             .await
-            .map(|r| r.index())
+            .map(|(r, _)| r.index())
             .map_err(leader_err)
     }
 
@@ -121,7 +131,7 @@ impl ReadIndex {
         }
         let index = rx.await.map_err(|_| EtcdError::Stopped)??;
         let timeout = self.link.request_timeout();
-        if crate::raft::applied_at_least(&self.raft, index, timeout, "read index applied").await {
+        if self.applied.wait(index, timeout).await {
             Ok(())
         } else {
             Err(EtcdError::Timeout)

@@ -396,7 +396,7 @@ async fn serve_shard(
     use ferrocd_net::pb::v3electionpb::election_server::ElectionServer;
     use ferrocd_net::pb::v3lockpb::lock_server::LockServer;
     // Write answers reach this shard's requests in one wake per batch.
-    crate::proposer::open_mailbox();
+    crate::raft::mailbox::open_mailbox();
     let limit = max_request_bytes + GRPC_OVERHEAD;
     let kv = Arc::new(KvShim::new(node.clone(), max_txn_ops));
     let watch = Arc::new(WatchShim::new(node.clone(), max_request_bytes));

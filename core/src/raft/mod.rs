@@ -8,8 +8,10 @@
 //! module only maps types to bytes.
 
 mod applied;
+mod applied_index;
 mod apply;
 mod log_store;
+pub(crate) mod mailbox;
 mod network;
 mod outcome;
 mod sessions;
@@ -26,6 +28,7 @@ use crate::auth::{AuthOp, Caller};
 
 pub(crate) use applied::alarm_name;
 pub use applied::{ALARM_CORRUPT, ALARM_NOSPACE};
+pub use applied_index::AppliedIndex;
 pub use log_store::LogStore;
 pub(crate) use log_store::write_adopted;
 pub use network::{
@@ -80,37 +83,6 @@ impl Member {
 
 /// The raft handle.
 pub type Raft = openraft::Raft<TypeConfig, StateMachine>;
-
-/// Wait until `raft` has applied `index`, for at most `timeout`; `false`
-/// if it had not by then (or stopped).
-///
-/// Returns at once when it has (the common case: a read index or a
-/// token's entry is usually applied already). Only the wait is boxed:
-/// openraft's holds a copy of its metrics (about 2 KiB), and this future
-/// is part of every linearizable read's and every request's auth check,
-/// futures that are moved into each request's task and by every caller.
-pub(crate) async fn applied_at_least(
-    raft: &Raft,
-    index: u64,
-    timeout: std::time::Duration,
-    what: &'static str,
-) -> bool {
-    use openraft::async_runtime::WatchReceiver as _;
-    let applied = raft
-        .metrics()
-        .borrow_watched()
-        .last_applied
-        .map_or(0, |l| l.index);
-    if applied >= index {
-        return true;
-    }
-    Box::pin(
-        raft.wait(Some(timeout))
-            .applied_index_at_least(Some(index), what),
-    )
-    .await
-    .is_ok()
-}
 
 /// A log entry.
 pub type Entry = openraft::alias::EntryOf<TypeConfig>;

@@ -40,6 +40,7 @@ use openraft::{EntryPayload, OptionalSend};
 use crate::auth::{AuthState, SimpleTokens, TokenEffect};
 
 use super::applied::AppliedState;
+use super::applied_index::AppliedIndex;
 use super::apply::{Apply, LeaseChange};
 use super::sessions::Sessions;
 use super::{Entry, LogId, Outcomes, TypeConfig, decode, encode};
@@ -109,6 +110,8 @@ pub struct SmShared {
     /// Lease deadlines.
     pub lessor: Mutex<Lessor>,
     applied: Mutex<AppliedState>,
+    /// The applied index, published after each batch, and its waiters.
+    pub applied_index: Arc<AppliedIndex>,
     /// The newest snapshot's size, for `db_size`: a lock of its own,
     /// because every write's quota check reads it on a shard thread while
     /// the apply loop holds `applied` for a whole batch.
@@ -476,6 +479,7 @@ impl StateMachine {
                 store: Arc::new(store),
                 watches,
                 lessor: Mutex::new(lessor),
+                applied_index: Arc::new(AppliedIndex::new(log_id.map_or(0, |l| l.index()))),
                 applied: Mutex::new(AppliedState {
                     log_id,
                     membership,
@@ -581,6 +585,9 @@ impl StateMachine {
             applied.log_id = last;
         }
         drop(applied);
+        if let Some(last) = last {
+            sh.applied_index.publish(last.index());
+        }
 
         sh.watches.notify(revision, &events);
         if !leases.is_empty() {
@@ -765,6 +772,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let number = sh.snap_views.fetch_add(1, Ordering::SeqCst) + 1;
         sh.snap_saved.fetch_max(number, Ordering::SeqCst);
         drop(applied);
+        if let Some(last) = meta.last_log_id {
+            sh.applied_index.publish(last.index());
+        }
         let now = Instant::now();
         let mut lessor = sh.lessor.lock().expect("lessor lock");
         for id in lessor.ids() {
