@@ -12,6 +12,13 @@
 //!
 //! The pair is generated whatever the URLs' scheme, as etcd does; on
 //! `http://` URLs it is then ignored with the usual warning.
+//!
+//! etcd 3.5 replaces the port's whole TLS settings with the generated
+//! pair's, so client-cert auth, the trusted CA, the CRL and the allowed
+//! CN/hostname given with an auto flag are dropped (checked with etcd
+//! 3.5.1: `--auto-tls --client-cert-auth --trusted-ca-file` serves a
+//! client without a certificate). We do the same, with a warning naming
+//! what is dropped; cipher suites and TLS versions stay.
 
 use std::path::Path;
 
@@ -67,8 +74,40 @@ fn resolve_port(
             "automatically generate certificates"
         );
     }
-    tls.cert_file = Some(pair.cert);
-    tls.key_file = Some(pair.key);
-    tls.self_signed = true;
+    let prefix = if peer { "peer-" } else { "" };
+    let own = if peer { "peer-" } else { "client-" };
+    let dropped: Vec<String> = [
+        (tls.client_cert_auth, format!("--{prefix}client-cert-auth")),
+        (
+            tls.trusted_ca_file.is_some(),
+            format!("--{prefix}trusted-ca-file"),
+        ),
+        (tls.crl_file.is_some(), format!("--{own}crl-file")),
+        (
+            tls.allowed.is_some(),
+            format!(
+                "--{own}cert-allowed-{}",
+                if peer { "cn/hostname" } else { "hostname" }
+            ),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(set, name)| set.then_some(name))
+    .collect();
+    if !dropped.is_empty() {
+        tracing::warn!(
+            ignored = %dropped.join(", "),
+            "{port} auto TLS replaces these settings with the generated certificate's, as etcd does"
+        );
+    }
+    *tls = TlsFlags {
+        cert_file: Some(pair.cert),
+        key_file: Some(pair.key),
+        auto_tls: true,
+        self_signed: true,
+        self_signed_cert_validity: tls.self_signed_cert_validity,
+        protocol: tls.protocol.clone(),
+        ..TlsFlags::default()
+    };
     Ok(())
 }

@@ -996,7 +996,17 @@ fn tls_flags(m: &ArgMatches, prefix: &str) -> Result<TlsFlags, ConfigError> {
             named("peer-cert-allowed-hostname"),
         )
     };
+    // etcd refuses both peer names only where it builds a peer TLS
+    // config from them: with an https listen peer URL and given files (a
+    // generated pair drops them, see crate::auto_tls).
+    let https_peers = text(m, "listen-peer-urls")
+        .split(',')
+        .any(|u| u.trim().starts_with("https://"));
+    let generated = parse_bool(auto, &text(m, auto))?
+        && path("cert-file").is_none()
+        && path("key-file").is_none();
     let allowed = match (cn, hostname) {
+        (Some(_), Some(_)) if !https_peers || generated => None,
         (Some(cn), Some(hostname)) => {
             return Err(ConfigError::Invalid(format!(
                 "AllowedCN and AllowedHostname are mutually exclusive (cn={cn:?}, hostname={hostname:?})"
@@ -1537,10 +1547,23 @@ mod tests {
             ]),
             "cipher suites cannot be configured when only TLS1.3 is enabled"
         );
+        let mut both = HTTPS_PEER.to_vec();
+        both.extend([
+            "--peer-cert-file=p.pem",
+            "--peer-key-file=p-key.pem",
+            "--peer-cert-allowed-cn=a",
+            "--peer-cert-allowed-hostname=b",
+        ]);
         assert_eq!(
-            msg(&["--peer-cert-allowed-cn=a", "--peer-cert-allowed-hostname=b"]),
+            msg(&both),
             r#"AllowedCN and AllowedHostname are mutually exclusive (cn="a", hostname="b")"#
         );
+        // on http peer URLs etcd never builds the peer TLS config, and a
+        // generated pair drops them
+        ok(&["--peer-cert-allowed-cn=a", "--peer-cert-allowed-hostname=b"]);
+        both.drain(HTTPS_PEER.len()..HTTPS_PEER.len() + 2);
+        both.push("--peer-auto-tls");
+        ok(&both);
     }
 
     /// etcd 3.5.1's messages, seen by starting it with these flags.
