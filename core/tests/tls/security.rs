@@ -6,7 +6,8 @@
 //!   only by skipping verification (client-cert auth given with it is
 //!   dropped, as etcd 3.5.1 drops it); `--peer-auto-tls` members form a
 //!   cluster over `https://` peer URLs;
-//! - `--client-crl-file`: a revoked client certificate is refused;
+//! - `--client-crl-file`, `--peer-crl-file`: a revoked client
+//!   certificate is refused;
 //! - `--client-cert-allowed-hostname`, `--peer-cert-allowed-cn`,
 //!   `--peer-cert-allowed-hostname`: a certificate without the name is
 //!   refused (a member with one cannot join);
@@ -253,6 +254,46 @@ async fn allowed_peer_names(
             "m2 serves without a leader"
         );
     }
+    c0.put("k", "v2", None).await.unwrap();
+}
+
+/// `--peer-crl-file` (DER here): the connections a member with a revoked
+/// peer certificate opens are refused at the handshake. (etcd checks CRLs
+/// on the listener only, and so do we: the connections the others open to
+/// it are not.) The quorum of the others works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_crl_refuses_a_revoked_member() {
+    let tmp = common::tempdir();
+    let ca = Ca::new(tmp.path(), "ca");
+    let certs = [ca.issue("m0"), ca.issue("m1"), ca.issue("revoked")];
+    let crl = ca.crl(&["revoked"], true);
+    let (procs, clients) = cluster(tmp.path(), |i| {
+        s(&[
+            "--peer-cert-file",
+            &path(&certs[i].0),
+            "--peer-key-file",
+            &path(&certs[i].1),
+            "--peer-trusted-ca-file",
+            &path(&ca.pem()),
+            "--peer-client-cert-auth",
+            "--peer-crl-file",
+            &path(&crl),
+        ])
+    });
+    let c0 = ready(&clients[0], opts(Protocol::Grpc, None), &procs[0]).await;
+    let _c1 = ready(&clients[1], opts(Protocol::Grpc, None), &procs[1]).await;
+    c0.put("k", "v", None).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let why = "invalid peer certificate: Revoked";
+    let logs = loop {
+        let logs = procs[0].log() + &procs[1].log();
+        if logs.contains(why) || Instant::now() > deadline {
+            break logs;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(logs.contains("rejected peer connection"), "{logs}");
+    assert!(logs.contains(why), "{logs}");
     c0.put("k", "v2", None).await.unwrap();
 }
 
