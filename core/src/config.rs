@@ -233,7 +233,7 @@ pub struct TlsFlags {
     pub allowed: Option<ferrocd_net::tls::AllowedName>,
     /// `--auto-tls` / `--peer-auto-tls`: without cert and key files,
     /// generate a self-signed pair under `<data-dir>/fixtures/{client,peer}`
-    /// at start (see [`crate::auto_tls`]).
+    /// at start (see `core/src/auto_tls.rs`).
     pub auto_tls: bool,
     /// `--self-signed-cert-validity`, years (default 1; 0 is refused when
     /// a certificate is generated, as etcd does).
