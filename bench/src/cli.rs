@@ -243,6 +243,7 @@ impl RunArgs {
             key: self.key.clone(),
             server_name: None,
             insecure_skip_verify: self.insecure_skip_tls_verify,
+            ..Default::default()
         })
     }
 

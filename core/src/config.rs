@@ -20,16 +20,18 @@
 //!   (bbolt freelist type, log rotation, …); accepted so unit files keep
 //!   working, and a non-default value is reported as a warning;
 //! - **refused**: options whose etcd meaning ferrocd does not provide
-//!   (the v2 API, skipping fsync, discovery, proxy mode, auto-TLS, CRLs,
-//!   allowed CN/hostname, cipher suite lists). Silently ignoring them
-//!   would change what the operator asked for, so a non-default value is
-//!   an error.
+//!   (the v2 API, skipping fsync, discovery, proxy mode). Silently
+//!   ignoring them would change what the operator asked for, so a
+//!   non-default value is an error.
 //!
 //! TLS ([`TlsFlags`]) follows etcd: `https://` listen URLs need
-//! `--cert-file`/`--key-file` (peer: `--peer-cert-file`/`--peer-key-file`),
-//! refused with etcd's messages otherwise; TLS flags on `http://` URLs are
-//! ignored with etcd's warning per URL; mixed http/https lists serve each
-//! URL as its scheme says.
+//! `--cert-file`/`--key-file` (peer: `--peer-cert-file`/`--peer-key-file`)
+//! or `--auto-tls` (`--peer-auto-tls`), refused with etcd's messages
+//! otherwise; TLS flags on `http://` URLs are ignored with etcd's warning
+//! per URL; mixed http/https lists serve each URL as its scheme says.
+//! CRLs, allowed CN/hostnames, `--cipher-suites` and later 3.5 releases'
+//! `--tls-min-version`/`--tls-max-version` are checked here (etcd's
+//! messages) and applied by `ferrocd_net::tls`.
 //!
 //! Three flags are ferrocd's own: `--shards` (default: the number of
 //! cores), `--log-format text|json` and `--listen-ui-urls` (the web
@@ -221,12 +223,38 @@ pub struct TlsFlags {
     pub trusted_ca_file: Option<PathBuf>,
     /// Require and verify a client certificate.
     pub client_cert_auth: bool,
+    /// `--client-crl-file` / `--peer-crl-file`: client certificates
+    /// refused as revoked (with `client_cert_auth`).
+    pub crl_file: Option<PathBuf>,
+    /// `--client-cert-allowed-hostname`, `--peer-cert-allowed-cn`,
+    /// `--peer-cert-allowed-hostname`: the name a verified client
+    /// certificate (and, on the peer port, a dialed peer's certificate)
+    /// must carry.
+    pub allowed: Option<ferrocd_net::tls::AllowedName>,
+    /// `--auto-tls` / `--peer-auto-tls`: without cert and key files,
+    /// generate a self-signed pair under `<data-dir>/fixtures/{client,peer}`
+    /// at start (see `core/src/auto_tls.rs`).
+    pub auto_tls: bool,
+    /// `--self-signed-cert-validity`, years (default 1; 0 is refused when
+    /// a certificate is generated, as etcd does).
+    pub self_signed_cert_validity: u32,
+    /// Set at start when `cert_file`/`key_file` are the generated pair:
+    /// the peer dialer then skips verification, as etcd's does.
+    pub self_signed: bool,
+    /// `--tls-min-version --tls-max-version --cipher-suites` (the same on
+    /// both ports).
+    pub protocol: ferrocd_net::tls::Protocol,
 }
 
 impl TlsFlags {
     /// No TLS flag given at all (etcd's `TLSInfo.Empty()`: no cert, no key).
     pub fn is_empty(&self) -> bool {
         self.cert_file.is_none() && self.key_file.is_none()
+    }
+
+    /// A certificate will be there: given, or generated at start.
+    pub fn has_cert(&self) -> bool {
+        !self.is_empty() || self.auto_tls
     }
 
     /// The listener's TLS settings (cert and key checked present by
@@ -237,6 +265,9 @@ impl TlsFlags {
             key: self.key_file.clone()?,
             trusted_ca: self.trusted_ca_file.clone(),
             client_cert_auth: self.client_cert_auth,
+            crl: self.crl_file.clone(),
+            allowed: self.allowed.clone(),
+            protocol: self.protocol.clone(),
         })
     }
 
@@ -248,7 +279,9 @@ impl TlsFlags {
             cert: self.cert_file.clone(),
             key: self.key_file.clone(),
             server_name: None,
-            insecure_skip_verify: false,
+            insecure_skip_verify: self.self_signed,
+            allowed: self.allowed.clone(),
+            protocol: self.protocol.clone(),
         }
     }
 }
@@ -396,26 +429,26 @@ pub const FLAGS: &[Flag] = &[
     inert("proxy-dial-timeout", "1000", "Proxy setting (proxy mode is not supported)."),
     inert("proxy-write-timeout", "5000", "Proxy setting (proxy mode is not supported)."),
     inert("proxy-read-timeout", "0", "Proxy setting (proxy mode is not supported)."),
-    // Security: TLS on the client and peer ports (rustls). What is not
-    // provided (generated certificates, CRLs, allowed CN/hostname, cipher
-    // suite lists) is refused rather than silently ignored.
+    // Security: TLS on the client and peer ports (rustls; see TlsFlags).
     used("cert-file", "", "Path to the client server TLS cert file."),
     used("key-file", "", "Path to the client server TLS key file."),
     used_bool("client-cert-auth", "false", "Enable client cert authentication."),
-    refused("client-crl-file", "", "Client certificate revocation list (not supported)."),
-    refused("client-cert-allowed-hostname", "", "Allowed TLS hostname for client cert authentication (not supported)."),
+    used("client-crl-file", "", "Path to the client certificate revocation list file."),
+    used("client-cert-allowed-hostname", "", "Allowed TLS hostname for client cert authentication."),
     used("trusted-ca-file", "", "Path to the client server TLS trusted CA file."),
-    refused_bool("auto-tls", "Client TLS using generated certificates (not supported; use --cert-file/--key-file)."),
+    used_bool("auto-tls", "false", "Client TLS using generated certificates."),
     used("peer-cert-file", "", "Path to the peer server TLS cert file."),
     used("peer-key-file", "", "Path to the peer server TLS key file."),
     used_bool("peer-client-cert-auth", "false", "Enable peer client cert authentication."),
     used("peer-trusted-ca-file", "", "Path to the peer server TLS trusted CA file."),
-    refused("peer-cert-allowed-cn", "", "Allowed CN for inter peer authentication (not supported)."),
-    refused("peer-cert-allowed-hostname", "", "Allowed TLS hostname for inter peer authentication (not supported)."),
-    refused_bool("peer-auto-tls", "Peer TLS using self-generated certificates (not supported; use --peer-cert-file/--peer-key-file)."),
-    inert("self-signed-cert-validity", "1", "Validity period of auto-generated certificates, in years."),
-    refused("peer-crl-file", "", "Peer certificate revocation list (not supported)."),
-    refused("cipher-suites", "", "TLS cipher suites (not supported; rustls's safe defaults are used)."),
+    used("peer-cert-allowed-cn", "", "Allowed CN for inter peer authentication."),
+    used("peer-cert-allowed-hostname", "", "Allowed TLS hostname for inter peer authentication."),
+    used_bool("peer-auto-tls", "false", "Peer TLS using self-generated certificates if --peer-key-file and --peer-cert-file are not provided."),
+    used("self-signed-cert-validity", "1", "The validity period of the client and peer certificates that are automatically generated by etcd when you specify ClientAutoTLS and PeerAutoTLS, the unit is year, and the default is 1."),
+    used("peer-crl-file", "", "Path to the peer certificate revocation list file."),
+    used("cipher-suites", "", "Comma-separated list of supported TLS cipher suites between client/server and peers (empty will be auto-populated by Go)."),
+    used("tls-min-version", "TLS1.2", "Minimum TLS version supported by etcd. Possible values: TLS1.2, TLS1.3."),
+    used("tls-max-version", "", "Maximum TLS version supported by etcd. Possible values: TLS1.2, TLS1.3 (empty defers to Go)."),
     used("cors", "*", "Comma-separated whitelist of origins for CORS, or cross-origin resource sharing, (empty or * means allow all)."),
     used("host-whitelist", "*", "Acceptable hostnames from HTTP client requests, if server is not secure (empty means allow all)."),
     // Auth
@@ -946,11 +979,71 @@ fn tls_flags(m: &ArgMatches, prefix: &str) -> Result<TlsFlags, ConfigError> {
             .map(PathBuf::from)
     };
     let auth = format!("{prefix}client-cert-auth");
+    let named = |name: &str| Some(text(m, name)).filter(|s| !s.is_empty());
+    // The client port's twins of the peer flags are named differently.
+    let (crl, auto, cn, hostname) = if prefix.is_empty() {
+        (
+            "client-crl-file",
+            "auto-tls",
+            None,
+            named("client-cert-allowed-hostname"),
+        )
+    } else {
+        (
+            "peer-crl-file",
+            "peer-auto-tls",
+            named("peer-cert-allowed-cn"),
+            named("peer-cert-allowed-hostname"),
+        )
+    };
+    // etcd refuses both peer names only where it builds a peer TLS
+    // config from them: with an https listen peer URL and given files (a
+    // generated pair drops them, see crate::auto_tls).
+    let https_peers = text(m, "listen-peer-urls")
+        .split(',')
+        .any(|u| u.trim().starts_with("https://"));
+    let generated = parse_bool(auto, &text(m, auto))?
+        && path("cert-file").is_none()
+        && path("key-file").is_none();
+    let allowed = match (cn, hostname) {
+        (Some(_), Some(_)) if !https_peers || generated => None,
+        (Some(cn), Some(hostname)) => {
+            return Err(ConfigError::Invalid(format!(
+                "AllowedCN and AllowedHostname are mutually exclusive (cn={cn:?}, hostname={hostname:?})"
+            )));
+        }
+        (Some(cn), None) => Some(ferrocd_net::tls::AllowedName::Cn(cn)),
+        (None, Some(h)) => Some(ferrocd_net::tls::AllowedName::Hostname(h)),
+        (None, None) => None,
+    };
+    let version = |name: &str| -> Result<_, ConfigError> {
+        named(name)
+            .map(|v| ferrocd_net::tls::TlsVersion::parse(&v))
+            .transpose()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))
+    };
+    // Go's comma list: split as given, so " X" is its own (unknown) name.
+    let protocol = ferrocd_net::tls::Protocol {
+        min: version("tls-min-version")?,
+        max: version("tls-max-version")?,
+        cipher_suites: named("cipher-suites")
+            .map(|v| v.split(',').map(str::to_string).collect())
+            .unwrap_or_default(),
+    };
+    protocol
+        .validate()
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
     Ok(TlsFlags {
         cert_file: path("cert-file"),
         key_file: path("key-file"),
         trusted_ca_file: path("trusted-ca-file"),
         client_cert_auth: parse_bool(&auth, &text(m, &auth))?,
+        crl_file: named(crl).map(PathBuf::from),
+        allowed,
+        auto_tls: parse_bool(auto, &text(m, auto))?,
+        self_signed_cert_validity: number(m, "self-signed-cert-validity")?,
+        self_signed: false,
+        protocol,
     })
 }
 
@@ -984,16 +1077,18 @@ fn check_tls(cfg: &Config, warnings: &mut Vec<String>) -> Result<(), ConfigError
     };
     for u in &cfg.listen_peer_urls {
         if u.scheme() == "https" {
-            if cfg.peer_tls.is_empty() {
+            if !cfg.peer_tls.has_cert() {
                 return Err(ConfigError::Invalid(format!(
                     "cannot listen on TLS for {}:{}: KeyFile and CertFile are not presented",
                     u.host_str().unwrap_or_default(),
                     u.port().unwrap_or_default()
                 )));
             }
-            both(&cfg.peer_tls)?;
-        } else {
             if !cfg.peer_tls.is_empty() {
+                both(&cfg.peer_tls)?;
+            }
+        } else {
+            if cfg.peer_tls.has_cert() {
                 warnings.push(format!(
                     "scheme is HTTP while key and cert files are present; ignoring key and cert files (peer-url {})",
                     go_url(u)
@@ -1009,15 +1104,17 @@ fn check_tls(cfg: &Config, warnings: &mut Vec<String>) -> Result<(), ConfigError
     }
     for u in &cfg.listen_client_urls {
         if u.scheme() == "https" {
-            if cfg.client_tls.is_empty() {
+            if !cfg.client_tls.has_cert() {
                 return Err(ConfigError::Invalid(format!(
                     "TLS key/cert (--cert-file, --key-file) must be provided for client url {} with HTTPS scheme",
                     go_url(u)
                 )));
             }
-            both(&cfg.client_tls)?;
-        } else {
             if !cfg.client_tls.is_empty() {
+                both(&cfg.client_tls)?;
+            }
+        } else {
+            if cfg.client_tls.has_cert() {
                 warnings.push(format!(
                     "scheme is HTTP while key and cert files are present; ignoring key and cert files (client-url {})",
                     go_url(u)
@@ -1037,6 +1134,7 @@ fn check_tls(cfg: &Config, warnings: &mut Vec<String>) -> Result<(), ConfigError
     ] {
         if let Some(u) = list.iter().find(|u| u.scheme() == "https")
             && cfg.client_tls.server().is_none()
+            && !cfg.client_tls.auto_tls
         {
             return Err(ConfigError::Invalid(format!(
                 "--{flag}: {}: https needs --cert-file and --key-file",
@@ -1233,9 +1331,8 @@ mod tests {
             err(&["--enable-v2=true"]),
             ConfigError::Invalid(_)
         ));
-        assert!(matches!(err(&["--auto-tls"]), ConfigError::Invalid(_)));
         assert!(matches!(
-            err(&["--peer-crl-file", "/crl.pem"]),
+            err(&["--discovery", "https://d.example/x"]),
             ConfigError::Invalid(_)
         ));
         // defaults of refused flags are fine, as a unit file may spell them out
@@ -1379,6 +1476,94 @@ mod tests {
                 .config
                 .peer_skip_client_san_verification
         );
+    }
+
+    #[test]
+    fn tls_security_flags_are_parsed() {
+        use ferrocd_net::tls::{AllowedName, TlsVersion};
+        let mut args = HTTPS_CLIENT.to_vec();
+        args.extend([
+            "--auto-tls",
+            "--client-crl-file=c.crl",
+            "--client-cert-allowed-hostname=client.example",
+            "--cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+            "--tls-max-version=TLS1.2",
+            "--self-signed-cert-validity=3",
+        ]);
+        args.extend(HTTPS_PEER);
+        args.extend([
+            "--peer-auto-tls",
+            "--peer-crl-file=p.crl",
+            "--peer-cert-allowed-cn=etcd-peer",
+        ]);
+        // auto TLS stands in for the cert and key files
+        let p = ok(&args);
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        let (c, t) = (&p.config.client_tls, &p.config.peer_tls);
+        assert!(c.auto_tls && t.auto_tls && c.is_empty() && !c.self_signed);
+        assert_eq!(c.crl_file, Some(PathBuf::from("c.crl")));
+        assert_eq!(t.crl_file, Some(PathBuf::from("p.crl")));
+        assert_eq!(
+            c.allowed,
+            Some(AllowedName::Hostname("client.example".into()))
+        );
+        assert_eq!(t.allowed, Some(AllowedName::Cn("etcd-peer".into())));
+        assert_eq!(
+            (c.self_signed_cert_validity, t.self_signed_cert_validity),
+            (3, 3)
+        );
+        for x in [c, t] {
+            assert_eq!(x.protocol.min, Some(TlsVersion::Tls12));
+            assert_eq!(x.protocol.max, Some(TlsVersion::Tls12));
+            assert_eq!(x.protocol.cipher_suites.len(), 2);
+        }
+        let c = ok(&["--peer-cert-allowed-hostname=peer.example"]).config;
+        assert_eq!(
+            c.peer_tls.allowed,
+            Some(AllowedName::Hostname("peer.example".into()))
+        );
+        assert_eq!(c.client_tls.protocol.max, None);
+
+        // refusals, in etcd's words where etcd has the flag
+        let msg = |a: &[&str]| err(a).to_string();
+        assert_eq!(
+            msg(&["--cipher-suites", "BOGUS"]),
+            r#"unexpected TLS cipher suite "BOGUS""#
+        );
+        assert_eq!(
+            msg(&["--tls-min-version", "TLS1.1"]),
+            r#"unexpected TLS version "TLS1.1" (must be one of: TLS1.2, TLS1.3)"#
+        );
+        assert_eq!(
+            msg(&["--tls-min-version", "TLS1.3", "--tls-max-version", "TLS1.2"]),
+            "min version (TLS1.3) is greater than max version (TLS1.2)"
+        );
+        assert_eq!(
+            msg(&[
+                "--tls-min-version",
+                "TLS1.3",
+                "--cipher-suites",
+                "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+            ]),
+            "cipher suites cannot be configured when only TLS1.3 is enabled"
+        );
+        let mut both = HTTPS_PEER.to_vec();
+        both.extend([
+            "--peer-cert-file=p.pem",
+            "--peer-key-file=p-key.pem",
+            "--peer-cert-allowed-cn=a",
+            "--peer-cert-allowed-hostname=b",
+        ]);
+        assert_eq!(
+            msg(&both),
+            r#"AllowedCN and AllowedHostname are mutually exclusive (cn="a", hostname="b")"#
+        );
+        // on http peer URLs etcd never builds the peer TLS config, and a
+        // generated pair drops them
+        ok(&["--peer-cert-allowed-cn=a", "--peer-cert-allowed-hostname=b"]);
+        both.drain(HTTPS_PEER.len()..HTTPS_PEER.len() + 2);
+        both.push("--peer-auto-tls");
+        ok(&both);
     }
 
     /// etcd 3.5.1's messages, seen by starting it with these flags.

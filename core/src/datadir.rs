@@ -345,7 +345,7 @@ pub fn inspect(data_dir: &Path, wal_dir: Option<&Path>) -> Result<Found> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(io_err("reading", &marker)(e)),
     }
-    if tree_is_empty(data_dir)? {
+    if tree_is_empty(data_dir)? || only_fixtures(data_dir)? {
         return Ok(Found::Empty);
     }
     if !fs::metadata(data_dir)
@@ -420,6 +420,31 @@ fn read_marker(path: &Path) -> Result<u32> {
 
 /// True when `dir` is missing or holds no file at any depth (only empty
 /// dirs, or our own half-written marker from a start cut short).
+/// Whether `data_dir` holds nothing but `fixtures/` (the certificates
+/// `--auto-tls` generates at start, before the data dir is prepared, as
+/// etcd writes them there) and empty dirs.
+fn only_fixtures(data_dir: &Path) -> Result<bool> {
+    let rd = match fs::read_dir(data_dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotADirectory => return Ok(false),
+        Err(e) => return Err(io_err("reading", data_dir)(e)),
+    };
+    for entry in rd {
+        let entry = entry.map_err(io_err("reading", data_dir))?;
+        let path = entry.path();
+        let is_dir = entry
+            .file_type()
+            .map_err(io_err("reading", &path))?
+            .is_dir();
+        let fixtures = is_dir && entry.file_name() == "fixtures";
+        let fine = fixtures || (is_dir && tree_is_empty(&path)?);
+        if !fine {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 fn tree_is_empty(dir: &Path) -> Result<bool> {
     fn walk(dir: &Path, depth: usize) -> Result<bool> {
         let rd = match fs::read_dir(dir) {
@@ -715,6 +740,18 @@ mod tests {
         fs::create_dir_all(d.path().join("member/wal")).unwrap();
         fs::write(d.path().join("FERROCD.tmp"), b"ferrocd da").unwrap();
         assert_eq!(inspect(d.path(), None).unwrap(), Found::Empty);
+    }
+
+    #[test]
+    fn auto_tls_fixtures_alone_count_as_empty() {
+        let d = tmp();
+        fs::create_dir_all(d.path().join("fixtures/client")).unwrap();
+        fs::write(d.path().join("fixtures/client/cert.pem"), b"x").unwrap();
+        fs::create_dir_all(d.path().join("member")).unwrap();
+        assert_eq!(inspect(d.path(), None).unwrap(), Found::Empty);
+        // anything else beside them is still not ours
+        fs::write(d.path().join("notes.txt"), b"x").unwrap();
+        assert!(inspect(d.path(), None).is_err());
     }
 
     #[test]

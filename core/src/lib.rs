@@ -9,6 +9,8 @@ pub mod adopt;
 pub mod auth;
 /// Tokens, passwords, client certificates, Authenticate, auth store requests.
 mod auth_gate;
+/// `--auto-tls` / `--peer-auto-tls`: certificates generated at start.
+mod auto_tls;
 /// The backend file (etcd's bbolt layout) written from a store view.
 pub mod backend;
 /// Starting a member: data dir, WAL, state machine, raft, loops, peer port.

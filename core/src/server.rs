@@ -147,7 +147,9 @@ fn bind(addr: SocketAddr, reuse_port: bool) -> anyhow::Result<StdListener> {
 
 impl Server {
     /// Start everything; returns once the node serves clients.
-    pub fn start(cfg: Config) -> anyhow::Result<Server> {
+    pub fn start(mut cfg: Config) -> anyhow::Result<Server> {
+        // Generated certificates first: every listener below uses them.
+        crate::auto_tls::resolve(&mut cfg)?;
         let addrs = listen_addrs(&cfg, &cfg.listen_client_urls)?;
         let shards = cfg.shards.max(1);
         // Bind first (fail fast on a busy port, before touching the data).

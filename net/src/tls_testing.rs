@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
@@ -16,6 +17,8 @@ pub struct Ca {
     pub name: String,
     cert: rcgen::Certificate,
     key: KeyPair,
+    /// `(cn, serial)` of every certificate issued, serials from 1000 up.
+    issued: Mutex<Vec<(String, u64)>>,
 }
 
 impl Ca {
@@ -36,6 +39,7 @@ impl Ca {
             name: name.to_string(),
             cert,
             key,
+            issued: Mutex::new(Vec::new()),
         }
     }
 
@@ -59,6 +63,13 @@ impl Ca {
     pub fn issue_for(&self, cn: &str, sans: Vec<SanType>) -> (PathBuf, PathBuf) {
         let key = KeyPair::generate().unwrap();
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        let serial = {
+            let mut issued = self.issued.lock().unwrap();
+            let serial = 1000 + issued.len() as u64;
+            issued.push((cn.to_string(), serial));
+            serial
+        };
+        p.serial_number = Some(serial.into());
         p.subject_alt_names = sans;
         p.distinguished_name.push(DnType::CommonName, cn);
         p.extended_key_usages = vec![
@@ -74,5 +85,42 @@ impl Ca {
         std::fs::write(&c, cert.pem()).unwrap();
         std::fs::write(&k, key.serialize_pem()).unwrap();
         (c, k)
+    }
+
+    /// A CRL signed by this CA revoking the certificates issued to `cns`,
+    /// written as PEM (`<name>-crl.pem`), or as DER with `der`.
+    pub fn crl(&self, cns: &[&str], der: bool) -> PathBuf {
+        let issued = self.issued.lock().unwrap();
+        let revoked_certs = issued
+            .iter()
+            .filter(|(cn, _)| cns.contains(&cn.as_str()))
+            .map(|(_, serial)| rcgen::RevokedCertParams {
+                serial_number: (*serial).into(),
+                revocation_time: rcgen::date_time_ymd(2024, 1, 1),
+                reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            })
+            .collect();
+        let crl = rcgen::CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2024, 1, 1),
+            next_update: rcgen::date_time_ymd(2099, 1, 1),
+            crl_number: 1u64.into(),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        }
+        .signed_by(&self.cert, &self.key)
+        .unwrap();
+        let path = self.dir.join(format!(
+            "{}-crl.{}",
+            self.name,
+            if der { "der" } else { "pem" }
+        ));
+        if der {
+            std::fs::write(&path, crl.der()).unwrap();
+        } else {
+            std::fs::write(&path, crl.pem().unwrap()).unwrap();
+        }
+        path
     }
 }

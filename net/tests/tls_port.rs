@@ -162,6 +162,7 @@ async fn client_cert_auth_exposes_the_cn_and_refuses_strangers() {
         key,
         trusted_ca: Some(ca.pem()),
         client_cert_auth: true,
+        ..Default::default()
     })
     .await;
     let (alice, alice_key) = ca.issue("alice");
@@ -251,6 +252,7 @@ async fn without_client_cert_auth_there_is_no_identity() {
         key,
         trusted_ca: Some(ca.pem()),
         client_cert_auth: false,
+        ..Default::default()
     })
     .await;
     // A client certificate is not asked for, so none is seen.

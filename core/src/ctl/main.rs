@@ -219,6 +219,7 @@ impl Ctx {
             key: g.key.as_ref().map(Into::into),
             server_name: None,
             insecure_skip_verify: g.insecure_skip_tls_verify,
+            ..Default::default()
         })
     }
 

@@ -11,12 +11,16 @@
 //!   `--peer-client-cert-auth` elect a leader and replicate; a member
 //!   whose peer certificate comes from another CA cannot join and says
 //!   why in its log;
-//! - start-up refusals with etcd's messages.
+//! - start-up refusals with etcd's messages;
+//! - `security`: auto-TLS, CRLs, allowed CN/hostnames, cipher suites and
+//!   TLS versions.
 //!
 //! Every wait is bounded; processes are killed by PID when dropped.
 
 #[path = "../common/mod.rs"]
 mod common;
+/// Auto-TLS, CRLs, allowed names, cipher suites and TLS versions.
+mod security;
 #[path = "../../../net/src/tls_testing.rs"]
 mod tls_testing;
 

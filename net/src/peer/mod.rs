@@ -828,6 +828,7 @@ mod tests {
             key,
             trusted_ca: Some(ca.pem()),
             client_cert_auth: true,
+            ..Default::default()
         }
         .server_config(&[])
         .unwrap();
