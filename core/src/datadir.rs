@@ -418,8 +418,6 @@ fn read_marker(path: &Path) -> Result<u32> {
     Ok(found)
 }
 
-/// True when `dir` is missing or holds no file at any depth (only empty
-/// dirs, or our own half-written marker from a start cut short).
 /// Whether `data_dir` holds nothing but `fixtures/` (the certificates
 /// `--auto-tls` generates at start, before the data dir is prepared, as
 /// etcd writes them there) and empty dirs.
@@ -445,6 +443,8 @@ fn only_fixtures(data_dir: &Path) -> Result<bool> {
     Ok(true)
 }
 
+/// True when `dir` is missing or holds no file at any depth (only empty
+/// dirs, or our own half-written marker from a start cut short).
 fn tree_is_empty(dir: &Path) -> Result<bool> {
     fn walk(dir: &Path, depth: usize) -> Result<bool> {
         let rd = match fs::read_dir(dir) {
