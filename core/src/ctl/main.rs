@@ -140,6 +140,9 @@ enum Cmd {
     Alarm(maint::AlarmCmd),
     /// Defragments the storage of the etcd members with given endpoints
     Defrag(maint::DefragArgs),
+    /// Downgrade related commands
+    #[command(subcommand)]
+    Downgrade(maint::DowngradeCmd),
     /// Manages etcd node snapshots
     #[command(subcommand)]
     Snapshot(maint::SnapshotCmd),
@@ -326,6 +329,7 @@ async fn run(cli: Cli) -> R {
         Cmd::Alarm(c) => maint::alarm(&ctx, c).await,
         Cmd::Defrag(a) => maint::defrag(&ctx, a).await,
         Cmd::Snapshot(c) => maint::snapshot(&ctx, c).await,
+        Cmd::Downgrade(c) => maint::downgrade(&ctx, c).await,
         Cmd::Lock(a) => conc::lock(&ctx, a).await,
         Cmd::Elect(a) => conc::elect(&ctx, a).await,
         Cmd::Auth(c) => auth::auth(&ctx, c).await,
