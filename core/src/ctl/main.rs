@@ -14,6 +14,7 @@ mod kv;
 mod lease;
 mod maint;
 mod member;
+mod mirror;
 mod print;
 mod txn;
 mod wal;
@@ -140,6 +141,8 @@ enum Cmd {
     Alarm(maint::AlarmCmd),
     /// Defragments the storage of the etcd members with given endpoints
     Defrag(maint::DefragArgs),
+    /// Makes a mirror at the destination etcd cluster
+    MakeMirror(mirror::MirrorArgs),
     /// Downgrade related commands
     #[command(subcommand)]
     Downgrade(maint::DowngradeCmd),
@@ -330,6 +333,7 @@ async fn run(cli: Cli) -> R {
         Cmd::Defrag(a) => maint::defrag(&ctx, a).await,
         Cmd::Snapshot(c) => maint::snapshot(&ctx, c).await,
         Cmd::Downgrade(c) => maint::downgrade(&ctx, c).await,
+        Cmd::MakeMirror(a) => mirror::make_mirror(&ctx, a).await,
         Cmd::Lock(a) => conc::lock(&ctx, a).await,
         Cmd::Elect(a) => conc::elect(&ctx, a).await,
         Cmd::Auth(c) => auth::auth(&ctx, c).await,

@@ -1649,3 +1649,117 @@ fn issue_23_downgrade() {
         err("etcdserver: no inflight downgrade job", 1)
     );
 }
+
+/// A `make-mirror` process; killed on drop.
+struct Mirror(Child);
+
+impl Mirror {
+    fn start(bin: &Path, src: &str, args: &[&str]) -> Mirror {
+        let child = command(bin, src, &strs(args))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        Mirror(child)
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Poll `ep` until `get "" --prefix` prints `want`; the last listing.
+fn wait_listing(ep: &str, want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = ok(&ferroctl(), ep, &["get", "", "--prefix"]);
+        if got == want || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Issue 23: `make-mirror` as etcdctl 3.5.1's. From one ferrocd source,
+/// etcdctl mirrors into an etcd and ferroctl into a ferrocd, each twice
+/// at once (`--dest-prefix` and `--no-dest-prefix`): the initial keys,
+/// then live puts, a delete and a two-put transaction, arrive the same
+/// on both destinations. Bad command lines fail as etcdctl's.
+#[test]
+fn issue_23_make_mirror() {
+    let etcd = need_etcd!();
+    let dir = tempdir();
+    let src = start(&ferrocd(), &dir, "src");
+    let d_etcd = start(&etcd, &dir, "d-etcd");
+    let d_ours = start(&ferrocd(), &dir, "d-ours");
+    let s = src.endpoint();
+    for (k, v) in [("/p/a", "va"), ("/p/b", "vb"), ("other", "x")] {
+        ok(&ferroctl(), &s, &["put", k, v]);
+    }
+    let _mirrors: Vec<Mirror> = [(etcdctl(), &d_etcd), (ferroctl(), &d_ours)]
+        .into_iter()
+        .flat_map(|(tool, d)| {
+            let dest = d.endpoint();
+            [
+                Mirror::start(
+                    &tool,
+                    &s,
+                    &[
+                        "make-mirror",
+                        "--prefix",
+                        "/p/",
+                        "--dest-prefix",
+                        "/q/",
+                        &dest,
+                    ],
+                ),
+                Mirror::start(
+                    &tool,
+                    &s,
+                    &["make-mirror", "--prefix", "/p/", "--no-dest-prefix", &dest],
+                ),
+            ]
+        })
+        .collect();
+    let base = "/q/a\nva\n/q/b\nvb\na\nva\nb\nvb\n";
+    for d in [&d_etcd, &d_ours] {
+        assert_eq!(wait_listing(&d.endpoint(), base), base);
+    }
+    ok(&ferroctl(), &s, &["put", "/p/c", "vc"]);
+    ok(&ferroctl(), &s, &["del", "/p/a"]);
+    ok(&ferroctl(), &s, &["put", "elsewhere", "y"]);
+    let o = run(
+        &ferroctl(),
+        &s,
+        &strs(&["txn"]),
+        Some("\nput /p/d vd\nput /p/e ve\n\n\n"),
+    );
+    assert_eq!(o.code, Some(0), "{o:?}");
+    let after = "/q/b\nvb\n/q/c\nvc\n/q/d\nvd\n/q/e\nve\nb\nvb\nc\nvc\nd\nvd\ne\nve\n";
+    let by_etcdctl = wait_listing(&d_etcd.endpoint(), after);
+    assert_eq!(by_etcdctl, after, "etcdctl 3.5.1's mirror");
+    assert_eq!(wait_listing(&d_ours.endpoint(), after), by_etcdctl);
+    // The two-put transaction arrived as one: one revision at the
+    // destination holds both keys.
+    let rev = |k: &str| {
+        let j = ok(&ferroctl(), &d_ours.endpoint(), &["get", k, "-w", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&j).expect("json");
+        v["kvs"][0]["mod_revision"].as_i64().expect("mod_revision")
+    };
+    assert_eq!(rev("/q/d"), rev("/q/e"));
+    // Bad command lines: etcdctl's message and exit code, nothing mirrored.
+    for args in [
+        &["make-mirror"][..],
+        &["make-mirror", "a", "b"],
+        &["make-mirror", "--dest-prefix", "x", "--no-dest-prefix", "b"],
+    ] {
+        let e = run(&etcdctl(), &s, &strs(args), None);
+        let f = run(&ferroctl(), &s, &strs(args), None);
+        assert_eq!((f.errors(), f.code), (e.errors(), e.code), "{args:?}");
+        assert_eq!(e.code, Some(128), "{args:?}: {e:?}");
+    }
+}
