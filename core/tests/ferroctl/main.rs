@@ -1763,3 +1763,160 @@ fn issue_23_make_mirror() {
         assert_eq!(e.code, Some(128), "{args:?}: {e:?}");
     }
 }
+
+/// Run `bin` with `args` against `ep` for `secs`, then SIGINT it; its
+/// output (bounded by [`RUN_TIMEOUT`]).
+fn interrupted(bin: &Path, ep: &str, args: &[&str], secs: f64) -> Out {
+    let mut child = command(bin, ep, &strs(args))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+    let out = reader(child.stdout.take().expect("stdout"));
+    let err = reader(child.stderr.take().expect("stderr"));
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    // SAFETY: kill(2) on the pid of a child this test spawned and has not
+    // reaped yet.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{} {args:?} ran past {RUN_TIMEOUT:?} after SIGINT",
+                bin.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Out {
+        stdout: out.recv().expect("stdout"),
+        stderr: err.recv().expect("stderr"),
+        code: status.code(),
+    }
+}
+
+/// Progress-bar pieces (between `\r`s) and the lines after the last one.
+fn bar_and_lines(stdout: &str, bar: &Regex) -> (usize, Vec<String>) {
+    let mut pieces: Vec<&str> = stdout.split('\r').filter(|p| !p.is_empty()).collect();
+    let last = pieces.pop().unwrap_or("");
+    for p in &pieces {
+        assert!(bar.is_match(p), "not a progress line: {p:?} in {stdout:?}");
+    }
+    // The last piece: the bar (finished or not), then the report.
+    let m = bar
+        .find(last)
+        .unwrap_or_else(|| panic!("no progress line in {last:?}"));
+    assert_eq!(m.start(), 0, "{last:?}");
+    let rest = last[m.end()..].trim_start_matches('\n');
+    (pieces.len() + 1, rest.lines().map(str::to_string).collect())
+}
+
+/// Issue 23: `check perf` and `check datascale` as etcdctl 3.5.1's, both
+/// tools against one ferrocd. Perf runs 60 s, so each tool is
+/// interrupted after 3 s, as etcdctl allows: it stops, deletes its keys
+/// and reports on what it sent. Datascale `--load s` (10^4 puts) runs in
+/// full. The progress pieces and the report lines have etcdctl's shape;
+/// refusals (unknown load, a prefix with keys) are etcdctl's.
+#[test]
+fn issue_23_check_perf_and_datascale() {
+    need_etcd!();
+    let dir = tempdir();
+    let fs = start(&ferrocd(), &dir, "ferrocd");
+    let ep = fs.endpoint();
+    let perf_bar = Regex::new(r"^ \d+ / 60 +\d+\.\d\d%( \d\dm\d\ds)?").unwrap();
+    let perf_report = [
+        Regex::new(r"^(PASS: Throughput is|FAIL: Throughput too low:) \d+ writes/s$").unwrap(),
+        Regex::new(r"^(PASS: Slowest request took|Slowest request took too long:) \d+\.\d{6}s$")
+            .unwrap(),
+        Regex::new(r"^(PASS: Stddev is|FAIL: Stddev too high:) \d+\.\d{6}s$").unwrap(),
+        Regex::new(r"^(PASS|FAIL)$").unwrap(),
+    ];
+    for tool in [etcdctl(), ferroctl()] {
+        let o = interrupted(&tool, &ep, &["check", "perf"], 3.0);
+        let (pieces, report) = bar_and_lines(&o.stdout, &perf_bar);
+        assert!(pieces >= 5, "{}: {o:?}", tool.display());
+        assert_eq!(report.len(), 4, "{}: {report:?}", tool.display());
+        for (line, re) in report.iter().zip(&perf_report) {
+            assert!(re.is_match(line), "{}: {line:?}", tool.display());
+        }
+        let pass = report[3] == "PASS";
+        assert_eq!(o.code, Some(if pass { 0 } else { 1 }), "{o:?}");
+        // The interrupted run deleted its keys.
+        let left = ok(
+            &ferroctl(),
+            &ep,
+            &[
+                "get",
+                "--prefix",
+                "/etcdctl-check-perf/",
+                "--count-only",
+                "-w",
+                "fields",
+            ],
+        );
+        assert!(left.contains("\"Count\" : 0"), "{left}");
+    }
+    let ds_bar = Regex::new(r"^ \d+ / 10000 +\d+\.\d\d%( \d\dm\d\ds| \d+s)?").unwrap();
+    let digits = Regex::new(r"\d+(\.\d+)?").unwrap();
+    let mut reports = Vec::new();
+    for tool in [etcdctl(), ferroctl()] {
+        let o = run(
+            &tool,
+            &ep,
+            &strs(&["check", "datascale", "--auto-compact", "--auto-defrag"]),
+            None,
+        );
+        assert_eq!(o.code, Some(0), "{}: {o:?}", tool.display());
+        let (start, rest) = o.stdout.split_once('\n').expect("a first line");
+        assert_eq!(
+            start,
+            "Start data scale check for work load [10000 key-value pairs, 1024 bytes per key-value, 50 concurrent clients]."
+        );
+        let (_, report) = bar_and_lines(rest, &ds_bar);
+        assert!(rest.contains(" 10000 / 10000  100.00% "), "{rest:?}");
+        reports.push(
+            report
+                .iter()
+                .map(|l| digits.replace_all(l, "N").into_owned())
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(
+        reports[0],
+        [
+            "Compacting with revision N",
+            "Compacted with revision N",
+            "Defragmenting \"N.N:N\"",
+            "Defragmented \"N.N:N\"",
+            "PASS: Approximate system memory used : N MB.",
+        ],
+        "etcdctl 3.5.1 (numbers masked)"
+    );
+    assert_eq!(reports[1], reports[0]);
+    // Refusals, sent before any write.
+    ok(&ferroctl(), &ep, &["put", "/etcdctl-check-perf/x", "1"]);
+    ok(
+        &ferroctl(),
+        &ep,
+        &["put", "/etcdctl-check-datascale/x", "1"],
+    );
+    for args in [
+        &["check", "perf", "--load", "xs"][..],
+        &["check", "datascale", "--load", "huge"],
+        &["check", "perf"],
+        &["check", "datascale"],
+    ] {
+        let e = run(&etcdctl(), &ep, &strs(args), None);
+        let f = run(&ferroctl(), &ep, &strs(args), None);
+        assert_eq!((f.errors(), f.code), (e.errors(), e.code), "{args:?}");
+        assert!(matches!(e.code, Some(3 | 4)), "{args:?}: {e:?}");
+    }
+}
