@@ -1,5 +1,6 @@
 //! Maintenance: etcd's Maintenance service on this member (status,
-//! alarms, defragment, hashes, the backend snapshot, leader transfer),
+//! alarms, defragment, hashes, the backend snapshot, leader transfer,
+//! downgrade — always refused: there is no older ferrocd),
 //! and the background work that keeps the store small and measured
 //! (auto-compaction, gauges).
 
@@ -9,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ferrocd_mvcc as mvcc;
-use ferrocd_net::{EtcdError, Metrics, NodeStatus};
+use ferrocd_net::{Downgrade, EtcdError, Metrics, NodeStatus};
 use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
 use tokio::sync::Notify;
@@ -174,7 +175,7 @@ impl Maintenance {
     }
 
     /// etcd's MoveLeader (this member must lead).
-    pub(crate) async fn move_leader(&self, target: u64) -> Result<i64, EtcdError> {
+    pub(crate) async fn move_leader(&self, target: u64) -> Result<(), EtcdError> {
         if !self.raft.is_leader() {
             return Err(EtcdError::NotLeader);
         }
@@ -194,7 +195,27 @@ impl Maintenance {
                 .await
                 .map_err(|_| EtcdError::Timeout)?;
         }
-        Ok(self.sm.store.revision())
+        Ok(())
+    }
+
+    /// etcd's Downgrade. etcd 3.5 lets a cluster go to its own version's
+    /// minor less one (3.5 to 3.4): members then run the older binary on
+    /// the same data. There is no older ferrocd, and etcd 3.4 cannot read
+    /// ferrocd's WAL and store, so no target is one this cluster can go
+    /// to: validate and enable answer etcd's "invalid downgrade target
+    /// version" for every well-formed target (etcd 3.5.1 does so for all
+    /// but "3.4"), and since no downgrade ever starts, cancel answers
+    /// etcd's "no inflight downgrade job". As etcd, the answer follows a
+    /// linearizable read, so a member cut off from its leader says so
+    /// instead.
+    pub(crate) async fn downgrade(&self, req: Downgrade) -> Result<String, EtcdError> {
+        self.reads.linearize().await?;
+        match req {
+            Downgrade::Validate(_) | Downgrade::Enable(_) => {
+                Err(EtcdError::InvalidDowngradeTargetVersion)
+            }
+            Downgrade::Cancel => Err(EtcdError::NoInflightDowngrade),
+        }
     }
 
     /// etcd's Snapshot: the backend file, written to an unlinked file.

@@ -450,8 +450,12 @@ impl ClusterService for Node {
         self.parts.maintenance.hash_kv(revision).await
     }
 
-    async fn move_leader(&self, target: u64) -> Result<i64, EtcdError> {
+    async fn move_leader(&self, target: u64) -> Result<(), EtcdError> {
         self.parts.maintenance.move_leader(target).await
+    }
+
+    async fn downgrade(&self, req: ferrocd_net::Downgrade) -> Result<String, EtcdError> {
+        self.parts.maintenance.downgrade(req).await
     }
 
     async fn change_members(

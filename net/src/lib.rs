@@ -8,7 +8,7 @@
 //!   request checks and errors: [`KvShim`] ([`KvService`]), [`WatchShim`]
 //!   ([`WatchService`]), [`LeaseShim`] ([`LeaseService`]), [`ClusterShim`]
 //!   (Maintenance and Cluster over [`ClusterService`]: status, alarms,
-//!   defragment, hash, snapshot, membership), [`AuthShim`]
+//!   defragment, hash, snapshot, membership, [`Downgrade`]), [`AuthShim`]
 //!   ([`AuthService`]), and [`LockShim`] / [`ElectionShim`] (etcd's
 //!   concurrency recipes over the KV, Watch and Lease traits). Every
 //!   request names its caller through [`Authorizer`] ([`Credentials`]:
@@ -34,6 +34,7 @@ pub mod client;
 mod concurrency;
 pub mod console;
 pub mod convert;
+mod downgrade;
 mod election;
 pub mod fast;
 mod frames;
@@ -53,6 +54,7 @@ mod watch;
 
 pub use auth::{AuthInfo, AuthReply, AuthRequest, AuthService, AuthShim, Authorizer, Credentials};
 pub use concurrency::ConcurrencyService;
+pub use downgrade::{ClusterVersion, Downgrade};
 pub use election::{ElectionShim, ObserveStream};
 pub use frames::check_frames;
 pub use gateway::{

@@ -1,5 +1,10 @@
-//! The etcd Maintenance and Cluster services over a node. Downgrade
-//! answers `Unimplemented`.
+//! The etcd Maintenance and Cluster services over a node.
+//!
+//! Headers are etcd 3.5.1's (`tests/maint_wire` compares every RPC):
+//! Defragment, MoveLeader and the Snapshot messages carry none; Status,
+//! Alarm, Hash and HashKV carry cluster id, member id, revision and raft
+//! term; the Cluster service's carry no revision. Downgrade's request is
+//! checked here ([`Downgrade`]); the node answers it.
 //!
 //! Snapshot streams the node's backend file as etcd 3.5 does: 32 KiB
 //! blobs, each with the bytes remaining after it, then one last message
@@ -15,6 +20,7 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::{AuthInfo, Authorizer, Credentials};
 use crate::convert::header;
+use crate::downgrade::Downgrade;
 use crate::kv::ServerInfo;
 use crate::pb::etcdserverpb as pb;
 use crate::status::EtcdError;
@@ -123,9 +129,9 @@ pub trait ClusterService: Authorizer {
         &self,
         revision: i64,
     ) -> impl Future<Output = Result<(u32, i64, i64, i64), EtcdError>> + Send;
-    /// etcd's MoveLeader: transfer leadership to `target`; returns the
-    /// header revision once `target` leads.
-    fn move_leader(&self, target: u64) -> impl Future<Output = Result<i64, EtcdError>> + Send;
+    /// etcd's MoveLeader: transfer leadership to `target`; returns once
+    /// `target` leads.
+    fn move_leader(&self, target: u64) -> impl Future<Output = Result<(), EtcdError>> + Send;
     /// etcd's membership changes (MemberAdd, MemberRemove, MemberUpdate,
     /// MemberPromote); the answer is the changed/added member (for add)
     /// and the members afterwards, with the header revision.
@@ -140,6 +146,9 @@ pub trait ClusterService: Authorizer {
     fn snapshot(&self) -> impl Future<Output = Result<(std::fs::File, u64), EtcdError>> + Send;
     /// etcd's Hash: the backend's hash and the header revision.
     fn hash(&self) -> impl Future<Output = Result<(u32, i64), EtcdError>> + Send;
+    /// etcd's Downgrade (a checked request): the cluster version, or why
+    /// the cluster cannot do it.
+    fn downgrade(&self, req: Downgrade) -> impl Future<Output = Result<String, EtcdError>> + Send;
 }
 
 /// etcd's snapshot send buffer.
@@ -236,10 +245,6 @@ impl<S: ClusterService> ClusterShim<S> {
     }
 }
 
-fn unimplemented(what: &str) -> Status {
-    Status::unimplemented(format!("ferrocd: {what} is not implemented yet"))
-}
-
 fn member(m: MemberInfo) -> pb::Member {
     pb::Member {
         id: m.id,
@@ -303,10 +308,7 @@ impl<S: ClusterService> pb::maintenance_server::Maintenance for ClusterShim<S> {
     ) -> Result<Response<pb::DefragmentResponse>, Status> {
         self.admin(&req).await?;
         self.node.defragment().await?;
-        let rev = self.node.status().await.map(|s| s.revision).unwrap_or(0);
-        Ok(Response::new(pb::DefragmentResponse {
-            header: header(&self.node.info(), rev),
-        }))
+        Ok(Response::new(pb::DefragmentResponse { header: None }))
     }
 
     async fn hash(
@@ -349,17 +351,22 @@ impl<S: ClusterService> pb::maintenance_server::Maintenance for ClusterShim<S> {
         &self,
         req: Request<pb::MoveLeaderRequest>,
     ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
-        let rev = self.node.move_leader(req.into_inner().target_id).await?;
-        Ok(Response::new(pb::MoveLeaderResponse {
-            header: header(&self.node.info(), rev),
-        }))
+        self.node.move_leader(req.into_inner().target_id).await?;
+        Ok(Response::new(pb::MoveLeaderResponse { header: None }))
     }
 
     async fn downgrade(
         &self,
-        _req: Request<pb::DowngradeRequest>,
+        req: Request<pb::DowngradeRequest>,
     ) -> Result<Response<pb::DowngradeResponse>, Status> {
-        Err(unimplemented("Maintenance.Downgrade"))
+        let r = req.into_inner();
+        let d = Downgrade::parse(r.action, &r.version)?;
+        let version = self.node.downgrade(d).await?;
+        let rev = self.node.status().await.map(|s| s.revision).unwrap_or(0);
+        Ok(Response::new(pb::DowngradeResponse {
+            header: header(&self.node.info(), rev),
+            version,
+        }))
     }
 }
 

@@ -240,10 +240,14 @@ impl Metrics {
                 seconds: seconds.with_label_values(&[method, service, kind]),
             });
         }
+        // etcd's (Go's) process collector: process_resident_memory_bytes,
+        // process_cpu_seconds_total, process_open_fds, … read from /proc
+        // (`etcdctl check datascale` reads the resident memory).
         for c in [
             Box::new(started) as Box<dyn prometheus::core::Collector>,
             Box::new(handled),
             Box::new(seconds),
+            Box::new(prometheus::process_collector::ProcessCollector::for_self()),
         ] {
             registry.register(c).expect("unique name");
         }

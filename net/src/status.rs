@@ -73,6 +73,14 @@ pub enum EtcdError {
     Corrupt,
     NotSupportedForLearner,
     BadLeaderTransferee,
+    /// An action no handler knows (e.g. a Downgrade action past CANCEL).
+    UnknownMethod,
+    /// Downgrade: a target that is not `major.minor[.patch]`.
+    WrongDowngradeVersionFormat,
+    /// Downgrade: a target the cluster cannot go to.
+    InvalidDowngradeTargetVersion,
+    /// Downgrade cancel with no downgrade in progress.
+    NoInflightDowngrade,
     Canceled,
     DeadlineExceeded,
     /// Anything else: `Unknown` with its text.
@@ -337,6 +345,26 @@ const TABLE: &[(EtcdError, Code, &str)] = &[
         Code::FailedPrecondition,
         "etcdserver: bad leader transferee",
     ),
+    (
+        E::UnknownMethod,
+        Code::Unknown,
+        "etcdserver: unknown method",
+    ),
+    (
+        E::WrongDowngradeVersionFormat,
+        Code::InvalidArgument,
+        "etcdserver: wrong downgrade target version format",
+    ),
+    (
+        E::InvalidDowngradeTargetVersion,
+        Code::InvalidArgument,
+        "etcdserver: invalid downgrade target version",
+    ),
+    (
+        E::NoInflightDowngrade,
+        Code::FailedPrecondition,
+        "etcdserver: no inflight downgrade job",
+    ),
     (E::Canceled, Code::Cancelled, "etcdserver: request canceled"),
     (
         E::DeadlineExceeded,
@@ -560,6 +588,22 @@ mod tests {
                 E::BadLeaderTransferee,
                 Code::FailedPrecondition,
                 "etcdserver: bad leader transferee",
+            ),
+            // Downgrade, as etcd 3.5.1 answered (tests/maint_wire).
+            (
+                E::WrongDowngradeVersionFormat,
+                Code::InvalidArgument,
+                "etcdserver: wrong downgrade target version format",
+            ),
+            (
+                E::InvalidDowngradeTargetVersion,
+                Code::InvalidArgument,
+                "etcdserver: invalid downgrade target version",
+            ),
+            (
+                E::NoInflightDowngrade,
+                Code::FailedPrecondition,
+                "etcdserver: no inflight downgrade job",
             ),
         ];
         for (e, code, msg) in spec {

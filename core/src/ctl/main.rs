@@ -7,6 +7,7 @@
 //! the shared output helpers, [`error`] the exit codes.
 
 mod auth;
+mod check;
 mod conc;
 mod endpoint;
 mod error;
@@ -14,6 +15,7 @@ mod kv;
 mod lease;
 mod maint;
 mod member;
+mod mirror;
 mod print;
 mod txn;
 mod wal;
@@ -140,6 +142,14 @@ enum Cmd {
     Alarm(maint::AlarmCmd),
     /// Defragments the storage of the etcd members with given endpoints
     Defrag(maint::DefragArgs),
+    /// commands for checking properties of the etcd cluster
+    #[command(subcommand)]
+    Check(check::CheckCmd),
+    /// Makes a mirror at the destination etcd cluster
+    MakeMirror(mirror::MirrorArgs),
+    /// Downgrade related commands
+    #[command(subcommand)]
+    Downgrade(maint::DowngradeCmd),
     /// Manages etcd node snapshots
     #[command(subcommand)]
     Snapshot(maint::SnapshotCmd),
@@ -327,6 +337,9 @@ async fn run(cli: Cli) -> R {
         Cmd::Alarm(c) => maint::alarm(&ctx, c).await,
         Cmd::Defrag(a) => maint::defrag(&ctx, a).await,
         Cmd::Snapshot(c) => maint::snapshot(&ctx, c).await,
+        Cmd::Downgrade(c) => maint::downgrade(&ctx, c).await,
+        Cmd::MakeMirror(a) => mirror::make_mirror(&ctx, a).await,
+        Cmd::Check(c) => check::run(&ctx, c).await,
         Cmd::Lock(a) => conc::lock(&ctx, a).await,
         Cmd::Elect(a) => conc::elect(&ctx, a).await,
         Cmd::Auth(c) => auth::auth(&ctx, c).await,

@@ -1,5 +1,6 @@
 //! Maintenance: `move-leader`, `alarm list|disarm`, `defrag`,
-//! `snapshot save|status|restore`. Snapshot files are etcd's backend files
+//! `snapshot save|status|restore`, `downgrade validate|enable|cancel`
+//! (etcdctl 3.6's; etcdctl 3.5 has none). Snapshot files are etcd's backend files
 //! (bbolt plus a trailing sha256, see `ferrocd_core::backend`), the same
 //! from ferrocd and from etcd.
 
@@ -82,6 +83,60 @@ pub struct RestoreArgs {
 pub struct SnapArgs {
     /// <filename>
     pub args: Vec<String>,
+}
+
+/// `downgrade …` (etcdctl 3.6's command shape).
+#[derive(Debug, Subcommand)]
+pub enum DowngradeCmd {
+    /// Validate downgrade capability before starting downgrade
+    Validate(DowngradeArgs),
+    /// Start a downgrade action to cluster
+    Enable(DowngradeArgs),
+    /// Cancel the ongoing downgrade action to cluster
+    Cancel,
+}
+
+/// `downgrade validate|enable`.
+#[derive(Debug, Args)]
+pub struct DowngradeArgs {
+    /// <TARGET_VERSION>
+    pub args: Vec<String>,
+}
+
+/// etcdctl 3.6's checks of a downgrade's target argument.
+fn downgrade_target(a: &DowngradeArgs) -> R<&str> {
+    match a.args.as_slice() {
+        [] => Err(Fail::args("TARGET_VERSION not provided")),
+        [v] if v.is_empty() => Err(Fail::args("target version not provided")),
+        [v] => Ok(v),
+        _ => Err(Fail::args("too many arguments")),
+    }
+}
+
+/// `downgrade validate|enable|cancel`: etcdctl 3.6's lines
+/// (`Downgrade <action> success, cluster version <V>`) or the server's
+/// error (exit 1). `-w json` prints the response; fields and table are
+/// refused (exit 4).
+pub async fn downgrade(ctx: &Ctx, cmd: DowngradeCmd) -> R {
+    let fmt = ctx.only(&[Format::Simple, Format::Json])?;
+    let (action, name, version) = match &cmd {
+        DowngradeCmd::Validate(a) => (0, "validate", downgrade_target(a)?),
+        DowngradeCmd::Enable(a) => (1, "enable", downgrade_target(a)?),
+        DowngradeCmd::Cancel => (2, "cancel", ""),
+    };
+    let c = ctx.client().await?;
+    let r = c.downgrade(action, version).await?;
+    out(&match fmt {
+        Format::Json => {
+            Obj::new()
+                .raw_opt("header", print::header_json(r.header.as_ref()))
+                .str_oe("version", &r.version)
+                .end()
+                + "\n"
+        }
+        _ => format!("Downgrade {name} success, cluster version {}\n", r.version),
+    });
+    Ok(())
 }
 
 /// `move-leader`.

@@ -1559,3 +1559,364 @@ fn watch_outlives_a_restart() {
         assert_eq!(w.lines(6), ["PUT", "r2", "b", "PUT", "r3", "c"]);
     }
 }
+
+/// Issue 23: `ferroctl downgrade validate|enable|cancel`, etcdctl 3.6's
+/// command (etcdctl 3.5.1 has none, so ferroctl is checked against etcd
+/// 3.5.1 and ferrocd). Where etcd 3.5.1 refuses, ferrocd refuses with the
+/// same line and code; to "3.4" etcd says yes and ferrocd, with no older
+/// version to go to, says etcd's "invalid downgrade target version".
+#[test]
+fn issue_23_downgrade() {
+    let etcd = need_etcd!();
+    let dir = tempdir();
+    let es = start(&etcd, &dir, "etcd");
+    let fs = start(&ferrocd(), &dir, "ferrocd");
+    let line = |o: &Out| (o.stdout.clone(), o.errors(), o.code);
+    let both = |args: &[&str]| {
+        let e = run(&ferroctl(), &es.endpoint(), &strs(args), None);
+        let f = run(&ferroctl(), &fs.endpoint(), &strs(args), None);
+        (line(&e), line(&f))
+    };
+    let err = |m: &str, code: i32| (String::new(), format!("Error: {m}\n"), Some(code));
+    for (args, want) in [
+        (
+            &["downgrade", "cancel"][..],
+            err("etcdserver: no inflight downgrade job", 1),
+        ),
+        (
+            &["downgrade", "validate", "3.3"],
+            err("etcdserver: invalid downgrade target version", 1),
+        ),
+        (
+            &["downgrade", "enable", "3.6"],
+            err("etcdserver: invalid downgrade target version", 1),
+        ),
+        (
+            &["downgrade", "validate", "three"],
+            err("etcdserver: wrong downgrade target version format", 1),
+        ),
+        (
+            &["downgrade", "validate"],
+            err("TARGET_VERSION not provided", 128),
+        ),
+        (
+            &["downgrade", "enable", "3.4", "3.3"],
+            err("too many arguments", 128),
+        ),
+        (
+            &["downgrade", "validate", ""],
+            err("target version not provided", 128),
+        ),
+        (
+            &["downgrade", "validate", "3.4", "-w", "table"],
+            err("table not supported as output format", 4),
+        ),
+    ] {
+        let (e, f) = both(args);
+        assert_eq!(e, want, "etcd 3.5.1: {args:?}");
+        assert_eq!(f, want, "ferrocd: {args:?}");
+    }
+    // The one target etcd 3.5.1 can go to: the success lines, on etcd.
+    let ok = |args: &[&str]| line(&run(&ferroctl(), &es.endpoint(), &strs(args), None));
+    let yes = |m: &str| (format!("{m}\n"), String::new(), Some(0));
+    assert_eq!(
+        ok(&["downgrade", "validate", "3.4"]),
+        yes("Downgrade validate success, cluster version 3.5.0")
+    );
+    let j = run(
+        &ferroctl(),
+        &es.endpoint(),
+        &strs(&["downgrade", "validate", "3.4", "-w", "json"]),
+        None,
+    );
+    let v: serde_json::Value = serde_json::from_str(&j.stdout).expect("json");
+    assert_eq!(v["version"], "3.5.0", "{}", j.stdout);
+    assert!(
+        v["header"]["cluster_id"].as_u64().unwrap_or(0) != 0,
+        "{}",
+        j.stdout
+    );
+    // (etcd 3.5.1 answers `enable 3.4` with "etcdserver: request timed
+    // out" after 7 s, so the enable and cancel success lines are not
+    // checked against it.)
+    // ferrocd: nothing older to go to, and so nothing to cancel after.
+    let refused = err("etcdserver: invalid downgrade target version", 1);
+    let f = |args: &[&str]| line(&run(&ferroctl(), &fs.endpoint(), &strs(args), None));
+    assert_eq!(f(&["downgrade", "validate", "3.4"]), refused);
+    assert_eq!(f(&["downgrade", "enable", "3.4"]), refused);
+    assert_eq!(
+        f(&["downgrade", "cancel"]),
+        err("etcdserver: no inflight downgrade job", 1)
+    );
+}
+
+/// A `make-mirror` process; killed on drop.
+struct Mirror(Child);
+
+impl Mirror {
+    fn start(bin: &Path, src: &str, args: &[&str]) -> Mirror {
+        let child = command(bin, src, &strs(args))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        Mirror(child)
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Poll `ep` until `get "" --prefix` prints `want`; the last listing.
+fn wait_listing(ep: &str, want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = ok(&ferroctl(), ep, &["get", "", "--prefix"]);
+        if got == want || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Issue 23: `make-mirror` as etcdctl 3.5.1's. From one ferrocd source,
+/// etcdctl mirrors into an etcd and ferroctl into a ferrocd, each twice
+/// at once (`--dest-prefix` and `--no-dest-prefix`): the initial keys,
+/// then live puts, a delete and a two-put transaction, arrive the same
+/// on both destinations. Bad command lines fail as etcdctl's.
+#[test]
+fn issue_23_make_mirror() {
+    let etcd = need_etcd!();
+    let dir = tempdir();
+    let src = start(&ferrocd(), &dir, "src");
+    let d_etcd = start(&etcd, &dir, "d-etcd");
+    let d_ours = start(&ferrocd(), &dir, "d-ours");
+    let s = src.endpoint();
+    for (k, v) in [("/p/a", "va"), ("/p/b", "vb"), ("other", "x")] {
+        ok(&ferroctl(), &s, &["put", k, v]);
+    }
+    let _mirrors: Vec<Mirror> = [(etcdctl(), &d_etcd), (ferroctl(), &d_ours)]
+        .into_iter()
+        .flat_map(|(tool, d)| {
+            let dest = d.endpoint();
+            [
+                Mirror::start(
+                    &tool,
+                    &s,
+                    &[
+                        "make-mirror",
+                        "--prefix",
+                        "/p/",
+                        "--dest-prefix",
+                        "/q/",
+                        &dest,
+                    ],
+                ),
+                Mirror::start(
+                    &tool,
+                    &s,
+                    &["make-mirror", "--prefix", "/p/", "--no-dest-prefix", &dest],
+                ),
+            ]
+        })
+        .collect();
+    let base = "/q/a\nva\n/q/b\nvb\na\nva\nb\nvb\n";
+    for d in [&d_etcd, &d_ours] {
+        assert_eq!(wait_listing(&d.endpoint(), base), base);
+    }
+    ok(&ferroctl(), &s, &["put", "/p/c", "vc"]);
+    ok(&ferroctl(), &s, &["del", "/p/a"]);
+    ok(&ferroctl(), &s, &["put", "elsewhere", "y"]);
+    let o = run(
+        &ferroctl(),
+        &s,
+        &strs(&["txn"]),
+        Some("\nput /p/d vd\nput /p/e ve\n\n\n"),
+    );
+    assert_eq!(o.code, Some(0), "{o:?}");
+    let after = "/q/b\nvb\n/q/c\nvc\n/q/d\nvd\n/q/e\nve\nb\nvb\nc\nvc\nd\nvd\ne\nve\n";
+    let by_etcdctl = wait_listing(&d_etcd.endpoint(), after);
+    assert_eq!(by_etcdctl, after, "etcdctl 3.5.1's mirror");
+    assert_eq!(wait_listing(&d_ours.endpoint(), after), by_etcdctl);
+    // The two-put transaction arrived as one: one revision at the
+    // destination holds both keys.
+    let rev = |k: &str| {
+        let j = ok(&ferroctl(), &d_ours.endpoint(), &["get", k, "-w", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&j).expect("json");
+        v["kvs"][0]["mod_revision"].as_i64().expect("mod_revision")
+    };
+    assert_eq!(rev("/q/d"), rev("/q/e"));
+    // Bad command lines: etcdctl's message and exit code, nothing mirrored.
+    for args in [
+        &["make-mirror"][..],
+        &["make-mirror", "a", "b"],
+        &["make-mirror", "--dest-prefix", "x", "--no-dest-prefix", "b"],
+    ] {
+        let e = run(&etcdctl(), &s, &strs(args), None);
+        let f = run(&ferroctl(), &s, &strs(args), None);
+        assert_eq!((f.errors(), f.code), (e.errors(), e.code), "{args:?}");
+        assert_eq!(e.code, Some(128), "{args:?}: {e:?}");
+    }
+}
+
+/// Run `bin` with `args` against `ep` for `secs`, then SIGINT it; its
+/// output (bounded by [`RUN_TIMEOUT`]).
+fn interrupted(bin: &Path, ep: &str, args: &[&str], secs: f64) -> Out {
+    let mut child = command(bin, ep, &strs(args))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+    let out = reader(child.stdout.take().expect("stdout"));
+    let err = reader(child.stderr.take().expect("stderr"));
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    // SAFETY: kill(2) on the pid of a child this test spawned and has not
+    // reaped yet.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{} {args:?} ran past {RUN_TIMEOUT:?} after SIGINT",
+                bin.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Out {
+        stdout: out.recv().expect("stdout"),
+        stderr: err.recv().expect("stderr"),
+        code: status.code(),
+    }
+}
+
+/// Progress-bar pieces (between `\r`s) and the lines after the last one.
+fn bar_and_lines(stdout: &str, bar: &Regex) -> (usize, Vec<String>) {
+    let mut pieces: Vec<&str> = stdout.split('\r').filter(|p| !p.is_empty()).collect();
+    let last = pieces.pop().unwrap_or("");
+    for p in &pieces {
+        assert!(bar.is_match(p), "not a progress line: {p:?} in {stdout:?}");
+    }
+    // The last piece: the bar (finished or not), then the report.
+    let m = bar
+        .find(last)
+        .unwrap_or_else(|| panic!("no progress line in {last:?}"));
+    assert_eq!(m.start(), 0, "{last:?}");
+    let rest = last[m.end()..].trim_start_matches('\n');
+    (pieces.len() + 1, rest.lines().map(str::to_string).collect())
+}
+
+/// Issue 23: `check perf` and `check datascale` as etcdctl 3.5.1's, both
+/// tools against one ferrocd. Perf runs 60 s, so each tool is
+/// interrupted after 3 s, as etcdctl allows: it stops, deletes its keys
+/// and reports on what it sent. Datascale `--load s` (10^4 puts) runs in
+/// full. The progress pieces and the report lines have etcdctl's shape;
+/// refusals (unknown load, a prefix with keys) are etcdctl's.
+#[test]
+fn issue_23_check_perf_and_datascale() {
+    need_etcd!();
+    let dir = tempdir();
+    let fs = start(&ferrocd(), &dir, "ferrocd");
+    let ep = fs.endpoint();
+    let perf_bar = Regex::new(r"^ \d+ / 60 +\d+\.\d\d%( \d\dm\d\ds)?").unwrap();
+    let perf_report = [
+        Regex::new(r"^(PASS: Throughput is|FAIL: Throughput too low:) \d+ writes/s$").unwrap(),
+        Regex::new(r"^(PASS: Slowest request took|Slowest request took too long:) \d+\.\d{6}s$")
+            .unwrap(),
+        Regex::new(r"^(PASS: Stddev is|FAIL: Stddev too high:) \d+\.\d{6}s$").unwrap(),
+        Regex::new(r"^(PASS|FAIL)$").unwrap(),
+    ];
+    for tool in [etcdctl(), ferroctl()] {
+        let o = interrupted(&tool, &ep, &["check", "perf"], 3.0);
+        let (pieces, report) = bar_and_lines(&o.stdout, &perf_bar);
+        assert!(pieces >= 5, "{}: {o:?}", tool.display());
+        assert_eq!(report.len(), 4, "{}: {report:?}", tool.display());
+        for (line, re) in report.iter().zip(&perf_report) {
+            assert!(re.is_match(line), "{}: {line:?}", tool.display());
+        }
+        let pass = report[3] == "PASS";
+        assert_eq!(o.code, Some(if pass { 0 } else { 1 }), "{o:?}");
+        // The interrupted run deleted its keys.
+        let left = ok(
+            &ferroctl(),
+            &ep,
+            &[
+                "get",
+                "--prefix",
+                "/etcdctl-check-perf/",
+                "--count-only",
+                "-w",
+                "fields",
+            ],
+        );
+        assert!(left.contains("\"Count\" : 0"), "{left}");
+    }
+    let ds_bar = Regex::new(r"^ \d+ / 10000 +\d+\.\d\d%( \d\dm\d\ds| \d+s)?").unwrap();
+    let digits = Regex::new(r"\d+(\.\d+)?").unwrap();
+    let mut reports = Vec::new();
+    for tool in [etcdctl(), ferroctl()] {
+        let o = run(
+            &tool,
+            &ep,
+            &strs(&["check", "datascale", "--auto-compact", "--auto-defrag"]),
+            None,
+        );
+        assert_eq!(o.code, Some(0), "{}: {o:?}", tool.display());
+        let (start, rest) = o.stdout.split_once('\n').expect("a first line");
+        assert_eq!(
+            start,
+            "Start data scale check for work load [10000 key-value pairs, 1024 bytes per key-value, 50 concurrent clients]."
+        );
+        let (_, report) = bar_and_lines(rest, &ds_bar);
+        assert!(rest.contains(" 10000 / 10000  100.00% "), "{rest:?}");
+        reports.push(
+            report
+                .iter()
+                .map(|l| digits.replace_all(l, "N").into_owned())
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(
+        reports[0],
+        [
+            "Compacting with revision N",
+            "Compacted with revision N",
+            "Defragmenting \"N.N:N\"",
+            "Defragmented \"N.N:N\"",
+            "PASS: Approximate system memory used : N MB.",
+        ],
+        "etcdctl 3.5.1 (numbers masked)"
+    );
+    assert_eq!(reports[1], reports[0]);
+    // Refusals, sent before any write.
+    ok(&ferroctl(), &ep, &["put", "/etcdctl-check-perf/x", "1"]);
+    ok(
+        &ferroctl(),
+        &ep,
+        &["put", "/etcdctl-check-datascale/x", "1"],
+    );
+    for args in [
+        &["check", "perf", "--load", "xs"][..],
+        &["check", "datascale", "--load", "huge"],
+        &["check", "perf"],
+        &["check", "datascale"],
+    ] {
+        let e = run(&etcdctl(), &ep, &strs(args), None);
+        let f = run(&ferroctl(), &ep, &strs(args), None);
+        assert_eq!((f.errors(), f.code), (e.errors(), e.code), "{args:?}");
+        assert!(matches!(e.code, Some(3 | 4)), "{args:?}: {e:?}");
+    }
+}

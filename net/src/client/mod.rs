@@ -646,6 +646,16 @@ impl Client {
         self.call::<m::Defragment>(pb::DefragmentRequest {}).await
     }
 
+    /// etcd's Downgrade: `action` VALIDATE (0), ENABLE (1) or CANCEL (2)
+    /// with a target `version` (`major.minor`).
+    pub async fn downgrade(&self, action: i32, version: &str) -> Result<pb::DowngradeResponse> {
+        self.call::<m::Downgrade>(pb::DowngradeRequest {
+            action,
+            version: version.to_string(),
+        })
+        .await
+    }
+
     // ----- Lock and election (server-side recipes) -----
 
     /// Acquire lock `name` with `lease` (0: the server grants a 60 s lease
