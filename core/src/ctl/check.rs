@@ -527,13 +527,7 @@ async fn metrics(ctx: &Ctx, ep: &str) -> Option<String> {
             .body(http_body_util::Empty::<bytes::Bytes>::new())
             .ok()?;
         let body = if https {
-            let t = tls.unwrap_or(ferrocd_net::client::ClientTls {
-                ca: None,
-                cert: None,
-                key: None,
-                server_name: None,
-                insecure_skip_verify: false,
-            });
+            let t = tls.unwrap_or_default();
             let cfg = t.client_config(&[b"http/1.1"]).ok()?;
             let host = hostport
                 .rsplit_once(':')
