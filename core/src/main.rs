@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use ferrocd_core::config::{self, ConfigError, LogFormat, LogLevel};
+use ferrocd_core::config::{self, ConfigError, LogFormat, LogLevel, LogOutput};
 use ferrocd_core::logging::{EtcdJson, Outputs};
 use ferrocd_core::server::Server;
 
@@ -66,7 +66,15 @@ fn main() -> ExitCode {
         .with_writer(outputs);
     match cfg.log_format {
         LogFormat::Json => builder.event_format(EtcdJson).init(),
-        LogFormat::Text => builder.with_thread_names(true).init(),
+        // Colours only where a terminal may be reading, never into a file.
+        LogFormat::Text => builder
+            .with_thread_names(true)
+            .with_ansi(
+                !cfg.log_outputs
+                    .iter()
+                    .any(|o| matches!(o, LogOutput::File(_))),
+            )
+            .init(),
     }
     for n in parsed.notices {
         tracing::info!("{n}");

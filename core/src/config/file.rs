@@ -37,15 +37,20 @@
 //! - ferrocd's own flags are keys too: `shards`, `log-format`,
 //!   `listen-ui-urls`, `experimental-peer-skip-client-san-verification`.
 //!
-//! Known differences from etcd's YAML reader (go-yaml v2, YAML 1.1): a key
-//! given twice is an error here (etcd keeps the last), and YAML 1.1's
-//! `yes`/`no`/`on`/`off` are read as booleans only where a boolean is
-//! expected (etcd also reads them so for string keys, then refuses them).
+//! The YAML is read as etcd's reader (go-yaml v2) reads it: YAML 1.1's
+//! plain `yes`/`no`/`on`/`off` are booleans (so `name: yes` is refused
+//! and `pre-vote: "true"` too, as in etcd), a key given twice keeps its
+//! last value, anchors and aliases work. A syntax error names a line and
+//! the parser's own words, which are not libyaml's.
 
 use std::ffi::OsString;
 use std::path::Path;
 
-use yaml_rust2::{Yaml, YamlLoader};
+use std::collections::HashMap;
+
+use yaml_rust2::Yaml;
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::{Marker, ScanError, TScalarStyle};
 
 use super::{ConfigError, FLAGS};
 
@@ -275,10 +280,6 @@ fn flag_value(v: &Yaml, go: Go, field: &str) -> Result<Option<String>, ConfigErr
         },
         Go::Bool => match v {
             Yaml::Boolean(b) => b.to_string(),
-            Yaml::String(s) => match yaml11_bool(s) {
-                Some(b) => b.to_string(),
-                None => return Err(wrong(false)),
-            },
             _ => return Err(wrong(false)),
         },
         Go::Uint | Go::Uint64 | Go::Uint32 | Go::Int | Go::Int64 | Go::Duration => {
@@ -337,7 +338,7 @@ pub(super) fn load(path: &Path) -> Result<Loaded, ConfigError> {
 
 /// The file's text as flags.
 pub(super) fn translate(text: &str) -> Result<Loaded, ConfigError> {
-    let docs = YamlLoader::load_from_str(text).map_err(|e| {
+    let docs = read_yaml(text).map_err(|e| {
         ConfigError::Invalid(format!(
             "error converting YAML to JSON: yaml: line {}: {}",
             e.marker().line(),
@@ -408,6 +409,90 @@ pub(super) fn translate(text: &str) -> Result<Loaded, ConfigError> {
         }
     }
     Ok(out)
+}
+
+/// The documents of `text`, scalars resolved as YAML 1.1 (go-yaml v2)
+/// resolves them.
+fn read_yaml(text: &str) -> Result<Vec<Yaml>, ScanError> {
+    let mut tree = Tree::default();
+    Parser::new_from_str(text).load(&mut tree, true)?;
+    Ok(tree.docs)
+}
+
+/// A plain (unquoted) scalar's value: YAML 1.1's booleans and nulls, then
+/// the core schema's numbers; anything else is a string.
+fn plain_scalar(s: &str) -> Yaml {
+    if let Some(b) = yaml11_bool(s) {
+        return Yaml::Boolean(b);
+    }
+    match s {
+        "Null" | "NULL" => Yaml::Null,
+        _ => Yaml::from_str(s),
+    }
+}
+
+/// Builds documents from parser events (yaml-rust2's own loader refuses a
+/// key given twice, which etcd's reader accepts, the last one winning).
+#[derive(Default)]
+struct Tree {
+    docs: Vec<Yaml>,
+    /// Open sequences and mappings, with their anchor and, for a mapping,
+    /// the key waiting for its value.
+    open: Vec<(Yaml, usize, Option<Yaml>)>,
+    anchors: HashMap<usize, Yaml>,
+}
+
+impl Tree {
+    fn add(&mut self, node: Yaml, anchor: usize) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        match self.open.last_mut() {
+            None => self.docs.push(node),
+            Some((Yaml::Array(items), ..)) => items.push(node),
+            Some((Yaml::Hash(map), _, key)) => match key.take() {
+                None => *key = Some(node),
+                Some(k) => {
+                    map.insert(k, node);
+                }
+            },
+            Some(_) => {}
+        }
+    }
+}
+
+impl MarkedEventReceiver for Tree {
+    fn on_event(&mut self, ev: Event, _mark: Marker) {
+        match ev {
+            Event::Scalar(value, style, anchor, tag) => {
+                let as_string =
+                    style != TScalarStyle::Plain || tag.is_some_and(|t| t.suffix == "str");
+                let node = if as_string {
+                    Yaml::String(value)
+                } else {
+                    plain_scalar(&value)
+                };
+                self.add(node, anchor);
+            }
+            Event::SequenceStart(anchor, _) => {
+                self.open.push((Yaml::Array(Vec::new()), anchor, None));
+            }
+            Event::MappingStart(anchor, _) => {
+                self.open
+                    .push((Yaml::Hash(Default::default()), anchor, None));
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some((node, anchor, _)) = self.open.pop() {
+                    self.add(node, anchor);
+                }
+            }
+            Event::Alias(id) => {
+                let node = self.anchors.get(&id).cloned().unwrap_or(Yaml::Null);
+                self.add(node, 0);
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A key as text: YAML allows numbers and booleans as keys, which the
@@ -591,6 +676,34 @@ mod tests {
         assert_eq!(
             err("- a\n- b\n"),
             format!("{pre} array into Go value of type embed.configYAML")
+        );
+    }
+
+    /// As etcd 3.5.1 reads them.
+    #[test]
+    fn yaml_1_1_scalars_and_repeated_keys() {
+        assert_eq!(
+            args("pre-vote: no\nstrict-reconfig-check: On\nname: a\nname: b\n"),
+            [
+                "--pre-vote=false",
+                "--strict-reconfig-check=true",
+                "--name=b"
+            ]
+        );
+        let pre = "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal";
+        assert_eq!(
+            err("name: yes\n"),
+            format!("{pre} bool into Go struct field configYAML.name of type string")
+        );
+        assert_eq!(
+            err("pre-vote: \"true\"\n"),
+            format!("{pre} string into Go struct field configYAML.pre-vote of type bool")
+        );
+        assert_eq!(args("name: !!str 123\n"), ["--name=123"]);
+        assert_eq!(args("name: '123'\nwal-dir: NULL\n"), ["--name=123"]);
+        assert_eq!(
+            args("a: &u http://127.0.0.1:1\nlisten-client-urls: *u\n"),
+            ["--listen-client-urls=http://127.0.0.1:1"]
         );
     }
 

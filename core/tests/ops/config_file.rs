@@ -309,6 +309,14 @@ fn issue_23_bad_config_files_are_refused_as_etcd_3_5() {
             )),
         ),
         (
+            // YAML 1.1: a plain `yes` is a boolean.
+            "name: yes\n",
+            1,
+            Some(format!(
+                "{pre} bool into Go struct field configYAML.name of type string"
+            )),
+        ),
+        (
             "logger: capnslog\n",
             1,
             Some("--logger=capnslog is removed in v3.5".into()),
