@@ -598,6 +598,51 @@ mod tests {
         );
     }
 
+    /// The TLS keys become the flags the command line would give, so the
+    /// flags' own acceptance or refusal applies to them.
+    #[test]
+    fn tls_keys_become_tls_flags() {
+        let got = args(
+            "cipher-suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384]\n\
+             client-transport-security:\n  auto-tls: true\n  crl-file: c.crl\n  allowed-hostname: [a.example]\n\
+             peer-transport-security:\n  auto-tls: true\n  crl-file: p.crl\n  allowed-cn: [m1, m2]\n  allowed-hostname: [b.example]\n",
+        );
+        assert_eq!(
+            got,
+            [
+                "--cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+                "--auto-tls=true",
+                "--client-crl-file=c.crl",
+                "--client-cert-allowed-hostname=a.example",
+                "--peer-auto-tls=true",
+                "--peer-crl-file=p.crl",
+                "--peer-cert-allowed-cn=m1,m2",
+                "--peer-cert-allowed-hostname=b.example",
+            ]
+        );
+        // The TLS versions: their flags if ferrocd has them, else refused.
+        let versions = translate("tls-min-version: TLS1.2\ntls-max-version: TLS1.3\n");
+        if FLAGS.iter().any(|f| f.name == "tls-min-version") {
+            let got: Vec<String> = versions
+                .unwrap()
+                .args
+                .into_iter()
+                .map(|a| a.into_string().unwrap())
+                .collect();
+            assert_eq!(
+                got,
+                ["--tls-min-version=TLS1.2", "--tls-max-version=TLS1.3"]
+            );
+        } else {
+            assert!(
+                versions
+                    .unwrap_err()
+                    .to_string()
+                    .contains("not supported by ferrocd")
+            );
+        }
+    }
+
     #[test]
     fn empty_files_are_the_defaults() {
         assert!(args("").is_empty());
