@@ -33,10 +33,24 @@
 //! `--tls-min-version`/`--tls-max-version` are checked here (etcd's
 //! messages) and applied by `ferrocd_net::tls`.
 //!
+//! `--config-file` (or `ETCD_CONFIG_FILE`) names etcd's YAML
+//! configuration file; as in etcd 3.5, the file is then the whole
+//! configuration and the other flags and environment variables are
+//! ignored. The file is translated into the flags it stands for (see
+//! `file`), so it is accepted and refused exactly as they are.
+//!
+//! Logging is etcd 3.5's: `--logger zap` (the only value; `capnslog` is
+//! refused with etcd's "removed in v3.5"), `--log-outputs` (`default` =
+//! `stderr`, `stdout`, file paths; several at once, but `default` alone),
+//! `--log-level` (zap's names; an unknown one makes etcd panic, so
+//! ferrocd prints `panic: unrecognized level: "x"` and exits 2). Lines are
+//! etcd's JSON ([`crate::logging`]).
+//!
 //! Three flags are ferrocd's own: `--shards` (default: the number of
-//! cores), `--log-format text|json` and `--listen-ui-urls` (the web
-//! console, off by default). `https://` metrics and console URLs use the
-//! client port's certificate, as etcd's https metrics URLs do.
+//! cores), `--log-format json|text` (default json, etcd's lines; text for
+//! a terminal) and `--listen-ui-urls` (the web console, off by default).
+//! `https://` metrics and console URLs use the client port's certificate,
+//! as etcd's https metrics URLs do.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -45,6 +59,10 @@ use std::time::Duration;
 
 use clap::{Arg, ArgAction, ArgMatches, Command, parser::ValueSource};
 use url::Url;
+
+pub use crate::logging::LogOutput;
+
+mod file;
 
 /// Cluster state at bootstrap (`--initial-cluster-state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +89,8 @@ pub enum AutoCompaction {
 pub enum LogFormat {
     /// One human-readable line per event.
     Text,
-    /// One JSON object per line.
+    /// One JSON object per line with etcd's field names (the default,
+    /// as etcd 3.5's zap logger; see [`crate::logging`]).
     Json,
 }
 
@@ -174,8 +193,11 @@ pub struct Config {
     pub socket_reuse_address: bool,
     /// `--log-level`, default info.
     pub log_level: LogLevel,
-    /// `--log-format` (ours), default text.
+    /// `--log-format` (ours), default json.
     pub log_format: LogFormat,
+    /// `--log-outputs`, default `default` (stderr). Each is written every
+    /// line; `default` cannot be combined with others, as in etcd.
+    pub log_outputs: Vec<LogOutput>,
     /// `--shards` (ours): shard executors, default the number of cores.
     pub shards: usize,
     /// `--cors`: origins answered with CORS headers on the client port's
@@ -302,6 +324,10 @@ pub enum ConfigError {
     /// `--version`: print the version and exit 0.
     #[error("version requested")]
     Version,
+    /// What etcd 3.5 panics on (an unknown `--log-level`): print
+    /// `panic: <text>` and exit 2, as Go's runtime does.
+    #[error("{0}")]
+    Panic(String),
 }
 
 /// A parsed configuration and the warnings to log once logging is up.
@@ -311,6 +337,8 @@ pub struct Parsed {
     pub config: Config,
     /// Inert flags with non-default values, unknown `ETCD_*` variables.
     pub warnings: Vec<String>,
+    /// Lines to log at info level (the configuration file that was read).
+    pub notices: Vec<String>,
 }
 
 /// How a flag is treated; see the module docs.
@@ -459,8 +487,8 @@ pub const FLAGS: &[Flag] = &[
     inert_bool("enable-pprof", "false", "Go's pprof endpoints; ferrocd has none."),
     inert("metrics", "basic", "Set level of detail for exported metrics."),
     used("listen-metrics-urls", "", "List of URLs to listen on for the metrics and health endpoints."),
-    inert("logger", "zap", "etcd's logger implementation; ferrocd logs through tracing."),
-    inert("log-outputs", "default", "Where to write logs; ferrocd writes to stderr."),
+    used("logger", "zap", "Logger: 'zap' (JSON lines, the only one; etcd 3.5 removed 'capnslog')."),
+    used("log-outputs", "default", "Comma-separated log destinations: 'default' or 'stderr', 'stdout', file paths."),
     used("log-level", "info", "Configures log level. Only supports debug, info, warn, error, panic, or fatal."),
     inert_bool("enable-log-rotation", "false", "Log rotation of a single log-outputs file target."),
     inert("log-rotation-config-json", r#"{"maxsize": 100, "maxage": 0, "maxbackups": 0, "localtime": false, "compress": false}"#, "Log rotation configuration."),
@@ -481,10 +509,10 @@ pub const FLAGS: &[Flag] = &[
     inert("experimental-bootstrap-defrag-threshold-megabytes", "0", "Minimum freeable megabytes before defragmenting at start-up."),
     used_bool("force-new-cluster", "false", "Force to create a new one member cluster."),
     refused_bool("unsafe-no-fsync", "Disables fsync: never supported, a write is acknowledged only once on disk."),
-    refused("config-file", "", "etcd's YAML configuration file (not supported yet; use flags or environment variables)."),
+    used("config-file", "", "etcd's YAML configuration file; when given, it replaces every other flag and environment variable."),
     // ferrocd's own
     used("shards", "0", "Shard executors, one pinned per core (0 = the number of cores)."),
-    used("log-format", "text", "Log line format: text or json."),
+    used("log-format", "json", "Log line format: json (etcd's, the default) or text (for a terminal)."),
     used("listen-ui-urls", "", "List of URLs to serve the web console on, e.g. http://127.0.0.1:2381/ui (default: off)."),
 ];
 
@@ -506,6 +534,28 @@ where
         .map_err(clap_error)?;
     if first.get_flag("version") {
         return Err(ConfigError::Version);
+    }
+
+    // `--config-file`, or its environment twin when the flag is not given
+    // (etcd reads `ETCD_CONFIG_FILE` only then): the file is the whole
+    // configuration, other flags and the environment are ignored.
+    let config_file = Some(text(&first, "config-file"))
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            lookup(env, "FERROCD_CONFIG_FILE")
+                .or_else(|| lookup(env, "ETCD_CONFIG_FILE"))
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        });
+    if let Some(path) = config_file {
+        let loaded = file::load(std::path::Path::new(&path))?;
+        // The file's flags never name `config-file`: no second file.
+        let mut parsed = parse(loaded.args, &[])?;
+        parsed.warnings.splice(0..0, loaded.warnings);
+        parsed.notices.push(format!(
+            "loaded server configuration, other configuration command line flags and environment variables will be ignored if provided (path {path})"
+        ));
+        return Ok(parsed);
     }
 
     // Environment: FERROCD_X wins over ETCD_X; both lose to... nothing: a
@@ -582,7 +632,11 @@ where
 
     let config = build(&matches)?;
     check_tls(&config, &mut warnings)?;
-    Ok(Parsed { config, warnings })
+    Ok(Parsed {
+        config,
+        warnings,
+        notices: Vec::new(),
+    })
 }
 
 /// Parse the process's own arguments and environment.
@@ -871,17 +925,24 @@ fn build(m: &ArgMatches) -> Result<Config, ConfigError> {
         }
     };
 
-    let log_level = match text(m, "log-level").as_str() {
-        "debug" => LogLevel::Debug,
-        "info" => LogLevel::Info,
-        "warn" => LogLevel::Warn,
-        "error" | "dpanic" | "panic" | "fatal" => LogLevel::Error,
+    // etcd's `setupLogging`, in its order: the logger, the outputs, the
+    // level (files are opened by `main`, where etcd opens them too:
+    // before anything else starts).
+    match text(m, "logger").as_str() {
+        "zap" => {}
+        "capnslog" => {
+            return Err(ConfigError::Invalid(
+                "--logger=capnslog is removed in v3.5".into(),
+            ));
+        }
         other => {
             return Err(ConfigError::Invalid(format!(
-                "unknown log-level {other:?}: valid values are debug, info, warn, error, dpanic, panic, fatal"
+                "unknown logger option {other:?}"
             )));
         }
-    };
+    }
+    let log_outputs = log_outputs(&text(m, "log-outputs"))?;
+    let log_level = log_level(&text(m, "log-level"))?;
     let log_format = match text(m, "log-format").as_str() {
         "text" => LogFormat::Text,
         "json" => LogFormat::Json,
@@ -958,6 +1019,7 @@ fn build(m: &ArgMatches) -> Result<Config, ConfigError> {
         socket_reuse_address: parse_bool("socket-reuse-address", &text(m, "socket-reuse-address"))?,
         log_level,
         log_format,
+        log_outputs,
         shards,
         cors: cors(m)?,
         host_whitelist: list_or_star(&text(m, "host-whitelist")),
@@ -969,6 +1031,54 @@ fn build(m: &ArgMatches) -> Result<Config, ConfigError> {
             &text(m, "experimental-peer-skip-client-san-verification"),
         )?,
     })
+}
+
+/// `--log-level`: zap's level names, lower or upper case (`WARN`); empty
+/// is info. etcd 3.5.1 panics on anything else (exit status 2).
+fn log_level(v: &str) -> Result<LogLevel, ConfigError> {
+    Ok(match v {
+        "debug" | "DEBUG" => LogLevel::Debug,
+        "info" | "INFO" | "" => LogLevel::Info,
+        "warn" | "WARN" => LogLevel::Warn,
+        "error" | "ERROR" | "dpanic" | "DPANIC" | "panic" | "PANIC" | "fatal" | "FATAL" => {
+            LogLevel::Error
+        }
+        other => {
+            return Err(ConfigError::Panic(format!("unrecognized level: {other:?}")));
+        }
+    })
+}
+
+/// `--log-outputs`: a comma-separated set (duplicates count once, as
+/// etcd's `UniqueStringsFromFlag`); `default` and `stderr` are stderr,
+/// `stdout` is stdout, anything else a file path (an empty one included,
+/// which then fails to open, as in etcd).
+fn log_outputs(v: &str) -> Result<Vec<LogOutput>, ConfigError> {
+    let mut names: Vec<&str> = v.split(',').collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.len() > 1 && names.contains(&"default") {
+        return Err(ConfigError::Invalid(
+            "multi logoutput for \"default\" is not supported yet".into(),
+        ));
+    }
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let o = match name {
+            "default" | "stderr" => LogOutput::Stderr,
+            "stdout" => LogOutput::Stdout,
+            "systemd/journal" => {
+                return Err(ConfigError::Invalid(
+                    "--log-outputs=systemd/journal is not supported by ferrocd: write to stderr (under systemd it reaches the journal)".into(),
+                ));
+            }
+            path => LogOutput::File(PathBuf::from(path)),
+        };
+        if !out.contains(&o) {
+            out.push(o);
+        }
+    }
+    Ok(out)
 }
 
 /// `--cert-file`, `--key-file`, … (`prefix` `""`) or their `--peer-` twins.
@@ -1397,7 +1507,7 @@ mod tests {
         );
         assert!(matches!(
             err(&["--log-level", "loud"]),
-            ConfigError::Invalid(_)
+            ConfigError::Panic(m) if m == "unrecognized level: \"loud\""
         ));
         assert!(matches!(
             err(&[
@@ -1642,6 +1752,118 @@ mod tests {
         ]);
         assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
         assert!(p.warnings[0].contains("http://127.0.0.1:2378"));
+    }
+
+    /// etcd 3.5.1's `setupLogging`, seen by starting it with these flags.
+    #[test]
+    fn logging_flags() {
+        let c = ok(&[]).config;
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.log_outputs, [LogOutput::Stderr]);
+        assert_eq!(c.log_level, LogLevel::Info);
+        let c = ok(&[
+            "--log-outputs",
+            "stdout,/tmp/a.log,stderr,stdout",
+            "--log-level",
+            "WARN",
+        ])
+        .config;
+        assert_eq!(
+            c.log_outputs,
+            [
+                LogOutput::File("/tmp/a.log".into()),
+                LogOutput::Stderr,
+                LogOutput::Stdout
+            ]
+        );
+        assert_eq!(c.log_level, LogLevel::Warn);
+        assert_eq!(
+            ok(&["--log-level", "fatal"]).config.log_level,
+            LogLevel::Error
+        );
+        assert_eq!(
+            ok(&["--log-format", "text"]).config.log_format,
+            LogFormat::Text
+        );
+        assert_eq!(
+            err(&["--log-outputs", "default,stdout"]).to_string(),
+            "multi logoutput for \"default\" is not supported yet"
+        );
+        assert_eq!(
+            err(&["--logger", "capnslog"]).to_string(),
+            "--logger=capnslog is removed in v3.5"
+        );
+        assert_eq!(
+            err(&["--logger", "foo"]).to_string(),
+            "unknown logger option \"foo\""
+        );
+        assert!(matches!(
+            err(&["--log-outputs", "systemd/journal"]),
+            ConfigError::Invalid(_)
+        ));
+        // The logger is checked before the level, as etcd does.
+        assert!(matches!(
+            err(&["--logger", "foo", "--log-level", "loud"]),
+            ConfigError::Invalid(_)
+        ));
+        let c = ok_env(&[], &[("ETCD_LOG_OUTPUTS", "stdout")]).config;
+        assert_eq!(c.log_outputs, [LogOutput::Stdout]);
+    }
+
+    #[test]
+    fn config_file_replaces_flags_and_environment() {
+        let dir = std::env::temp_dir().join(format!("ferrocd-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("etcd.yaml");
+        std::fs::write(
+            &path,
+            "name: from-file\nsnapshot-count: 7\nlog-outputs: [stdout]\n",
+        )
+        .unwrap();
+        let file = path.to_str().unwrap();
+        // Flags and variables beside the file are ignored, even ones that
+        // would conflict with each other.
+        let p = ok_env(
+            &["--config-file", file, "--name", "flag", "--max-wals", "9"],
+            &[
+                ("ETCD_NAME", "env"),
+                ("ETCD_SNAPSHOT_COUNT", "3"),
+                ("ETCD_FOO", "1"),
+            ],
+        );
+        assert_eq!(p.config.name, "from-file");
+        assert_eq!(p.config.snapshot_count, 7);
+        assert_eq!(p.config.max_wals, 5);
+        assert_eq!(p.config.log_outputs, [LogOutput::Stdout]);
+        assert_eq!(p.config.data_dir, PathBuf::from("from-file.ferrocd"));
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        assert_eq!(p.notices.len(), 1);
+        // The environment twin, read when the flag is absent.
+        let p = ok_env(&["--name", "flag"], &[("ETCD_CONFIG_FILE", file)]);
+        assert_eq!(p.config.name, "from-file");
+        // What the flags refuse, the file refuses.
+        std::fs::write(&path, "heartbeat-interval: 300\n").unwrap();
+        assert!(
+            err(&["--config-file", file])
+                .to_string()
+                .contains("5 times")
+        );
+        std::fs::write(&path, "unsafe-no-fsync: true\n").unwrap();
+        assert!(matches!(
+            err(&["--config-file", file]),
+            ConfigError::Invalid(_)
+        ));
+        std::fs::write(&path, "log-level: loud\n").unwrap();
+        assert!(matches!(
+            err(&["--config-file", file]),
+            ConfigError::Panic(_)
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.yaml");
+        assert_eq!(
+            err(&["--config-file", missing.to_str().unwrap()]).to_string(),
+            format!("open {}: no such file or directory", missing.display())
+        );
     }
 
     #[test]

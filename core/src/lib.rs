@@ -29,6 +29,8 @@ mod leases;
 mod lessor;
 /// Term and leader as raft reports them, health, fatal stop, removal.
 mod liveness;
+/// Log lines as etcd writes them: JSON with etcd's field names, `--log-outputs`.
+pub mod logging;
 /// etcd's Maintenance on this member: status, alarms, defragment, hashes, snapshot.
 mod maintenance;
 /// Member and cluster ids, the membership as listed, member changes, publish.

@@ -4,7 +4,8 @@
 
 use std::process::ExitCode;
 
-use ferrocd_core::config::{self, ConfigError, LogFormat, LogLevel};
+use ferrocd_core::config::{self, ConfigError, LogFormat, LogLevel, LogOutput};
+use ferrocd_core::logging::{EtcdJson, Outputs};
 use ferrocd_core::server::Server;
 
 /// jemalloc, not glibc's malloc: on the binary protocol, 13–15 % less
@@ -32,6 +33,11 @@ fn main() -> ExitCode {
             eprintln!("{text}");
             return ExitCode::from(2);
         }
+        // etcd 3.5 panics here; Go's runtime prints `panic: ...`, exit 2.
+        Err(ConfigError::Panic(text)) => {
+            eprintln!("panic: {text}");
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("ferrocd: {e}");
             return ExitCode::from(1);
@@ -44,15 +50,34 @@ fn main() -> ExitCode {
         LogLevel::Warn => "warn",
         LogLevel::Error => "error",
     };
+    // etcd opens its log outputs before anything else starts, and stops
+    // with status 1 when one cannot be opened.
+    let outputs = match Outputs::open(&cfg.log_outputs) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("ferrocd: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERROCD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},openraft=warn")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_thread_names(true);
+        .with_writer(outputs);
     match cfg.log_format {
-        LogFormat::Json => builder.json().init(),
-        _ => builder.init(),
+        LogFormat::Json => builder.event_format(EtcdJson).init(),
+        // Colours only where a terminal may be reading, never into a file.
+        LogFormat::Text => builder
+            .with_thread_names(true)
+            .with_ansi(
+                !cfg.log_outputs
+                    .iter()
+                    .any(|o| matches!(o, LogOutput::File(_))),
+            )
+            .init(),
+    }
+    for n in parsed.notices {
+        tracing::info!("{n}");
     }
     for w in parsed.warnings {
         tracing::warn!("{w}");
