@@ -513,7 +513,6 @@ async fn resident_bytes(ctx: &Ctx) -> f64 {
 /// GET `/metrics` of `ep` (`host:port`, `http://…` or `https://…`; TLS
 /// with the global TLS flags), within the command timeout.
 async fn metrics(ctx: &Ctx, ep: &str) -> Option<String> {
-    use http_body_util::BodyExt;
     let tls = ctx.tls();
     let (https, hostport) = match ep.split_once("://") {
         Some((scheme, rest)) => (scheme == "https", rest),
@@ -537,38 +536,33 @@ async fn metrics(ctx: &Ctx, ep: &str) -> Option<String> {
                 .connect(name, tcp)
                 .await
                 .ok()?;
-            let (mut send, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s))
-                    .await
-                    .ok()?;
-            tokio::spawn(conn);
-            send.send_request(req)
-                .await
-                .ok()?
-                .into_body()
-                .collect()
-                .await
-                .ok()?
+            get(s, req).await?
         } else {
-            let (mut send, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-                    .await
-                    .ok()?;
-            tokio::spawn(conn);
-            send.send_request(req)
-                .await
-                .ok()?
-                .into_body()
-                .collect()
-                .await
-                .ok()?
+            get(tcp, req).await?
         };
-        String::from_utf8(body.to_bytes().to_vec()).ok()
+        String::from_utf8(body.to_vec()).ok()
     };
     tokio::time::timeout(ctx.g.command_timeout, fetch)
         .await
         .ok()
         .flatten()
+}
+
+/// One HTTP/1.1 request on `io`; the whole body.
+async fn get<IO>(
+    io: IO,
+    req: hyper::Request<http_body_util::Empty<bytes::Bytes>>,
+) -> Option<bytes::Bytes>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use http_body_util::BodyExt;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+        .await
+        .ok()?;
+    tokio::spawn(conn);
+    let body = send.send_request(req).await.ok()?.into_body();
+    Some(body.collect().await.ok()?.to_bytes())
 }
 
 async fn datascale(ctx: &Ctx, a: DatascaleArgs) -> R {
