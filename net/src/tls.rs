@@ -28,7 +28,10 @@
 //!   certificate whose serial a CRL of its issuer lists is refused at the
 //!   handshake. Only the leaf is checked, as in etcd; unlike etcd, the CRL's
 //!   signature must verify against the issuer (rustls), so a CRL of another
-//!   CA revokes nothing.
+//!   CA revokes nothing. The file is read at start (an unreadable one
+//!   stops it) and again whenever its modification time or length
+//!   changes, so a new revocation needs no restart (etcd reads it at
+//!   every handshake).
 //! - [`self_signed`]: `--auto-tls` / `--peer-auto-tls` certificates.
 //!
 //! Failures name the file, in Go's words where etcd prints Go's error
@@ -204,22 +207,24 @@ impl ServerTls {
             .map_err(|e| TlsError::Config(e.to_string()))?;
         let builder = if self.client_cert_auth {
             let roots = Arc::new(load_roots(self.trusted_ca.as_deref())?);
-            let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider());
-            if let Some(crls) = crls {
-                // etcd checks the leaf's serial only, and a certificate
-                // no CRL speaks for passes.
-                verifier = verifier
-                    .with_crls(crls)
-                    .only_check_end_entity_revocation()
-                    .allow_unknown_revocation_status();
-            }
-            let verifier = verifier.build().map_err(|e| match &self.crl {
+            let verifier = client_verifier(roots.clone(), crls).map_err(|e| match &self.crl {
                 Some(crl) => TlsError::Pem {
                     path: crl.clone(),
-                    what: format!("client certificate verifier: {e}"),
+                    what: e,
                 },
-                None => TlsError::Config(format!("client certificate verifier: {e}")),
+                None => TlsError::Config(e),
             })?;
+            let verifier: Arc<dyn ClientCertVerifier> = match &self.crl {
+                // etcd reads the CRL file at every handshake, so a new
+                // revocation needs no restart: reread when it changes.
+                Some(path) => Arc::new(CrlReloading {
+                    path: path.clone(),
+                    roots,
+                    hints: verifier.root_hint_subjects().to_vec(),
+                    current: std::sync::Mutex::new((file_stamp(path), verifier)),
+                }),
+                None => verifier,
+            };
             match &self.allowed {
                 Some(allowed) => builder.with_client_cert_verifier(Arc::new(AllowedClient {
                     inner: verifier,
@@ -650,6 +655,112 @@ impl AllowedName {
                 OtherError(Arc::new(NotAllowed)),
             )))
         }
+    }
+}
+
+/// rustls's client certificate verifier over `roots`, checking `crls`
+/// when given (the leaf's serial only, and a certificate no CRL speaks
+/// for passes, as etcd).
+fn client_verifier(
+    roots: Arc<RootCertStore>,
+    crls: Option<Vec<CertificateRevocationListDer<'static>>>,
+) -> Result<Arc<dyn ClientCertVerifier>, String> {
+    let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider());
+    if let Some(crls) = crls {
+        verifier = verifier
+            .with_crls(crls)
+            .only_check_end_entity_revocation()
+            .allow_unknown_revocation_status();
+    }
+    verifier
+        .build()
+        .map_err(|e| format!("client certificate verifier: {e}"))
+}
+
+/// What identifies a version of a file: its modification time and
+/// length (`None`: unreadable).
+type Stamp = Option<(std::time::SystemTime, u64)>;
+
+fn file_stamp(path: &Path) -> Stamp {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+/// Client certificate verification against a CRL file that is read
+/// again when it changes (etcd reads it at every handshake). A file that
+/// became unreadable or invalid refuses every client certificate until
+/// it is mended, as etcd's handshake fails then.
+#[derive(Debug)]
+struct CrlReloading {
+    path: PathBuf,
+    roots: Arc<RootCertStore>,
+    /// The roots' names, sent in the certificate request.
+    hints: Vec<DistinguishedName>,
+    /// The file's stamp when it was last read, and its verifier.
+    current: std::sync::Mutex<(Stamp, Arc<dyn ClientCertVerifier>)>,
+}
+
+impl CrlReloading {
+    fn verifier(&self) -> Result<Arc<dyn ClientCertVerifier>, rustls::Error> {
+        let stamp = file_stamp(&self.path);
+        let mut cur = self.current.lock().expect("crl verifier lock");
+        if stamp.is_none() || stamp != cur.0 {
+            let fresh = load_crls(&self.path)
+                .map_err(|e| e.to_string())
+                .and_then(|crls| client_verifier(self.roots.clone(), Some(crls)))
+                .map_err(|e| rustls::Error::General(format!("{}: {e}", self.path.display())))?;
+            *cur = (stamp, fresh);
+        }
+        Ok(cur.1.clone())
+    }
+}
+
+impl ClientCertVerifier for CrlReloading {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &self.hints
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.verifier()?
+            .verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let v = self.current.lock().expect("crl verifier lock").1.clone();
+        v.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let v = self.current.lock().expect("crl verifier lock").1.clone();
+        v.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        let v = self.current.lock().expect("crl verifier lock").1.clone();
+        v.supported_verify_schemes()
     }
 }
 
@@ -1149,6 +1260,46 @@ mod tests {
             ..Protocol::default()
         };
         assert!(handshake(server(tls12(&[])), client(only13)).is_err());
+    }
+
+    #[test]
+    fn a_changed_crl_file_is_read_again_without_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new(dir.path(), "ca");
+        let (cert, key) = ca.issue("server");
+        let (alice, alice_key) = ca.issue("alice");
+        let (mallory, mallory_key) = ca.issue("mallory");
+        let crl = ca.crl(&[], false);
+        let server = ServerTls {
+            cert,
+            key,
+            trusted_ca: Some(ca.pem()),
+            client_cert_auth: true,
+            crl: Some(crl.clone()),
+            ..Default::default()
+        }
+        .server_config(&[])
+        .unwrap();
+        let client = |c: &PathBuf, k: &PathBuf| {
+            ClientTls::with_ca(ca.pem())
+                .identity(c, k)
+                .client_config(&[])
+                .unwrap()
+        };
+        assert!(handshake(server.clone(), client(&mallory, &mallory_key)).is_ok());
+        // Revoked after start: the same server config refuses it now.
+        assert_eq!(ca.crl(&["mallory"], false), crl);
+        assert_eq!(
+            handshake(server.clone(), client(&mallory, &mallory_key)).unwrap_err(),
+            rustls::Error::InvalidCertificate(CertificateError::Revoked)
+        );
+        assert!(handshake(server.clone(), client(&alice, &alice_key)).is_ok());
+        // A CRL file that went away refuses everyone until it is back.
+        std::fs::remove_file(&crl).unwrap();
+        assert!(handshake(server.clone(), client(&alice, &alice_key)).is_err());
+        ca.crl(&[], false);
+        assert!(handshake(server.clone(), client(&alice, &alice_key)).is_ok());
+        assert!(handshake(server, client(&mallory, &mallory_key)).is_ok());
     }
 
     #[test]
