@@ -97,7 +97,10 @@ impl Leases {
             .expect("lessor lock")
             .renew(id, Instant::now());
         match r {
-            Ok(ttl) => Ok(ttl),
+            Ok(ttl) => {
+                self.sm.metrics.lease_renewed();
+                Ok(ttl)
+            }
             Err(RenewError::NotFound) => Err(EtcdError::LeaseNotFound),
             Err(RenewError::NotPrimary) => Err(EtcdError::NotLeader),
         }

@@ -360,6 +360,8 @@ impl Maintenance {
             self.metrics.set_db_size_in_use(size.in_use);
             self.metrics.set_keys(view.key_count() as u64);
             self.metrics.set_watchers(self.sm.watches.len() as u64);
+            self.metrics
+                .set_revisions(view.revision(), view.compact_revision());
             drop(view);
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}

@@ -47,6 +47,10 @@ use crate::lessor::Lessor;
 use crate::watches::Watches;
 use ferrocd_net::Metrics;
 
+/// etcd's `warnApplyDuration`: an apply slower than this is counted in
+/// `etcd_server_slow_apply_total`.
+const SLOW_APPLY: std::time::Duration = std::time::Duration::from_millis(100);
+
 type Membership = openraft::alias::StoredMembershipOf<TypeConfig>;
 type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
 type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
@@ -115,7 +119,7 @@ pub struct SmShared {
     snapshot_size: Mutex<SnapshotSize>,
     snaps: SnapStore<UringFs>,
     max_snapshots: usize,
-    metrics: Metrics,
+    pub(crate) metrics: Metrics,
     /// Set when a compaction left physical work for the background.
     compacting: Mutex<bool>,
     /// The replicated auth store (replaced whole on every change).
@@ -563,6 +567,7 @@ impl StateMachine {
             leases,
             compacted,
             token_effects,
+            ops,
         } = a;
         let revision = wb.revision();
         wb.commit();
@@ -576,7 +581,14 @@ impl StateMachine {
                 tokens.effect(e, now);
             }
         }
-        sh.metrics.observe_backend_commit(started.elapsed());
+        let took = started.elapsed();
+        sh.metrics.observe_backend_commit(took);
+        sh.metrics.store_ops(&ops);
+        // etcd warns about, and counts, an apply over 100 ms; ours apply
+        // a batch of entries at a time, so a slow batch counts once.
+        if took > SLOW_APPLY {
+            sh.metrics.slow_apply();
+        }
         if last.is_some() {
             applied.log_id = last;
         }
@@ -590,8 +602,14 @@ impl StateMachine {
             let mut lessor = sh.lessor.lock().expect("lessor lock");
             for change in leases {
                 match change {
-                    LeaseChange::Grant { id, ttl } => lessor.grant(id, ttl, now),
-                    LeaseChange::Revoke { id } => lessor.revoke(id),
+                    LeaseChange::Grant { id, ttl } => {
+                        lessor.grant(id, ttl, now);
+                        sh.metrics.lease_granted();
+                    }
+                    LeaseChange::Revoke { id } => {
+                        lessor.revoke(id);
+                        sh.metrics.lease_revoked();
+                    }
                 }
             }
         }
