@@ -144,12 +144,15 @@ impl Leases {
             for id in expired {
                 tracing::debug!(lease = id, "lease expired; revoking");
                 let proposer = self.proposer.clone();
+                let metrics = self.sm.metrics.clone();
                 tokio::spawn(async move {
                     match proposer
                         .propose(Op::LeaseRevoke { id }, Caller::Internal)
                         .await
                     {
-                        Ok(_) | Err(EtcdError::LeaseNotFound) => {}
+                        // As etcd: counted once its revoke went through.
+                        Ok(_) => metrics.lease_expired(),
+                        Err(EtcdError::LeaseNotFound) => {}
                         Err(e) => tracing::warn!(lease = id, error = %e, "revoking expired lease"),
                     }
                 });

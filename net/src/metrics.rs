@@ -187,6 +187,24 @@ struct Inner {
     client_sent_bytes: IntCounter,
     client_received_bytes: IntCounter,
     peer: PeerVecs,
+    /// etcd 3.4's `etcd_debugging_mvcc_*` twins of the store counters.
+    debug_put: IntCounter,
+    debug_delete: IntCounter,
+    debug_range: IntCounter,
+    debug_txn: IntCounter,
+    debug_db_size: IntGauge,
+    put_size: IntGauge,
+    snapshot_applying: IntGauge,
+    lease_ttl: Histogram,
+    lease_expired: IntCounter,
+    auth_revision: IntGauge,
+    defrag_seconds: Histogram,
+    hash_seconds: Histogram,
+    hash_rev_seconds: Histogram,
+    heartbeat_failures: IntCounter,
+    read_indexes_failed: IntCounter,
+    scrapes_in_flight: IntGauge,
+    scrapes: IntCounterVec,
 }
 
 /// The per-peer families; a peer's series are made once per peer (see
@@ -280,6 +298,8 @@ pub struct StoreOps {
     pub deletes: u64,
     /// Store transactions of more than one operation.
     pub txns: u64,
+    /// Key and value bytes of the puts.
+    pub put_bytes: u64,
 }
 
 impl StoreOps {
@@ -739,6 +759,103 @@ impl Metrics {
                     &["Local", "Remote"],
                 ),
             },
+            debug_put: counter(
+                r,
+                "etcd_debugging_mvcc_put_total",
+                "Total number of puts seen by this member.",
+            ),
+            debug_delete: counter(
+                r,
+                "etcd_debugging_mvcc_delete_total",
+                "Total number of deletes seen by this member.",
+            ),
+            debug_range: counter(
+                r,
+                "etcd_debugging_mvcc_range_total",
+                "Total number of ranges seen by this member.",
+            ),
+            debug_txn: counter(
+                r,
+                "etcd_debugging_mvcc_txn_total",
+                "Total number of txns seen by this member.",
+            ),
+            debug_db_size: gauge(
+                r,
+                "etcd_debugging_mvcc_db_total_size_in_bytes",
+                "Total size of the underlying database physically allocated in bytes.",
+            ),
+            put_size: gauge(
+                r,
+                "etcd_debugging_mvcc_total_put_size_in_bytes",
+                "The total size of put kv pairs seen by this member.",
+            ),
+            snapshot_applying: gauge(
+                r,
+                "etcd_server_snapshot_apply_in_progress_total",
+                "1 if the server is applying the incoming snapshot. 0 if none.",
+            ),
+            lease_ttl: histogram(
+                r,
+                "etcd_debugging_lease_ttl_total",
+                "Bucketed histogram of lease TTLs.",
+                prometheus::exponential_buckets(1.0, 2.0, 14).expect("valid buckets"),
+            ),
+            lease_expired: counter(
+                r,
+                "etcd_debugging_server_lease_expired_total",
+                "The total number of expired leases.",
+            ),
+            auth_revision: gauge(
+                r,
+                "etcd_debugging_auth_revision",
+                "The current revision of auth store.",
+            ),
+            defrag_seconds: histogram(
+                r,
+                "etcd_disk_backend_defrag_duration_seconds",
+                "The latency distribution of backend defragmentation.",
+                prometheus::exponential_buckets(0.1, 2.0, 13).expect("valid buckets"),
+            ),
+            hash_seconds: histogram(
+                r,
+                "etcd_mvcc_hash_duration_seconds",
+                "The latency distribution of storage hash operation.",
+                prometheus::exponential_buckets(0.01, 2.0, 15).expect("valid buckets"),
+            ),
+            hash_rev_seconds: histogram(
+                r,
+                "etcd_mvcc_hash_rev_duration_seconds",
+                "The latency distribution of storage hash by revision operation.",
+                prometheus::exponential_buckets(0.01, 2.0, 15).expect("valid buckets"),
+            ),
+            heartbeat_failures: counter(
+                r,
+                "etcd_server_heartbeat_send_failures_total",
+                "The total number of leader heartbeat send failures (likely overloaded from slow disk).",
+            ),
+            read_indexes_failed: counter(
+                r,
+                "etcd_server_read_indexes_failed_total",
+                "The total number of failed read indexes seen.",
+            ),
+            scrapes_in_flight: gauge(
+                r,
+                "promhttp_metric_handler_requests_in_flight",
+                "Current number of scrapes being served.",
+            ),
+            scrapes: {
+                let c = counter_vec(
+                    r,
+                    "promhttp_metric_handler_requests_total",
+                    "Total number of scrapes by HTTP status code.",
+                    &["code"],
+                );
+                // As Go's promhttp: the codes it can answer, from the start.
+                for code in ["200", "500", "503"] {
+                    c.with_label_values(&[code]);
+                }
+                c
+            },
             registry,
         };
         Self {
@@ -758,14 +875,21 @@ impl Metrics {
         &self.inner.registry
     }
 
-    /// Everything in the Prometheus text format, as `/metrics` serves it.
+    /// Everything in the Prometheus text format, as `/metrics` serves it
+    /// (a scrape: counted in `promhttp_metric_handler_requests_*`, as Go's
+    /// handler counts them for etcd; this scrape is in flight in its own
+    /// output).
     pub fn render(&self) -> Vec<u8> {
+        let i = &self.inner;
+        i.scrapes_in_flight.inc();
         let mut out = Vec::with_capacity(64 * 1024);
         // Encoding into a Vec fails only on invalid metric names, and ours
         // are fixed at construction.
         TextEncoder::new()
-            .encode(&self.inner.registry.gather(), &mut out)
+            .encode(&i.registry.gather(), &mut out)
             .expect("metrics encode");
+        i.scrapes_in_flight.dec();
+        i.scrapes.with_label_values(&["200"]).inc();
         out
     }
 
@@ -803,9 +927,57 @@ impl Metrics {
         self.inner.is_leader.set(i64::from(yes));
     }
 
-    /// The store's size in bytes.
+    /// The store's size in bytes (and etcd 3.4's debugging twin).
     pub fn set_db_size(&self, bytes: u64) {
         self.inner.db_size.set(saturate(bytes));
+        self.inner.debug_db_size.set(saturate(bytes));
+    }
+
+    /// A lease was granted with `ttl` seconds
+    /// (`etcd_debugging_lease_ttl_total`).
+    pub fn observe_lease_ttl(&self, ttl: i64) {
+        self.inner.lease_ttl.observe(ttl as f64);
+    }
+
+    /// The leader revoked an expired lease
+    /// (`etcd_debugging_server_lease_expired_total`).
+    pub fn lease_expired(&self) {
+        self.inner.lease_expired.inc();
+    }
+
+    /// The auth store's revision (`etcd_debugging_auth_revision`).
+    pub fn set_auth_revision(&self, revision: u64) {
+        self.inner.auth_revision.set(saturate(revision));
+    }
+
+    /// One defragmentation took `d`.
+    pub fn observe_defrag(&self, d: Duration) {
+        self.inner.defrag_seconds.observe(d.as_secs_f64());
+    }
+
+    /// One Hash (`by_revision` false) or HashKV took `d`.
+    pub fn observe_hash(&self, by_revision: bool, d: Duration) {
+        let h = if by_revision {
+            &self.inner.hash_rev_seconds
+        } else {
+            &self.inner.hash_seconds
+        };
+        h.observe(d.as_secs_f64());
+    }
+
+    /// Whether this member is installing a snapshot from the leader.
+    pub fn set_snapshot_applying(&self, yes: bool) {
+        self.inner.snapshot_applying.set(i64::from(yes));
+    }
+
+    /// A leader's heartbeat to a follower failed.
+    pub fn heartbeat_failed(&self) {
+        self.inner.heartbeat_failures.inc();
+    }
+
+    /// A read index round failed.
+    pub fn read_index_failed(&self) {
+        self.inner.read_indexes_failed.inc();
     }
 
     /// `etcd_mvcc_db_total_size_in_use_in_bytes`.
@@ -907,10 +1079,17 @@ impl Metrics {
             (&i.mvcc_put, ops.puts),
             (&i.mvcc_delete, ops.deletes),
             (&i.mvcc_txn, ops.txns),
+            (&i.debug_range, ops.ranges),
+            (&i.debug_put, ops.puts),
+            (&i.debug_delete, ops.deletes),
+            (&i.debug_txn, ops.txns),
         ] {
             if n > 0 {
                 c.inc_by(n);
             }
+        }
+        if ops.put_bytes > 0 {
+            i.put_size.add(saturate(ops.put_bytes));
         }
     }
 
@@ -1426,7 +1605,8 @@ mod tests {
                 ranges: 3,
                 puts: 2,
                 deletes: 1,
-                txns: 1
+                txns: 1,
+                put_bytes: 0
             }
         );
         let m = Metrics::new();

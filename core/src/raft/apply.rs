@@ -46,9 +46,10 @@ pub(super) enum LeaseChange {
 /// applier refuses it while NOSPACE is raised.
 /// The store operations a txn ran, as etcd counts them in one store
 /// transaction: its compares (each a range), then the ops of the branch
-/// that ran, nested txns included.
-pub(crate) fn txn_ops(req: &mvcc::TxnRequest, resp: &mvcc::TxnResponse) -> (u64, u64, u64) {
-    let mut n = (req.compare.len() as u64, 0, 0);
+/// that ran, nested txns included; and the key and value bytes its puts
+/// wrote.
+pub(crate) fn txn_ops(req: &mvcc::TxnRequest, resp: &mvcc::TxnResponse) -> (u64, u64, u64, u64) {
+    let mut n = (req.compare.len() as u64, 0, 0, 0);
     let branch = if resp.succeeded {
         &req.success
     } else {
@@ -57,11 +58,16 @@ pub(crate) fn txn_ops(req: &mvcc::TxnRequest, resp: &mvcc::TxnResponse) -> (u64,
     for (op, r) in branch.iter().zip(&resp.responses) {
         match (op, r) {
             (_, mvcc::ResponseOp::Range(_)) => n.0 += 1,
-            (_, mvcc::ResponseOp::Put(_)) => n.1 += 1,
+            (op, mvcc::ResponseOp::Put(_)) => {
+                n.1 += 1;
+                if let mvcc::RequestOp::Put(p) = op {
+                    n.3 += (p.key.len() + p.value.len()) as u64;
+                }
+            }
             (_, mvcc::ResponseOp::DeleteRange(_)) => n.2 += 1,
             (mvcc::RequestOp::Txn(inner), mvcc::ResponseOp::Txn(ir)) => {
-                let (a, b, c) = txn_ops(inner, ir);
-                n = (n.0 + a, n.1 + b, n.2 + c);
+                let (a, b, c, d) = txn_ops(inner, ir);
+                n = (n.0 + a, n.1 + b, n.2 + c, n.3 + d);
             }
             (_, mvcc::ResponseOp::Txn(_)) => {}
         }
@@ -173,6 +179,7 @@ impl<'a> Apply<'a> {
     fn put(&mut self, req: &mvcc::PutRequest) -> Result<Applied, ApplyError> {
         let r = self.wb.put_into(req, &mut self.events)?;
         self.ops.txn(0, 1, 0);
+        self.ops.put_bytes += (req.key.len() + req.value.len()) as u64;
         Ok(Applied::Put(r))
     }
 
@@ -184,8 +191,9 @@ impl<'a> Apply<'a> {
 
     fn txn(&mut self, req: &mvcc::TxnRequest) -> Result<Applied, ApplyError> {
         let r = self.wb.txn_into(req, &mut self.events)?;
-        let (ranges, puts, deletes) = txn_ops(req, &r);
+        let (ranges, puts, deletes, put_bytes) = txn_ops(req, &r);
         self.ops.txn(ranges, puts, deletes);
+        self.ops.put_bytes += put_bytes;
         Ok(Applied::Txn(r))
     }
 

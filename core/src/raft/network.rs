@@ -165,6 +165,8 @@ impl PeerNetwork {
 pub struct NetPeer {
     target: u64,
     client: PeerClient,
+    /// `etcd_server_heartbeat_send_failures_total`.
+    metrics: ferrocd_net::Metrics,
 }
 
 fn unreachable(e: impl std::fmt::Display) -> Unreachable<TypeConfig> {
@@ -219,6 +221,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
         NetPeer {
             target,
             client: self.client(target, node),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -252,7 +255,12 @@ impl RaftNetworkV2<TypeConfig> for NetPeer {
         let r: AppendEntriesResponse<TypeConfig> = self
             .call(KIND_APPEND, &rpc, option.hard_ttl())
             .await
-            .map_err(rpc_err)?;
+            .map_err(|e| {
+                if heartbeat.is_some() {
+                    self.metrics.heartbeat_failed();
+                }
+                rpc_err(e)
+            })?;
         if let (Some(t), Some(s)) = (heartbeat, self.client.series()) {
             s.round_trip(t.elapsed());
         }

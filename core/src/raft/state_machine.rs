@@ -605,6 +605,7 @@ impl StateMachine {
                     LeaseChange::Grant { id, ttl } => {
                         lessor.grant(id, ttl, now);
                         sh.metrics.lease_granted();
+                        sh.metrics.observe_lease_ttl(ttl);
                     }
                     LeaseChange::Revoke { id } => {
                         lessor.revoke(id);
@@ -726,6 +727,36 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta,
         snapshot: Self::SnapshotData,
     ) -> Result<(), io::Error> {
+        let metrics = self.shared.metrics.clone();
+        metrics.set_snapshot_applying(true);
+        // Boxed: the steps' future is large (see the peer client).
+        let r = Box::pin(self.install_snapshot_steps(meta, snapshot)).await;
+        metrics.set_snapshot_applying(false);
+        r
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        let Some(file) = self.shared.snaps.load_newest_valid()? else {
+            return Ok(None);
+        };
+        // Only the meta: the file was verified by `load_newest_valid`, and
+        // the store it holds is already the one in memory or the one being
+        // sent.
+        let meta = read_meta(&file)?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: SnapshotData { file },
+        }))
+    }
+}
+
+impl StateMachine {
+    /// [`RaftStateMachine::install_snapshot`]'s work.
+    async fn install_snapshot_steps(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotData,
+    ) -> Result<(), io::Error> {
         let sh = &*self.shared;
         // A snapshot received from the leader lives elsewhere until it is
         // ours: copy it into the snap directory (durably), so a restart
@@ -792,20 +823,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             lessor.grant(id, ttl, now);
         }
         Ok(())
-    }
-
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        let Some(file) = self.shared.snaps.load_newest_valid()? else {
-            return Ok(None);
-        };
-        // Only the meta: the file was verified by `load_newest_valid`, and
-        // the store it holds is already the one in memory or the one being
-        // sent.
-        let meta = read_meta(&file)?;
-        Ok(Some(Snapshot {
-            meta,
-            snapshot: SnapshotData { file },
-        }))
     }
 }
 
