@@ -195,6 +195,8 @@ struct Inner {
     debug_db_size: IntGauge,
     put_size: IntGauge,
     snapshot_applying: IntGauge,
+    compaction_ms: Histogram,
+    compaction_last: IntGauge,
     lease_ttl: Histogram,
     lease_expired: IntCounter,
     auth_revision: IntGauge,
@@ -789,6 +791,17 @@ impl Metrics {
                 "etcd_debugging_mvcc_total_put_size_in_bytes",
                 "The total size of put kv pairs seen by this member.",
             ),
+            compaction_ms: histogram(
+                r,
+                "etcd_debugging_mvcc_db_compaction_total_duration_milliseconds",
+                "Bucketed histogram of db compaction total duration.",
+                prometheus::exponential_buckets(100.0, 2.0, 14).expect("valid buckets"),
+            ),
+            compaction_last: gauge(
+                r,
+                "etcd_debugging_mvcc_db_compaction_last",
+                "The unix time of the last db compaction. Resets to 0 on start.",
+            ),
             snapshot_applying: gauge(
                 r,
                 "etcd_server_snapshot_apply_in_progress_total",
@@ -963,6 +976,12 @@ impl Metrics {
             &self.inner.hash_seconds
         };
         h.observe(d.as_secs_f64());
+    }
+
+    /// A physical compaction finished after `d`, at `unix_secs`.
+    pub fn compaction_done(&self, d: Duration, unix_secs: u64) {
+        self.inner.compaction_ms.observe(d.as_secs_f64() * 1000.0);
+        self.inner.compaction_last.set(saturate(unix_secs));
     }
 
     /// Whether this member is installing a snapshot from the leader.

@@ -501,6 +501,16 @@ fn lease_maintenance_and_scrape_series_move() {
     assert_eq!(moved("etcd_debugging_mvcc_put_total"), 2.0);
     // `a`=`1` and `b`=`2`: four key and value bytes.
     assert_eq!(moved("etcd_debugging_mvcc_total_put_size_in_bytes"), 4.0);
+    // A compaction: timed once its physical part (a thread) finishes.
+    s.ctl(&["compact", "2"]).ok();
+    wait_until(Duration::from_secs(10), "the compaction timed", || {
+        let now = scrape(s.client_port());
+        value(
+            &now,
+            "etcd_debugging_mvcc_db_compaction_total_duration_milliseconds_count",
+        ) == Some(1.0)
+            && value(&now, "etcd_debugging_mvcc_db_compaction_last").is_some_and(|t| t > 1e9)
+    });
     // This scrape is the second one and counts once done.
     assert_eq!(
         moved(r#"promhttp_metric_handler_requests_total{code="200"}"#),
