@@ -1133,9 +1133,9 @@ impl Metrics {
         self.inner.lease_renewed.inc();
     }
 
-    /// One message of method `index` received (`bytes` its payload):
-    /// the paths that do not pass through the layer's bodies
-    /// (the h2 server's unary KV calls).
+    /// One message of method `index` received (`bytes` its payload), on
+    /// the paths that do not pass through the layer's bodies: the h2
+    /// server's unary KV calls, the JSON gateway's unary calls.
     pub(crate) fn message_received(&self, index: Option<usize>, bytes: usize) {
         self.client_received(bytes);
         if let Some(i) = index {

@@ -501,6 +501,17 @@ fn lease_maintenance_and_scrape_series_move() {
     assert_eq!(moved("etcd_debugging_mvcc_put_total"), 2.0);
     // `a`=`1` and `b`=`2`: four key and value bytes.
     assert_eq!(moved("etcd_debugging_mvcc_total_put_size_in_bytes"), 4.0);
+    // A gateway call counts as the gRPC message it stands for: a Range of
+    // key `a` is 3 bytes.
+    let range = r#"grpc_server_msg_received_total{grpc_method="Range",grpc_service="etcdserverpb.KV",grpc_type="unary"}"#;
+    let bytes = "etcd_network_client_grpc_received_bytes_total";
+    let b = scrape(s.client_port());
+    let (code, _) =
+        common::http_post(s.client_port(), "/v3/kv/range", r#"{"key":"YQ=="}"#).unwrap();
+    assert_eq!(code, 200);
+    let a = scrape(s.client_port());
+    assert_eq!(value(&a, range).unwrap() - value(&b, range).unwrap(), 1.0);
+    assert_eq!(value(&a, bytes).unwrap() - value(&b, bytes).unwrap(), 3.0);
     // A compaction: timed once its physical part (a thread) finishes.
     s.ctl(&["compact", "2"]).ok();
     wait_until(Duration::from_secs(10), "the compaction timed", || {

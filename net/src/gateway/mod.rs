@@ -543,8 +543,8 @@ impl Gateway {
 
     fn unary<Req, Resp, F, Fut>(self, paths: &[&str], grpc_path: &str, call: F) -> Self
     where
-        Req: DeserializeOwned + Default + Send + 'static,
-        Resp: Serialize + Send + 'static,
+        Req: DeserializeOwned + Default + prost::Message + Send + 'static,
+        Resp: Serialize + prost::Message + Send + 'static,
         F: Fn(tonic::Request<Req>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<tonic::Response<Resp>, Status>> + Send + 'static,
     {
@@ -558,7 +558,17 @@ impl Gateway {
                     Err(e) => return error::error_with(Code::InvalidArgument, &e),
                 };
                 let timer = counted.start();
+                // Counted as the gRPC messages they stand for (etcd's
+                // gateway is a gRPC client of its server).
+                counted
+                    .metrics
+                    .message_received(counted.index, msg.encoded_len());
                 let res = call(with_metadata(msg, &parts)).await;
+                if let Ok(r) = &res {
+                    counted
+                        .metrics
+                        .message_sent(counted.index, r.get_ref().encoded_len());
+                }
                 let (code, resp) = match res {
                     Ok(r) => match serde_json::to_vec(r.get_ref()) {
                         Ok(body) => (Code::Ok, json_response(StatusCode::OK, body.into(), true)),
