@@ -403,7 +403,7 @@ async fn serve_shard(
     crate::proposer::open_mailbox();
     let limit = max_request_bytes + GRPC_OVERHEAD;
     let kv = Arc::new(KvShim::new(node.clone(), max_txn_ops));
-    let watch = Arc::new(WatchShim::new(node.clone(), max_request_bytes));
+    let watch = Arc::new(WatchShim::new(node.clone(), max_request_bytes).with_metrics(&metrics));
     let lease = Arc::new(LeaseShim::new(node.clone()));
     let cluster = Arc::new(ClusterShim::new(node.clone()));
     let auth = Arc::new(AuthShim::new(node.clone()));

@@ -194,6 +194,7 @@ struct Inner {
     debug_txn: IntCounter,
     debug_db_size: IntGauge,
     put_size: IntGauge,
+    watch_streams: IntGauge,
     snapshot_applying: IntGauge,
     compaction_ms: Histogram,
     compaction_last: IntGauge,
@@ -285,6 +286,23 @@ impl prometheus::core::Collector for OsCollector {
             .iter()
             .flat_map(|g| prometheus::core::Collector::collect(*g))
             .collect()
+    }
+}
+
+/// One open watch stream, counted in
+/// `etcd_debugging_mvcc_watch_stream_total` until dropped.
+pub(crate) struct OpenStream(Metrics);
+
+impl OpenStream {
+    pub(crate) fn new(metrics: Metrics) -> Self {
+        metrics.inner.watch_streams.inc();
+        OpenStream(metrics)
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.inner.watch_streams.dec();
     }
 }
 
@@ -801,6 +819,11 @@ impl Metrics {
                 r,
                 "etcd_debugging_mvcc_db_compaction_last",
                 "The unix time of the last db compaction. Resets to 0 on start.",
+            ),
+            watch_streams: gauge(
+                r,
+                "etcd_debugging_mvcc_watch_stream_total",
+                "Total number of watch streams.",
             ),
             snapshot_applying: gauge(
                 r,

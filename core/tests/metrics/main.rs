@@ -512,6 +512,17 @@ fn lease_maintenance_and_scrape_series_move() {
     let a = scrape(s.client_port());
     assert_eq!(value(&a, range).unwrap() - value(&b, range).unwrap(), 1.0);
     assert_eq!(value(&a, bytes).unwrap() - value(&b, bytes).unwrap(), 3.0);
+    // A watch stream counts while it is open.
+    let streams = "etcd_debugging_mvcc_watch_stream_total";
+    assert_eq!(value(&scrape(s.client_port()), streams), Some(0.0));
+    let watcher = s.ctl_spawn(&["watch", "w"]);
+    wait_until(Duration::from_secs(10), "the watch stream counted", || {
+        value(&scrape(s.client_port()), streams) == Some(1.0)
+    });
+    drop(watcher);
+    wait_until(Duration::from_secs(10), "the watch stream gone", || {
+        value(&scrape(s.client_port()), streams) == Some(0.0)
+    });
     // A compaction: timed once its physical part (a thread) finishes.
     s.ctl(&["compact", "2"]).ok();
     wait_until(Duration::from_secs(10), "the compaction timed", || {
