@@ -195,10 +195,16 @@ pub(crate) async fn start(cfg: &Config, metrics: Metrics) -> anyhow::Result<Part
     // How this member learns that it was removed: from the membership it
     // applies (liveness), or from a peer that answers "removed".
     let removal = Removal::new();
-    let network = PeerNetwork::new(ids.cluster_id, ids.member_id, peer_tls.dialer.clone(), {
-        let removal = removal.clone();
-        Arc::new(move || removal.learn("a peer"))
-    });
+    let network = PeerNetwork::new(
+        ids.cluster_id,
+        ids.member_id,
+        peer_tls.dialer.clone(),
+        {
+            let removal = removal.clone();
+            Arc::new(move || removal.learn("a peer"))
+        },
+        metrics.clone(),
+    );
     let raft = Raft::new(ids.member_id, raft_config, network.clone(), log.clone(), sm)
         .await
         .context("starting raft")?;
@@ -259,6 +265,7 @@ pub(crate) async fn start(cfg: &Config, metrics: Metrics) -> anyhow::Result<Part
             peer_urls,
             client_urls: url_strings(&cfg.advertise_client_urls),
         },
+        metrics.clone(),
     );
     let gate = AuthGate::new(
         cfg,

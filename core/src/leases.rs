@@ -97,7 +97,10 @@ impl Leases {
             .expect("lessor lock")
             .renew(id, Instant::now());
         match r {
-            Ok(ttl) => Ok(ttl),
+            Ok(ttl) => {
+                self.sm.metrics.lease_renewed();
+                Ok(ttl)
+            }
             Err(RenewError::NotFound) => Err(EtcdError::LeaseNotFound),
             Err(RenewError::NotPrimary) => Err(EtcdError::NotLeader),
         }
@@ -141,12 +144,15 @@ impl Leases {
             for id in expired {
                 tracing::debug!(lease = id, "lease expired; revoking");
                 let proposer = self.proposer.clone();
+                let metrics = self.sm.metrics.clone();
                 tokio::spawn(async move {
                     match proposer
                         .propose(Op::LeaseRevoke { id }, Caller::Internal)
                         .await
                     {
-                        Ok(_) | Err(EtcdError::LeaseNotFound) => {}
+                        // As etcd: counted once its revoke went through.
+                        Ok(_) => metrics.lease_expired(),
+                        Err(EtcdError::LeaseNotFound) => {}
                         Err(e) => tracing::warn!(lease = id, error = %e, "revoking expired lease"),
                     }
                 });

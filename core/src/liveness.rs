@@ -109,6 +109,11 @@ impl Liveness {
         })
     }
 
+    /// This member's id.
+    pub(crate) fn me(&self) -> u64 {
+        self.me
+    }
+
     /// The raft term as last seen.
     pub(crate) fn term(&self) -> u64 {
         self.term.load(Ordering::Relaxed)
@@ -141,6 +146,8 @@ impl Liveness {
         let mut rx = self.raft.metrics();
         let mut was_leader = false;
         let mut seen_self = false;
+        // The leader last seen (0: none), for leader changes.
+        let mut last_leader = 0;
         loop {
             let (term, leader, is_leader, fatal) = {
                 let m = rx.borrow_watched();
@@ -166,10 +173,23 @@ impl Liveness {
             }
             self.term.store(term, Ordering::Relaxed);
             self.leader.store(leader, Ordering::Relaxed);
+            // As etcd counts: a leader is known and differs from the last
+            // one seen, which may be none (so the first election counts,
+            // and so does the same leader again after a leaderless spell).
+            if leader != 0 && leader != last_leader {
+                self.metrics.leader_changed();
+            }
+            last_leader = leader;
+            // As etcd: a follower that has not heard from its leader for an
+            // election timeout has none (raft's metrics keep the last
+            // leader until another is elected). Read before borrowing the
+            // metrics again below (the leader's check borrows them too).
+            let alive = self.leader_alive();
             {
                 let m = rx.borrow_watched();
-                self.metrics.set_has_leader(leader != 0);
+                self.metrics.set_has_leader(alive);
                 self.metrics.set_is_leader(is_leader);
+                self.metrics.set_is_learner(m.state == ServerState::Learner);
                 if let Some(c) = m.cluster_committed {
                     self.metrics.set_proposals_committed(c.index);
                 }
@@ -204,6 +224,9 @@ impl Liveness {
             tokio::select! {
                 r = rx.changed() => if r.is_err() { return },
                 _ = stop.notified() => return,
+                // Raft's metrics do not change when a leader goes silent:
+                // look again, for `etcd_server_has_leader`.
+                _ = tokio::time::sleep(self.election_timeout / 2) => {}
             }
         }
     }

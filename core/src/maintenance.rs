@@ -169,7 +169,9 @@ impl Maintenance {
     /// etcd's HashKV.
     pub(crate) async fn hash_kv(&self, revision: i64) -> Result<(u32, i64, i64, i64), EtcdError> {
         let view = self.sm.store.snapshot();
+        let started = std::time::Instant::now();
         let h = view.hash_kv(revision).map_err(EtcdError::from)?;
+        self.metrics.observe_hash(true, started.elapsed());
         let hashed = if revision > 0 { revision } else { h.revision };
         Ok((h.hash, h.compact_revision, hashed, h.revision))
     }
@@ -260,9 +262,11 @@ impl Maintenance {
     pub(crate) async fn hash(&self) -> Result<(u32, i64), EtcdError> {
         let (view, extra) = self.backend_state().await?;
         let rev = view.revision();
+        let started = std::time::Instant::now();
         let h = tokio::task::spawn_blocking(move || crate::backend::hash(&view, &extra))
             .await
             .map_err(|e| EtcdError::Unknown(e.to_string()))?;
+        self.metrics.observe_hash(false, started.elapsed());
         Ok((h, rev))
     }
 
@@ -296,8 +300,12 @@ impl Maintenance {
             return Err(EtcdError::Stopped);
         }
         self.metrics.set_defrag_inflight(true);
+        let started = std::time::Instant::now();
         let r = self.defragment_steps().await;
         self.metrics.set_defrag_inflight(false);
+        if r.is_ok() {
+            self.metrics.observe_defrag(started.elapsed());
+        }
         r
     }
 
@@ -381,6 +389,9 @@ impl Maintenance {
             self.metrics.set_db_size_in_use(size.in_use);
             self.metrics.set_keys(view.key_count() as u64);
             self.metrics.set_watchers(self.sm.watches.len() as u64);
+            self.metrics
+                .set_revisions(view.revision(), view.compact_revision());
+            self.metrics.set_auth_revision(self.sm.auth.load().revision);
             drop(view);
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}

@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ferrocd_mvcc as mvcc;
+use ferrocd_net::Check;
 use ferrocd_net::{
     AuthInfo, AuthReply, AuthRequest, AuthService, Authorizer, ClusterService, Credentials,
     EtcdError, KvService, LeaseService, LeaseTtl, MemberChange, MemberInfo, Metrics, NodeStatus,
@@ -120,6 +121,68 @@ impl Node {
     }
 }
 
+impl Node {
+    /// The checks of `/livez` and `/readyz`, by etcd's names (3.5.11+):
+    /// `/livez` runs `serializable_read`; `/readyz` runs
+    /// `data_corruption` (no CORRUPT alarm on any member),
+    /// `serializable_read` and `linearizable_read` (a read index round
+    /// through the leader, so a member without a leader is not ready).
+    /// Reads go to the store directly, as etcd's run as root.
+    pub fn probes(self: &Arc<Self>) -> (Vec<Check>, Vec<Check>) {
+        fn check<F, Fut>(name: &'static str, node: &Arc<Node>, f: F) -> Check
+        where
+            F: Fn(Arc<Node>) -> Fut + Send + Sync + 'static,
+            Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+        {
+            let node = node.clone();
+            Check {
+                name,
+                run: Arc::new(move || Box::pin(f(node.clone()))),
+            }
+        }
+        let serializable =
+            |n: &Arc<Node>| check("serializable_read", n, |n| async move { n.probe_read() });
+        let livez = vec![serializable(self)];
+        let readyz = vec![
+            check("data_corruption", self, |n| async move {
+                if n.parts.sm.alarms(crate::raft::ALARM_CORRUPT).is_empty() {
+                    Ok(())
+                } else {
+                    Err("alarm activated: CORRUPT".into())
+                }
+            }),
+            serializable(self),
+            check("linearizable_read", self, |n| async move {
+                // etcd's request timeout: 5 s plus two election timeouts.
+                let within = Duration::from_secs(5) + 2 * n.parts.election_timeout;
+                match tokio::time::timeout(within, n.parts.reads.linearize()).await {
+                    Ok(Ok(())) => n.probe_read(),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(EtcdError::Timeout.to_string()),
+                }
+            }),
+        ];
+        (livez, readyz)
+    }
+
+    /// etcd's probe read: one key, keys only, from this member's store.
+    fn probe_read(&self) -> Result<(), String> {
+        if self.parts.stopping.load(Ordering::Relaxed) {
+            return Err(EtcdError::Stopped.to_string());
+        }
+        let mut req = mvcc::RangeRequest::new("health", "");
+        req.keys_only = true;
+        req.limit = 1;
+        self.parts
+            .sm
+            .store
+            .snapshot()
+            .range(&req)
+            .map(|_| ())
+            .map_err(|e| EtcdError::from(e).to_string())
+    }
+}
+
 impl Authorizer for Node {
     async fn authorize(&self, cred: Credentials) -> Result<Option<AuthInfo>, EtcdError> {
         self.parts.gate.authorize(cred).await
@@ -166,6 +229,10 @@ impl KvService for Node {
             .check(&caller, &req.key, &req.range_end, Need::Read)?;
         let view = self.parts.sm.store.snapshot();
         let r = view.range(&req).map_err(EtcdError::from)?.to_response();
+        self.parts.sm.metrics.store_ops(&ferrocd_net::StoreOps {
+            ranges: 1,
+            ..Default::default()
+        });
         self.parts.gate.still_current(&caller)?;
         Ok(r)
     }

@@ -135,6 +135,10 @@ impl PeerHandler for PeerService {
         matches!(kind, KIND_APPEND | KIND_SNAPSHOT)
     }
 
+    fn series(&self, from: u64) -> Option<ferrocd_net::PeerSeries> {
+        Some(self.sm.metrics.peer(self.liveness.me(), from))
+    }
+
     async fn handle(&self, from: u64, kind: u8, payload: Vec<u8>) -> Result<Vec<u8>, String> {
         if from == 0 && kind != KIND_MEMBERS {
             return Err("a discovery connection may only ask for the members".into());

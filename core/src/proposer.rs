@@ -115,6 +115,40 @@ pub(crate) struct Proposer {
     rt: tokio::runtime::Handle,
     /// `ferrocd_server_proposal_batches_total`.
     batches: prometheus::IntCounter,
+    /// `etcd_server_proposals_pending` and `_failed_total`.
+    metrics: ferrocd_net::Metrics,
+}
+
+/// Counts one proposal as pending while it lives.
+struct Pending<'a>(&'a ferrocd_net::Metrics);
+
+impl<'a> Pending<'a> {
+    fn new(m: &'a ferrocd_net::Metrics) -> Self {
+        m.proposals_pending_add(1);
+        Pending(m)
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.0.proposals_pending_add(-1);
+    }
+}
+
+/// Whether `e` is a failed proposal as etcd counts them: it never
+/// committed, or its outcome is unknown (no leader, leadership lost,
+/// timed out, stopping) — not an answer the store gave.
+fn proposal_failed(e: &EtcdError) -> bool {
+    matches!(
+        e,
+        EtcdError::NoLeader
+            | EtcdError::NotLeader
+            | EtcdError::LeaderChanged
+            | EtcdError::Timeout
+            | EtcdError::TimeoutDueToLeaderFail
+            | EtcdError::TimeoutDueToConnectionLost
+            | EtcdError::Stopped
+    )
 }
 
 impl Proposer {
@@ -144,6 +178,7 @@ impl Proposer {
             queue: Mutex::new(Queue::default()),
             rt: tokio::runtime::Handle::current(),
             batches,
+            metrics: metrics.clone(),
         })
     }
 
@@ -181,6 +216,7 @@ impl Proposer {
             return Err(EtcdError::RequestTooLarge);
         }
         let deadline = Instant::now() + self.leader.request_timeout();
+        let pending = Pending::new(&self.metrics);
         let mut sent = false;
         let r = loop {
             if self.raft.is_leader() {
@@ -206,12 +242,19 @@ impl Proposer {
             }
         };
         drop(req);
-        match r {
+        drop(pending);
+        let r = match r {
             Err(EtcdError::NoLeader | EtcdError::NotLeader | EtcdError::LeaderChanged) if sent => {
                 Err(EtcdError::Timeout)
             }
             r => r,
+        };
+        if let Err(e) = &r
+            && proposal_failed(e)
+        {
+            self.metrics.proposal_failed();
         }
+        r
     }
 
     /// Forward `cmd` to the leader; answers once this member has applied

@@ -19,6 +19,8 @@ struct ReadBatch {
     reads: prometheus::IntCounter,
     /// `ferrocd_server_read_index_rounds_total`.
     rounds: prometheus::IntCounter,
+    /// `etcd_server_read_indexes_failed_total`.
+    metrics: Metrics,
 }
 
 impl ReadBatch {
@@ -39,6 +41,7 @@ impl ReadBatch {
                 "ferrocd_server_read_index_rounds_total",
                 "Read-index rounds (leadership confirmations) those reads shared.",
             ),
+            metrics: metrics.clone(),
         }
     }
 }
@@ -118,6 +121,13 @@ impl ReadIndex {
                         std::mem::take(&mut b.waiting)
                     };
                     let r = me.round().await;
+                    if r.is_err() {
+                        me.batch
+                            .lock()
+                            .expect("reads lock")
+                            .metrics
+                            .read_index_failed();
+                    }
                     for w in batch {
                         let _ = w.send(r.clone());
                     }

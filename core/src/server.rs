@@ -188,6 +188,10 @@ impl Server {
         let raft_rt = raft_runtime().context("raft runtime")?;
         let metrics = Metrics::new();
         let node = raft_rt.block_on(Node::start(&cfg, metrics.clone()))?;
+        metrics.set_identity(node.ids().member_id, crate::maintenance::ETCD_VERSION);
+        // etcd labels the cluster version as major.minor.
+        let cv = crate::maintenance::ETCD_CLUSTER_VERSION;
+        metrics.set_cluster_version(cv.rsplit_once('.').map_or(cv, |(mm, _)| mm));
         // gRPC's standard health service (`grpc.health.v1.Health`), as
         // etcd registers it: SERVING while a leader is known.
         let (reporter, health) = tonic_health::server::health_reporter();
@@ -401,7 +405,7 @@ async fn serve_shard(
     crate::raft::mailbox::open_mailbox();
     let limit = max_request_bytes + GRPC_OVERHEAD;
     let kv = Arc::new(KvShim::new(node.clone(), max_txn_ops));
-    let watch = Arc::new(WatchShim::new(node.clone(), max_request_bytes));
+    let watch = Arc::new(WatchShim::new(node.clone(), max_request_bytes).with_metrics(&metrics));
     let lease = Arc::new(LeaseShim::new(node.clone()));
     let cluster = Arc::new(ClusterShim::new(node.clone()));
     let auth = Arc::new(AuthShim::new(node.clone()));
@@ -436,6 +440,8 @@ async fn serve_shard(
             metrics.clone(),
         )
         .health(Arc::new(move || health_node.health()));
+        let (livez, readyz) = node.probes();
+        let g = g.probes(livez, readyz);
         if !services {
             return g;
         }

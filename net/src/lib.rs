@@ -58,9 +58,9 @@ pub use downgrade::{ClusterVersion, Downgrade};
 pub use election::{ElectionShim, ObserveStream};
 pub use frames::check_frames;
 pub use gateway::{
-    AccessControl, ClientConn, ConnRead, ConnWrite, FastHandler, Gateway, H2Handler, HealthCheck,
-    Prefixed, Versions, client_router, h2_handler, serve_client, serve_client_tls,
-    serve_client_with_fast,
+    AccessControl, Check, CheckFuture, ClientConn, ConnRead, ConnWrite, FastHandler, Gateway,
+    H2Handler, HealthCheck, Prefixed, Versions, client_router, h2_handler, serve_client,
+    serve_client_tls, serve_client_with_fast,
 };
 pub use identity::{ClientIdentity, ConnInfo};
 pub use kv::{KvService, KvShim, ServerInfo};
@@ -68,7 +68,8 @@ pub use lease::{LeaseService, LeaseShim, LeaseTtl};
 pub use lock::LockShim;
 pub use maintenance::{ClusterService, ClusterShim, MemberChange, MemberInfo, NodeStatus};
 pub use metrics::{
-    CallKind, GrpcMetrics, GrpcMetricsLayer, METHODS, Metrics, MetricsBody, MetricsFuture,
+    CallKind, CountedBody, GrpcMetrics, GrpcMetricsLayer, METHODS, Metrics, MetricsBody,
+    MetricsFuture, PeerSeries, StoreOps,
 };
 pub use status::EtcdError;
 pub use watch::{WatchService, WatchShim};

@@ -72,6 +72,8 @@ pub trait WatchService: Authorizer {
 pub struct WatchShim<S> {
     node: Arc<S>,
     max_request_bytes: usize,
+    /// `etcd_debugging_mvcc_watch_stream_total`.
+    metrics: Option<crate::Metrics>,
 }
 
 impl<S: WatchService> WatchShim<S> {
@@ -81,7 +83,16 @@ impl<S: WatchService> WatchShim<S> {
         Self {
             node,
             max_request_bytes,
+            metrics: None,
         }
+    }
+
+    /// Count the open streams in `metrics`
+    /// (`etcd_debugging_mvcc_watch_stream_total`).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: &crate::Metrics) -> Self {
+        self.metrics = Some(metrics.clone());
+        self
     }
 
     /// The tonic service.
@@ -319,7 +330,10 @@ impl<S: WatchService> WatchShim<S> {
         let (tx, rx) = mpsc::channel::<Result<pb::WatchResponse, Status>>(128);
         let node = self.node.clone();
         let max_bytes = self.max_request_bytes;
+        let open = self.metrics.clone().map(crate::metrics::OpenStream::new);
         tokio::spawn(async move {
+            // Counted while the stream's task runs.
+            let _open = open;
             let (stream, wake) = node.open_stream();
             let mut s = Session {
                 node: node.clone(),

@@ -50,6 +50,8 @@ pub(crate) struct Membership {
     me: Member,
     /// Held while a membership change is checked and made.
     changes: tokio::sync::Mutex<()>,
+    /// `etcd_server_learner_promote_successes`.
+    metrics: ferrocd_net::Metrics,
 }
 
 impl Membership {
@@ -60,6 +62,7 @@ impl Membership {
         ids: Ids,
         token: String,
         me: Member,
+        metrics: ferrocd_net::Metrics,
     ) -> Arc<Self> {
         Arc::new(Membership {
             raft,
@@ -69,6 +72,7 @@ impl Membership {
             token,
             me,
             changes: tokio::sync::Mutex::new(()),
+            metrics,
         })
     }
 
@@ -320,11 +324,15 @@ impl Membership {
                 if (matched as f64) < 0.9 * last_index as f64 {
                     return Err(EtcdError::LearnerNotReady);
                 }
-                self.change_membership_serial(ChangeMembers::AddVoterIds(
-                    [id].into_iter().collect(),
-                ))
-                .await
-                .map_err(membership_err)?
+                let r = self
+                    .change_membership_serial(ChangeMembers::AddVoterIds(
+                        [id].into_iter().collect(),
+                    ))
+                    .await
+                    .map_err(membership_err)?;
+                // Counted by the leader that promoted, as etcd does.
+                self.metrics.learner_promoted();
+                r
             }
         };
         let members = self.infos(resp.membership.as_ref());

@@ -30,6 +30,8 @@ pub(super) struct Apply<'a> {
     pub(super) leases: Vec<LeaseChange>,
     pub(super) compacted: bool,
     pub(super) token_effects: Vec<TokenEffect>,
+    /// The store operations applied (`etcd_mvcc_*_total`).
+    pub(super) ops: ferrocd_net::StoreOps,
 }
 
 /// A lease change the lessor (the leader's expiry clock) must hear, in
@@ -42,6 +44,37 @@ pub(super) enum LeaseChange {
 
 /// Whether a txn (either branch, nested too) has a put: etcd's capped
 /// applier refuses it while NOSPACE is raised.
+/// The store operations a txn ran, as etcd counts them in one store
+/// transaction: its compares (each a range), then the ops of the branch
+/// that ran, nested txns included; and the key and value bytes its puts
+/// wrote.
+pub(crate) fn txn_ops(req: &mvcc::TxnRequest, resp: &mvcc::TxnResponse) -> (u64, u64, u64, u64) {
+    let mut n = (req.compare.len() as u64, 0, 0, 0);
+    let branch = if resp.succeeded {
+        &req.success
+    } else {
+        &req.failure
+    };
+    for (op, r) in branch.iter().zip(&resp.responses) {
+        match (op, r) {
+            (_, mvcc::ResponseOp::Range(_)) => n.0 += 1,
+            (op, mvcc::ResponseOp::Put(_)) => {
+                n.1 += 1;
+                if let mvcc::RequestOp::Put(p) = op {
+                    n.3 += (p.key.len() + p.value.len()) as u64;
+                }
+            }
+            (_, mvcc::ResponseOp::DeleteRange(_)) => n.2 += 1,
+            (mvcc::RequestOp::Txn(inner), mvcc::ResponseOp::Txn(ir)) => {
+                let (a, b, c, d) = txn_ops(inner, ir);
+                n = (n.0 + a, n.1 + b, n.2 + c, n.3 + d);
+            }
+            (_, mvcc::ResponseOp::Txn(_)) => {}
+        }
+    }
+    n
+}
+
 fn txn_has_put(t: &mvcc::TxnRequest) -> bool {
     t.success.iter().chain(&t.failure).any(|op| match op {
         mvcc::RequestOp::Put(_) => true,
@@ -65,6 +98,7 @@ impl<'a> Apply<'a> {
             leases: Vec::new(),
             compacted: false,
             token_effects: Vec::new(),
+            ops: ferrocd_net::StoreOps::default(),
         }
     }
 
@@ -144,16 +178,22 @@ impl<'a> Apply<'a> {
 
     fn put(&mut self, req: &mvcc::PutRequest) -> Result<Applied, ApplyError> {
         let r = self.wb.put_into(req, &mut self.events)?;
+        self.ops.txn(0, 1, 0);
+        self.ops.put_bytes += (req.key.len() + req.value.len()) as u64;
         Ok(Applied::Put(r))
     }
 
     fn delete_range(&mut self, req: &mvcc::DeleteRangeRequest) -> Result<Applied, ApplyError> {
         let r = self.wb.delete_range_into(req, &mut self.events)?;
+        self.ops.txn(0, 0, 1);
         Ok(Applied::DeleteRange(r))
     }
 
     fn txn(&mut self, req: &mvcc::TxnRequest) -> Result<Applied, ApplyError> {
         let r = self.wb.txn_into(req, &mut self.events)?;
+        let (ranges, puts, deletes, put_bytes) = txn_ops(req, &r);
+        self.ops.txn(ranges, puts, deletes);
+        self.ops.put_bytes += put_bytes;
         Ok(Applied::Txn(r))
     }
 

@@ -101,6 +101,8 @@ pub struct PeerNetwork {
     clients: Arc<Mutex<HashMap<u64, PeerClient>>>,
     /// Run when a peer answers that this member was removed.
     on_removed: RemovedHook,
+    /// Each peer client's series (`etcd_network_peer_*`).
+    metrics: ferrocd_net::Metrics,
 }
 
 impl std::fmt::Debug for PeerNetwork {
@@ -121,6 +123,7 @@ impl PeerNetwork {
         me: u64,
         tls: Option<Arc<ferrocd_net::tls::ClientConfig>>,
         on_removed: RemovedHook,
+        metrics: ferrocd_net::Metrics,
     ) -> Self {
         Self {
             cluster_id,
@@ -128,6 +131,7 @@ impl PeerNetwork {
             tls,
             clients: Arc::new(Mutex::new(HashMap::new())),
             on_removed,
+            metrics,
         }
     }
 
@@ -147,7 +151,8 @@ impl PeerNetwork {
                     },
                 )
                 .with_tls(member.peer_tls().then(|| self.tls.clone()).flatten())
-                .on_removed(self.on_removed.clone());
+                .on_removed(self.on_removed.clone())
+                .with_metrics(self.metrics.peer(self.me, target));
                 map.insert(target, c.clone());
                 c
             }
@@ -160,6 +165,8 @@ impl PeerNetwork {
 pub struct NetPeer {
     target: u64,
     client: PeerClient,
+    /// `etcd_server_heartbeat_send_failures_total`.
+    metrics: ferrocd_net::Metrics,
 }
 
 fn unreachable(e: impl std::fmt::Display) -> Unreachable<TypeConfig> {
@@ -214,6 +221,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
         NetPeer {
             target,
             client: self.client(target, node),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -239,10 +247,23 @@ impl RaftNetworkV2<TypeConfig> for NetPeer {
             rpc.entries.truncate(keep);
         }
         let last = rpc.entries.last().map(|e| e.log_id);
+        // A heartbeat (no entries) costs the follower no disk write: its
+        // round trip is the network's and the peer's scheduling, which is
+        // what etcd's prober measures for
+        // `etcd_network_peer_round_trip_time_seconds`.
+        let heartbeat = rpc.entries.is_empty().then(std::time::Instant::now);
         let r: AppendEntriesResponse<TypeConfig> = self
             .call(KIND_APPEND, &rpc, option.hard_ttl())
             .await
-            .map_err(rpc_err)?;
+            .map_err(|e| {
+                if heartbeat.is_some() {
+                    self.metrics.heartbeat_failed();
+                }
+                rpc_err(e)
+            })?;
+        if let (Some(t), Some(s)) = (heartbeat, self.client.series()) {
+            s.round_trip(t.elapsed());
+        }
         Ok(match r {
             AppendEntriesResponse::Success if cut => AppendEntriesResponse::PartialSuccess(last),
             r => r,

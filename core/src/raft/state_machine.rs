@@ -48,6 +48,10 @@ use crate::lessor::Lessor;
 use crate::watches::Watches;
 use ferrocd_net::Metrics;
 
+/// etcd's `warnApplyDuration`: an apply slower than this is counted in
+/// `etcd_server_slow_apply_total`.
+const SLOW_APPLY: std::time::Duration = std::time::Duration::from_millis(100);
+
 type Membership = openraft::alias::StoredMembershipOf<TypeConfig>;
 type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
 type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
@@ -118,7 +122,7 @@ pub struct SmShared {
     snapshot_size: Mutex<SnapshotSize>,
     snaps: SnapStore<UringFs>,
     max_snapshots: usize,
-    metrics: Metrics,
+    pub(crate) metrics: Metrics,
     /// Set when a compaction left physical work for the background.
     compacting: Mutex<bool>,
     /// The replicated auth store (replaced whole on every change).
@@ -567,6 +571,7 @@ impl StateMachine {
             leases,
             compacted,
             token_effects,
+            ops,
         } = a;
         let revision = wb.revision();
         wb.commit();
@@ -580,7 +585,14 @@ impl StateMachine {
                 tokens.effect(e, now);
             }
         }
-        sh.metrics.observe_backend_commit(started.elapsed());
+        let took = started.elapsed();
+        sh.metrics.observe_backend_commit(took);
+        sh.metrics.store_ops(&ops);
+        // etcd warns about, and counts, an apply over 100 ms; ours apply
+        // a batch of entries at a time, so a slow batch counts once.
+        if took > SLOW_APPLY {
+            sh.metrics.slow_apply();
+        }
         if last.is_some() {
             applied.log_id = last;
         }
@@ -597,8 +609,15 @@ impl StateMachine {
             let mut lessor = sh.lessor.lock().expect("lessor lock");
             for change in leases {
                 match change {
-                    LeaseChange::Grant { id, ttl } => lessor.grant(id, ttl, now),
-                    LeaseChange::Revoke { id } => lessor.revoke(id),
+                    LeaseChange::Grant { id, ttl } => {
+                        lessor.grant(id, ttl, now);
+                        sh.metrics.lease_granted();
+                        sh.metrics.observe_lease_ttl(ttl);
+                    }
+                    LeaseChange::Revoke { id } => {
+                        lessor.revoke(id);
+                        sh.metrics.lease_revoked();
+                    }
                 }
             }
         }
@@ -609,7 +628,16 @@ impl StateMachine {
                 let shared = self.shared.clone();
                 std::thread::Builder::new()
                     .name("compact".into())
-                    .spawn(move || shared.finish_compaction())
+                    .spawn(move || {
+                        let started = Instant::now();
+                        shared.finish_compaction();
+                        // One run finishes every compaction applied while
+                        // it ran (etcd runs one per Compact).
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs());
+                        shared.metrics.compaction_done(started.elapsed(), now);
+                    })
                     .expect("spawn the compaction thread");
             }
         }
@@ -715,6 +743,36 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta,
         snapshot: Self::SnapshotData,
     ) -> Result<(), io::Error> {
+        let metrics = self.shared.metrics.clone();
+        metrics.set_snapshot_applying(true);
+        // Boxed: the steps' future is large (see the peer client).
+        let r = Box::pin(self.install_snapshot_steps(meta, snapshot)).await;
+        metrics.set_snapshot_applying(false);
+        r
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        let Some(file) = self.shared.snaps.load_newest_valid()? else {
+            return Ok(None);
+        };
+        // Only the meta: the file was verified by `load_newest_valid`, and
+        // the store it holds is already the one in memory or the one being
+        // sent.
+        let meta = read_meta(&file)?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: SnapshotData { file },
+        }))
+    }
+}
+
+impl StateMachine {
+    /// [`RaftStateMachine::install_snapshot`]'s work.
+    async fn install_snapshot_steps(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotData,
+    ) -> Result<(), io::Error> {
         let sh = &*self.shared;
         // A snapshot received from the leader lives elsewhere until it is
         // ours: copy it into the snap directory (durably), so a restart
@@ -784,20 +842,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             lessor.grant(id, ttl, now);
         }
         Ok(())
-    }
-
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        let Some(file) = self.shared.snaps.load_newest_valid()? else {
-            return Ok(None);
-        };
-        // Only the meta: the file was verified by `load_newest_valid`, and
-        // the store it holds is already the one in memory or the one being
-        // sent.
-        let meta = read_meta(&file)?;
-        Ok(Some(Snapshot {
-            meta,
-            snapshot: SnapshotData { file },
-        }))
     }
 }
 

@@ -1,6 +1,6 @@
 //! The HTTP/JSON gateway: etcd's `/v3/...` endpoints over the same tonic
-//! service impls that serve gRPC, plus `/health`, `/version` and
-//! `/metrics`.
+//! service impls that serve gRPC, plus `/health`, `/livez`, `/readyz`
+//! (`probe`), `/version` and `/metrics`.
 //!
 //! etcd 3.5 runs grpc-gateway in front of its own gRPC server; we call the
 //! service traits directly (no loopback connection) and keep its wire
@@ -22,6 +22,7 @@ mod conn;
 pub(crate) mod error;
 mod json;
 mod port;
+mod probe;
 mod stream;
 
 use std::fmt;
@@ -54,6 +55,7 @@ pub use port::{
     FastHandler, H2Handler, client_router, h2_handler, serve_client, serve_client_tls,
     serve_client_with_fast,
 };
+pub use probe::{Check, CheckFuture};
 
 /// The API prefixes etcd's gateways have used: `/v3` (3.4+), `/v3beta`
 /// (3.3, still served by 3.5), `/v3alpha` (3.2).
@@ -92,6 +94,9 @@ pub struct Gateway {
     versions: Versions,
     metrics: Metrics,
     health: Option<HealthCheck>,
+    /// `/livez`'s and `/readyz`'s checks.
+    livez: Vec<Check>,
+    readyz: Vec<Check>,
     /// `--cors` / `--host-whitelist`, and whether the listener is TLS.
     access: Option<(Arc<AccessControl>, bool)>,
 }
@@ -113,6 +118,8 @@ impl Gateway {
             versions,
             metrics,
             health: None,
+            livez: Vec::new(),
+            readyz: Vec::new(),
             access: None,
         }
     }
@@ -130,6 +137,15 @@ impl Gateway {
     #[must_use]
     pub fn health(mut self, check: HealthCheck) -> Self {
         self.health = Some(check);
+        self
+    }
+
+    /// The checks of `/livez` and `/readyz` (see `probe`); without them
+    /// both answer `ok` while the process serves.
+    #[must_use]
+    pub fn probes(mut self, livez: Vec<Check>, readyz: Vec<Check>) -> Self {
+        self.livez = livez;
+        self.readyz = readyz;
         self
     }
 
@@ -475,13 +491,16 @@ impl Gateway {
         );
         let metrics = self.metrics;
         let access = self.access;
-        let router = self
-            .router
+        let health_metrics = metrics.clone();
+        let router = probe::routes(self.router, "/livez", self.livez);
+        let router = probe::routes(router, "/readyz", self.readyz);
+        let router = router
             .route(
                 "/health",
                 get(move || {
                     let health = health.clone();
-                    async move { health_response(health.as_deref()) }
+                    let metrics = health_metrics.clone();
+                    async move { health_response(health.as_deref(), &metrics) }
                 }),
             )
             .route(
@@ -524,8 +543,8 @@ impl Gateway {
 
     fn unary<Req, Resp, F, Fut>(self, paths: &[&str], grpc_path: &str, call: F) -> Self
     where
-        Req: DeserializeOwned + Default + Send + 'static,
-        Resp: Serialize + Send + 'static,
+        Req: DeserializeOwned + Default + prost::Message + Send + 'static,
+        Resp: Serialize + prost::Message + Send + 'static,
         F: Fn(tonic::Request<Req>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<tonic::Response<Resp>, Status>> + Send + 'static,
     {
@@ -539,7 +558,17 @@ impl Gateway {
                     Err(e) => return error::error_with(Code::InvalidArgument, &e),
                 };
                 let timer = counted.start();
+                // Counted as the gRPC messages they stand for (etcd's
+                // gateway is a gRPC client of its server).
+                counted
+                    .metrics
+                    .message_received(counted.index, msg.encoded_len());
                 let res = call(with_metadata(msg, &parts)).await;
+                if let Ok(r) = &res {
+                    counted
+                        .metrics
+                        .message_sent(counted.index, r.get_ref().encoded_len());
+                }
                 let (code, resp) = match res {
                     Ok(r) => match serde_json::to_vec(r.get_ref()) {
                         Ok(body) => (Code::Ok, json_response(StatusCode::OK, body.into(), true)),
@@ -655,13 +684,16 @@ fn json_response(status: StatusCode, body: Bytes, from_grpc: bool) -> http::Resp
 
 /// etcd's `/health`: `{"health":"true","reason":""}` as text/plain, 503
 /// with the reason when unhealthy.
+/// Each answer counts in `etcd_server_health_{success,failures}`.
 fn health_response(
     check: Option<&(dyn Fn() -> Result<(), String> + Send + Sync)>,
+    metrics: &Metrics,
 ) -> http::Response<Body> {
     let (status, healthy, reason) = match check.map_or(Ok(()), |f| f()) {
         Ok(()) => (StatusCode::OK, "true", String::new()),
         Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, "false", reason),
     };
+    metrics.health_checked(status == StatusCode::OK);
     let body = format!(
         r#"{{"health":"{healthy}","reason":{}}}"#,
         serde_json::Value::from(reason)

@@ -1119,7 +1119,11 @@ where
             .map_err(Status::from)
             .and_then(|()| grpc_message(buf.freeze()))
         {
-            Ok(m) => m,
+            Ok(m) => {
+                self.metrics
+                    .message_received(timer.as_ref().map(CallTimer::index), m.len());
+                m
+            }
             Err(st) => {
                 if let Some(t) = timer {
                     t.finish(st.code());
@@ -1166,6 +1170,11 @@ where
                 self.respond_status(id, &st);
             }
             Done::Hot(Ok(msg), timer) => {
+                // One framed message: its payload is what etcd counts.
+                self.metrics.message_sent(
+                    timer.as_ref().map(CallTimer::index),
+                    msg.len().saturating_sub(5),
+                );
                 if let Some(t) = timer {
                     t.finish(Code::Ok);
                 }

@@ -46,6 +46,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::metrics::PeerSeries;
+
 /// How a call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PeerError {
@@ -122,6 +124,8 @@ pub struct PeerClient {
     next_id: Arc<AtomicU64>,
     dial: Arc<tokio::sync::Mutex<Dial>>,
     on_removed: Option<RemovedHook>,
+    /// This member's series for the peer.
+    series: Option<PeerSeries>,
 }
 
 impl std::fmt::Debug for PeerClient {
@@ -171,7 +175,11 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> Resul
 }
 
 /// Write queued frames, many per syscall when they pile up.
-async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut w: W,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    series: Option<PeerSeries>,
+) {
     let mut out = Vec::new();
     while let Some(first) = rx.recv().await {
         out.clear();
@@ -184,6 +192,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::UnboundedRece
         }
         if w.write_all(&out).await.is_err() {
             return;
+        }
+        if let Some(s) = &series {
+            s.sent(out.len());
         }
     }
     let _ = w.shutdown().await;
@@ -205,7 +216,20 @@ impl PeerClient {
                 last_error: None,
             })),
             on_removed: None,
+            series: None,
         }
+    }
+
+    /// Count this client's traffic, failures and connections in `series`
+    /// (`etcd_network_peer_*`, `etcd_network_active_peers`, ...).
+    pub fn with_metrics(mut self, series: PeerSeries) -> Self {
+        self.series = Some(series);
+        self
+    }
+
+    /// The series given to [`PeerClient::with_metrics`].
+    pub fn series(&self) -> Option<&PeerSeries> {
+        self.series.as_ref()
     }
 
     /// Run `hook` whenever the peer answers that this member has been
@@ -333,17 +357,24 @@ impl PeerClient {
         }
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(w, rx));
+        tokio::spawn(write_loop(w, rx, self.series.clone()));
         let p = pending.clone();
         let addr = self.addr.to_string();
         let closed = Arc::new(AtomicBool::new(false));
         let closing = closed.clone();
+        let series = self.series.clone();
+        if let Some(s) = &series {
+            s.connected(true);
+        }
         tokio::spawn(async move {
             loop {
                 let f = match read_frame(&mut r, &mut buf).await {
                     Ok(f) => f,
                     Err(_) => break,
                 };
+                if let Some(s) = &series {
+                    s.received(HEADER + f.payload.len());
+                }
                 let tx = p.lock().expect("pending lock").remove(&f.id);
                 if let Some(tx) = tx {
                     let r = match f.kind {
@@ -359,6 +390,9 @@ impl PeerClient {
             // Closed first: a call that registers after the drain below
             // sees it and fails at once instead of waiting out its timeout.
             closing.store(true, Ordering::SeqCst);
+            if let Some(s) = &series {
+                s.connected(false);
+            }
             fail_all(&p, PeerError::Closed(addr));
         });
         Ok(Conn {
@@ -371,6 +405,27 @@ impl PeerClient {
     /// Send request `kind` (1..=127) and wait up to `timeout` for its
     /// answer.
     pub async fn call(
+        &self,
+        kind: u8,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, PeerError> {
+        // Boxed: a call's future is large, and nesting it here would
+        // double what callers (openraft's tasks) carry on their stacks.
+        let r = Box::pin(self.call_once(kind, payload, timeout)).await;
+        // Not sent or not answered: etcd counts a message it could not
+        // deliver (an answer with an error was delivered).
+        if let (
+            Err(PeerError::Unreachable { .. } | PeerError::Closed(_) | PeerError::Timeout(_)),
+            Some(s),
+        ) = (&r, &self.series)
+        {
+            s.send_failed();
+        }
+        r
+    }
+
+    async fn call_once(
         &self,
         kind: u8,
         payload: Vec<u8>,
@@ -413,6 +468,12 @@ pub trait PeerHandler: Send + Sync + 'static {
     /// Whether requests of `kind` must be handled one at a time, in the
     /// order they arrive on a connection.
     fn ordered(&self, kind: u8) -> bool;
+    /// The series to count member `from`'s connection in (bytes both
+    /// ways, failed requests); none by default.
+    fn series(&self, from: u64) -> Option<PeerSeries> {
+        let _ = from;
+        None
+    }
     /// Handle one request from member `from`.
     fn handle(
         &self,
@@ -571,6 +632,14 @@ fn response(kind: u8, id: u64, r: Result<Vec<u8>, String>) -> Vec<u8> {
     out
 }
 
+/// A request the member failed to process counts as a receive failure
+/// (`etcd_network_peer_received_failures_total`).
+fn count_failure(series: &Option<PeerSeries>, r: &Result<Vec<u8>, String>) {
+    if let (Some(s), Err(_)) = (series, r) {
+        s.receive_failed();
+    }
+}
+
 async fn serve_conn<H, R, W>(mut r: R, w: W, handler: Arc<H>)
 where
     H: PeerHandler,
@@ -578,11 +647,19 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(write_loop(w, rx));
     let mut buf = Vec::new();
     let Ok(first) = read_frame(&mut r, &mut buf).await else {
         return;
     };
+    // The caller is known from its hello on (0 for one that did not say).
+    let series = Hello::decode(&first.payload)
+        .ok()
+        .filter(|h| first.kind == KIND_HELLO && h.from != 0)
+        .and_then(|h| handler.series(h.from));
+    tokio::spawn(write_loop(w, rx, series.clone()));
+    if let Some(s) = &series {
+        s.received(HEADER + first.payload.len());
+    }
     let hello = if first.kind == KIND_HELLO {
         Hello::decode(&first.payload).map_err(|e| e.to_string())
     } else {
@@ -617,6 +694,9 @@ where
                 return;
             }
         };
+        if let Some(s) = &series {
+            s.received(HEADER + f.payload.len());
+        }
         if f.kind == KIND_HELLO || f.kind >= RESPONSE_OK {
             tracing::warn!(
                 from = hello.from,
@@ -632,19 +712,17 @@ where
             continue;
         }
         if handler.ordered(f.kind) {
-            let out = response(
-                f.kind,
-                f.id,
-                handler.handle(hello.from, f.kind, f.payload).await,
-            );
-            if tx.send(out).is_err() {
+            let r = handler.handle(hello.from, f.kind, f.payload).await;
+            count_failure(&series, &r);
+            if tx.send(response(f.kind, f.id, r)).is_err() {
                 return;
             }
         } else {
-            let (h, tx) = (handler.clone(), tx.clone());
+            let (h, tx, series) = (handler.clone(), tx.clone(), series.clone());
             tokio::spawn(async move {
-                let out = response(f.kind, f.id, h.handle(hello.from, f.kind, f.payload).await);
-                let _ = tx.send(out);
+                let r = h.handle(hello.from, f.kind, f.payload).await;
+                count_failure(&series, &r);
+                let _ = tx.send(response(f.kind, f.id, r));
             });
         }
     }
