@@ -42,8 +42,6 @@ pub(super) enum LeaseChange {
     Revoke { id: i64 },
 }
 
-/// Whether a txn (either branch, nested too) has a put: etcd's capped
-/// applier refuses it while NOSPACE is raised.
 /// The store operations a txn ran, as etcd counts them in one store
 /// transaction: its compares (each a range), then the ops of the branch
 /// that ran, nested txns included; and the key and value bytes its puts
@@ -75,6 +73,8 @@ pub(crate) fn txn_ops(req: &mvcc::TxnRequest, resp: &mvcc::TxnResponse) -> (u64,
     n
 }
 
+/// Whether a txn (either branch, nested too) has a put: etcd's capped
+/// applier refuses it while NOSPACE is raised.
 fn txn_has_put(t: &mvcc::TxnRequest) -> bool {
     t.success.iter().chain(&t.failure).any(|op| match op {
         mvcc::RequestOp::Put(_) => true,
