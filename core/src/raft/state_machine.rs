@@ -43,7 +43,7 @@ use super::applied::AppliedState;
 use super::applied_index::AppliedIndex;
 use super::apply::{Apply, LeaseChange};
 use super::sessions::Sessions;
-use super::{Entry, LogId, Outcomes, TypeConfig, decode, encode};
+use super::{Command, Entry, LogId, Outcomes, TypeConfig, decode, encode};
 use crate::lessor::Lessor;
 use crate::watches::Watches;
 use ferrocd_net::Metrics;
@@ -551,14 +551,22 @@ impl StateMachine {
                 }
                 // The leader applies the commands it built; every other
                 // member (and the leader after a restart) decodes them.
-                EntryPayload::Normal(p) => Outcomes(match p.take_local() {
-                    Some(cmds) => cmds.iter().map(|cmd| a.command(cmd, index)).collect(),
-                    None => p
-                        .commands()?
-                        .iter()
-                        .map(|cmd| a.command(cmd, index))
-                        .collect(),
-                }),
+                EntryPayload::Normal(p) => {
+                    // Each request timed by its kind and outcome
+                    // (`etcd_server_apply_duration_seconds`).
+                    let mut timed = |cmd: &Command| {
+                        let t = Instant::now();
+                        let r = a.command(cmd, index);
+                        let ok = matches!(r, Ok(_) | Err(ferrocd_net::EtcdError::Compacted));
+                        sh.metrics
+                            .observe_apply(cmd.op.apply_label(), ok, t.elapsed());
+                        r
+                    };
+                    Outcomes(match p.take_local() {
+                        Some(cmds) => cmds.iter().map(|c| timed(c)).collect(),
+                        None => p.commands()?.iter().map(&mut timed).collect(),
+                    })
+                }
             };
             replies.push(outcomes);
         }

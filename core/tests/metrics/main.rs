@@ -295,6 +295,25 @@ fn served_names_and_their_events_on_a_three_member_cluster() {
     // and the serializable flag); answers are larger.
     assert!(moved("etcd_network_client_grpc_received_bytes_total") >= 6.0 + 3.0 + 3.0);
     assert!(moved("etcd_network_client_grpc_sent_bytes_total") > 30.0);
+    // etcdctl 3.5's three unary calls, by its `client-api-version`.
+    let by_version = r#"etcd_server_client_requests_total{client_api_version="3.5",type="unary"}"#;
+    assert_eq!(
+        value(&after, by_version).unwrap() - value(b, by_version).unwrap_or(0.0),
+        3.0
+    );
+    // The put's entry went into every member's WAL, and every member
+    // timed its apply.
+    let applied_puts =
+        r#"etcd_server_apply_duration_seconds_count{op="Put",success="true",version="v3"}"#;
+    for (&port, b) in c.clients.iter().zip(&before) {
+        let now = scrape(port);
+        let wal = "etcd_disk_wal_write_bytes_total";
+        assert!(value(&now, wal).unwrap() > value(b, wal).unwrap());
+        assert_eq!(
+            value(&now, applied_puts).unwrap() - value(b, applied_puts).unwrap_or(0.0),
+            1.0
+        );
+    }
     let put_msgs = r#"grpc_server_msg_received_total{grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary"}"#;
     assert_eq!(moved(put_msgs), 1.0);
     // The follower forwarded the put to the leader and heard from it.
@@ -320,8 +339,10 @@ fn served_names_and_their_events_on_a_three_member_cluster() {
         Some(0.0)
     );
 
-    // Every served name, on every member, with etcd's type.
+    // Every served name, on every member, with etcd's type (after a
+    // client call: etcd makes the client request series on the first).
     for (i, &port) in c.clients.iter().enumerate() {
+        c.ctl(i, &["get", "k"]);
         let got = types(&scrape(port));
         for (name, e) in want.iter().filter(|(_, e)| e.served) {
             assert_eq!(
