@@ -241,6 +241,9 @@ struct Inner {
     debug_db_size: IntGauge,
     put_size: IntGauge,
     watch_streams: IntGauge,
+    watch_events: IntCounter,
+    pending_events: IntGauge,
+    slow_watchers: IntGauge,
     snapshot_applying: IntGauge,
     compaction_ms: Histogram,
     compaction_last: IntGauge,
@@ -608,6 +611,21 @@ impl Metrics {
                 &["client_api_version", "type"],
             ),
             client_known: Default::default(),
+            watch_events: counter(
+                r,
+                "etcd_debugging_mvcc_events_total",
+                "Total number of events sent by this member.",
+            ),
+            pending_events: gauge(
+                r,
+                "etcd_debugging_mvcc_pending_events_total",
+                "Total number of pending events to be sent.",
+            ),
+            slow_watchers: gauge(
+                r,
+                "etcd_debugging_mvcc_slow_watcher_total",
+                "Total number of unsynced slow watchers.",
+            ),
             apply_seconds: {
                 let h = HistogramVec::new(
                     HistogramOpts::new(
@@ -1010,6 +1028,20 @@ impl Metrics {
     /// One WAL `fdatasync` (or batch write + sync) took `d`.
     pub fn observe_wal_fsync(&self, d: Duration) {
         self.inner.wal_fsync.observe(d.as_secs_f64());
+    }
+
+    /// `n` watch events handed to their streams
+    /// (`etcd_debugging_mvcc_events_total`).
+    pub fn watch_events_sent(&self, n: u64) {
+        self.inner.watch_events.inc_by(n);
+    }
+
+    /// The watch hub holds `pending` events not sent yet and `slow`
+    /// unsynced watchers (`etcd_debugging_mvcc_pending_events_total`,
+    /// `etcd_debugging_mvcc_slow_watcher_total`).
+    pub fn set_watch_backlog(&self, pending: u64, slow: u64) {
+        self.inner.pending_events.set(saturate(pending));
+        self.inner.slow_watchers.set(saturate(slow));
     }
 
     /// The WAL wrote `n` more bytes (`etcd_disk_wal_write_bytes_total`, a

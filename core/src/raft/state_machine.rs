@@ -477,7 +477,11 @@ impl StateMachine {
         for (id, ttl) in store.snapshot().lease_ttls() {
             lessor.grant(id, ttl, now);
         }
-        let watches = Arc::new(Watches::new(watch_config, store.revision()));
+        let watches = Arc::new(Watches::new(
+            watch_config,
+            store.revision(),
+            metrics.clone(),
+        ));
         Ok(Self {
             shared: Arc::new(SmShared {
                 store: Arc::new(store),

@@ -540,6 +540,23 @@ fn lease_maintenance_and_scrape_series_move() {
     wait_until(Duration::from_secs(10), "the watch stream counted", || {
         value(&scrape(s.client_port()), streams) == Some(1.0)
     });
+    // Its events count once sent; none is left pending, no watcher slow.
+    let events = "etcd_debugging_mvcc_events_total";
+    let sent = value(&scrape(s.client_port()), events).unwrap();
+    s.ctl(&["put", "w", "1"]).ok();
+    s.ctl(&["del", "w"]).ok();
+    wait_until(Duration::from_secs(10), "the watch events counted", || {
+        value(&scrape(s.client_port()), events) == Some(sent + 2.0)
+    });
+    let now = scrape(s.client_port());
+    assert_eq!(
+        value(&now, "etcd_debugging_mvcc_pending_events_total"),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&now, "etcd_debugging_mvcc_slow_watcher_total"),
+        Some(0.0)
+    );
     drop(watcher);
     wait_until(Duration::from_secs(10), "the watch stream gone", || {
         value(&scrape(s.client_port()), streams) == Some(0.0)
