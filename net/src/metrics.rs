@@ -242,6 +242,9 @@ struct Inner {
     put_size: IntGauge,
     watch_streams: IntGauge,
     watch_events: IntCounter,
+    compaction_keys: IntCounter,
+    compaction_pause: Histogram,
+    index_compaction_pause: Histogram,
     pending_events: IntGauge,
     slow_watchers: IntGauge,
     snapshot_applying: IntGauge,
@@ -611,6 +614,23 @@ impl Metrics {
                 &["client_api_version", "type"],
             ),
             client_known: Default::default(),
+            compaction_keys: counter(
+                r,
+                "etcd_debugging_mvcc_db_compaction_keys_total",
+                "Total number of db keys compacted.",
+            ),
+            compaction_pause: histogram(
+                r,
+                "etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds",
+                "Bucketed histogram of db compaction pause duration.",
+                prometheus::exponential_buckets(1.0, 2.0, 13).expect("valid buckets"),
+            ),
+            index_compaction_pause: histogram(
+                r,
+                "etcd_debugging_mvcc_index_compaction_pause_duration_milliseconds",
+                "Bucketed histogram of index compaction pause duration.",
+                prometheus::exponential_buckets(0.5, 2.0, 14).expect("valid buckets"),
+            ),
             watch_events: counter(
                 r,
                 "etcd_debugging_mvcc_events_total",
@@ -1028,6 +1048,18 @@ impl Metrics {
     /// One WAL `fdatasync` (or batch write + sync) took `d`.
     pub fn observe_wal_fsync(&self, d: Duration) {
         self.inner.wal_fsync.observe(d.as_secs_f64());
+    }
+
+    /// One physical compaction step removed `keys` revision records and
+    /// held the store's writer lock for `pause`, `index` of it on the key
+    /// index (`etcd_debugging_mvcc_db_compaction_keys_total`, and the
+    /// `_db_` and `_index_compaction_pause_duration_milliseconds`
+    /// histograms, in whole milliseconds as etcd observes them).
+    pub fn compaction_step(&self, keys: u64, pause: Duration, index: Duration) {
+        let i = &self.inner;
+        i.compaction_keys.inc_by(keys);
+        i.compaction_pause.observe(pause.as_millis() as f64);
+        i.index_compaction_pause.observe(index.as_millis() as f64);
     }
 
     /// `n` watch events handed to their streams

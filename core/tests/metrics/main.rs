@@ -561,8 +561,11 @@ fn lease_maintenance_and_scrape_series_move() {
     wait_until(Duration::from_secs(10), "the watch stream gone", || {
         value(&scrape(s.client_port()), streams) == Some(0.0)
     });
-    // A compaction: timed once its physical part (a thread) finishes.
-    s.ctl(&["compact", "2"]).ok();
+    // A compaction: timed once its physical part (a thread) finishes; it
+    // removes `a`'s first revision and `w`'s put and delete, in one step
+    // (one pause each for the store and its key index).
+    s.ctl(&["put", "a", "2"]).ok();
+    s.ctl(&["compact", "5"]).ok();
     wait_until(Duration::from_secs(10), "the compaction timed", || {
         let now = scrape(s.client_port());
         value(
@@ -571,6 +574,13 @@ fn lease_maintenance_and_scrape_series_move() {
         ) == Some(1.0)
             && value(&now, "etcd_debugging_mvcc_db_compaction_last").is_some_and(|t| t > 1e9)
     });
+    let now = scrape(s.client_port());
+    assert!(value(&now, "etcd_debugging_mvcc_db_compaction_keys_total").unwrap() >= 2.0);
+    for pause in ["db", "index"] {
+        let count =
+            format!("etcd_debugging_mvcc_{pause}_compaction_pause_duration_milliseconds_count");
+        assert_eq!(value(&now, &count), Some(1.0), "{count}");
+    }
     // This scrape is the second one and counts once done.
     assert_eq!(
         moved(r#"promhttp_metric_handler_requests_total{code="200"}"#),
