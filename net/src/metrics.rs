@@ -242,6 +242,12 @@ struct Inner {
     put_size: IntGauge,
     watch_streams: IntGauge,
     watch_events: IntCounter,
+    snap_save_total: Histogram,
+    snap_save_marshalling: Histogram,
+    snap_fsync: Histogram,
+    snap_db_fsync: Histogram,
+    snap_db_save_total: Histogram,
+    backend_snapshot: Histogram,
     compaction_keys: IntCounter,
     compaction_pause: Histogram,
     index_compaction_pause: Histogram,
@@ -630,6 +636,42 @@ impl Metrics {
                 "etcd_debugging_mvcc_index_compaction_pause_duration_milliseconds",
                 "Bucketed histogram of index compaction pause duration.",
                 prometheus::exponential_buckets(0.5, 2.0, 14).expect("valid buckets"),
+            ),
+            snap_save_total: histogram(
+                r,
+                "etcd_debugging_snap_save_total_duration_seconds",
+                "The total latency distributions of save called by snapshot.",
+                disk_buckets(),
+            ),
+            snap_save_marshalling: histogram(
+                r,
+                "etcd_debugging_snap_save_marshalling_duration_seconds",
+                "The marshalling cost distributions of save called by snapshot.",
+                disk_buckets(),
+            ),
+            snap_fsync: histogram(
+                r,
+                "etcd_snap_fsync_duration_seconds",
+                "The latency distributions of fsync called by snap.",
+                disk_buckets(),
+            ),
+            snap_db_fsync: histogram(
+                r,
+                "etcd_snap_db_fsync_duration_seconds",
+                "The latency distributions of fsyncing .snap.db file",
+                disk_buckets(),
+            ),
+            snap_db_save_total: histogram(
+                r,
+                "etcd_snap_db_save_total_duration_seconds",
+                "The total latency distributions of v3 snapshot save",
+                prometheus::exponential_buckets(0.1, 2.0, 10).expect("valid buckets"),
+            ),
+            backend_snapshot: histogram(
+                r,
+                "etcd_disk_backend_snapshot_duration_seconds",
+                "The latency distribution of backend snapshots.",
+                prometheus::exponential_buckets(0.01, 2.0, 17).expect("valid buckets"),
             ),
             watch_events: counter(
                 r,
@@ -1060,6 +1102,31 @@ impl Metrics {
         i.compaction_keys.inc_by(keys);
         i.compaction_pause.observe(pause.as_millis() as f64);
         i.index_compaction_pause.observe(index.as_millis() as f64);
+    }
+
+    /// A snapshot file was saved: `marshalling` to serialize and write its
+    /// payload, `fsync` to sync it, `total` in all
+    /// (`etcd_debugging_snap_save_{marshalling,total}_duration_seconds`,
+    /// `etcd_snap_fsync_duration_seconds`).
+    pub fn snapshot_saved(&self, marshalling: Duration, fsync: Duration, total: Duration) {
+        let i = &self.inner;
+        i.snap_save_marshalling.observe(marshalling.as_secs_f64());
+        i.snap_fsync.observe(fsync.as_secs_f64());
+        i.snap_save_total.observe(total.as_secs_f64());
+    }
+
+    /// A Maintenance.Snapshot's backend file was written in `d`
+    /// (`etcd_disk_backend_snapshot_duration_seconds`).
+    pub fn observe_backend_snapshot(&self, d: Duration) {
+        self.inner.backend_snapshot.observe(d.as_secs_f64());
+    }
+
+    /// A snapshot received from the leader was saved: `fsync` to sync it,
+    /// `total` in all (`etcd_snap_db_{fsync,save_total}_duration_seconds`).
+    pub fn snapshot_db_saved(&self, fsync: Duration, total: Duration) {
+        let i = &self.inner;
+        i.snap_db_fsync.observe(fsync.as_secs_f64());
+        i.snap_db_save_total.observe(total.as_secs_f64());
     }
 
     /// `n` watch events handed to their streams

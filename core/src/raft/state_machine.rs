@@ -681,12 +681,17 @@ impl StateMachine {
         let (term, index) = meta
             .last_log_id
             .map_or((0, 0), |l| (l.committed_leader_id().term, l.index()));
-        let prefix = meta_prefix(&meta, &node)?;
         let t = Instant::now();
-        let file = sh.snaps.save_with(term, index, |w| {
+        let prefix = meta_prefix(&meta, &node)?;
+        let marshalled = t.elapsed();
+        let (file, times) = sh.snaps.save_timed(term, index, |w| {
             w.write_all(&prefix)?;
             view.write_snapshot(&mut &mut *w).map(|_| ())
         })?;
+        // etcd's snapshotter: marshalling (our meta, then the store
+        // streamed as it is serialized), the file's fsync, the whole save.
+        sh.metrics
+            .snapshot_saved(marshalled + times.write, times.fsync, t.elapsed());
         tracing::info!(
             file = %file.path.display(),
             revision = view.revision(),
@@ -805,9 +810,17 @@ impl StateMachine {
                 let mut f = std::fs::File::open(&src.path)?;
                 f.seek(SeekFrom::Start(src.payload_offset))?;
                 let mut payload = f.take(src.payload_len);
-                this.shared
+                let t = Instant::now();
+                let (file, times) = this
+                    .shared
                     .snaps
-                    .save_with(term, index, |w| std::io::copy(&mut payload, w).map(|_| ()))
+                    .save_timed(term, index, |w| std::io::copy(&mut payload, w).map(|_| ()))?;
+                // etcd's `.snap.db` save of a leader's snapshot: its fsync
+                // and the whole save.
+                this.shared
+                    .metrics
+                    .snapshot_db_saved(times.fsync, t.elapsed());
+                Ok::<_, io::Error>(file)
             })
             .await
             .map_err(io::Error::other)??
