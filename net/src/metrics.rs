@@ -264,6 +264,7 @@ struct Inner {
     hash_rev_seconds: Histogram,
     heartbeat_failures: IntCounter,
     read_indexes_failed: IntCounter,
+    slow_read_indexes: IntCounter,
     scrapes_in_flight: IntGauge,
     scrapes: IntCounterVec,
 }
@@ -672,6 +673,11 @@ impl Metrics {
                 "etcd_disk_backend_snapshot_duration_seconds",
                 "The latency distribution of backend snapshots.",
                 prometheus::exponential_buckets(0.01, 2.0, 17).expect("valid buckets"),
+            ),
+            slow_read_indexes: counter(
+                r,
+                "etcd_server_slow_read_indexes_total",
+                "The total number of pending read indexes not in sync with leader's or timed out read index requests.",
             ),
             watch_events: counter(
                 r,
@@ -1119,6 +1125,12 @@ impl Metrics {
     /// (`etcd_disk_backend_snapshot_duration_seconds`).
     pub fn observe_backend_snapshot(&self, d: Duration) {
         self.inner.backend_snapshot.observe(d.as_secs_f64());
+    }
+
+    /// A read-index round timed out
+    /// (`etcd_server_slow_read_indexes_total`).
+    pub fn slow_read_index(&self) {
+        self.inner.slow_read_indexes.inc();
     }
 
     /// A snapshot received from the leader was saved: `fsync` to sync it,

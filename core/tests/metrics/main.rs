@@ -428,6 +428,11 @@ fn served_names_and_their_events_on_a_three_member_cluster() {
         value(&scrape(port), "etcd_server_proposals_failed_total"),
         Some(failed + 1.0)
     );
+    // `/readyz`'s read index round found no leader until its request
+    // timeout: a slow read index, as etcd counts a timed-out one.
+    wait_until(Duration::from_secs(20), "a slow read index", || {
+        value(&scrape(port), "etcd_server_slow_read_indexes_total").is_some_and(|n| n >= 1.0)
+    });
 }
 
 /// `/livez` and `/readyz` in etcd 3.5.11+'s format, with `verbose`,
