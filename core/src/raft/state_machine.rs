@@ -125,6 +125,9 @@ pub struct SmShared {
     pub(crate) metrics: Metrics,
     /// Set when a compaction left physical work for the background.
     compacting: Mutex<bool>,
+    /// When the first chunk of the snapshot being received from the
+    /// leader came (`etcd_snap_db_save_total_duration_seconds`).
+    pub(crate) receiving_snapshot: Mutex<Option<Instant>>,
     /// The replicated auth store (replaced whole on every change).
     pub auth: arc_swap::ArcSwap<AuthState>,
     /// This member's simple tokens.
@@ -507,6 +510,7 @@ impl StateMachine {
                 max_snapshots,
                 metrics,
                 compacting: Mutex::new(false),
+                receiving_snapshot: Mutex::new(None),
                 auth: arc_swap::ArcSwap::from_pointee(node.auth),
                 removed: arc_swap::ArcSwap::from_pointee(node.removed.into_iter().collect()),
                 tokens: Mutex::new(SimpleTokens::new(token_ttl)),
