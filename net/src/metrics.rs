@@ -173,6 +173,15 @@ pub const APPLY_OPS: [&str; 26] = [
     "AuthRoleList",
 ];
 
+/// A call's `client-api-version` kept for [`Metrics::start_call`]: the
+/// usual versions borrowed, others copied.
+pub(crate) fn client_version(v: &[u8]) -> std::borrow::Cow<'static, [u8]> {
+    match CLIENT_VERSIONS.iter().find(|k| k.as_bytes() == v) {
+        Some(k) => std::borrow::Cow::Borrowed(k.as_bytes()),
+        None => std::borrow::Cow::Owned(v.to_vec()),
+    }
+}
+
 /// The series of one method, created up front.
 struct MethodStats {
     started: IntCounter,

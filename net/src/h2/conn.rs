@@ -212,7 +212,7 @@ enum Req {
         reader: Reader,
         token: Option<http::HeaderValue>,
         deadline: Option<Duration>,
-        api_version: Option<Vec<u8>>,
+        api_version: Option<std::borrow::Cow<'static, [u8]>>,
     },
     /// Fed to the service's [`RecvBody`].
     Body(Arc<Mutex<Inbox>>),
@@ -276,7 +276,7 @@ struct Fields {
     token: Option<http::HeaderValue>,
     deadline: Option<Duration>,
     /// `client-api-version` (etcd_server_client_requests_total).
-    api_version: Option<Vec<u8>>,
+    api_version: Option<std::borrow::Cow<'static, [u8]>>,
     /// The request may be a hot call: gRPC, not compressed.
     hot_ok: bool,
     /// A malformed request (RFC 9113 §8.1.1): a stream error.
@@ -341,7 +341,7 @@ impl Fields {
             }
             b"grpc-timeout" => self.deadline = grpc_timeout(v),
             b"client-api-version" if self.api_version.is_none() => {
-                self.api_version = Some(v.to_vec());
+                self.api_version = Some(crate::metrics::client_version(v));
             }
             _ => {}
         }
