@@ -114,7 +114,8 @@ pub(crate) async fn start(cfg: &Config, metrics: Metrics) -> anyhow::Result<Part
     let (log, worker) = LogStore::open_observed(
         wal,
         Some(Arc::new(move |e: wal::SyncEvent| {
-            fsync_metrics.observe_wal_fsync(e.duration)
+            fsync_metrics.observe_wal_fsync(e.duration);
+            fsync_metrics.wal_written(e.bytes);
         })),
     )
     .context("reading the raft log")?;

@@ -249,6 +249,9 @@ impl Maintenance {
         .await
         .map_err(|e| EtcdError::Unknown(e.to_string()))?;
         let (f, size) = r.map_err(|e| EtcdError::Unknown(format!("snapshot: {e}")))?;
+        // How long the store view was held for it (etcd times its backend
+        // snapshot's read transaction, held while the stream is written).
+        self.metrics.observe_backend_snapshot(t.elapsed());
         tracing::info!(
             revision,
             bytes = size,

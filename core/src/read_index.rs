@@ -19,7 +19,8 @@ struct ReadBatch {
     reads: prometheus::IntCounter,
     /// `ferrocd_server_read_index_rounds_total`.
     rounds: prometheus::IntCounter,
-    /// `etcd_server_read_indexes_failed_total`.
+    /// `etcd_server_read_indexes_failed_total`,
+    /// `etcd_server_slow_read_indexes_total`.
     metrics: Metrics,
 }
 
@@ -120,13 +121,16 @@ impl ReadIndex {
                         b.rounds.inc();
                         std::mem::take(&mut b.waiting)
                     };
+                    let started = std::time::Instant::now();
                     let r = me.round().await;
                     if r.is_err() {
-                        me.batch
-                            .lock()
-                            .expect("reads lock")
-                            .metrics
-                            .read_index_failed();
+                        let b = me.batch.lock().expect("reads lock");
+                        b.metrics.read_index_failed();
+                        // Ran out its request timeout (no leader, or none
+                        // answered): etcd counts such a round as slow.
+                        if started.elapsed() >= me.link.request_timeout() {
+                            b.metrics.slow_read_index();
+                        }
                     }
                     for w in batch {
                         let _ = w.send(r.clone());

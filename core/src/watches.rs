@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ferrocd_mvcc::{self as mvcc, Event, Hub, StreamId, WatchRequest, WatchResponse, WatcherId};
+use ferrocd_net::Metrics;
 use tokio::sync::Notify;
 
 /// Catch-up work per syncer pass, in events.
@@ -27,17 +28,28 @@ pub struct Watches {
     wakers: Mutex<HashMap<StreamId, Arc<Notify>>>,
     next_stream: AtomicU64,
     kick: Notify,
+    metrics: Metrics,
 }
 
 impl Watches {
-    /// A hub at `revision` (the store's, after recovery).
-    pub fn new(config: mvcc::WatchConfig, revision: i64) -> Self {
+    /// A hub at `revision` (the store's, after recovery), reporting to
+    /// `metrics`.
+    pub fn new(config: mvcc::WatchConfig, revision: i64, metrics: Metrics) -> Self {
         Self {
             hub: Mutex::new(Hub::new(config, revision)),
             wakers: Mutex::new(HashMap::new()),
             next_stream: AtomicU64::new(1),
             kick: Notify::new(),
+            metrics,
         }
+    }
+
+    /// The hub's queued events and unsynced watchers, after every change
+    /// (`etcd_debugging_mvcc_{pending_events,slow_watcher}_total`): two
+    /// atomic stores under the hub's lock.
+    fn report(&self, hub: &Hub) {
+        self.metrics
+            .set_watch_backlog(hub.queued_events() as u64, hub.unsynced_len() as u64);
     }
 
     fn hub(&self) -> MutexGuard<'_, Hub> {
@@ -64,6 +76,7 @@ impl Watches {
             return;
         }
         hub.notify(revision, events);
+        self.report(&hub);
         self.wake_ready(&hub);
         if hub.unsynced_len() > 0 {
             self.kick.notify_one();
@@ -83,7 +96,11 @@ impl Watches {
 
     /// The stream went away: its watchers and queued responses go too.
     pub fn close_stream(&self, stream: StreamId) {
-        self.hub().close_stream(stream);
+        {
+            let mut hub = self.hub();
+            hub.close_stream(stream);
+            self.report(&hub);
+        }
         self.wakers
             .lock()
             .expect("watch wakers lock")
@@ -95,6 +112,7 @@ impl Watches {
     pub fn watch(&self, stream: StreamId, req: WatchRequest) -> (WatcherId, i64) {
         let mut hub = self.hub();
         let id = hub.watch(stream, req);
+        self.report(&hub);
         let rev = hub.revision();
         if hub.unsynced_len() > 0 {
             self.kick.notify_one();
@@ -106,6 +124,7 @@ impl Watches {
     pub fn cancel(&self, id: WatcherId) -> bool {
         let mut hub = self.hub();
         let r = hub.cancel(id);
+        self.report(&hub);
         self.wake_ready(&hub);
         r
     }
@@ -120,7 +139,15 @@ impl Watches {
     /// Move up to `max` queued responses of `stream` into `out`.
     pub fn drain(&self, stream: StreamId, max: usize, out: &mut Vec<WatchResponse>) -> usize {
         let mut hub = self.hub();
+        let from = out.len();
         let n = hub.drain_stream(stream, max, out);
+        // Handed to the stream's sender: etcd counts an event once its
+        // response is sent (`etcd_debugging_mvcc_events_total`).
+        let events: usize = out[from..].iter().map(|r| r.events.len()).sum();
+        if events > 0 {
+            self.metrics.watch_events_sent(events as u64);
+        }
+        self.report(&hub);
         if hub.unsynced_len() > 0 {
             // Draining made room for watchers that fell behind.
             self.kick.notify_one();
@@ -148,6 +175,7 @@ impl Watches {
             }
         }
         hub.tick(Instant::now());
+        self.report(&hub);
         self.wake_ready(&hub);
     }
 

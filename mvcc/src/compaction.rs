@@ -37,6 +37,18 @@ pub enum CompactProgress {
     Pending,
 }
 
+/// What one physical step did (for etcd's compaction metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactStep {
+    /// Revision records removed (etcd's compacted db keys).
+    pub keys_removed: u64,
+    /// Time spent compacting the key index entries of the step.
+    pub index: std::time::Duration,
+    /// The whole step, with the writer lock held (etcd's db compaction
+    /// pause); set by [`crate::Store::compact_step_observed`].
+    pub pause: std::time::Duration,
+}
+
 /// The logical part: validate and record.
 pub(crate) fn compact(state: &mut State, rev: i64) -> Result<()> {
     if rev <= state.compact_revision {
@@ -59,6 +71,15 @@ pub(crate) fn compact(state: &mut State, rev: i64) -> Result<()> {
 
 /// One physical step over at most `max_keys` keys.
 pub(crate) fn step(state: &mut State, max_keys: usize) -> CompactProgress {
+    step_counted(state, max_keys, &mut CompactStep::default())
+}
+
+/// [`step`], adding what it did to `stats` (removed records, index time).
+pub(crate) fn step_counted(
+    state: &mut State,
+    max_keys: usize,
+    stats: &mut CompactStep,
+) -> CompactProgress {
     let Some(job) = state.pending_compaction.clone() else {
         return CompactProgress::Done;
     };
@@ -80,9 +101,12 @@ pub(crate) fn step(state: &mut State, max_keys: usize) -> CompactProgress {
         if first > at {
             continue;
         }
+        let t = std::time::Instant::now();
         let mut ki = (**ki).clone();
         removed.clear();
         ki.compact(at, &mut removed);
+        stats.index += t.elapsed();
+        stats.keys_removed += removed.len() as u64;
         if removed.is_empty() {
             // A generation only goes with its revisions, so nothing removed
             // means the entry is unchanged: keep the shared one.

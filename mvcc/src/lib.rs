@@ -47,7 +47,7 @@ mod txn;
 mod watch;
 mod write;
 
-pub use compaction::{CompactProgress, DEFAULT_COMPACTION_BATCH};
+pub use compaction::{CompactProgress, CompactStep, DEFAULT_COMPACTION_BATCH};
 pub use error::{Error, Result};
 pub use kv::{Event, EventKind, KeyRange, KeyValue, prefix_end};
 pub use record::KvRef;

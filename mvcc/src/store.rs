@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use arc_swap::ArcSwap;
 use memmap2::Mmap;
 
-use crate::compaction::{self, CompactProgress, DEFAULT_COMPACTION_BATCH};
+use crate::compaction::{self, CompactProgress, CompactStep, DEFAULT_COMPACTION_BATCH};
 use crate::error::{Error, Result};
 use crate::kv::{Event, KeyRange};
 use crate::record::KvRef;
@@ -134,10 +134,38 @@ impl Store {
         p
     }
 
+    /// [`Store::compact_step`], also saying what the step did and how long
+    /// it held the writer lock (`None`: no compaction was pending).
+    pub fn compact_step_observed(&self, max_keys: usize) -> (CompactProgress, Option<CompactStep>) {
+        let started = std::time::Instant::now();
+        let mut b = self.write();
+        if b.state.pending_compaction.is_none() {
+            return (CompactProgress::Done, None);
+        }
+        let mut stats = CompactStep::default();
+        let p = compaction::step_counted(&mut b.state, max_keys, &mut stats);
+        b.commit();
+        stats.pause = started.elapsed();
+        (p, Some(stats))
+    }
+
     /// Drive the pending compaction to the end, `Config::compaction_batch`
     /// keys per step.
     pub fn finish_compaction(&self) {
-        while self.compact_step(self.config.compaction_batch) == CompactProgress::Pending {}
+        self.finish_compaction_observed(|_| {});
+    }
+
+    /// [`Store::finish_compaction`], telling `each` what every step did.
+    pub fn finish_compaction_observed(&self, mut each: impl FnMut(&CompactStep)) {
+        loop {
+            let (p, stats) = self.compact_step_observed(self.config.compaction_batch);
+            if let Some(stats) = stats {
+                each(&stats);
+            }
+            if p == CompactProgress::Done {
+                return;
+            }
+        }
     }
 
     /// Load a snapshot file written by [`ReadView::save`].

@@ -548,3 +548,29 @@ fn requests_of_a_batch_append_to_one_events_buffer() {
     b.commit();
     assert_eq!(s.revision(), 5);
 }
+
+/// Each physical compaction step reports the revision records it removed
+/// (etcd's compacted db keys) and its pause; no step runs without a job.
+#[test]
+fn compaction_steps_report_removed_records() {
+    let s = Store::new(Config {
+        compaction_batch: 2,
+        ..Config::default()
+    });
+    for k in ["a", "b", "c"] {
+        put(&s, k, "1");
+        put(&s, k, "2");
+    }
+    let mut b = s.write();
+    b.compact(s.snapshot().revision()).unwrap();
+    b.commit();
+    let mut steps = Vec::new();
+    s.finish_compaction_observed(|st| steps.push(*st));
+    // Two keys, then one: each key's first revision goes.
+    let removed: Vec<u64> = steps.iter().map(|st| st.keys_removed).collect();
+    assert_eq!(removed, vec![2, 1]);
+    assert!(steps.iter().all(|st| st.pause >= st.index));
+    let mut again = 0;
+    s.finish_compaction_observed(|_| again += 1);
+    assert_eq!(again, 0);
+}

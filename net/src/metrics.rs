@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -136,6 +136,52 @@ pub(crate) const CODE_NAMES: [&str; 17] = [
     "Unauthenticated",
 ];
 
+/// `client_api_version` values whose series are kept once made (the
+/// first one stands for a call without the header); others are looked up
+/// per call.
+const CLIENT_VERSIONS: [&str; 8] = ["unknown", "3.0", "3.1", "3.2", "3.3", "3.4", "3.5", "3.6"];
+
+/// The `op` labels of `etcd_server_apply_duration_seconds`, as etcd
+/// 3.5's v3 applier names its requests (what [`Metrics::observe_apply`]
+/// takes).
+pub const APPLY_OPS: [&str; 26] = [
+    "Range",
+    "Put",
+    "DeleteRange",
+    "Txn",
+    "Compaction",
+    "LeaseGrant",
+    "LeaseRevoke",
+    "LeaseCheckpoint",
+    "Alarm",
+    "Authenticate",
+    "AuthEnable",
+    "AuthDisable",
+    "AuthStatus",
+    "AuthUserAdd",
+    "AuthUserDelete",
+    "AuthUserChangePassword",
+    "AuthUserGrantRole",
+    "AuthUserGet",
+    "AuthUserRevokeRole",
+    "AuthRoleAdd",
+    "AuthRoleGrantPermission",
+    "AuthRoleGet",
+    "AuthRoleRevokePermission",
+    "AuthRoleDelete",
+    "AuthUserList",
+    "AuthRoleList",
+];
+
+/// A call's `client-api-version` kept for [`Metrics::start_call`]: the
+/// usual versions borrowed, others copied.
+pub(crate) fn client_version(v: &[u8]) -> std::borrow::Cow<'static, [u8]> {
+    match CLIENT_VERSIONS.iter().find(|k| k.as_bytes() == v) {
+        Some(k) => std::borrow::Cow::Borrowed(k.as_bytes()),
+        None => std::borrow::Cow::Owned(v.to_vec()),
+    }
+}
+
 /// The series of one method, created up front.
 struct MethodStats {
     started: IntCounter,
@@ -152,6 +198,15 @@ struct Inner {
     by_path: HashMap<String, usize>,
     methods: Vec<MethodStats>,
     wal_fsync: Histogram,
+    wal_write_bytes: IntGauge,
+    client_requests: IntCounterVec,
+    /// `client_requests` series of the versions in [`CLIENT_VERSIONS`]
+    /// (unary, stream), made on first use as etcd makes them.
+    client_known: [[OnceLock<IntCounter>; 2]; CLIENT_VERSIONS.len()],
+    apply_seconds: HistogramVec,
+    /// `apply_seconds` series by [`APPLY_OPS`] index and success, made on
+    /// first use as etcd makes them.
+    apply_known: [[OnceLock<Histogram>; 2]; APPLY_OPS.len()],
     backend_commit: Histogram,
     proposals_committed: IntGauge,
     proposals_applied: IntGauge,
@@ -195,6 +250,18 @@ struct Inner {
     debug_db_size: IntGauge,
     put_size: IntGauge,
     watch_streams: IntGauge,
+    watch_events: IntCounter,
+    snap_save_total: Histogram,
+    snap_save_marshalling: Histogram,
+    snap_fsync: Histogram,
+    snap_db_fsync: Histogram,
+    snap_db_save_total: Histogram,
+    backend_snapshot: Histogram,
+    compaction_keys: IntCounter,
+    compaction_pause: Histogram,
+    index_compaction_pause: Histogram,
+    pending_events: IntGauge,
+    slow_watchers: IntGauge,
     snapshot_applying: IntGauge,
     compaction_ms: Histogram,
     compaction_last: IntGauge,
@@ -206,6 +273,7 @@ struct Inner {
     hash_rev_seconds: Histogram,
     heartbeat_failures: IntCounter,
     read_indexes_failed: IntCounter,
+    slow_read_indexes: IntCounter,
     scrapes_in_flight: IntGauge,
     scrapes: IntCounterVec,
 }
@@ -550,6 +618,107 @@ impl Metrics {
                 "The latency distributions of fsync called by WAL.",
                 disk_buckets(),
             ),
+            wal_write_bytes: gauge(
+                r,
+                "etcd_disk_wal_write_bytes_total",
+                "Total number of bytes written in WAL.",
+            ),
+            client_requests: counter_vec(
+                r,
+                "etcd_server_client_requests_total",
+                "The total number of client requests per client version.",
+                &["client_api_version", "type"],
+            ),
+            client_known: Default::default(),
+            compaction_keys: counter(
+                r,
+                "etcd_debugging_mvcc_db_compaction_keys_total",
+                "Total number of db keys compacted.",
+            ),
+            compaction_pause: histogram(
+                r,
+                "etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds",
+                "Bucketed histogram of db compaction pause duration.",
+                prometheus::exponential_buckets(1.0, 2.0, 13).expect("valid buckets"),
+            ),
+            index_compaction_pause: histogram(
+                r,
+                "etcd_debugging_mvcc_index_compaction_pause_duration_milliseconds",
+                "Bucketed histogram of index compaction pause duration.",
+                prometheus::exponential_buckets(0.5, 2.0, 14).expect("valid buckets"),
+            ),
+            snap_save_total: histogram(
+                r,
+                "etcd_debugging_snap_save_total_duration_seconds",
+                "The total latency distributions of save called by snapshot.",
+                disk_buckets(),
+            ),
+            snap_save_marshalling: histogram(
+                r,
+                "etcd_debugging_snap_save_marshalling_duration_seconds",
+                "The marshalling cost distributions of save called by snapshot.",
+                disk_buckets(),
+            ),
+            snap_fsync: histogram(
+                r,
+                "etcd_snap_fsync_duration_seconds",
+                "The latency distributions of fsync called by snap.",
+                disk_buckets(),
+            ),
+            snap_db_fsync: histogram(
+                r,
+                "etcd_snap_db_fsync_duration_seconds",
+                "The latency distributions of fsyncing .snap.db file",
+                disk_buckets(),
+            ),
+            snap_db_save_total: histogram(
+                r,
+                "etcd_snap_db_save_total_duration_seconds",
+                "The total latency distributions of v3 snapshot save",
+                prometheus::exponential_buckets(0.1, 2.0, 10).expect("valid buckets"),
+            ),
+            backend_snapshot: histogram(
+                r,
+                "etcd_disk_backend_snapshot_duration_seconds",
+                "The latency distribution of backend snapshots.",
+                prometheus::exponential_buckets(0.01, 2.0, 17).expect("valid buckets"),
+            ),
+            slow_read_indexes: counter(
+                r,
+                "etcd_server_slow_read_indexes_total",
+                "The total number of pending read indexes not in sync with leader's or timed out read index requests.",
+            ),
+            watch_events: counter(
+                r,
+                "etcd_debugging_mvcc_events_total",
+                "Total number of events sent by this member.",
+            ),
+            pending_events: gauge(
+                r,
+                "etcd_debugging_mvcc_pending_events_total",
+                "Total number of pending events to be sent.",
+            ),
+            slow_watchers: gauge(
+                r,
+                "etcd_debugging_mvcc_slow_watcher_total",
+                "Total number of unsynced slow watchers.",
+            ),
+            apply_seconds: {
+                let h = HistogramVec::new(
+                    HistogramOpts::new(
+                        "etcd_server_apply_duration_seconds",
+                        "The latency distributions of v2 apply called by backend.",
+                    )
+                    .buckets(
+                        prometheus::exponential_buckets(0.0001, 2.0, 20).expect("valid buckets"),
+                    ),
+                    &["version", "op", "success"],
+                )
+                .expect("valid histogram");
+                r.register(Box::new(h.clone())).expect("unique name");
+                h
+            },
+            apply_known: Default::default(),
             backend_commit: histogram(
                 r,
                 "etcd_disk_backend_commit_duration_seconds",
@@ -938,6 +1107,87 @@ impl Metrics {
         self.inner.wal_fsync.observe(d.as_secs_f64());
     }
 
+    /// One physical compaction step removed `keys` revision records and
+    /// held the store's writer lock for `pause`, `index` of it on the key
+    /// index (`etcd_debugging_mvcc_db_compaction_keys_total`, and the
+    /// `_db_` and `_index_compaction_pause_duration_milliseconds`
+    /// histograms, in whole milliseconds as etcd observes them).
+    pub fn compaction_step(&self, keys: u64, pause: Duration, index: Duration) {
+        let i = &self.inner;
+        i.compaction_keys.inc_by(keys);
+        i.compaction_pause.observe(pause.as_millis() as f64);
+        i.index_compaction_pause.observe(index.as_millis() as f64);
+    }
+
+    /// A snapshot file was saved: `marshalling` to serialize and write its
+    /// payload, `fsync` to sync it, `total` in all
+    /// (`etcd_debugging_snap_save_{marshalling,total}_duration_seconds`,
+    /// `etcd_snap_fsync_duration_seconds`).
+    pub fn snapshot_saved(&self, marshalling: Duration, fsync: Duration, total: Duration) {
+        let i = &self.inner;
+        i.snap_save_marshalling.observe(marshalling.as_secs_f64());
+        i.snap_fsync.observe(fsync.as_secs_f64());
+        i.snap_save_total.observe(total.as_secs_f64());
+    }
+
+    /// A Maintenance.Snapshot's backend file was written in `d`
+    /// (`etcd_disk_backend_snapshot_duration_seconds`).
+    pub fn observe_backend_snapshot(&self, d: Duration) {
+        self.inner.backend_snapshot.observe(d.as_secs_f64());
+    }
+
+    /// A read-index round timed out
+    /// (`etcd_server_slow_read_indexes_total`).
+    pub fn slow_read_index(&self) {
+        self.inner.slow_read_indexes.inc();
+    }
+
+    /// A snapshot received from the leader was saved: `fsync` to sync it,
+    /// `total` in all (`etcd_snap_db_{fsync,save_total}_duration_seconds`).
+    pub fn snapshot_db_saved(&self, fsync: Duration, total: Duration) {
+        let i = &self.inner;
+        i.snap_db_fsync.observe(fsync.as_secs_f64());
+        i.snap_db_save_total.observe(total.as_secs_f64());
+    }
+
+    /// `n` watch events handed to their streams
+    /// (`etcd_debugging_mvcc_events_total`).
+    pub fn watch_events_sent(&self, n: u64) {
+        self.inner.watch_events.inc_by(n);
+    }
+
+    /// The watch hub holds `pending` events not sent yet and `slow`
+    /// unsynced watchers (`etcd_debugging_mvcc_pending_events_total`,
+    /// `etcd_debugging_mvcc_slow_watcher_total`).
+    pub fn set_watch_backlog(&self, pending: u64, slow: u64) {
+        self.inner.pending_events.set(saturate(pending));
+        self.inner.slow_watchers.set(saturate(slow));
+    }
+
+    /// The WAL wrote `n` more bytes (`etcd_disk_wal_write_bytes_total`, a
+    /// gauge in etcd too).
+    pub fn wal_written(&self, n: u64) {
+        self.inner.wal_write_bytes.add(saturate(n));
+    }
+
+    /// One request of kind `op` (one of [`APPLY_OPS`]; others are not
+    /// counted) applied in `d`, successfully or not
+    /// (`etcd_server_apply_duration_seconds{version="v3"}`; as in etcd, a
+    /// request that failed as compacted counts as a success).
+    pub fn observe_apply(&self, op: &str, success: bool, d: Duration) {
+        let Some(at) = APPLY_OPS.iter().position(|o| *o == op) else {
+            return;
+        };
+        self.inner.apply_known[at][usize::from(success)]
+            .get_or_init(|| {
+                let ok = if success { "true" } else { "false" };
+                self.inner
+                    .apply_seconds
+                    .with_label_values(&["v3", APPLY_OPS[at], ok])
+            })
+            .observe(d.as_secs_f64());
+    }
+
     /// Applying (committing) one batch to the store took `d`
     /// (`etcd_disk_backend_commit_duration_seconds`).
     pub fn observe_backend_commit(&self, d: Duration) {
@@ -1216,14 +1466,40 @@ impl Metrics {
     }
 
     /// Counts a started call of method `index` and times it until the
-    /// returned timer is finished or dropped.
-    pub(crate) fn start_call(&self, index: usize) -> CallTimer {
+    /// returned timer is finished or dropped. `api_version` is the call's
+    /// `client-api-version` metadata, counted as etcd's interceptors count
+    /// it (`etcd_server_client_requests_total`).
+    pub(crate) fn start_call(&self, index: usize, api_version: Option<&[u8]>) -> CallTimer {
         self.inner.methods[index].started.inc();
+        self.client_request(METHODS[index].2 != Unary, api_version);
         CallTimer {
             metrics: self.clone(),
             index,
             start: Instant::now(),
             finished: false,
+        }
+    }
+}
+
+impl Metrics {
+    /// One client call of the given kind with this `client-api-version`
+    /// (missing: `unknown`): an atomic add on a kept series for the usual
+    /// versions.
+    fn client_request(&self, stream: bool, api_version: Option<&[u8]>) {
+        let v = api_version.unwrap_or(b"unknown");
+        let kind = if stream { "stream" } else { "unary" };
+        let i = &self.inner;
+        match CLIENT_VERSIONS.iter().position(|k| k.as_bytes() == v) {
+            Some(at) => i.client_known[at][usize::from(stream)]
+                .get_or_init(|| {
+                    i.client_requests
+                        .with_label_values(&[CLIENT_VERSIONS[at], kind])
+                })
+                .inc(),
+            None => i
+                .client_requests
+                .with_label_values(&[&String::from_utf8_lossy(v), kind])
+                .inc(),
         }
     }
 }
@@ -1314,10 +1590,10 @@ where
     }
 
     fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
-        let timer = self
-            .metrics
-            .method_index(req.uri().path())
-            .map(|i| self.metrics.start_call(i));
+        let timer = self.metrics.method_index(req.uri().path()).map(|i| {
+            let v = req.headers().get("client-api-version");
+            self.metrics.start_call(i, v.map(|v| v.as_bytes()))
+        });
         // Only gRPC calls' messages are client gRPC bytes (not the HTTP
         // routes that share the port).
         let counted = timer.as_ref().map(|t| (self.metrics.clone(), t.index));
@@ -1555,9 +1831,16 @@ mod tests {
     fn series_exist_at_zero_and_count() {
         let m = Metrics::new();
         let i = m.method_index("/etcdserverpb.KV/Range").unwrap();
-        m.start_call(i).finish(Code::Ok);
-        m.start_call(i).finish(Code::OutOfRange);
-        drop(m.start_call(i));
+        m.start_call(i, Some(b"3.5")).finish(Code::Ok);
+        m.start_call(i, None).finish(Code::OutOfRange);
+        drop(m.start_call(i, Some(b"9.9")));
+        let w = m.method_index("/etcdserverpb.Watch/Watch").unwrap();
+        drop(m.start_call(w, Some(b"3.5")));
+        m.wal_written(100);
+        m.observe_apply("Put", true, Duration::from_micros(150));
+        m.observe_apply("Txn", false, Duration::from_micros(50));
+        m.observe_apply("NotAnOp", true, Duration::from_micros(50));
+        m.wal_written(28);
         m.set_has_leader(true);
         m.set_db_size(20480);
         m.set_db_size_in_use(16384);
@@ -1565,6 +1848,21 @@ mod tests {
         m.set_defrag_inflight(true);
         m.observe_wal_fsync(Duration::from_micros(1500));
         let text = String::from_utf8(m.render()).unwrap();
+        for (series, n) in [
+            ("3.5\",type=\"unary", 1),
+            ("unknown\",type=\"unary", 1),
+            ("9.9\",type=\"unary", 1),
+            ("3.5\",type=\"stream", 1),
+        ] {
+            let l =
+                format!("etcd_server_client_requests_total{{client_api_version=\"{series}\"}} {n}");
+            assert!(text.lines().any(|x| x == l), "{l}");
+        }
+        assert!(!text.contains("client_api_version=\"3.4\""));
+        assert!(
+            text.lines()
+                .any(|l| l == "etcd_disk_wal_write_bytes_total 128")
+        );
         let ok = r#"grpc_server_handled_total{grpc_code="OK",grpc_method="Range",grpc_service="etcdserverpb.KV",grpc_type="unary"}"#;
         assert_eq!(line(&text, ok), format!("{ok} 1"));
         let oor = r#"grpc_server_handled_total{grpc_code="OutOfRange",grpc_method="Range",grpc_service="etcdserverpb.KV",grpc_type="unary"}"#;

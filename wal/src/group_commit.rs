@@ -125,6 +125,9 @@ pub struct SyncEvent {
     pub duration: std::time::Duration,
     /// Requests that shared it.
     pub requests: usize,
+    /// Bytes it wrote (batch header and records; 0 when nothing was
+    /// buffered).
+    pub bytes: u64,
 }
 
 /// Called on the wal thread after every sync (metrics); must be cheap.
@@ -213,11 +216,13 @@ fn sync_observed<F: Fs>(
     requests: usize,
 ) -> CommitResult {
     let started = std::time::Instant::now();
+    let before = wal.bytes_written();
     let result = wal.sync();
     if let Some(obs) = observer {
         obs(SyncEvent {
             duration: started.elapsed(),
             requests,
+            bytes: wal.bytes_written() - before,
         });
     }
     result

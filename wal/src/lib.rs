@@ -43,4 +43,4 @@ pub use log::{Config, Entries, Recovered, TornTail, Wal};
 pub use record::MAX_PAYLOAD;
 pub use repair::{Dropped, Repair, RepairMode, RepairPlan, repair};
 pub use segment::SegmentName;
-pub use snap::{PAYLOAD_OFFSET, SnapStore, SnapshotFile};
+pub use snap::{PAYLOAD_OFFSET, SaveTimes, SnapStore, SnapshotFile};

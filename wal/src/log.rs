@@ -176,6 +176,9 @@ pub struct Wal<F: Fs> {
     /// fdatasync calls made by appends (the group-commit ratio's
     /// denominator; a future `etcd_disk_wal_fsync` metric).
     syncs: u64,
+    /// Bytes written by [`Wal::sync`] since open (batch headers and
+    /// records, not the zero fill ahead of them).
+    bytes_written: u64,
     /// The tail is a format v1 segment (found at open): roll before the
     /// first write.
     legacy_tail: bool,
@@ -250,6 +253,7 @@ impl<F: Fs> Wal<F> {
             durable_index: None,
             failed: false,
             syncs: 0,
+            bytes_written: 0,
             legacy_tail: false,
         };
         let mut recovered = Recovered::default();
@@ -456,6 +460,12 @@ impl<F: Fs> Wal<F> {
         self.syncs
     }
 
+    /// Bytes written by [`Wal::sync`] since open: batch headers and
+    /// records, not the zeros written ahead of them.
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_written
+    }
+
     /// The newest metadata per key.
     pub fn meta(&self) -> &BTreeMap<u64, Vec<u8>> {
         &self.meta
@@ -555,6 +565,7 @@ impl<F: Fs> Wal<F> {
                 loc.offset += h;
             }
             self.written += batch_len;
+            self.bytes_written += batch_len;
             self.zeroed = zeroed;
             self.pending.clear();
         }

@@ -43,6 +43,15 @@ pub struct SnapshotFile {
     pub payload_len: u64,
 }
 
+/// How long the parts of a [`SnapStore::save_timed`] took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SaveTimes {
+    /// Creating the file and streaming the payload into it.
+    pub write: std::time::Duration,
+    /// The file's `fdatasync`.
+    pub fsync: std::time::Duration,
+}
+
 /// The snapshot directory.
 #[derive(Debug)]
 pub struct SnapStore<F: Fs> {
@@ -141,12 +150,24 @@ impl<F: Fs> SnapStore<F> {
         index: u64,
         write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
     ) -> io::Result<SnapshotFile> {
+        self.save_timed(term, index, write).map(|(f, _)| f)
+    }
+
+    /// [`SnapStore::save_with`], also saying how long the payload took to
+    /// stream and the file to sync.
+    pub fn save_timed(
+        &self,
+        term: u64,
+        index: u64,
+        write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> io::Result<(SnapshotFile, SaveTimes)> {
+        let mut times = SaveTimes::default();
         let final_path = self.dir.join(name(term, index));
         let tmp = self.dir.join(format!("{}.tmp", name(term, index)));
         if self.fs.exists(&tmp) {
             self.fs.remove(&tmp)?;
         }
-        let r = self.write_tmp(&tmp, term, index, write);
+        let r = self.write_tmp(&tmp, term, index, write, &mut times);
         if r.is_err() {
             // A failed write (disk full, EIO) must not leave its partial
             // temp file taking the space a retry needs; a crash leaves it
@@ -156,13 +177,16 @@ impl<F: Fs> SnapStore<F> {
         let len = r?;
         self.fs.rename(&tmp, &final_path)?;
         self.fs.sync_dir(&self.dir)?;
-        Ok(SnapshotFile {
-            path: final_path,
-            term,
-            index,
-            payload_offset: PAYLOAD_OFFSET,
-            payload_len: len,
-        })
+        Ok((
+            SnapshotFile {
+                path: final_path,
+                term,
+                index,
+                payload_offset: PAYLOAD_OFFSET,
+                payload_len: len,
+            },
+            times,
+        ))
     }
 
     /// The temp file of [`SnapStore::save_with`], written and synced;
@@ -173,7 +197,9 @@ impl<F: Fs> SnapStore<F> {
         term: u64,
         index: u64,
         write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+        times: &mut SaveTimes,
     ) -> io::Result<u64> {
+        let started = std::time::Instant::now();
         let mut file = self.fs.create(tmp)?;
         let mut w = PayloadWriter {
             file: &mut file,
@@ -186,7 +212,10 @@ impl<F: Fs> SnapStore<F> {
         w.flush_buf()?;
         let (len, crc) = (w.len, w.hasher.clone().finalize());
         file.write_at(&header(term, index, len, crc), 0)?;
+        times.write = started.elapsed();
+        let synced = std::time::Instant::now();
         file.sync_data()?;
+        times.fsync = synced.elapsed();
         Ok(len)
     }
 

@@ -490,6 +490,39 @@ pub enum Op {
 }
 
 impl Op {
+    /// The `op` label of `etcd_server_apply_duration_seconds`: etcd 3.5's
+    /// name of this request in its applier.
+    pub(crate) fn apply_label(&self) -> &'static str {
+        match self {
+            Op::Put(_) => "Put",
+            Op::DeleteRange(_) => "DeleteRange",
+            Op::Txn(_) => "Txn",
+            Op::Compact { .. } => "Compaction",
+            Op::LeaseGrant { .. } => "LeaseGrant",
+            Op::LeaseRevoke { .. } => "LeaseRevoke",
+            Op::Alarm { .. } => "Alarm",
+            Op::Auth(a) => match a {
+                AuthOp::Enable => "AuthEnable",
+                AuthOp::Disable => "AuthDisable",
+                AuthOp::Status => "AuthStatus",
+                AuthOp::Authenticate { .. } => "Authenticate",
+                AuthOp::UserAdd { .. } => "AuthUserAdd",
+                AuthOp::UserGet { .. } => "AuthUserGet",
+                AuthOp::UserList => "AuthUserList",
+                AuthOp::UserDelete { .. } => "AuthUserDelete",
+                AuthOp::UserChangePassword { .. } => "AuthUserChangePassword",
+                AuthOp::UserGrantRole { .. } => "AuthUserGrantRole",
+                AuthOp::UserRevokeRole { .. } => "AuthUserRevokeRole",
+                AuthOp::RoleAdd { .. } => "AuthRoleAdd",
+                AuthOp::RoleGet { .. } => "AuthRoleGet",
+                AuthOp::RoleList => "AuthRoleList",
+                AuthOp::RoleDelete { .. } => "AuthRoleDelete",
+                AuthOp::RoleGrantPermission { .. } => "AuthRoleGrantPermission",
+                AuthOp::RoleRevokePermission { .. } => "AuthRoleRevokePermission",
+            },
+        }
+    }
+
     /// About the bytes of this op's encoding (the key and value bytes it
     /// carries, plus a little for the rest): a buffer's first capacity.
     fn size_hint(&self) -> usize {

@@ -43,7 +43,7 @@ use super::applied::AppliedState;
 use super::applied_index::AppliedIndex;
 use super::apply::{Apply, LeaseChange};
 use super::sessions::Sessions;
-use super::{Entry, LogId, Outcomes, TypeConfig, decode, encode};
+use super::{Command, Entry, LogId, Outcomes, TypeConfig, decode, encode};
 use crate::lessor::Lessor;
 use crate::watches::Watches;
 use ferrocd_net::Metrics;
@@ -125,6 +125,9 @@ pub struct SmShared {
     pub(crate) metrics: Metrics,
     /// Set when a compaction left physical work for the background.
     compacting: Mutex<bool>,
+    /// When the first chunk of the snapshot being received from the
+    /// leader came (`etcd_snap_db_save_total_duration_seconds`).
+    pub(crate) receiving_snapshot: Mutex<Option<Instant>>,
     /// The replicated auth store (replaced whole on every change).
     pub auth: arc_swap::ArcSwap<AuthState>,
     /// This member's simple tokens.
@@ -251,7 +254,12 @@ impl SmShared {
 
     /// Physical compaction, in steps, off the apply path.
     pub fn finish_compaction(&self) {
-        self.store.finish_compaction();
+        // Each step holds the store's writer lock: etcd's compaction
+        // pauses, with the key index's part apart.
+        self.store.finish_compaction_observed(|step| {
+            self.metrics
+                .compaction_step(step.keys_removed, step.pause, step.index)
+        });
         *self.compacting.lock().expect("compacting lock") = false;
     }
 }
@@ -477,7 +485,11 @@ impl StateMachine {
         for (id, ttl) in store.snapshot().lease_ttls() {
             lessor.grant(id, ttl, now);
         }
-        let watches = Arc::new(Watches::new(watch_config, store.revision()));
+        let watches = Arc::new(Watches::new(
+            watch_config,
+            store.revision(),
+            metrics.clone(),
+        ));
         Ok(Self {
             shared: Arc::new(SmShared {
                 store: Arc::new(store),
@@ -498,6 +510,7 @@ impl StateMachine {
                 max_snapshots,
                 metrics,
                 compacting: Mutex::new(false),
+                receiving_snapshot: Mutex::new(None),
                 auth: arc_swap::ArcSwap::from_pointee(node.auth),
                 removed: arc_swap::ArcSwap::from_pointee(node.removed.into_iter().collect()),
                 tokens: Mutex::new(SimpleTokens::new(token_ttl)),
@@ -551,14 +564,22 @@ impl StateMachine {
                 }
                 // The leader applies the commands it built; every other
                 // member (and the leader after a restart) decodes them.
-                EntryPayload::Normal(p) => Outcomes(match p.take_local() {
-                    Some(cmds) => cmds.iter().map(|cmd| a.command(cmd, index)).collect(),
-                    None => p
-                        .commands()?
-                        .iter()
-                        .map(|cmd| a.command(cmd, index))
-                        .collect(),
-                }),
+                EntryPayload::Normal(p) => {
+                    // Each request timed by its kind and outcome
+                    // (`etcd_server_apply_duration_seconds`).
+                    let mut timed = |cmd: &Command| {
+                        let t = Instant::now();
+                        let r = a.command(cmd, index);
+                        let ok = matches!(r, Ok(_) | Err(ferrocd_net::EtcdError::Compacted));
+                        sh.metrics
+                            .observe_apply(cmd.op.apply_label(), ok, t.elapsed());
+                        r
+                    };
+                    Outcomes(match p.take_local() {
+                        Some(cmds) => cmds.iter().map(|c| timed(c)).collect(),
+                        None => p.commands()?.iter().map(&mut timed).collect(),
+                    })
+                }
             };
             replies.push(outcomes);
         }
@@ -664,12 +685,17 @@ impl StateMachine {
         let (term, index) = meta
             .last_log_id
             .map_or((0, 0), |l| (l.committed_leader_id().term, l.index()));
-        let prefix = meta_prefix(&meta, &node)?;
         let t = Instant::now();
-        let file = sh.snaps.save_with(term, index, |w| {
+        let prefix = meta_prefix(&meta, &node)?;
+        let marshalled = t.elapsed();
+        let (file, times) = sh.snaps.save_timed(term, index, |w| {
             w.write_all(&prefix)?;
             view.write_snapshot(&mut &mut *w).map(|_| ())
         })?;
+        // etcd's snapshotter: marshalling (our meta, then the store
+        // streamed as it is serialized), the file's fsync, the whole save.
+        sh.metrics
+            .snapshot_saved(marshalled + times.write, times.fsync, t.elapsed());
         tracing::info!(
             file = %file.path.display(),
             revision = view.revision(),
@@ -788,9 +814,17 @@ impl StateMachine {
                 let mut f = std::fs::File::open(&src.path)?;
                 f.seek(SeekFrom::Start(src.payload_offset))?;
                 let mut payload = f.take(src.payload_len);
-                this.shared
+                let t = Instant::now();
+                let (file, times) = this
+                    .shared
                     .snaps
-                    .save_with(term, index, |w| std::io::copy(&mut payload, w).map(|_| ()))
+                    .save_timed(term, index, |w| std::io::copy(&mut payload, w).map(|_| ()))?;
+                // etcd's `.snap.db` save of a leader's snapshot: its fsync
+                // and the whole save.
+                this.shared
+                    .metrics
+                    .snapshot_db_saved(times.fsync, t.elapsed());
+                Ok::<_, io::Error>(file)
             })
             .await
             .map_err(io::Error::other)??

@@ -450,6 +450,19 @@ fn lagging_follower_catches_up_by_snapshot() {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".snap"))
         .count();
     assert!(snaps > 0, "the follower holds no snapshot file");
+    // It saved the leader's snapshot as etcd saves a `.snap.db`, timed.
+    let (_, metrics) = common::http_get(c.members[follower].client, "/metrics").unwrap();
+    for name in [
+        "etcd_snap_db_save_total_duration_seconds_count",
+        "etcd_snap_db_fsync_duration_seconds_count",
+    ] {
+        let n: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        assert!(n >= 1.0, "{name} {n}");
+    }
     rt.block_on(async {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {

@@ -295,6 +295,25 @@ fn served_names_and_their_events_on_a_three_member_cluster() {
     // and the serializable flag); answers are larger.
     assert!(moved("etcd_network_client_grpc_received_bytes_total") >= 6.0 + 3.0 + 3.0);
     assert!(moved("etcd_network_client_grpc_sent_bytes_total") > 30.0);
+    // etcdctl 3.5's three unary calls, by its `client-api-version`.
+    let by_version = r#"etcd_server_client_requests_total{client_api_version="3.5",type="unary"}"#;
+    assert_eq!(
+        value(&after, by_version).unwrap() - value(b, by_version).unwrap_or(0.0),
+        3.0
+    );
+    // The put's entry went into every member's WAL, and every member
+    // timed its apply.
+    let applied_puts =
+        r#"etcd_server_apply_duration_seconds_count{op="Put",success="true",version="v3"}"#;
+    for (&port, b) in c.clients.iter().zip(&before) {
+        let now = scrape(port);
+        let wal = "etcd_disk_wal_write_bytes_total";
+        assert!(value(&now, wal).unwrap() > value(b, wal).unwrap());
+        assert_eq!(
+            value(&now, applied_puts).unwrap() - value(b, applied_puts).unwrap_or(0.0),
+            1.0
+        );
+    }
     let put_msgs = r#"grpc_server_msg_received_total{grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary"}"#;
     assert_eq!(moved(put_msgs), 1.0);
     // The follower forwarded the put to the leader and heard from it.
@@ -320,8 +339,10 @@ fn served_names_and_their_events_on_a_three_member_cluster() {
         Some(0.0)
     );
 
-    // Every served name, on every member, with etcd's type.
+    // Every served name, on every member, with etcd's type (after a
+    // client call: etcd makes the client request series on the first).
     for (i, &port) in c.clients.iter().enumerate() {
+        c.ctl(i, &["get", "k"]);
         let got = types(&scrape(port));
         for (name, e) in want.iter().filter(|(_, e)| e.served) {
             assert_eq!(
@@ -407,6 +428,11 @@ fn served_names_and_their_events_on_a_three_member_cluster() {
         value(&scrape(port), "etcd_server_proposals_failed_total"),
         Some(failed + 1.0)
     );
+    // `/readyz`'s read index round found no leader until its request
+    // timeout: a slow read index, as etcd counts a timed-out one.
+    wait_until(Duration::from_secs(20), "a slow read index", || {
+        value(&scrape(port), "etcd_server_slow_read_indexes_total").is_some_and(|n| n >= 1.0)
+    });
 }
 
 /// `/livez` and `/readyz` in etcd 3.5.11+'s format, with `verbose`,
@@ -519,12 +545,32 @@ fn lease_maintenance_and_scrape_series_move() {
     wait_until(Duration::from_secs(10), "the watch stream counted", || {
         value(&scrape(s.client_port()), streams) == Some(1.0)
     });
+    // Its events count once sent; none is left pending, no watcher slow.
+    let events = "etcd_debugging_mvcc_events_total";
+    let sent = value(&scrape(s.client_port()), events).unwrap();
+    s.ctl(&["put", "w", "1"]).ok();
+    s.ctl(&["del", "w"]).ok();
+    wait_until(Duration::from_secs(10), "the watch events counted", || {
+        value(&scrape(s.client_port()), events) == Some(sent + 2.0)
+    });
+    let now = scrape(s.client_port());
+    assert_eq!(
+        value(&now, "etcd_debugging_mvcc_pending_events_total"),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&now, "etcd_debugging_mvcc_slow_watcher_total"),
+        Some(0.0)
+    );
     drop(watcher);
     wait_until(Duration::from_secs(10), "the watch stream gone", || {
         value(&scrape(s.client_port()), streams) == Some(0.0)
     });
-    // A compaction: timed once its physical part (a thread) finishes.
-    s.ctl(&["compact", "2"]).ok();
+    // A compaction: timed once its physical part (a thread) finishes; it
+    // removes `a`'s first revision and `w`'s put and delete, in one step
+    // (one pause each for the store and its key index).
+    s.ctl(&["put", "a", "2"]).ok();
+    s.ctl(&["compact", "5"]).ok();
     wait_until(Duration::from_secs(10), "the compaction timed", || {
         let now = scrape(s.client_port());
         value(
@@ -533,6 +579,13 @@ fn lease_maintenance_and_scrape_series_move() {
         ) == Some(1.0)
             && value(&now, "etcd_debugging_mvcc_db_compaction_last").is_some_and(|t| t > 1e9)
     });
+    let now = scrape(s.client_port());
+    assert!(value(&now, "etcd_debugging_mvcc_db_compaction_keys_total").unwrap() >= 2.0);
+    for pause in ["db", "index"] {
+        let count =
+            format!("etcd_debugging_mvcc_{pause}_compaction_pause_duration_milliseconds_count");
+        assert_eq!(value(&now, &count), Some(1.0), "{count}");
+    }
     // This scrape is the second one and counts once done.
     assert_eq!(
         moved(r#"promhttp_metric_handler_requests_total{code="200"}"#),
@@ -542,4 +595,35 @@ fn lease_maintenance_and_scrape_series_move() {
         value(&after, "promhttp_metric_handler_requests_in_flight"),
         Some(1.0)
     );
+}
+
+/// A member that saves a snapshot (every 5 entries here) times it as
+/// etcd's snapshotter does: marshalling, fsync and the whole save.
+#[test]
+fn snapshot_saves_are_timed() {
+    let tmp = tempdir();
+    let s = Server::start_with(&tmp.path().join("data"), &["--snapshot-count", "5"]);
+    for i in 0..12 {
+        s.ctl(&["put", &format!("k{i}"), "v"]).ok();
+    }
+    wait_until(
+        Duration::from_secs(20),
+        "a snapshot saved and timed",
+        || {
+            let now = scrape(s.client_port());
+            [
+                "etcd_debugging_snap_save_total_duration_seconds_count",
+                "etcd_debugging_snap_save_marshalling_duration_seconds_count",
+                "etcd_snap_fsync_duration_seconds_count",
+            ]
+            .iter()
+            .all(|n| value(&now, n).is_some_and(|c| c >= 1.0))
+        },
+    );
+    // etcdctl snapshot save: the backend file for the stream is timed.
+    let backend = "etcd_disk_backend_snapshot_duration_seconds_count";
+    let before = value(&scrape(s.client_port()), backend).unwrap();
+    let db = tmp.path().join("backup.db");
+    s.ctl(&["snapshot", "save", db.to_str().unwrap()]).ok();
+    assert_eq!(value(&scrape(s.client_port()), backend), Some(before + 1.0));
 }

@@ -66,6 +66,8 @@ pub struct Hub {
     /// fell behind. Kept to avoid allocating per call.
     hits: Vec<(GroupId, u32)>,
     fallen: Vec<u32>,
+    /// Events in the responses queued in every outbox.
+    queued_events: usize,
 }
 
 impl Hub {
@@ -88,6 +90,7 @@ impl Hub {
             next_sweep: None,
             hits: Vec::new(),
             fallen: Vec::new(),
+            queued_events: 0,
         }
     }
 
@@ -201,6 +204,12 @@ impl Hub {
         id
     }
 
+    /// Events in the responses queued for the streams, not drained yet
+    /// (etcd's pending events).
+    pub fn queued_events(&self) -> usize {
+        self.queued_events
+    }
+
     /// Remove a watcher; responses of it still queued are dropped. False if
     /// unknown (already canceled, or compacted away).
     pub fn cancel(&mut self, id: WatcherId) -> bool {
@@ -227,6 +236,7 @@ impl Hub {
         let outbox = std::mem::take(&mut st.outbox);
         st.progress_pending = false;
         for resp in outbox {
+            self.queued_events -= resp.events.len();
             if let Some(id) = resp.watcher.filter(|_| resp.canceled) {
                 let w = &mut self.watchers[id.slot() as usize];
                 if w.draining && w.generation == id.generation() {
@@ -326,6 +336,7 @@ impl Hub {
                 let id = w.id(slot);
                 let s = w.stream;
                 let st = self.streams[s as usize].as_mut().expect("live stream");
+                self.queued_events += evs.len();
                 st.outbox.push_back(WatchResponse {
                     stream: st.id,
                     watcher: Some(id),
@@ -544,6 +555,7 @@ impl Hub {
             let Some(resp) = self.stream_mut(s).outbox.pop_front() else {
                 break;
             };
+            self.queued_events -= resp.events.len();
             if let Some(id) = resp.watcher {
                 let slot = id.slot();
                 let w = &mut self.watchers[slot as usize];
@@ -631,6 +643,7 @@ impl Hub {
     }
 
     fn push(&mut self, s: u32, mut resp: WatchResponse) {
+        self.queued_events += resp.events.len();
         let st = self.stream_mut(s);
         resp.stream = st.id;
         st.outbox.push_back(resp);

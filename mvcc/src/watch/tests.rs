@@ -383,6 +383,8 @@ fn slow_consumer_falls_behind_without_blocking_others() {
     assert_eq!(fast_got.len(), 10);
     assert_eq!(f.hub.is_synced(fast), Some(true));
     assert_eq!(f.hub.is_synced(slow), Some(false));
+    // Stream 2 holds its two responses of one event each.
+    assert_eq!(f.hub.queued_events(), 2);
     // Full queue: sync cannot deliver yet.
     f.hub.sync_unsynced(&f.model, 100).unwrap();
     assert_eq!(f.hub.is_synced(slow), Some(false));
@@ -552,7 +554,9 @@ fn cancel_drops_queued_responses_and_ids_are_not_reused() {
     f.put("a");
     assert!(f.hub.cancel(w));
     assert!(!f.hub.cancel(w));
+    assert_eq!(f.hub.queued_events(), 1); // until drained, then dropped
     assert!(f.drain().is_empty());
+    assert_eq!(f.hub.queued_events(), 0);
     assert!(f.hub.is_empty());
     let w2 = f.watch(KeyRange::single(b"a"), 0);
     assert_ne!(w, w2); // same slot, new generation
@@ -577,9 +581,12 @@ fn cancel_unsynced_and_close_stream() {
     assert_eq!(f.hub.unsynced_len(), 0);
 
     f.put("a/x");
+    assert_eq!(f.hub.queued_events(), 2); // one per stream
     f.hub.close_stream(1);
+    assert_eq!(f.hub.queued_events(), 1); // stream 1's dropped
     assert_eq!(f.hub.is_synced(live), None);
     let out = f.drain();
+    assert_eq!(f.hub.queued_events(), 0);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].watcher, Some(other));
     assert_eq!(f.hub.len(), 1);

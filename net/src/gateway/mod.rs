@@ -605,7 +605,9 @@ impl Counted {
     }
 
     fn start(&self) -> Option<crate::metrics::CallTimer> {
-        self.index.map(|i| self.metrics.start_call(i))
+        // The gateway's calls carry no client API version (etcd's gateway
+        // dials the server without one).
+        self.index.map(|i| self.metrics.start_call(i, None))
     }
 }
 

@@ -212,6 +212,7 @@ enum Req {
         reader: Reader,
         token: Option<http::HeaderValue>,
         deadline: Option<Duration>,
+        api_version: Option<std::borrow::Cow<'static, [u8]>>,
     },
     /// Fed to the service's [`RecvBody`].
     Body(Arc<Mutex<Inbox>>),
@@ -274,6 +275,8 @@ struct Fields {
     regular: Vec<(Vec<u8>, Vec<u8>)>,
     token: Option<http::HeaderValue>,
     deadline: Option<Duration>,
+    /// `client-api-version` (etcd_server_client_requests_total).
+    api_version: Option<std::borrow::Cow<'static, [u8]>>,
     /// The request may be a hot call: gRPC, not compressed.
     hot_ok: bool,
     /// A malformed request (RFC 9113 §8.1.1): a stream error.
@@ -337,6 +340,9 @@ impl Fields {
                 self.token = http::HeaderValue::from_bytes(v).ok();
             }
             b"grpc-timeout" => self.deadline = grpc_timeout(v),
+            b"client-api-version" if self.api_version.is_none() => {
+                self.api_version = Some(crate::metrics::client_version(v));
+            }
             _ => {}
         }
         // Kept for the service: whether the call is hot is only known at
@@ -1020,6 +1026,7 @@ where
                     reader: Reader::new(Reads::One, self.cfg.max_message),
                     token: h.token.take(),
                     deadline: h.deadline,
+                    api_version: h.api_version.take(),
                 },
                 self.peer_initial_window,
             );
@@ -1106,6 +1113,7 @@ where
             reader,
             token,
             deadline,
+            api_version,
         } = std::mem::replace(&mut s.req, Req::Done)
         else {
             return;
@@ -1113,7 +1121,7 @@ where
         let timer = self
             .metrics
             .method_index(method.path())
-            .map(|i| self.metrics.start_call(i));
+            .map(|i| self.metrics.start_call(i, api_version.as_deref()));
         let msg = match reader
             .finish()
             .map_err(Status::from)
