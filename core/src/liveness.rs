@@ -42,7 +42,8 @@ impl Removal {
             // cluster" — it stops; its data dir is not reusable.
             tracing::error!(
                 learned_from = how,
-                "the member has been permanently removed from the cluster; stopping                  (the data dir used by this member must be removed before it joins again)"
+                "the member has been permanently removed from the cluster; stopping \
+                 (the data dir used by this member must be removed before it joins again)"
             );
         }
         self.notify.notify_waiters();
