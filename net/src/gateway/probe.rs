@@ -29,6 +29,8 @@ use axum::body::Body;
 use axum::routing::any;
 use http::{HeaderValue, Method, StatusCode, header};
 
+use super::error::text_response;
+
 /// One check's run: `Ok`, or why it failed.
 pub type CheckFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
@@ -125,25 +127,8 @@ pub(crate) fn render(
 }
 
 async fn answer(checks: &[Check], method: &Method, query: Option<&str>) -> http::Response<Body> {
-    let text = |status: StatusCode, body: String| {
-        let mut r = http::Response::new(Body::from(body));
-        *r.status_mut() = status;
-        let h = r.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        h.insert(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        );
-        r
-    };
     if method != Method::GET {
-        let mut r = text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "Method Not Allowed\n".into(),
-        );
+        let mut r = text_response(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET"));
         return r;
@@ -157,7 +142,7 @@ async fn answer(checks: &[Check], method: &Method, query: Option<&str>) -> http:
         outcomes.push((c.name, (c.run)().await));
     }
     let (status, body) = render(&outcomes, q.verbose);
-    text(status, body)
+    text_response(status, body)
 }
 
 /// The routes of one endpoint (`/livez` or `/readyz`) and its checks'
