@@ -153,8 +153,7 @@ impl Node {
             }),
             serializable(self),
             check("linearizable_read", self, |n| async move {
-                // etcd's request timeout: 5 s plus two election timeouts.
-                let within = Duration::from_secs(5) + 2 * n.parts.election_timeout;
+                let within = n.parts.reads.request_timeout();
                 match tokio::time::timeout(within, n.parts.reads.linearize()).await {
                     Ok(Ok(())) => n.probe_read(),
                     Ok(Err(e)) => Err(e.to_string()),

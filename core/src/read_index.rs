@@ -3,6 +3,7 @@
 //! far. Reads that arrive together share one round (etcd's batching).
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use ferrocd_net::{EtcdError, Metrics};
 use openraft::ReadPolicy;
@@ -70,6 +71,11 @@ impl ReadIndex {
             link,
             batch: Mutex::new(ReadBatch::new(metrics)),
         })
+    }
+
+    /// How long a linearizable read may take (etcd's request timeout).
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.link.request_timeout()
     }
 
     /// A read index on this member, which must lead: the log index a
